@@ -1,0 +1,697 @@
+//! The sans-IO Raft core: a deterministic state machine over [`Input`]s producing [`Ready`]s.
+//!
+//! Every rule is the rule of PROTOCOL.md with the same names; the node-only features
+//! (pipelining, byte cap, session bound, ReadIndex) are documented where they act.
+
+mod log;
+mod message;
+mod params;
+mod progress;
+mod read;
+mod ready;
+mod state_machine;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+pub use self::log::{Command, Entry, Log, Op};
+pub use self::message::{
+    Answer, ClientId, ClientReply, ClientRequest, ClientResponse, Envelope, Index, Message,
+    NodeId, ReadRequest, Term,
+};
+#[cfg(feature = "mutants")]
+pub use self::params::Bug;
+pub use self::params::{Backoff, Params};
+pub use self::progress::Progress;
+pub use self::read::ReadState;
+pub use self::ready::{HardState, Input, LogWrite, Ready};
+pub use self::state_machine::{Applied, KvStateMachine, Session};
+
+use self::params::BugId;
+
+/// A server's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+/// One Raft server: plain data, deterministic, no I/O.
+///
+/// Drive it with [`RaftCore::step`]; handle each returned [`Ready`] completely (persist, then
+/// send) before the next input.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RaftCore {
+    id: NodeId,
+    /// The other servers, sorted by id.
+    peers: Vec<NodeId>,
+    params: Params,
+    // durable
+    current_term: Term,
+    voted_for: Option<NodeId>,
+    log: Log,
+    // volatile
+    role: Role,
+    commit_index: Index,
+    last_applied: Index,
+    leader_id: Option<NodeId>,
+    votes: BTreeSet<NodeId>,
+    progress: BTreeMap<NodeId, Progress>,
+    recent_active: BTreeSet<NodeId>,
+    sm: KvStateMachine,
+    reads: ReadState,
+    // persistence bookkeeping
+    persisted_hard_state: HardState,
+    unstable_from: Index,
+    // the batch being built
+    #[serde(skip)]
+    out: Out,
+}
+
+/// The parts of a `Ready` gathered while an input is handled.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct Out {
+    messages: Vec<Envelope>,
+    replies: Vec<ClientReply>,
+    applied_from: Option<Index>,
+    reset_election_timer: bool,
+}
+
+impl RaftCore {
+    /// A brand-new server (empty log, term 0) in a cluster of `peers` (self may be included).
+    pub fn new(id: NodeId, peers: &[NodeId], params: Params) -> Self {
+        Self::from_durable(id, peers, params, HardState::default(), Log::default())
+    }
+
+    /// A server restarted from its durable state: a `Follower` with `commit_index = 0`, an
+    /// empty state machine and `leader_id = None`.
+    pub fn from_durable(
+        id: NodeId,
+        peers: &[NodeId],
+        params: Params,
+        hard_state: HardState,
+        log: Log,
+    ) -> Self {
+        let mut peers: Vec<NodeId> = peers.iter().copied().filter(|&p| p != id).collect();
+        peers.sort_unstable();
+        peers.dedup();
+        let mut hard_state = hard_state;
+        if params.has_bug(BugId::ForgetVoteOnRestart) {
+            hard_state.voted_for = None;
+        }
+        let unstable_from = log.last_index() + 1;
+        RaftCore {
+            id,
+            peers,
+            params,
+            current_term: hard_state.current_term,
+            voted_for: hard_state.voted_for,
+            log,
+            role: Role::Follower,
+            commit_index: 0,
+            last_applied: 0,
+            leader_id: None,
+            votes: BTreeSet::new(),
+            progress: BTreeMap::new(),
+            recent_active: BTreeSet::new(),
+            sm: KvStateMachine::default(),
+            reads: ReadState::default(),
+            persisted_hard_state: hard_state,
+            unstable_from,
+            out: Out::default(),
+        }
+    }
+
+    // ----- accessors -------------------------------------------------------------------
+
+    /// This server's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    /// The other servers, by id.
+    pub fn peers(&self) -> &[NodeId] {
+        &self.peers
+    }
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+    /// `role`.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// True when `role == Leader`.
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+    /// `current_term`.
+    pub fn current_term(&self) -> Term {
+        self.current_term
+    }
+    /// `voted_for`.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+    /// The durable state besides the log.
+    pub fn hard_state(&self) -> HardState {
+        HardState { current_term: self.current_term, voted_for: self.voted_for }
+    }
+    /// `log`.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+    /// `commit_index`.
+    pub fn commit_index(&self) -> Index {
+        self.commit_index
+    }
+    /// `last_applied`.
+    pub fn last_applied(&self) -> Index {
+        self.last_applied
+    }
+    /// `leader_id`.
+    pub fn leader_id(&self) -> Option<NodeId> {
+        self.leader_id
+    }
+    /// `votes` (meaningful at a `PreCandidate` or `Candidate`).
+    pub fn votes(&self) -> &BTreeSet<NodeId> {
+        &self.votes
+    }
+    /// `recent_active` (meaningful at a leader with `check_quorum`).
+    pub fn recent_active(&self) -> &BTreeSet<NodeId> {
+        &self.recent_active
+    }
+    /// The progress of every peer (set when this server last became leader).
+    pub fn progress(&self) -> &BTreeMap<NodeId, Progress> {
+        &self.progress
+    }
+    /// `next_index[peer]`.
+    pub fn next_index(&self, peer: NodeId) -> Option<Index> {
+        self.progress.get(&peer).map(|p| p.next_index)
+    }
+    /// `match_index[peer]`.
+    pub fn match_index(&self, peer: NodeId) -> Option<Index> {
+        self.progress.get(&peer).map(|p| p.match_index)
+    }
+    /// The key-value state machine (map and `sessions`).
+    pub fn state_machine(&self) -> &KvStateMachine {
+        &self.sm
+    }
+    /// The key-value map.
+    pub fn kv(&self) -> &BTreeMap<String, String> {
+        self.sm.kv()
+    }
+    /// `sessions`: per client, the last applied seq and its answer.
+    pub fn sessions(&self) -> &BTreeMap<ClientId, Session> {
+        self.sm.sessions()
+    }
+    /// ReadIndex bookkeeping (node-only).
+    pub fn read_state(&self) -> &ReadState {
+        &self.reads
+    }
+
+    fn majority(&self) -> usize {
+        (self.peers.len() + 1) / 2 + 1
+    }
+
+    // ----- the one entry point -----------------------------------------------------------
+
+    /// Handle one input and return what must happen because of it.
+    pub fn step(&mut self, input: Input) -> Ready {
+        match input {
+            Input::Message(env) => self.on_message(env.from, env.msg),
+            Input::ElectionTimeout => self.on_election_timeout(),
+            Input::HeartbeatTimeout => {
+                if self.role == Role::Leader {
+                    self.broadcast_append();
+                }
+            }
+            Input::Client(req) => self.on_client_request(req),
+            Input::Read(req) => self.on_read_request(req),
+        }
+        self.take_ready()
+    }
+
+    fn take_ready(&mut self) -> Ready {
+        let hs = self.hard_state();
+        let hard_state = (hs != self.persisted_hard_state).then(|| {
+            self.persisted_hard_state = hs;
+            hs
+        });
+        let last = self.log.last_index();
+        let log_write = (self.unstable_from <= last || self.unstable_from_truncated()).then(|| {
+            let w = LogWrite { from_index: self.unstable_from, last_index: last };
+            self.unstable_from = last + 1;
+            w
+        });
+        let out = std::mem::take(&mut self.out);
+        Ready {
+            hard_state,
+            log_write,
+            messages: out.messages,
+            replies: out.replies,
+            applied: out.applied_from.map(|from| from..=self.last_applied),
+            reset_election_timer: out.reset_election_timer,
+        }
+    }
+
+    /// A truncation with nothing appended after it still has to reach storage.
+    fn unstable_from_truncated(&self) -> bool {
+        self.unstable_from != self.log.last_index() + 1
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        self.out.messages.push(Envelope { from: self.id, to, msg });
+    }
+
+    // ----- terms ---------------------------------------------------------------------------
+
+    /// The term rule: a newer term makes this server a follower of that term.
+    fn adopt_term(&mut self, term: Term) {
+        self.current_term = term;
+        self.voted_for = None;
+        self.leader_id = None;
+        self.become_follower_role();
+    }
+
+    /// `role = Follower`, failing the reads a leader was serving.
+    fn become_follower_role(&mut self) {
+        if self.role == Role::Leader {
+            let hint = self.leader_id.filter(|&l| l != self.id);
+            self.fail_reads(hint);
+        }
+        self.role = Role::Follower;
+    }
+
+    fn on_message(&mut self, from: NodeId, msg: Message) {
+        let term = msg.term();
+        let exempt = matches!(
+            msg,
+            Message::RequestVote { pre_vote: true, .. }
+                | Message::RequestVoteResponse { pre_vote: true, granted: true, .. }
+        );
+        if term > self.current_term && !exempt {
+            self.adopt_term(term);
+        }
+        if term < self.current_term {
+            let current_term = self.current_term;
+            match msg {
+                Message::RequestVote { pre_vote, .. } => self.send(
+                    from,
+                    Message::RequestVoteResponse { term: current_term, granted: false, pre_vote },
+                ),
+                Message::AppendEntries { .. } => self.send(
+                    from,
+                    Message::AppendEntriesResponse {
+                        term: current_term,
+                        success: false,
+                        last_index: self.log.last_index(),
+                    },
+                ),
+                Message::ReadIndex { round, .. } => self.send(
+                    from,
+                    Message::ReadIndexResponse { term: current_term, round, ok: false },
+                ),
+                _ => {}
+            }
+            return;
+        }
+        match msg {
+            Message::RequestVote { term, candidate, last_log_index, last_log_term, pre_vote } => {
+                self.on_request_vote(from, term, candidate, last_log_index, last_log_term, pre_vote)
+            }
+            Message::RequestVoteResponse { term, granted, pre_vote } => {
+                self.on_vote_response(from, term, granted, pre_vote)
+            }
+            Message::AppendEntries {
+                term: _,
+                leader,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => self.on_append_entries(from, leader, prev_log_index, prev_log_term, entries, leader_commit),
+            Message::AppendEntriesResponse { term: _, success, last_index } => {
+                self.on_append_response(from, success, last_index)
+            }
+            Message::ReadIndex { term, leader, round } => {
+                self.role_follow(leader);
+                self.send(from, Message::ReadIndexResponse { term, round, ok: true });
+            }
+            Message::ReadIndexResponse { term: _, round, ok } => {
+                if ok && self.role == Role::Leader {
+                    self.on_read_ack(from, round);
+                }
+            }
+        }
+    }
+
+    /// A message from the leader of the current term: follow it.
+    fn role_follow(&mut self, leader: NodeId) {
+        if self.role != Role::Follower {
+            self.become_follower_role();
+        }
+        self.leader_id = Some(leader);
+        self.out.reset_election_timer = true;
+    }
+
+    // ----- elections ---------------------------------------------------------------------
+
+    fn on_election_timeout(&mut self) {
+        if self.role == Role::Leader {
+            if self.params.check_quorum {
+                let active = self.recent_active.iter().filter(|&&p| p != self.id).count() + 1;
+                if active < self.majority() {
+                    self.leader_id = None;
+                    self.become_follower_role();
+                }
+                self.recent_active.clear();
+            }
+            return;
+        }
+        if self.params.pre_vote {
+            self.start_pre_vote();
+        } else {
+            self.start_election();
+        }
+    }
+
+    fn start_pre_vote(&mut self) {
+        self.role = Role::PreCandidate;
+        self.votes = BTreeSet::from([self.id]);
+        self.leader_id = None;
+        let msg = Message::RequestVote {
+            term: self.current_term + 1,
+            candidate: self.id,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            pre_vote: true,
+        };
+        self.broadcast(msg);
+        if self.votes.len() >= self.majority() {
+            self.start_election();
+        }
+    }
+
+    fn start_election(&mut self) {
+        self.current_term += 1;
+        self.voted_for = Some(self.id);
+        self.role = Role::Candidate;
+        self.votes = BTreeSet::from([self.id]);
+        self.leader_id = None;
+        let msg = Message::RequestVote {
+            term: self.current_term,
+            candidate: self.id,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            pre_vote: false,
+        };
+        self.broadcast(msg);
+        if self.votes.len() >= self.majority() {
+            self.become_leader();
+        }
+    }
+
+    fn broadcast(&mut self, msg: Message) {
+        for i in 0..self.peers.len() {
+            let to = self.peers[i];
+            self.send(to, msg.clone());
+        }
+    }
+
+    fn on_request_vote(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        candidate: NodeId,
+        last_log_index: Index,
+        last_log_term: Term,
+        pre_vote: bool,
+    ) {
+        let up_to_date = self.params.has_bug(BugId::VoteWithoutUpToDateCheck)
+            || self.log.candidate_up_to_date(last_log_term, last_log_index);
+        if pre_vote {
+            let granted = term > self.current_term
+                && up_to_date
+                && !(self.params.check_quorum && self.leader_id.is_some());
+            let term = if granted { term } else { self.current_term };
+            self.send(from, Message::RequestVoteResponse { term, granted, pre_vote: true });
+        } else {
+            let granted = term == self.current_term
+                && self.voted_for.is_none_or(|v| v == candidate)
+                && up_to_date;
+            if granted {
+                self.voted_for = Some(candidate);
+                self.out.reset_election_timer = true;
+            }
+            let term = self.current_term;
+            self.send(from, Message::RequestVoteResponse { term, granted, pre_vote: false });
+        }
+    }
+
+    fn on_vote_response(&mut self, from: NodeId, term: Term, granted: bool, pre_vote: bool) {
+        if !granted {
+            return;
+        }
+        if pre_vote {
+            if self.role == Role::PreCandidate && term == self.current_term + 1 {
+                self.votes.insert(from);
+                if self.votes.len() >= self.majority() {
+                    self.start_election();
+                }
+            }
+        } else if self.role == Role::Candidate && term == self.current_term {
+            self.votes.insert(from);
+            if self.votes.len() >= self.majority() {
+                self.become_leader();
+            }
+        }
+    }
+
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader_id = Some(self.id);
+        let last = self.log.last_index();
+        self.progress = self.peers.iter().map(|&p| (p, Progress::new(last))).collect();
+        self.recent_active.clear();
+        if self.params.noop_on_election {
+            self.log.push(Entry { term: self.current_term, command: Command::Noop });
+        }
+        self.broadcast_append();
+        self.maybe_commit();
+    }
+
+    // ----- replication -------------------------------------------------------------------
+
+    fn broadcast_append(&mut self) {
+        for i in 0..self.peers.len() {
+            let p = self.peers[i];
+            self.send_append(p, true);
+        }
+    }
+
+    /// Build and send the AppendEntries for `peer`. With pipelining off this is exactly the
+    /// PROTOCOL.md rule. With pipelining on, an append with entries is sent only while fewer
+    /// than `max_inflight_appends` are in flight (it moves `next_index` optimistically); a
+    /// broadcast to a peer whose pipeline is full, or that has nothing new while appends are
+    /// in flight, is an empty append at `match_index` (a heartbeat carrying the commit index).
+    fn send_append(&mut self, peer: NodeId, broadcast: bool) {
+        let last = self.log.last_index();
+        let Some(pr) = self.progress.get(&peer) else { return };
+        let mut prev = pr.next_index - 1;
+        let mut to = prev;
+        let pipelined = self.params.max_inflight_appends;
+        if pr.next_index <= last {
+            to = self.cap_append(pr.next_index, last);
+            if let Some(max) = pipelined {
+                if pr.inflight() >= max {
+                    if !broadcast {
+                        return;
+                    }
+                    prev = pr.match_index;
+                    to = prev;
+                }
+            }
+        } else if pipelined.is_some() && pr.inflight() > 0 {
+            prev = pr.match_index;
+        }
+        let entries = self.log.slice(prev + 1, to).to_vec();
+        if pipelined.is_some() && to > prev {
+            if let Some(pr) = self.progress.get_mut(&peer) {
+                pr.sent_optimistic(to);
+            }
+        }
+        let msg = Message::AppendEntries {
+            term: self.current_term,
+            leader: self.id,
+            prev_log_index: prev,
+            prev_log_term: self.log.term_at(prev).unwrap_or(0),
+            entries,
+            leader_commit: self.commit_index,
+        };
+        self.send(peer, msg);
+    }
+
+    /// Last index of an append starting at `from`: at most `max_entries_per_append` entries
+    /// and, when set, `max_bytes_per_append` bytes (always at least one entry).
+    fn cap_append(&self, from: Index, last: Index) -> Index {
+        let mut to = last.min(from + self.params.max_entries_per_append.max(1) as Index - 1);
+        if let Some(max_bytes) = self.params.max_bytes_per_append {
+            let mut bytes = 0usize;
+            for (k, e) in self.log.slice(from, to).iter().enumerate() {
+                bytes += e.approx_size();
+                if bytes > max_bytes && k > 0 {
+                    to = from + k as Index - 1;
+                    break;
+                }
+            }
+        }
+        to
+    }
+
+    fn on_append_entries(
+        &mut self,
+        from: NodeId,
+        leader: NodeId,
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: Index,
+    ) {
+        let term = self.current_term;
+        self.role_follow(leader);
+        let last = self.log.last_index();
+        let matches = prev_log_index <= last
+            && (self.params.has_bug(BugId::NoPrevLogTermCheck)
+                || self.log.term_at(prev_log_index) == Some(prev_log_term));
+        if !matches {
+            let last_index = last.min(prev_log_index.saturating_sub(1));
+            self.send(from, Message::AppendEntriesResponse { term, success: false, last_index });
+            return;
+        }
+        let n = entries.len() as Index;
+        for (k, entry) in entries.into_iter().enumerate() {
+            let index = prev_log_index + 1 + k as Index;
+            match self.log.term_at(index) {
+                Some(t) if t == entry.term => {}
+                Some(_) => {
+                    self.log.truncate_from(index);
+                    self.unstable_from = self.unstable_from.min(index);
+                    self.log.push(entry);
+                }
+                None => {
+                    self.log.push(entry);
+                }
+            }
+        }
+        let last_new = prev_log_index + n;
+        let new_commit = leader_commit.min(last_new);
+        if new_commit > self.commit_index {
+            self.commit_index = new_commit;
+            self.apply();
+        }
+        self.send(from, Message::AppendEntriesResponse { term, success: true, last_index: last_new });
+    }
+
+    fn on_append_response(&mut self, from: NodeId, success: bool, last_index: Index) {
+        if self.role != Role::Leader {
+            return;
+        }
+        self.recent_active.insert(from);
+        let backoff = self.params.backoff;
+        let last = self.log.last_index();
+        let Some(pr) = self.progress.get_mut(&from) else { return };
+        if success {
+            pr.on_success(last_index);
+            let more = pr.next_index <= last;
+            self.maybe_commit();
+            if more {
+                self.send_append(from, false);
+            }
+        } else {
+            pr.on_reject(last_index, backoff);
+            self.send_append(from, false);
+        }
+    }
+
+    /// The commit rule: the largest `N > commit_index` held by a majority (the leader counting
+    /// itself at `last_log_index`) with `term_at(N) == current_term`.
+    fn maybe_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut matched: Vec<Index> = self.progress.values().map(|p| p.match_index).collect();
+        matched.push(self.log.last_index());
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let n = matched[self.majority() - 1];
+        if n <= self.commit_index {
+            return;
+        }
+        let own_term = self.log.term_at(n) == Some(self.current_term);
+        if own_term || self.params.has_bug(BugId::Figure8Commit) {
+            self.commit_index = n;
+            self.apply();
+            self.start_waiting_reads();
+        }
+    }
+
+    /// Apply `last_applied + 1 ..= commit_index`; a leader answers each client command.
+    fn apply(&mut self) {
+        if self.last_applied >= self.commit_index {
+            return;
+        }
+        self.out.applied_from.get_or_insert(self.last_applied + 1);
+        let dedup = !self.params.has_bug(BugId::NoDedup);
+        let is_leader = self.role == Role::Leader;
+        while self.last_applied < self.commit_index {
+            let index = self.last_applied + 1;
+            let Some(entry) = self.log.get(index) else { break };
+            let applied = self.sm.apply(index, &entry.command, self.params.max_sessions, dedup);
+            self.last_applied = index;
+            if let Applied::Client { client_id, seq, answer: Some(answer), .. } = applied {
+                if is_leader {
+                    self.out
+                        .replies
+                        .push(ClientReply::Response(ClientResponse { client_id, seq, answer }));
+                }
+            }
+        }
+    }
+
+    // ----- clients -----------------------------------------------------------------------
+
+    fn on_client_request(&mut self, req: ClientRequest) {
+        if self.role != Role::Leader {
+            self.out.replies.push(ClientReply::NotLeader {
+                client_id: req.client_id,
+                seq: req.seq,
+                hint: self.leader_id,
+            });
+            return;
+        }
+        if !self.params.has_bug(BugId::NoDedup) {
+            if let Some(s) = self.sm.session(req.client_id) {
+                if s.last_seq >= req.seq {
+                    if s.last_seq == req.seq {
+                        let answer = s.answer.clone();
+                        self.out.replies.push(ClientReply::Response(ClientResponse {
+                            client_id: req.client_id,
+                            seq: req.seq,
+                            answer,
+                        }));
+                    }
+                    return;
+                }
+            }
+        }
+        let command = Command::Client { client_id: req.client_id, seq: req.seq, op: req.op };
+        self.log.push(Entry { term: self.current_term, command });
+        self.broadcast_append();
+        self.maybe_commit();
+    }
+}
+
+#[cfg(test)]
+mod tests;

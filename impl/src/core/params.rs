@@ -1,0 +1,128 @@
+//! `Params`: every policy that shapes the content of a message (PROTOCOL.md, "Parameters").
+
+use serde::{Deserialize, Serialize};
+
+/// How `next_index` moves after a rejected AppendEntries (PROTOCOL.md, "Replication").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Backoff {
+    /// `next_index = max(match_index + 1, min(next_index - 1, last_index + 1))`.
+    ConflictHint,
+    /// `next_index = max(match_index + 1, next_index - 1)`.
+    Decrement,
+}
+
+/// A known protocol bug that tests can switch on to prove the checks catch it.
+#[cfg(feature = "mutants")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Bug {
+    /// Grant votes (and pre-votes) without the up-to-date check.
+    VoteWithoutUpToDateCheck,
+    /// Commit an earlier-term entry by counting replicas (the paper's Figure 8).
+    Figure8Commit,
+    /// `from_durable` forgets `voted_for`.
+    ForgetVoteOnRestart,
+    /// The session table is not consulted: duplicates are appended and applied again.
+    NoDedup,
+    /// A follower accepts AppendEntries without checking `prev_log_term`.
+    NoPrevLogTermCheck,
+}
+
+/// Protocol parameters. The first five fields have exactly the PROTOCOL.md names and meaning;
+/// the rest are node-only features (conformance gaps when switched on).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Params {
+    /// Elections start with a pre-vote round.
+    pub pre_vote: bool,
+    /// Leaders step down without a recently active majority; followers that know a leader refuse pre-votes.
+    pub check_quorum: bool,
+    /// Most entries in one AppendEntries (at least 1).
+    pub max_entries_per_append: usize,
+    /// How `next_index` backs off after a rejection.
+    pub backoff: Backoff,
+    /// A new leader appends a `Noop` of its term.
+    pub noop_on_election: bool,
+    /// Node-only: most bytes of entries in one AppendEntries (`None`: unlimited). One entry is
+    /// always sent even when it alone exceeds the cap.
+    pub max_bytes_per_append: Option<usize>,
+    /// Node-only: pipelining. `Some(n)`: up to `n` AppendEntries with entries in flight per
+    /// follower, with `next_index` advanced optimistically on send. `None`: PROTOCOL.md
+    /// behaviour (sending never moves `next_index`).
+    pub max_inflight_appends: Option<usize>,
+    /// Node-only: most client sessions kept; when a new client is applied and the table is
+    /// full, the session applied at the lowest log index is evicted (`None`: unlimited).
+    pub max_sessions: Option<usize>,
+    /// Test-only: inject a known bug.
+    #[cfg(feature = "mutants")]
+    pub bug: Option<Bug>,
+}
+
+impl Params {
+    /// The model's defaults (PROTOCOL.md "model default" column), node-only features off.
+    pub fn model_defaults() -> Self {
+        Params {
+            pre_vote: false,
+            check_quorum: false,
+            max_entries_per_append: 1,
+            backoff: Backoff::ConflictHint,
+            noop_on_election: true,
+            ..Self::conformance_off()
+        }
+    }
+
+    /// The node's defaults with every node-only feature switched off: the core then emits
+    /// exactly the messages PROTOCOL.md specifies.
+    pub fn conformance_off() -> Self {
+        Params {
+            max_bytes_per_append: None,
+            max_inflight_appends: None,
+            max_sessions: None,
+            ..Self::default()
+        }
+    }
+
+    /// True when the given bug is switched on (always false without the `mutants` feature).
+    #[inline]
+    pub(crate) fn has_bug(&self, _bug: BugId) -> bool {
+        #[cfg(feature = "mutants")]
+        {
+            matches!((self.bug, _bug),
+                (Some(Bug::VoteWithoutUpToDateCheck), BugId::VoteWithoutUpToDateCheck)
+                | (Some(Bug::Figure8Commit), BugId::Figure8Commit)
+                | (Some(Bug::ForgetVoteOnRestart), BugId::ForgetVoteOnRestart)
+                | (Some(Bug::NoDedup), BugId::NoDedup)
+                | (Some(Bug::NoPrevLogTermCheck), BugId::NoPrevLogTermCheck))
+        }
+        #[cfg(not(feature = "mutants"))]
+        {
+            false
+        }
+    }
+}
+
+/// Internal mirror of `Bug` that exists with or without the feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BugId {
+    VoteWithoutUpToDateCheck,
+    Figure8Commit,
+    ForgetVoteOnRestart,
+    NoDedup,
+    NoPrevLogTermCheck,
+}
+
+impl Default for Params {
+    /// The node's defaults (PROTOCOL.md "node default" column), pipelining on.
+    fn default() -> Self {
+        Params {
+            pre_vote: true,
+            check_quorum: true,
+            max_entries_per_append: 64,
+            backoff: Backoff::ConflictHint,
+            noop_on_election: true,
+            max_bytes_per_append: Some(1 << 20),
+            max_inflight_appends: Some(8),
+            max_sessions: Some(4096),
+            #[cfg(feature = "mutants")]
+            bug: None,
+        }
+    }
+}

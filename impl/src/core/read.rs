@@ -1,0 +1,119 @@
+//! Linearizable reads through ReadIndex (node-only; the model has no reads).
+//!
+//! A leader serves a read at its `commit_index` once a majority has confirmed, after the read
+//! arrived, that it still leads: it broadcasts `ReadIndex { term, leader, round }` and counts
+//! `ReadIndexResponse`s of that round or a later one. A leader that has not yet committed an
+//! entry of its own term first waits for one (so its commit index covers every write answered
+//! by earlier leaders). The answer is read once `last_applied >= read index`, which holds at
+//! once because the core applies as it commits.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::message::{ClientReply, Index, Message, NodeId, ReadRequest};
+use super::{RaftCore, Role};
+
+/// A read waiting for its leadership confirmation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PendingRead {
+    pub request: ReadRequest,
+    /// The commit index when the round started.
+    pub read_index: Index,
+    pub round: u64,
+    pub acks: BTreeSet<NodeId>,
+}
+
+/// ReadIndex bookkeeping of a leader.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReadState {
+    /// Last round number used.
+    pub round: u64,
+    /// Reads with a confirmation round under way, oldest first.
+    pub pending: Vec<PendingRead>,
+    /// Reads waiting for the first commit of the leader's term.
+    pub waiting: Vec<ReadRequest>,
+}
+
+impl RaftCore {
+    pub(super) fn on_read_request(&mut self, req: ReadRequest) {
+        if self.role != Role::Leader {
+            self.out.replies.push(ClientReply::NotLeader {
+                client_id: req.client_id,
+                seq: req.read_id,
+                hint: self.leader_id,
+            });
+            return;
+        }
+        if self.log.term_at(self.commit_index) != Some(self.current_term) {
+            self.reads.waiting.push(req);
+            return;
+        }
+        self.start_read_round(vec![req]);
+    }
+
+    /// After a commit: reads that waited for the first commit of this term start a round.
+    pub(super) fn start_waiting_reads(&mut self) {
+        if !self.reads.waiting.is_empty()
+            && self.log.term_at(self.commit_index) == Some(self.current_term)
+        {
+            let reqs = std::mem::take(&mut self.reads.waiting);
+            self.start_read_round(reqs);
+        }
+    }
+
+    fn start_read_round(&mut self, reqs: Vec<ReadRequest>) {
+        self.reads.round += 1;
+        let round = self.reads.round;
+        for request in reqs {
+            self.reads.pending.push(PendingRead {
+                request,
+                read_index: self.commit_index,
+                round,
+                acks: BTreeSet::from([self.id]),
+            });
+        }
+        let msg = Message::ReadIndex { term: self.current_term, leader: self.id, round };
+        self.broadcast(msg);
+        self.serve_confirmed_reads();
+    }
+
+    pub(super) fn on_read_ack(&mut self, from: NodeId, round: u64) {
+        for r in &mut self.reads.pending {
+            if r.round <= round {
+                r.acks.insert(from);
+            }
+        }
+        self.serve_confirmed_reads();
+    }
+
+    fn serve_confirmed_reads(&mut self) {
+        let majority = self.majority();
+        let applied = self.last_applied;
+        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads.pending)
+            .into_iter()
+            .partition(|r| r.acks.len() >= majority && r.read_index <= applied);
+        self.reads.pending = rest;
+        for r in ready {
+            let value = self.sm.get(&r.request.key).cloned();
+            self.out.replies.push(ClientReply::Read {
+                client_id: r.request.client_id,
+                read_id: r.request.read_id,
+                value,
+            });
+        }
+    }
+
+    /// A leader stepping down answers every read it was serving with `NotLeader`.
+    pub(super) fn fail_reads(&mut self, hint: Option<NodeId>) {
+        let pending = std::mem::take(&mut self.reads.pending).into_iter().map(|r| r.request);
+        let waiting = std::mem::take(&mut self.reads.waiting);
+        for req in pending.chain(waiting) {
+            self.out.replies.push(ClientReply::NotLeader {
+                client_id: req.client_id,
+                seq: req.read_id,
+                hint,
+            });
+        }
+    }
+}

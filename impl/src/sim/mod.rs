@@ -1,0 +1,331 @@
+//! Deterministic simulation of a cluster with faults and retrying clients.
+//!
+//! One seed decides everything: the cluster size, the parameters, the network's loss,
+//! duplication and delay, partitions (symmetric and asymmetric), crashes (between steps,
+//! before a `Ready` is persisted, or after persisting but before sending) and restarts, and the
+//! clients' operations. After every step the five safety properties are checked
+//! ([`safety`]); at the end the client history is checked for linearizability and
+//! exactly-once ([`history`]). A failure carries the seed and the trace of steps; running the
+//! same seed again replays it exactly.
+
+pub mod cluster;
+pub mod history;
+pub mod network;
+pub mod safety;
+pub mod scenario;
+
+use std::fmt;
+
+use crate::core::{Answer, Backoff, ClientReply, ClientRequest, Entry, Input, NodeId, Op, Params, ReadRequest};
+use crate::driver::{SimRng, Timing};
+
+use self::cluster::{Cluster, CrashPoint};
+use self::history::{check_history, check_state_machine, OpKind, OpRecord};
+use self::network::NetConfig;
+
+/// Everything one simulated run uses; derived from the seed by [`SimConfig::from_seed`].
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub servers: u64,
+    pub params: Params,
+    pub timing: Timing,
+    pub net: NetConfig,
+    pub clients: u64,
+    pub ops_per_client: u64,
+    /// Ticks with faults on.
+    pub fault_ticks: u64,
+    /// Ticks after healing everything, for clients to finish.
+    pub settle_ticks: u64,
+    /// Per-tick fault probability scale (0 disables faults).
+    pub fault_rate: f64,
+    /// Ticks before a client retries an unanswered request.
+    pub retry_ticks: u64,
+}
+
+impl SimConfig {
+    /// Draw a configuration from a seed, optionally forcing parameters.
+    pub fn from_seed(seed: u64, base: Option<Params>) -> Self {
+        let mut rng = SimRng::new(seed ^ 0xC0FF_EE00);
+        let mut params = base.unwrap_or_else(|| {
+            let mut p = Params::default();
+            p.pre_vote = rng.chance(0.5);
+            p.check_quorum = rng.chance(0.5);
+            p.max_entries_per_append = [1, 2, 64][rng.index(3)];
+            p.backoff = if rng.chance(0.5) { Backoff::ConflictHint } else { Backoff::Decrement };
+            p.noop_on_election = rng.chance(0.8);
+            p.max_inflight_appends = if rng.chance(0.5) { Some(1 + rng.index(4)) } else { None };
+            p.max_bytes_per_append = if rng.chance(0.3) { Some(64) } else { None };
+            p
+        });
+        params.max_sessions = None;
+        let max_delay = 1 + rng.range(0, 4);
+        SimConfig {
+            servers: if rng.chance(0.7) { 3 } else { 5 },
+            params,
+            timing: Timing { election_ticks: 10, heartbeat_ticks: 2 },
+            net: NetConfig {
+                loss: [0.0, 0.02, 0.1][rng.index(3)],
+                duplicate: [0.0, 0.02, 0.1][rng.index(3)],
+                min_delay: 1,
+                max_delay,
+            },
+            clients: 1 + rng.range(0, 3),
+            ops_per_client: 10 + rng.range(0, 20),
+            fault_ticks: 300,
+            settle_ticks: 300,
+            fault_rate: 1.0,
+            retry_ticks: 15 + 2 * max_delay,
+        }
+    }
+}
+
+/// A failed run: the seed, the reason, and the steps that led there.
+#[derive(Clone, Debug)]
+pub struct SimFailure {
+    pub seed: u64,
+    pub reason: String,
+    pub config: String,
+    pub trace: Vec<String>,
+}
+
+impl fmt::Display for SimFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "simulation failed, seed {}: {}", self.seed, self.reason)?;
+        writeln!(f, "config: {}", self.config)?;
+        writeln!(f, "replay: SIM_SEED={} cargo test -p raft-node --test sim -- replay_seed --nocapture", self.seed)?;
+        let skip = self.trace.len().saturating_sub(400);
+        writeln!(f, "steps ({} total, last {} shown):", self.trace.len(), self.trace.len() - skip)?;
+        for line in &self.trace[skip..] {
+            writeln!(f, "  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a successful run did.
+#[derive(Clone, Debug, Default)]
+pub struct SimStats {
+    pub ops_answered: u64,
+    pub ops_invoked: u64,
+    pub committed: u64,
+    pub crashes: u64,
+}
+
+struct Client {
+    id: u64,
+    next_seq: u64,
+    ops_left: u64,
+    /// Index in the history of the op in flight.
+    pending: Option<usize>,
+    sent_at: u64,
+    hint: Option<NodeId>,
+    last_seen: Option<String>,
+}
+
+/// Run one seed with the configuration drawn from it.
+pub fn run_seed(seed: u64) -> Result<SimStats, SimFailure> {
+    run_with(seed, &SimConfig::from_seed(seed, None))
+}
+
+/// Run one seed with a given configuration. On failure the run is repeated with tracing on,
+/// so the failure carries the full list of steps.
+pub fn run_with(seed: u64, cfg: &SimConfig) -> Result<SimStats, SimFailure> {
+    match run_inner(seed, cfg, false) {
+        Ok(s) => Ok(s),
+        Err(_) => match run_inner(seed, cfg, true) {
+            Err((reason, trace)) => Err(SimFailure { seed, reason, config: format!("{cfg:?}"), trace }),
+            Ok(_) => Err(SimFailure {
+                seed,
+                reason: "nondeterminism: the traced replay passed".into(),
+                config: format!("{cfg:?}"),
+                trace: vec![],
+            }),
+        },
+    }
+}
+
+fn run_inner(seed: u64, cfg: &SimConfig, tracing: bool) -> Result<SimStats, (String, Vec<String>)> {
+    let mut c = Cluster::new(cfg.servers, cfg.params.clone(), cfg.timing, cfg.net, seed);
+    c.tracing = tracing;
+    let mut stats = SimStats::default();
+    let mut history: Vec<OpRecord> = Vec::new();
+    let mut clients: Vec<Client> = (1..=cfg.clients)
+        .map(|id| Client { id, next_seq: 1, ops_left: cfg.ops_per_client, pending: None, sent_at: 0, hint: None, last_seen: None })
+        .collect();
+    let mut down_until: Vec<(NodeId, u64)> = Vec::new();
+    let total = cfg.fault_ticks + cfg.settle_ticks;
+    let res: Result<(), String> = (|| {
+        for tick in 0..total {
+            let faulty = tick < cfg.fault_ticks && cfg.fault_rate > 0.0;
+            if faulty {
+                inject_faults(&mut c, cfg, &mut down_until, &mut stats);
+            } else if tick == cfg.fault_ticks {
+                c.net.heal();
+                c.net.config.loss = 0.0;
+                c.net.config.duplicate = 0.0;
+                for id in c.ids.clone() {
+                    c.restart(id);
+                }
+                down_until.clear();
+            }
+            let now = c.now;
+            down_until.retain(|&(id, until)| {
+                if until <= now {
+                    c.restart(id);
+                    false
+                } else {
+                    true
+                }
+            });
+            c.tick()?;
+            let replies = std::mem::take(&mut c.delivered_replies);
+            for (_, from, reply) in replies {
+                on_reply(&mut c, &mut clients, &mut history, from, reply, &mut stats);
+            }
+            for cl in &mut clients {
+                drive_client(&mut c, cl, &mut history, cfg, &mut stats);
+            }
+            if clients.iter().all(|cl| cl.pending.is_none() && cl.ops_left == 0) && tick > cfg.fault_ticks {
+                break;
+            }
+        }
+        let committed: Vec<Entry> = c.checker.committed().cloned().collect();
+        check_history(&history, &committed)?;
+        for &id in &c.ids {
+            if let Some(core) = c.core(id) {
+                check_state_machine(id, core.state_machine(), core.last_applied(), &committed)?;
+            }
+        }
+        stats.committed = committed.len() as u64;
+        Ok(())
+    })();
+    match res {
+        Ok(()) => Ok(stats),
+        Err(e) => Err((e, std::mem::take(&mut c.trace))),
+    }
+}
+
+fn inject_faults(c: &mut Cluster, cfg: &SimConfig, down: &mut Vec<(NodeId, u64)>, stats: &mut SimStats) {
+    let r = cfg.fault_rate;
+    let n = c.ids.len();
+    if c.rng.chance(0.02 * r) {
+        let id = c.ids[c.rng.index(n)];
+        if c.is_up(id) {
+            let at = [CrashPoint::Now, CrashPoint::BeforePersist, CrashPoint::BeforeSend][c.rng.index(3)];
+            c.crash(id, at);
+            let back = c.now + 5 + c.rng.range(0, 40);
+            down.push((id, back));
+            stats.crashes += 1;
+        }
+    }
+    if c.rng.chance(0.015 * r) {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for &id in &c.ids {
+            if c.rng.chance(0.5) { a.push(id) } else { b.push(id) }
+        }
+        c.log_fault(format!("PARTITION {a:?} | {b:?}"));
+        c.net.partition(&a, &b);
+    }
+    if c.rng.chance(0.015 * r) {
+        let from = c.ids[c.rng.index(n)];
+        let to = c.ids[c.rng.index(n)];
+        if from != to {
+            c.log_fault(format!("CUT n{from} -> n{to}"));
+            c.net.cut.insert((from, to));
+        }
+    }
+    if c.rng.chance(0.005 * r) {
+        let id = c.ids[c.rng.index(n)];
+        c.log_fault(format!("n{id} UNREACHABLE by clients"));
+        c.net.unreachable_by_clients.insert(id);
+    }
+    if c.rng.chance(0.03 * r) {
+        c.log_fault("HEAL".into());
+        c.net.heal();
+    }
+}
+
+fn on_reply(
+    c: &mut Cluster,
+    clients: &mut [Client],
+    history: &mut [OpRecord],
+    _from: NodeId,
+    reply: ClientReply,
+    stats: &mut SimStats,
+) {
+    let Some(cl) = clients.iter_mut().find(|cl| cl.id == reply.client_id()) else { return };
+    let Some(h) = cl.pending else { return };
+    let op = &mut history[h];
+    match reply {
+        ClientReply::Response(r) if r.seq == op.seq && matches!(op.kind, OpKind::Write(_)) => {
+            if let Answer::Value(v) | Answer::Cas { previous: v, .. } = &r.answer {
+                cl.last_seen = v.clone();
+            }
+            op.answer = Some(r.answer);
+        }
+        ClientReply::Read { read_id, value, .. } if read_id == op.seq && matches!(op.kind, OpKind::Read(_)) => {
+            cl.last_seen = value.clone();
+            op.read_value = Some(value);
+        }
+        ClientReply::NotLeader { seq, hint, .. } if seq == op.seq => {
+            cl.hint = hint;
+            cl.sent_at = 0; // resend at once
+            return;
+        }
+        _ => return,
+    }
+    op.responded_at = Some(c.now);
+    op.committed_at_response = c.checker.committed_len();
+    cl.pending = None;
+    stats.ops_answered += 1;
+}
+
+fn drive_client(c: &mut Cluster, cl: &mut Client, history: &mut Vec<OpRecord>, cfg: &SimConfig, stats: &mut SimStats) {
+    let n = c.ids.len();
+    if cl.pending.is_none() {
+        if cl.ops_left == 0 || !c.rng.chance(0.3) {
+            return;
+        }
+        cl.ops_left -= 1;
+        let seq = cl.next_seq;
+        cl.next_seq += 1;
+        let key = ["a", "b", "c"][c.rng.index(3)].to_string();
+        let value = format!("c{}-{}", cl.id, seq);
+        let kind = match c.rng.index(10) {
+            0..=3 => OpKind::Write(Op::Put { key, value }),
+            4 => OpKind::Write(Op::Get { key }),
+            5 => OpKind::Write(Op::Delete { key }),
+            6 | 7 => OpKind::Write(Op::Cas { key, expected: cl.last_seen.clone(), new: Some(value) }),
+            _ => OpKind::Read(key),
+        };
+        history.push(OpRecord {
+            client_id: cl.id,
+            seq,
+            kind,
+            invoked_at: c.now,
+            responded_at: None,
+            answer: None,
+            read_value: None,
+            committed_at_response: 0,
+        });
+        cl.pending = Some(history.len() - 1);
+        cl.sent_at = 0;
+        stats.ops_invoked += 1;
+    }
+    let Some(h) = cl.pending else { return };
+    if cl.sent_at != 0 && c.now < cl.sent_at + cfg.retry_ticks {
+        return;
+    }
+    let target = match cl.hint.take() {
+        Some(t) if cl.sent_at == 0 => t,
+        _ => c.ids[c.rng.index(n)],
+    };
+    cl.sent_at = c.now.max(1);
+    let op = &history[h];
+    let input = match &op.kind {
+        OpKind::Write(o) => Input::Client(ClientRequest { client_id: cl.id, seq: op.seq, op: o.clone() }),
+        OpKind::Read(k) => Input::Read(ReadRequest { client_id: cl.id, read_id: op.seq, key: k.clone() }),
+    };
+    c.client_send(target, input);
+}
