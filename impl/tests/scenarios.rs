@@ -195,7 +195,7 @@ fn f6_split_brain() {
 
 /// The paper's Figure 8: an entry of an earlier term replicated on a majority must not be
 /// committed by counting replicas; it is committed only with an entry of the leader's term.
-fn figure8(p: Params) -> Story {
+fn figure8(p: Params, expect_no_early_commit: bool) -> Story {
     let p = Params { noop_on_election: false, ..p };
     let mut s = Story::new(5, p);
     s.elect(1) // term 1
@@ -229,7 +229,7 @@ fn figure8(p: Params) -> Story {
         .expect("index 2 of term 2 is on a majority (S1, S2, S3)", |c| {
             (1..=3).all(|i| c.node(i).log().term_at(2) == Some(2))
         })
-        .expect("but it is not committed", |c| c.node(1).commit_index() < 2)
+        .expect("but it is not committed", |c| !expect_no_early_commit || c.node(1).commit_index() < 2)
         // (d) S1 crashes; S5 restarts, leads and overwrites index 2 with its term-3 entry.
         .crash(1)
         .heal()
@@ -244,7 +244,7 @@ fn figure8(p: Params) -> Story {
 
 #[test]
 fn figure8_earlier_term_entry_is_not_committed_by_counting() {
-    figure8(scripted()).outcome().unwrap();
+    figure8(scripted(), true).outcome().unwrap();
 }
 
 /// PreVote with CheckQuorum: an isolated leader steps down, the rest elect a new leader, and
@@ -330,7 +330,9 @@ fn restarted_voter_never_votes_twice() {
 
 #[test]
 fn figure8_catches_figure8_commit() {
-    assert!(figure8(with_bug(scripted(), Bug::Figure8Commit)).outcome().is_err());
+    // Caught by the safety checker itself, not only by the story's expectation.
+    let e = figure8(with_bug(scripted(), Bug::Figure8Commit), false).outcome().unwrap_err();
+    assert!(e.starts_with("Leader Completeness") || e.starts_with("State Machine Safety"), "{e}");
 }
 
 #[test]
@@ -345,12 +347,4 @@ fn f4_catches_no_dedup() {
     let s = f4(with_bug(scripted(), Bug::NoDedup));
     let answers = s.answers(9, 1);
     assert!(answers.contains(&Answer::Cas { swapped: false, previous: Some("a".into()) }), "{answers:?}");
-}
-
-#[test]
-fn f2_catches_no_prev_log_term_check() {
-    // The old leader's stray entry sits where the new leader's entries go; without the term
-    // check it is kept under a foreign prefix and the logs diverge.
-    let s = f2(with_bug(scripted(), Bug::NoPrevLogTermCheck));
-    let _ = s.outcome();
 }
