@@ -56,7 +56,10 @@ pub struct Timing {
 
 impl Default for Timing {
     fn default() -> Self {
-        Timing { election_ticks: 10, heartbeat_ticks: 2 }
+        Timing {
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+        }
     }
 }
 
@@ -76,7 +79,14 @@ impl Driver {
     pub fn new(core: RaftCore, timing: Timing, seed: u64) -> Self {
         let mut rng = SimRng::new(seed);
         let election_timeout = rng.range(timing.election_ticks, 2 * timing.election_ticks);
-        Driver { core, timing, rng, election_elapsed: 0, election_timeout, heartbeat_elapsed: 0 }
+        Driver {
+            core,
+            timing,
+            rng,
+            election_elapsed: 0,
+            election_timeout,
+            heartbeat_elapsed: 0,
+        }
     }
     /// The core.
     pub fn core(&self) -> &RaftCore {
@@ -128,7 +138,8 @@ impl Driver {
 
     fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
-        self.election_timeout =
-            self.rng.range(self.timing.election_ticks, 2 * self.timing.election_ticks);
+        self.election_timeout = self
+            .rng
+            .range(self.timing.election_ticks, 2 * self.timing.election_ticks);
     }
 }

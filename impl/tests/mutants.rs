@@ -10,7 +10,10 @@ fn caught_by_simulation(bug: Bug, seeds: u64) -> Option<(u64, String)> {
         let mut cfg = SimConfig::from_seed(seed, None);
         cfg.params.bug = Some(bug);
         if let Err(f) = run_with(seed, &cfg) {
-            println!("{bug:?} caught at seed {seed}: {}", f.reason.lines().next().unwrap_or(""));
+            println!(
+                "{bug:?} caught at seed {seed}: {}",
+                f.reason.lines().next().unwrap_or("")
+            );
             return Some((seed, f.reason));
         }
     }

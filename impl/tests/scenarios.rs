@@ -7,7 +7,11 @@ use raft_node::sim::scenario::Story;
 
 /// Scripted elections: no pre-vote, no check-quorum (the model's election rules), big appends.
 fn scripted() -> Params {
-    Params { pre_vote: false, check_quorum: false, ..Params::conformance_off() }
+    Params {
+        pre_vote: false,
+        check_quorum: false,
+        ..Params::conformance_off()
+    }
 }
 
 fn with_bug(mut p: Params, bug: Bug) -> Params {
@@ -16,7 +20,11 @@ fn with_bug(mut p: Params, bug: Bug) -> Params {
 }
 
 fn cas(key: &str, new: &str) -> Op {
-    Op::Cas { key: key.into(), expected: None, new: Some(new.into()) }
+    Op::Cas {
+        key: key.into(),
+        expected: None,
+        new: Some(new.into()),
+    }
 }
 
 /// The CAS `x: None -> a` of client 9, seq 1 was applied exactly once: every answer the
@@ -24,7 +32,14 @@ fn cas(key: &str, new: &str) -> Op {
 fn assert_applied_once(s: &Story) {
     let answers = s.answers(9, 1);
     assert!(!answers.is_empty(), "the client got an answer");
-    assert!(answers.iter().all(|a| *a == Answer::Cas { swapped: true, previous: None }), "{answers:?}");
+    assert!(
+        answers.iter().all(|a| *a
+            == Answer::Cas {
+                swapped: true,
+                previous: None
+            }),
+        "{answers:?}"
+    );
 }
 
 /// F1: the leader is unreachable before the request lands; the client retries elsewhere and
@@ -37,13 +52,32 @@ fn f1_leader_unreachable_before_request() {
         .expect("server 1 leads", |c| c.leader() == Some(1));
     let lens: Vec<u64> = (1..=3).map(|i| s.c.node(i).log().last_index()).collect();
     // The request to 1 is lost on the way.
-    s.c.client_send(1, Input::Client(raft_node::core::ClientRequest { client_id: 9, seq: 1, op: cas("x", "a") }));
+    s.c.client_send(
+        1,
+        Input::Client(raft_node::core::ClientRequest {
+            client_id: 9,
+            seq: 1,
+            op: cas("x", "a"),
+        }),
+    );
     s.settle()
-        .expect("nothing changed in the cluster", |c| (1..=3).all(|i| c.node(i).log().last_index() == lens[i as usize - 1]))
+        .expect("nothing changed in the cluster", |c| {
+            (1..=3).all(|i| c.node(i).log().last_index() == lens[i as usize - 1])
+        })
         .request(2, 9, 1, cas("x", "a"));
-    assert_eq!(s.not_leader_hints(9, 1), vec![Some(1)], "server 2 points at the leader");
+    assert_eq!(
+        s.not_leader_hints(9, 1),
+        vec![Some(1)],
+        "server 2 points at the leader"
+    );
     s.heal().request(1, 9, 1, cas("x", "a"));
-    assert_eq!(s.answers(9, 1), vec![Answer::Cas { swapped: true, previous: None }]);
+    assert_eq!(
+        s.answers(9, 1),
+        vec![Answer::Cas {
+            swapped: true,
+            previous: None
+        }]
+    );
     s.outcome().unwrap();
 }
 
@@ -54,17 +88,25 @@ fn f2(p: Params) -> Story {
     s.elect(1)
         .isolate(1)
         .put(1, 9, 1, "x", "a")
-        .expect("only the old leader has the entry", |c| c.node(1).log().last_index() == 2 && c.node(2).log().last_index() == 1)
+        .expect("only the old leader has the entry", |c| {
+            c.node(1).log().last_index() == 2 && c.node(2).log().last_index() == 1
+        })
         .crash(1)
         .heal()
         .elect(2)
-        .expect("server 2 leads without the entry", |c| c.leader() == Some(2))
+        .expect("server 2 leads without the entry", |c| {
+            c.leader() == Some(2)
+        })
         .put(2, 9, 1, "x", "a")
         .restart(1)
         .heartbeat(2)
         .heartbeat(2)
-        .expect("the old leader's log now matches the new leader's", |c| c.node(1).log() == c.node(2).log())
-        .expect("x = a applied once everywhere", |c| (1..=3).all(|i| c.node(i).kv().get("x").map(String::as_str) == Some("a")));
+        .expect("the old leader's log now matches the new leader's", |c| {
+            c.node(1).log() == c.node(2).log()
+        })
+        .expect("x = a applied once everywhere", |c| {
+            (1..=3).all(|i| c.node(i).kv().get("x").map(String::as_str) == Some("a"))
+        });
     s
 }
 
@@ -81,10 +123,15 @@ fn f2_leader_dies_after_append_before_replication() {
 fn f3_leader_dies_during_replication() {
     for winner in [2, 3] {
         let mut s = Story::new(5, scripted());
-        s.elect(1).cut(1, 3).cut(1, 4).cut(1, 5)
+        s.elect(1)
+            .cut(1, 3)
+            .cut(1, 4)
+            .cut(1, 5)
             .request(1, 9, 1, cas("x", "a"))
             .expect("a minority (1, 2) holds the entry, uncommitted", |c| {
-                c.node(2).log().last_index() == 2 && c.node(3).log().last_index() == 1 && c.node(1).commit_index() == 1
+                c.node(2).log().last_index() == 2
+                    && c.node(3).log().last_index() == 1
+                    && c.node(1).commit_index() == 1
             })
             .crash(1)
             .heal()
@@ -92,7 +139,9 @@ fn f3_leader_dies_during_replication() {
             .expect("the winner leads", |c| c.leader() == Some(winner))
             .request(winner, 9, 1, cas("x", "a"))
             .heartbeat(winner)
-            .expect("x = a everywhere alive", |c| (2..=5).all(|i| c.node(i).kv().get("x").map(String::as_str) == Some("a")));
+            .expect("x = a everywhere alive", |c| {
+                (2..=5).all(|i| c.node(i).kv().get("x").map(String::as_str) == Some("a"))
+            });
         assert_applied_once(&s);
         s.outcome().unwrap();
     }
@@ -108,10 +157,14 @@ fn f3_stale_candidate_cannot_win() {
         .crash(1)
         .heal()
         .elect(3)
-        .expect("server 3 (stale log) does not win", |c| c.node(3).role() != Role::Leader)
+        .expect("server 3 (stale log) does not win", |c| {
+            c.node(3).role() != Role::Leader
+        })
         .elect(2)
         .expect("server 2 (has the entry) wins", |c| c.leader() == Some(2))
-        .expect("and keeps the committed entry", |c| c.node(2).log().last_index() >= 2);
+        .expect("and keeps the committed entry", |c| {
+            c.node(2).log().last_index() >= 2
+        });
     s.outcome().unwrap();
 }
 
@@ -119,16 +172,24 @@ fn f3_stale_candidate_cannot_win() {
 /// is answered from the session table, not applied again.
 fn f4(p: Params) -> Story {
     let mut s = Story::new(3, p);
-    s.elect(1)
-        .unreachable_by_clients(1);
-    s.inject(1, Input::Client(raft_node::core::ClientRequest { client_id: 9, seq: 1, op: cas("x", "a") }))
-        .settle()
-        .expect("committed at the old leader", |c| c.node(1).commit_index() == 2)
-        .crash(1)
-        .heal()
-        .elect(2)
-        .request(2, 9, 1, cas("x", "a"))
-        .heartbeat(2);
+    s.elect(1).unreachable_by_clients(1);
+    s.inject(
+        1,
+        Input::Client(raft_node::core::ClientRequest {
+            client_id: 9,
+            seq: 1,
+            op: cas("x", "a"),
+        }),
+    )
+    .settle()
+    .expect("committed at the old leader", |c| {
+        c.node(1).commit_index() == 2
+    })
+    .crash(1)
+    .heal()
+    .elect(2)
+    .request(2, 9, 1, cas("x", "a"))
+    .heartbeat(2);
     s
 }
 
@@ -144,9 +205,15 @@ fn f4_leader_dies_after_commit_client_retries() {
 #[test]
 fn client_retry_after_leader_died_post_commit_is_applied_once() {
     let mut s = Story::new(3, scripted());
-    s.elect(1).request(1, 9, 1, cas("x", "a")).crash(1).elect(2).request(2, 9, 1, cas("x", "a"));
+    s.elect(1)
+        .request(1, 9, 1, cas("x", "a"))
+        .crash(1)
+        .elect(2)
+        .request(2, 9, 1, cas("x", "a"));
     assert_applied_once(&s);
-    s.expect("the session table holds seq 1", |c| c.node(2).sessions()[&9].last_seq == 1);
+    s.expect("the session table holds seq 1", |c| {
+        c.node(2).sessions()[&9].last_seq == 1
+    });
     s.outcome().unwrap();
 }
 
@@ -157,7 +224,8 @@ fn f5_leader_dies_after_partial_commit_notification() {
     let mut s = Story::new(5, scripted());
     s.elect(1)
         .put(1, 9, 1, "x", "a")
-        .cut(1, 4).cut(1, 5)
+        .cut(1, 4)
+        .cut(1, 5)
         .heartbeat(1)
         .expect("2 and 3 know the commit, 4 and 5 do not", |c| {
             c.node(2).commit_index() == 2 && c.node(4).commit_index() < 2
@@ -166,7 +234,9 @@ fn f5_leader_dies_after_partial_commit_notification() {
         .heal()
         .elect(4)
         .heartbeat(4)
-        .expect("all alive servers applied x = a", |c| (2..=5).all(|i| c.node(i).kv().get("x").map(String::as_str) == Some("a")));
+        .expect("all alive servers applied x = a", |c| {
+            (2..=5).all(|i| c.node(i).kv().get("x").map(String::as_str) == Some("a"))
+        });
     s.outcome().unwrap();
 }
 
@@ -179,24 +249,41 @@ fn f6_split_brain() {
         .partition(&[1, 2], &[3, 4, 5])
         .put(1, 8, 1, "x", "old")
         .heartbeat(1)
-        .expect("the minority leader cannot commit", |c| c.node(1).commit_index() == 1)
+        .expect("the minority leader cannot commit", |c| {
+            c.node(1).commit_index() == 1
+        })
         .elect(3)
         .put(3, 9, 1, "x", "new")
-        .expect("the majority leader commits", |c| c.node(3).commit_index() == 3)
+        .expect("the majority leader commits", |c| {
+            c.node(3).commit_index() == 3
+        })
         .heal()
         .heartbeat(3)
         .heartbeat(3)
-        .expect("the old leader stepped down", |c| c.node(1).role() == Role::Follower && c.node(1).current_term() == c.node(3).current_term())
-        .expect("and its log was overwritten", |c| c.node(1).log() == c.node(3).log())
-        .expect("x = new everywhere", |c| (1..=5).all(|i| c.node(i).kv().get("x").map(String::as_str) == Some("new")));
-    assert!(s.answers(8, 1).is_empty(), "the minority write was never answered");
+        .expect("the old leader stepped down", |c| {
+            c.node(1).role() == Role::Follower
+                && c.node(1).current_term() == c.node(3).current_term()
+        })
+        .expect("and its log was overwritten", |c| {
+            c.node(1).log() == c.node(3).log()
+        })
+        .expect("x = new everywhere", |c| {
+            (1..=5).all(|i| c.node(i).kv().get("x").map(String::as_str) == Some("new"))
+        });
+    assert!(
+        s.answers(8, 1).is_empty(),
+        "the minority write was never answered"
+    );
     s.outcome().unwrap();
 }
 
 /// The paper's Figure 8: an entry of an earlier term replicated on a majority must not be
 /// committed by counting replicas; it is committed only with an entry of the leader's term.
 fn figure8(p: Params, expect_no_early_commit: bool) -> Story {
-    let p = Params { noop_on_election: false, ..p };
+    let p = Params {
+        noop_on_election: false,
+        ..p
+    };
     let mut s = Story::new(5, p);
     s.elect(1) // term 1
         .put(1, 1, 1, "x", "1") // index 1 everywhere
@@ -205,7 +292,9 @@ fn figure8(p: Params, expect_no_early_commit: bool) -> Story {
         .crash(1)
         .restart(1)
         .elect(1)
-        .expect("S1 leads term 2", |c| c.leader() == Some(1) && c.node(1).current_term() == 2)
+        .expect("S1 leads term 2", |c| {
+            c.leader() == Some(1) && c.node(1).current_term() == 2
+        })
         .partition(&[1], &[3, 4, 5])
         .put(1, 2, 1, "x", "2")
         .expect("(a) index 2 of term 2 on S1, S2 only", |c| {
@@ -215,7 +304,9 @@ fn figure8(p: Params, expect_no_early_commit: bool) -> Story {
         .crash(1)
         .heal()
         .elect(5)
-        .expect("S5 leads term 3", |c| c.leader() == Some(5) && c.node(5).current_term() == 3)
+        .expect("S5 leads term 3", |c| {
+            c.leader() == Some(5) && c.node(5).current_term() == 3
+        })
         .isolate(5)
         .put(5, 3, 1, "x", "3")
         // (c) S5 crashes; S1 restarts and leads term 4; index 2 (term 2) reaches S3 as well.
@@ -225,11 +316,15 @@ fn figure8(p: Params, expect_no_early_commit: bool) -> Story {
         .cut(1, 4)
         .elect(1) // term 3: S2..S4 already voted in term 3
         .elect(1) // term 4
-        .expect("S1 leads term 4", |c| c.leader() == Some(1) && c.node(1).current_term() == 4)
+        .expect("S1 leads term 4", |c| {
+            c.leader() == Some(1) && c.node(1).current_term() == 4
+        })
         .expect("index 2 of term 2 is on a majority (S1, S2, S3)", |c| {
             (1..=3).all(|i| c.node(i).log().term_at(2) == Some(2))
         })
-        .expect("but it is not committed", |c| !expect_no_early_commit || c.node(1).commit_index() < 2)
+        .expect("but it is not committed", |c| {
+            !expect_no_early_commit || c.node(1).commit_index() < 2
+        })
         // (d) S1 crashes; S5 restarts, leads and overwrites index 2 with its term-3 entry.
         .crash(1)
         .heal()
@@ -238,7 +333,9 @@ fn figure8(p: Params, expect_no_early_commit: bool) -> Story {
         .elect(5) // term 5
         .heartbeat(5)
         .expect("S5 leads", |c| c.leader() == Some(5))
-        .expect("S2..S4 hold S5's index 2", |c| (2..=4).all(|i| c.node(i).log().term_at(2) == Some(3)));
+        .expect("S2..S4 hold S5's index 2", |c| {
+            (2..=4).all(|i| c.node(i).log().term_at(2) == Some(3))
+        });
     s
 }
 
@@ -257,13 +354,23 @@ fn prevote_checkquorum_isolated_leader() {
     let old_term = s.c.node(old).current_term();
     s.isolate(old).run(80);
     let new = s.c.leader().expect("a new leader");
-    s.expect("the new leader is another server", |c| new != old && c.node(new).current_term() > old_term)
-        .expect("the isolated leader stepped down", |c| c.node(old).role() != Role::Leader)
-        .expect("and did not inflate its term", |c| c.node(old).current_term() == old_term)
-        .heal()
-        .run(60)
-        .expect("the new leader keeps leading after healing", |c| c.leader() == Some(new))
-        .expect("in the same term", |c| c.node(new).current_term() == old_term + 1);
+    s.expect("the new leader is another server", |c| {
+        new != old && c.node(new).current_term() > old_term
+    })
+    .expect("the isolated leader stepped down", |c| {
+        c.node(old).role() != Role::Leader
+    })
+    .expect("and did not inflate its term", |c| {
+        c.node(old).current_term() == old_term
+    })
+    .heal()
+    .run(60)
+    .expect("the new leader keeps leading after healing", |c| {
+        c.leader() == Some(new)
+    })
+    .expect("in the same term", |c| {
+        c.node(new).current_term() == old_term + 1
+    });
     s.outcome().unwrap();
 }
 
@@ -293,15 +400,34 @@ fn partial_connectivity_keeps_a_stable_leader() {
 fn stale_append_response_never_moves_match_index_back() {
     use raft_node::core::{Envelope, Message};
     let mut s = Story::new(3, scripted());
-    s.elect(1).put(1, 1, 1, "a", "1").put(1, 1, 2, "b", "2").put(1, 1, 3, "c", "3");
+    s.elect(1)
+        .put(1, 1, 1, "a", "1")
+        .put(1, 1, 2, "b", "2")
+        .put(1, 1, 3, "c", "3");
     let term = s.c.node(1).current_term();
     let before = (s.c.node(1).match_index(2), s.c.node(1).next_index(2));
     assert_eq!(before, (Some(4), Some(5)));
     for (success, last_index) in [(true, 1), (false, 0), (true, 2)] {
-        let msg = Message::AppendEntriesResponse { term, success, last_index };
-        s.inject(1, Input::Message(Envelope { from: 2, to: 1, msg })).settle();
-        s.expect("match_index never goes back", |c| c.node(1).match_index(2) == Some(4))
-            .expect("next_index stays above match_index", |c| c.node(1).next_index(2).unwrap() >= 5);
+        let msg = Message::AppendEntriesResponse {
+            term,
+            success,
+            last_index,
+        };
+        s.inject(
+            1,
+            Input::Message(Envelope {
+                from: 2,
+                to: 1,
+                msg,
+            }),
+        )
+        .settle();
+        s.expect("match_index never goes back", |c| {
+            c.node(1).match_index(2) == Some(4)
+        })
+        .expect("next_index stays above match_index", |c| {
+            c.node(1).next_index(2).unwrap() >= 5
+        });
     }
     s.outcome().unwrap();
 }
@@ -309,15 +435,25 @@ fn stale_append_response_never_moves_match_index_back() {
 /// A voter that restarts remembers its vote: it never votes twice in a term.
 fn restarted_voter(p: Params) -> Story {
     // No no-op, so S2's empty log stays as up to date as S3's.
-    let mut s = Story::new(3, Params { noop_on_election: false, ..p });
+    let mut s = Story::new(
+        3,
+        Params {
+            noop_on_election: false,
+            ..p
+        },
+    );
     s.cut(1, 2)
         .elect(1)
-        .expect("S1 leads term 1 with S3's vote", |c| c.leader() == Some(1) && c.node(3).voted_for() == Some(1))
+        .expect("S1 leads term 1 with S3's vote", |c| {
+            c.leader() == Some(1) && c.node(3).voted_for() == Some(1)
+        })
         .isolate(1)
         .crash(3)
         .restart(3)
         .elect(2)
-        .expect("S3 does not vote for S2 in term 1", |c| c.node(2).role() != Role::Leader);
+        .expect("S3 does not vote for S2 in term 1", |c| {
+            c.node(2).role() != Role::Leader
+        });
     s
 }
 
@@ -331,20 +467,34 @@ fn restarted_voter_never_votes_twice() {
 #[test]
 fn figure8_catches_figure8_commit() {
     // Caught by the safety checker itself, not only by the story's expectation.
-    let e = figure8(with_bug(scripted(), Bug::Figure8Commit), false).outcome().unwrap_err();
-    assert!(e.starts_with("Leader Completeness") || e.starts_with("State Machine Safety"), "{e}");
+    let e = figure8(with_bug(scripted(), Bug::Figure8Commit), false)
+        .outcome()
+        .unwrap_err();
+    assert!(
+        e.starts_with("Leader Completeness") || e.starts_with("State Machine Safety"),
+        "{e}"
+    );
 }
 
 #[test]
 fn restarted_voter_catches_forget_vote_on_restart() {
     let s = restarted_voter(with_bug(scripted(), Bug::ForgetVoteOnRestart));
     let e = s.outcome().unwrap_err();
-    assert!(e.contains("S3 does not vote") || e.contains("Election Safety"), "{e}");
+    assert!(
+        e.contains("S3 does not vote") || e.contains("Election Safety"),
+        "{e}"
+    );
 }
 
 #[test]
 fn f4_catches_no_dedup() {
     let s = f4(with_bug(scripted(), Bug::NoDedup));
     let answers = s.answers(9, 1);
-    assert!(answers.contains(&Answer::Cas { swapped: false, previous: Some("a".into()) }), "{answers:?}");
+    assert!(
+        answers.contains(&Answer::Cas {
+            swapped: false,
+            previous: Some("a".into())
+        }),
+        "{answers:?}"
+    );
 }

@@ -1,6 +1,6 @@
 //! The randomized deterministic simulation.
 //!
-//! - `cargo test -p raft-node --test sim` runs `SIM_SEEDS` seeds (default 1500) starting at
+//! - `cargo test -p raft-node --test sim` runs `SIM_SEEDS` seeds (default 10000) starting at
 //!   `SIM_SEED_BASE` (default 0).
 //! - `SIM_SEED=123 cargo test -p raft-node --test sim -- replay_seed --nocapture` replays one
 //!   seed and prints its steps.
@@ -13,7 +13,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn many_seeds() {
-    let n = env_u64("SIM_SEEDS").unwrap_or(1500);
+    let n = env_u64("SIM_SEEDS").unwrap_or(10000);
     let base = env_u64("SIM_SEED_BASE").unwrap_or(0);
     println!("simulation: seeds {base}..{}", base + n);
     let mut total = SimStats::default();
@@ -32,12 +32,17 @@ fn many_seeds() {
         "simulation: {n} seeds ok; {} of {} client ops answered, {} entries committed, {} crashes",
         total.ops_answered, total.ops_invoked, total.committed, total.crashes
     );
-    assert!(total.ops_answered * 10 >= total.ops_invoked * 9, "too few client ops completed");
+    assert!(
+        total.ops_answered * 10 >= total.ops_invoked * 9,
+        "too few client ops completed"
+    );
 }
 
 #[test]
 fn replay_seed() {
-    let Some(seed) = env_u64("SIM_SEED") else { return };
+    let Some(seed) = env_u64("SIM_SEED") else {
+        return;
+    };
     println!("replaying seed {seed}");
     match run_seed(seed) {
         Ok(s) => println!("seed {seed} ok: {s:?}"),

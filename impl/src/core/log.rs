@@ -37,7 +37,11 @@ pub enum Command {
     /// The empty entry a new leader appends (`noop_on_election`).
     Noop,
     /// A client command.
-    Client { client_id: ClientId, seq: u64, op: Op },
+    Client {
+        client_id: ClientId,
+        seq: u64,
+        op: Op,
+    },
 }
 
 /// A log entry `{ term, command }`.

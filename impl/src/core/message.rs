@@ -43,7 +43,11 @@ pub enum Message {
     },
     /// Node-only (ReadIndex; sent only when a read request arrives): the leader asks the
     /// followers to confirm it still leads `term`, for read round `round`.
-    ReadIndex { term: Term, leader: NodeId, round: u64 },
+    ReadIndex {
+        term: Term,
+        leader: NodeId,
+        round: u64,
+    },
     /// Node-only: answer to `ReadIndex`; `ok` iff the follower accepted `term`'s leader.
     ReadIndexResponse { term: Term, round: u64, ok: bool },
 }
@@ -95,7 +99,10 @@ pub enum Answer {
     /// `Get`: the value, or `None`.
     Value(Option<String>),
     /// `Cas`: whether it swapped, and the value before the op.
-    Cas { swapped: bool, previous: Option<String> },
+    Cas {
+        swapped: bool,
+        previous: Option<String>,
+    },
 }
 
 /// `ClientResponse { client_id, seq, answer }`.

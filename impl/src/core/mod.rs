@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 pub use self::log::{Command, Entry, Log, Op};
 pub use self::message::{
-    Answer, ClientId, ClientReply, ClientRequest, ClientResponse, Envelope, Index, Message,
-    NodeId, ReadRequest, Term,
+    Answer, ClientId, ClientReply, ClientRequest, ClientResponse, Envelope, Index, Message, NodeId,
+    ReadRequest, Term,
 };
 #[cfg(feature = "mutants")]
 pub use self::params::Bug;
@@ -157,7 +157,10 @@ impl RaftCore {
     }
     /// The durable state besides the log.
     pub fn hard_state(&self) -> HardState {
-        HardState { current_term: self.current_term, voted_for: self.voted_for }
+        HardState {
+            current_term: self.current_term,
+            voted_for: self.voted_for,
+        }
     }
     /// `log`.
     pub fn log(&self) -> &Log {
@@ -213,7 +216,8 @@ impl RaftCore {
     }
 
     fn majority(&self) -> usize {
-        (self.peers.len() + 1) / 2 + 1
+        let servers = self.peers.len() + 1;
+        servers / 2 + 1
     }
 
     // ----- the one entry point -----------------------------------------------------------
@@ -242,7 +246,10 @@ impl RaftCore {
         });
         let last = self.log.last_index();
         let log_write = (self.unstable_from <= last || self.unstable_from_truncated()).then(|| {
-            let w = LogWrite { from_index: self.unstable_from, last_index: last };
+            let w = LogWrite {
+                from_index: self.unstable_from,
+                last_index: last,
+            };
             self.unstable_from = last + 1;
             w
         });
@@ -263,7 +270,11 @@ impl RaftCore {
     }
 
     fn send(&mut self, to: NodeId, msg: Message) {
-        self.out.messages.push(Envelope { from: self.id, to, msg });
+        self.out.messages.push(Envelope {
+            from: self.id,
+            to,
+            msg,
+        });
     }
 
     // ----- terms ---------------------------------------------------------------------------
@@ -290,7 +301,11 @@ impl RaftCore {
         let exempt = matches!(
             msg,
             Message::RequestVote { pre_vote: true, .. }
-                | Message::RequestVoteResponse { pre_vote: true, granted: true, .. }
+                | Message::RequestVoteResponse {
+                    pre_vote: true,
+                    granted: true,
+                    ..
+                }
         );
         if term > self.current_term && !exempt {
             self.adopt_term(term);
@@ -300,7 +315,11 @@ impl RaftCore {
             match msg {
                 Message::RequestVote { pre_vote, .. } => self.send(
                     from,
-                    Message::RequestVoteResponse { term: current_term, granted: false, pre_vote },
+                    Message::RequestVoteResponse {
+                        term: current_term,
+                        granted: false,
+                        pre_vote,
+                    },
                 ),
                 Message::AppendEntries { .. } => self.send(
                     from,
@@ -312,19 +331,36 @@ impl RaftCore {
                 ),
                 Message::ReadIndex { round, .. } => self.send(
                     from,
-                    Message::ReadIndexResponse { term: current_term, round, ok: false },
+                    Message::ReadIndexResponse {
+                        term: current_term,
+                        round,
+                        ok: false,
+                    },
                 ),
                 _ => {}
             }
             return;
         }
         match msg {
-            Message::RequestVote { term, candidate, last_log_index, last_log_term, pre_vote } => {
-                self.on_request_vote(from, term, candidate, last_log_index, last_log_term, pre_vote)
-            }
-            Message::RequestVoteResponse { term, granted, pre_vote } => {
-                self.on_vote_response(from, term, granted, pre_vote)
-            }
+            Message::RequestVote {
+                term,
+                candidate,
+                last_log_index,
+                last_log_term,
+                pre_vote,
+            } => self.on_request_vote(
+                from,
+                term,
+                candidate,
+                last_log_index,
+                last_log_term,
+                pre_vote,
+            ),
+            Message::RequestVoteResponse {
+                term,
+                granted,
+                pre_vote,
+            } => self.on_vote_response(from, term, granted, pre_vote),
             Message::AppendEntries {
                 term: _,
                 leader,
@@ -332,13 +368,33 @@ impl RaftCore {
                 prev_log_term,
                 entries,
                 leader_commit,
-            } => self.on_append_entries(from, leader, prev_log_index, prev_log_term, entries, leader_commit),
-            Message::AppendEntriesResponse { term: _, success, last_index } => {
-                self.on_append_response(from, success, last_index)
-            }
-            Message::ReadIndex { term, leader, round } => {
+            } => self.on_append_entries(
+                from,
+                leader,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            ),
+            Message::AppendEntriesResponse {
+                term: _,
+                success,
+                last_index,
+            } => self.on_append_response(from, success, last_index),
+            Message::ReadIndex {
+                term,
+                leader,
+                round,
+            } => {
                 self.role_follow(leader);
-                self.send(from, Message::ReadIndexResponse { term, round, ok: true });
+                self.send(
+                    from,
+                    Message::ReadIndexResponse {
+                        term,
+                        round,
+                        ok: true,
+                    },
+                );
             }
             Message::ReadIndexResponse { term: _, round, ok } => {
                 if ok && self.role == Role::Leader {
@@ -437,7 +493,14 @@ impl RaftCore {
                 && up_to_date
                 && !(self.params.check_quorum && self.leader_id.is_some());
             let term = if granted { term } else { self.current_term };
-            self.send(from, Message::RequestVoteResponse { term, granted, pre_vote: true });
+            self.send(
+                from,
+                Message::RequestVoteResponse {
+                    term,
+                    granted,
+                    pre_vote: true,
+                },
+            );
         } else {
             let granted = term == self.current_term
                 && self.voted_for.is_none_or(|v| v == candidate)
@@ -447,7 +510,14 @@ impl RaftCore {
                 self.out.reset_election_timer = true;
             }
             let term = self.current_term;
-            self.send(from, Message::RequestVoteResponse { term, granted, pre_vote: false });
+            self.send(
+                from,
+                Message::RequestVoteResponse {
+                    term,
+                    granted,
+                    pre_vote: false,
+                },
+            );
         }
     }
 
@@ -474,10 +544,17 @@ impl RaftCore {
         self.role = Role::Leader;
         self.leader_id = Some(self.id);
         let last = self.log.last_index();
-        self.progress = self.peers.iter().map(|&p| (p, Progress::new(last))).collect();
+        self.progress = self
+            .peers
+            .iter()
+            .map(|&p| (p, Progress::new(last)))
+            .collect();
         self.recent_active.clear();
         if self.params.noop_on_election {
-            self.log.push(Entry { term: self.current_term, command: Command::Noop });
+            self.log.push(Entry {
+                term: self.current_term,
+                command: Command::Noop,
+            });
         }
         self.broadcast_append();
         self.maybe_commit();
@@ -499,7 +576,9 @@ impl RaftCore {
     /// in flight, is an empty append at `match_index` (a heartbeat carrying the commit index).
     fn send_append(&mut self, peer: NodeId, broadcast: bool) {
         let last = self.log.last_index();
-        let Some(pr) = self.progress.get(&peer) else { return };
+        let Some(pr) = self.progress.get(&peer) else {
+            return;
+        };
         let mut prev = pr.next_index - 1;
         let mut to = prev;
         let pipelined = self.params.max_inflight_appends;
@@ -568,7 +647,14 @@ impl RaftCore {
                 || self.log.term_at(prev_log_index) == Some(prev_log_term));
         if !matches {
             let last_index = last.min(prev_log_index.saturating_sub(1));
-            self.send(from, Message::AppendEntriesResponse { term, success: false, last_index });
+            self.send(
+                from,
+                Message::AppendEntriesResponse {
+                    term,
+                    success: false,
+                    last_index,
+                },
+            );
             return;
         }
         let n = entries.len() as Index;
@@ -592,7 +678,14 @@ impl RaftCore {
             self.commit_index = new_commit;
             self.apply();
         }
-        self.send(from, Message::AppendEntriesResponse { term, success: true, last_index: last_new });
+        self.send(
+            from,
+            Message::AppendEntriesResponse {
+                term,
+                success: true,
+                last_index: last_new,
+            },
+        );
     }
 
     fn on_append_response(&mut self, from: NodeId, success: bool, last_index: Index) {
@@ -602,7 +695,9 @@ impl RaftCore {
         self.recent_active.insert(from);
         let backoff = self.params.backoff;
         let last = self.log.last_index();
-        let Some(pr) = self.progress.get_mut(&from) else { return };
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
         if success {
             pr.on_success(last_index);
             let more = pr.next_index <= last;
@@ -647,14 +742,26 @@ impl RaftCore {
         let is_leader = self.role == Role::Leader;
         while self.last_applied < self.commit_index {
             let index = self.last_applied + 1;
-            let Some(entry) = self.log.get(index) else { break };
-            let applied = self.sm.apply(index, &entry.command, self.params.max_sessions, dedup);
+            let Some(entry) = self.log.get(index) else {
+                break;
+            };
+            let applied = self
+                .sm
+                .apply(index, &entry.command, self.params.max_sessions, dedup);
             self.last_applied = index;
-            if let Applied::Client { client_id, seq, answer: Some(answer), .. } = applied {
+            if let Applied::Client {
+                client_id,
+                seq,
+                answer: Some(answer),
+                ..
+            } = applied
+            {
                 if is_leader {
-                    self.out
-                        .replies
-                        .push(ClientReply::Response(ClientResponse { client_id, seq, answer }));
+                    self.out.replies.push(ClientReply::Response(ClientResponse {
+                        client_id,
+                        seq,
+                        answer,
+                    }));
                 }
             }
         }
@@ -686,8 +793,15 @@ impl RaftCore {
                 }
             }
         }
-        let command = Command::Client { client_id: req.client_id, seq: req.seq, op: req.op };
-        self.log.push(Entry { term: self.current_term, command });
+        let command = Command::Client {
+            client_id: req.client_id,
+            seq: req.seq,
+            op: req.op,
+        };
+        self.log.push(Entry {
+            term: self.current_term,
+            command,
+        });
         self.broadcast_append();
         self.maybe_commit();
     }

@@ -85,12 +85,16 @@ impl Params {
     pub(crate) fn has_bug(&self, _bug: BugId) -> bool {
         #[cfg(feature = "mutants")]
         {
-            matches!((self.bug, _bug),
-                (Some(Bug::VoteWithoutUpToDateCheck), BugId::VoteWithoutUpToDateCheck)
-                | (Some(Bug::Figure8Commit), BugId::Figure8Commit)
-                | (Some(Bug::ForgetVoteOnRestart), BugId::ForgetVoteOnRestart)
-                | (Some(Bug::NoDedup), BugId::NoDedup)
-                | (Some(Bug::NoPrevLogTermCheck), BugId::NoPrevLogTermCheck))
+            matches!(
+                (self.bug, _bug),
+                (
+                    Some(Bug::VoteWithoutUpToDateCheck),
+                    BugId::VoteWithoutUpToDateCheck
+                ) | (Some(Bug::Figure8Commit), BugId::Figure8Commit)
+                    | (Some(Bug::ForgetVoteOnRestart), BugId::ForgetVoteOnRestart)
+                    | (Some(Bug::NoDedup), BugId::NoDedup)
+                    | (Some(Bug::NoPrevLogTermCheck), BugId::NoPrevLogTermCheck)
+            )
         }
         #[cfg(not(feature = "mutants"))]
         {

@@ -20,7 +20,11 @@ pub struct Progress {
 impl Progress {
     /// A fresh progress for a new leader with the given last log index.
     pub fn new(last_log_index: Index) -> Self {
-        Progress { next_index: last_log_index + 1, match_index: 0, inflight: VecDeque::new() }
+        Progress {
+            next_index: last_log_index + 1,
+            match_index: 0,
+            inflight: VecDeque::new(),
+        }
     }
 
     /// Number of AppendEntries with entries in flight (pipelining only).

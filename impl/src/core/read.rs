@@ -73,7 +73,11 @@ impl RaftCore {
                 acks: BTreeSet::from([self.id]),
             });
         }
-        let msg = Message::ReadIndex { term: self.current_term, leader: self.id, round };
+        let msg = Message::ReadIndex {
+            term: self.current_term,
+            leader: self.id,
+            round,
+        };
         self.broadcast(msg);
         self.serve_confirmed_reads();
     }
@@ -106,7 +110,9 @@ impl RaftCore {
 
     /// A leader stepping down answers every read it was serving with `NotLeader`.
     pub(super) fn fail_reads(&mut self, hint: Option<NodeId>) {
-        let pending = std::mem::take(&mut self.reads.pending).into_iter().map(|r| r.request);
+        let pending = std::mem::take(&mut self.reads.pending)
+            .into_iter()
+            .map(|r| r.request);
         let waiting = std::mem::take(&mut self.reads.waiting);
         for req in pending.chain(waiting) {
             self.out.replies.push(ClientReply::NotLeader {

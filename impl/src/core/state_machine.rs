@@ -80,7 +80,12 @@ impl KvStateMachine {
             if let Some(s) = self.sessions.get(&client_id) {
                 if seq <= s.last_seq {
                     let answer = (seq == s.last_seq).then(|| s.answer.clone());
-                    return Applied::Client { client_id, seq, answer, duplicate: true };
+                    return Applied::Client {
+                        client_id,
+                        seq,
+                        answer,
+                        duplicate: true,
+                    };
                 }
             }
         }
@@ -99,9 +104,18 @@ impl KvStateMachine {
         }
         self.sessions.insert(
             client_id,
-            Session { last_seq: seq, answer: answer.clone(), last_index: index },
+            Session {
+                last_seq: seq,
+                answer: answer.clone(),
+                last_index: index,
+            },
         );
-        Applied::Client { client_id, seq, answer: Some(answer), duplicate: false }
+        Applied::Client {
+            client_id,
+            seq,
+            answer: Some(answer),
+            duplicate: false,
+        }
     }
 
     fn run(&mut self, op: &Op) -> Answer {

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::{ClientReply, Entry, HardState, Input, Log, NodeId, Params, RaftCore, Ready, Role};
+use crate::core::{
+    ClientReply, Entry, HardState, Input, Log, NodeId, Params, RaftCore, Ready, Role,
+};
 use crate::driver::{Driver, SimRng, Timing};
 
 use super::network::{NetConfig, Network, Payload};
@@ -59,7 +61,14 @@ impl Cluster {
         let mut durable = BTreeMap::new();
         for &id in &ids {
             let core = RaftCore::new(id, &ids, params.clone());
-            nodes.insert(id, Some(Driver::new(core, timing, seed.wrapping_mul(31).wrapping_add(id))));
+            nodes.insert(
+                id,
+                Some(Driver::new(
+                    core,
+                    timing,
+                    seed.wrapping_mul(31).wrapping_add(id),
+                )),
+            );
             durable.insert(id, Durable::default());
         }
         Cluster {
@@ -95,11 +104,15 @@ impl Cluster {
 
     /// The core of a running server.
     pub fn core(&self, id: NodeId) -> Option<&RaftCore> {
-        self.nodes.get(&id).and_then(|d| d.as_ref()).map(Driver::core)
+        self.nodes
+            .get(&id)
+            .and_then(|d| d.as_ref())
+            .map(Driver::core)
     }
     /// The core of a running server (panics when crashed).
     pub fn node(&self, id: NodeId) -> &RaftCore {
-        self.core(id).unwrap_or_else(|| panic!("server {id} is down"))
+        self.core(id)
+            .unwrap_or_else(|| panic!("server {id} is down"))
     }
     /// True if the server is running.
     pub fn is_up(&self, id: NodeId) -> bool {
@@ -111,16 +124,24 @@ impl Cluster {
     }
     /// Running servers that are leaders, by id.
     pub fn leaders(&self) -> Vec<NodeId> {
-        self.ids.iter().copied().filter(|&i| self.core(i).is_some_and(|c| c.role() == Role::Leader)).collect()
+        self.ids
+            .iter()
+            .copied()
+            .filter(|&i| self.core(i).is_some_and(|c| c.role() == Role::Leader))
+            .collect()
     }
     /// The leader of the highest term among running servers.
     pub fn leader(&self) -> Option<NodeId> {
-        self.leaders().into_iter().max_by_key(|&i| self.node(i).current_term())
+        self.leaders()
+            .into_iter()
+            .max_by_key(|&i| self.node(i).current_term())
     }
 
     /// Feed an input to a server and handle its `Ready` (persist, send, reply), then check safety.
     pub fn input(&mut self, id: NodeId, input: Input) -> Result<(), String> {
-        let Some(Some(driver)) = self.nodes.get_mut(&id) else { return Ok(()) };
+        let Some(Some(driver)) = self.nodes.get_mut(&id) else {
+            return Ok(());
+        };
         let before = (driver.core().role(), driver.core().commit_index());
         let trace_in = self.tracing.then(|| describe_input(&input));
         let ready = driver.step(input);
@@ -130,7 +151,12 @@ impl Cluster {
         self.handle_ready(id, before, ready)
     }
 
-    fn handle_ready(&mut self, id: NodeId, before: (Role, u64), ready: Ready) -> Result<(), String> {
+    fn handle_ready(
+        &mut self,
+        id: NodeId,
+        before: (Role, u64),
+        ready: Ready,
+    ) -> Result<(), String> {
         let crash = self.pending_crash.remove(&id);
         if crash == Some(CrashPoint::BeforePersist) {
             self.log_event(|| format!("n{id} CRASH before persisting its ready"));
@@ -148,7 +174,8 @@ impl Cluster {
         if let Some(w) = ready.log_write {
             d.log.truncate(w.from_index as usize - 1);
             let core = self.nodes[&id].as_ref().expect("up").core();
-            d.log.extend_from_slice(core.log().slice(w.from_index, w.last_index));
+            d.log
+                .extend_from_slice(core.log().slice(w.from_index, w.last_index));
         }
         if crash == Some(CrashPoint::BeforeSend) {
             self.log_event(|| format!("n{id} CRASH after persisting, before sending"));
@@ -166,7 +193,8 @@ impl Cluster {
         for reply in ready.replies {
             self.log_event(|| format!("n{id} => client: {reply:?}"));
             let now = self.now;
-            self.net.send(now, Payload::ToClient { from: id, reply }, &mut self.rng);
+            self.net
+                .send(now, Payload::ToClient { from: id, reply }, &mut self.rng);
         }
         Ok(())
     }
@@ -177,7 +205,9 @@ impl Cluster {
         self.now += 1;
         for i in 0..self.ids.len() {
             let id = self.ids[i];
-            let Some(Some(driver)) = self.nodes.get_mut(&id) else { continue };
+            let Some(Some(driver)) = self.nodes.get_mut(&id) else {
+                continue;
+            };
             let mut before = (driver.core().role(), driver.core().commit_index());
             let readies = driver.tick();
             for ready in readies {
@@ -219,7 +249,8 @@ impl Cluster {
     pub fn client_send(&mut self, to: NodeId, input: Input) {
         let now = self.now;
         self.log_event(|| format!("client -> n{to}: {}", describe_input(&input)));
-        self.net.send(now, Payload::ToServer { to, input }, &mut self.rng);
+        self.net
+            .send(now, Payload::ToServer { to, input }, &mut self.rng);
     }
 
     /// Crash a server at the given point.
@@ -251,11 +282,20 @@ impl Cluster {
             d.hard_state,
             Log::from_entries(d.log.clone()),
         );
-        let seed = self.seed.wrapping_mul(7919).wrapping_add(self.restarts * 1000 + id);
-        self.nodes.insert(id, Some(Driver::new(core, self.timing, seed)));
+        let seed = self
+            .seed
+            .wrapping_mul(7919)
+            .wrapping_add(self.restarts * 1000 + id);
+        self.nodes
+            .insert(id, Some(Driver::new(core, self.timing, seed)));
         self.checker.restarted(id);
         let (hs, len) = (self.durable[&id].hard_state, self.durable[&id].log.len());
-        self.log_event(|| format!("n{id} RESTART term={} voted_for={:?} log_len={len}", hs.current_term, hs.voted_for));
+        self.log_event(|| {
+            format!(
+                "n{id} RESTART term={} voted_for={:?} log_len={len}",
+                hs.current_term, hs.voted_for
+            )
+        });
     }
 }
 
@@ -269,7 +309,12 @@ impl RaftCore {
             self.voted_for(),
             self.leader_id(),
             self.commit_index(),
-            self.log().entries().iter().map(|e| e.term.to_string()).collect::<Vec<_>>().join(",")
+            self.log()
+                .entries()
+                .iter()
+                .map(|e| e.term.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         )
     }
 }

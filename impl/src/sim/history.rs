@@ -51,12 +51,20 @@ fn replay(committed: &[Entry]) -> Replay {
         if let Command::Client { client_id, seq, op } = &e.command {
             let before = sm.get(op.key()).cloned();
             let applied = sm.apply(index, &e.command, None, true);
-            if let crate::core::Applied::Client { answer: Some(a), duplicate: false, .. } = applied {
+            if let crate::core::Applied::Client {
+                answer: Some(a),
+                duplicate: false,
+                ..
+            } = applied
+            {
                 first.insert((*client_id, *seq), (index, a));
             }
             let after = sm.get(op.key()).cloned();
             if before != after {
-                changes.entry(op.key().to_string()).or_default().push((index, after));
+                changes
+                    .entry(op.key().to_string())
+                    .or_default()
+                    .push((index, after));
             }
         }
     }
@@ -71,7 +79,10 @@ pub fn check_history(history: &[OpRecord], committed: &[Entry]) -> Result<(), St
     for op in history {
         if let (OpKind::Write(_), Some(t)) = (&op.kind, op.responded_at) {
             let Some((index, expected)) = r.first.get(&(op.client_id, op.seq)) else {
-                return Err(format!("client {} seq {} was answered but never committed", op.client_id, op.seq));
+                return Err(format!(
+                    "client {} seq {} was answered but never committed",
+                    op.client_id, op.seq
+                ));
             };
             if op.answer.as_ref() != Some(expected) {
                 return Err(format!(
@@ -91,7 +102,11 @@ pub fn check_history(history: &[OpRecord], committed: &[Entry]) -> Result<(), St
     }
     let lower_bound = |t: u64| -> Index {
         let k = answered.partition_point(|&(rt, _)| rt < t);
-        if k == 0 { 0 } else { prefix_max[k - 1] }
+        if k == 0 {
+            0
+        } else {
+            prefix_max[k - 1]
+        }
     };
     for op in history {
         match &op.kind {
@@ -107,12 +122,17 @@ pub fn check_history(history: &[OpRecord], committed: &[Entry]) -> Result<(), St
                 }
             }
             OpKind::Read(key) => {
-                let Some(value) = &op.read_value else { continue };
+                let Some(value) = &op.read_value else {
+                    continue;
+                };
                 let lo = lower_bound(op.invoked_at);
                 let hi = op.committed_at_response;
                 let ch = r.changes.get(key).map(Vec::as_slice).unwrap_or(&[]);
                 let value_at = |k: Index| -> Option<String> {
-                    ch.iter().take_while(|(i, _)| *i <= k).last().and_then(|(_, v)| v.clone())
+                    ch.iter()
+                        .take_while(|(i, _)| *i <= k)
+                        .last()
+                        .and_then(|(_, v)| v.clone())
                 };
                 let mut ok = value_at(lo) == *value;
                 ok |= ch.iter().any(|(i, v)| *i > lo && *i <= hi && v == value);
@@ -147,10 +167,15 @@ pub fn check_state_machine(
         ));
     }
     let strip = |s: &KvStateMachine| -> BTreeMap<ClientId, (u64, Answer)> {
-        s.sessions().iter().map(|(c, s)| (*c, (s.last_seq, s.answer.clone()))).collect()
+        s.sessions()
+            .iter()
+            .map(|(c, s)| (*c, (s.last_seq, s.answer.clone())))
+            .collect()
     };
     if strip(&expected) != strip(sm) {
-        return Err(format!("exactly-once: server {id} session table differs from the log replay"));
+        return Err(format!(
+            "exactly-once: server {id} session table differs from the log replay"
+        ));
     }
     Ok(())
 }

@@ -16,7 +16,9 @@ pub mod scenario;
 
 use std::fmt;
 
-use crate::core::{Answer, Backoff, ClientReply, ClientRequest, Entry, Input, NodeId, Op, Params, ReadRequest};
+use crate::core::{
+    Answer, Backoff, ClientReply, ClientRequest, Entry, Input, NodeId, Op, Params, ReadRequest,
+};
 use crate::driver::{SimRng, Timing};
 
 use self::cluster::{Cluster, CrashPoint};
@@ -46,23 +48,33 @@ impl SimConfig {
     /// Draw a configuration from a seed, optionally forcing parameters.
     pub fn from_seed(seed: u64, base: Option<Params>) -> Self {
         let mut rng = SimRng::new(seed ^ 0xC0FF_EE00);
-        let mut params = base.unwrap_or_else(|| {
-            let mut p = Params::default();
-            p.pre_vote = rng.chance(0.5);
-            p.check_quorum = rng.chance(0.5);
-            p.max_entries_per_append = [1, 2, 64][rng.index(3)];
-            p.backoff = if rng.chance(0.5) { Backoff::ConflictHint } else { Backoff::Decrement };
-            p.noop_on_election = rng.chance(0.8);
-            p.max_inflight_appends = if rng.chance(0.5) { Some(1 + rng.index(4)) } else { None };
-            p.max_bytes_per_append = if rng.chance(0.3) { Some(64) } else { None };
-            p
+        let mut params = base.unwrap_or_else(|| Params {
+            pre_vote: rng.chance(0.5),
+            check_quorum: rng.chance(0.5),
+            max_entries_per_append: [1, 2, 64][rng.index(3)],
+            backoff: if rng.chance(0.5) {
+                Backoff::ConflictHint
+            } else {
+                Backoff::Decrement
+            },
+            noop_on_election: rng.chance(0.8),
+            max_inflight_appends: if rng.chance(0.5) {
+                Some(1 + rng.index(4))
+            } else {
+                None
+            },
+            max_bytes_per_append: if rng.chance(0.3) { Some(64) } else { None },
+            ..Params::default()
         });
         params.max_sessions = None;
         let max_delay = 1 + rng.range(0, 4);
         SimConfig {
             servers: if rng.chance(0.7) { 3 } else { 5 },
             params,
-            timing: Timing { election_ticks: 10, heartbeat_ticks: 2 },
+            timing: Timing {
+                election_ticks: 10,
+                heartbeat_ticks: 2,
+            },
             net: NetConfig {
                 loss: [0.0, 0.02, 0.1][rng.index(3)],
                 duplicate: [0.0, 0.02, 0.1][rng.index(3)],
@@ -92,9 +104,18 @@ impl fmt::Display for SimFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "simulation failed, seed {}: {}", self.seed, self.reason)?;
         writeln!(f, "config: {}", self.config)?;
-        writeln!(f, "replay: SIM_SEED={} cargo test -p raft-node --test sim -- replay_seed --nocapture", self.seed)?;
+        writeln!(
+            f,
+            "replay: SIM_SEED={} cargo test -p raft-node --test sim -- replay_seed --nocapture",
+            self.seed
+        )?;
         let skip = self.trace.len().saturating_sub(400);
-        writeln!(f, "steps ({} total, last {} shown):", self.trace.len(), self.trace.len() - skip)?;
+        writeln!(
+            f,
+            "steps ({} total, last {} shown):",
+            self.trace.len(),
+            self.trace.len() - skip
+        )?;
         for line in &self.trace[skip..] {
             writeln!(f, "  {line}")?;
         }
@@ -133,7 +154,12 @@ pub fn run_with(seed: u64, cfg: &SimConfig) -> Result<SimStats, SimFailure> {
     match run_inner(seed, cfg, false) {
         Ok(s) => Ok(s),
         Err(_) => match run_inner(seed, cfg, true) {
-            Err((reason, trace)) => Err(SimFailure { seed, reason, config: format!("{cfg:?}"), trace }),
+            Err((reason, trace)) => Err(SimFailure {
+                seed,
+                reason,
+                config: format!("{cfg:?}"),
+                trace,
+            }),
             Ok(_) => Err(SimFailure {
                 seed,
                 reason: "nondeterminism: the traced replay passed".into(),
@@ -150,7 +176,15 @@ fn run_inner(seed: u64, cfg: &SimConfig, tracing: bool) -> Result<SimStats, (Str
     let mut stats = SimStats::default();
     let mut history: Vec<OpRecord> = Vec::new();
     let mut clients: Vec<Client> = (1..=cfg.clients)
-        .map(|id| Client { id, next_seq: 1, ops_left: cfg.ops_per_client, pending: None, sent_at: 0, hint: None, last_seen: None })
+        .map(|id| Client {
+            id,
+            next_seq: 1,
+            ops_left: cfg.ops_per_client,
+            pending: None,
+            sent_at: 0,
+            hint: None,
+            last_seen: None,
+        })
         .collect();
     let mut down_until: Vec<(NodeId, u64)> = Vec::new();
     let total = cfg.fault_ticks + cfg.settle_ticks;
@@ -185,7 +219,11 @@ fn run_inner(seed: u64, cfg: &SimConfig, tracing: bool) -> Result<SimStats, (Str
             for cl in &mut clients {
                 drive_client(&mut c, cl, &mut history, cfg, &mut stats);
             }
-            if clients.iter().all(|cl| cl.pending.is_none() && cl.ops_left == 0) && tick > cfg.fault_ticks {
+            if clients
+                .iter()
+                .all(|cl| cl.pending.is_none() && cl.ops_left == 0)
+                && tick > cfg.fault_ticks
+            {
                 break;
             }
         }
@@ -205,13 +243,22 @@ fn run_inner(seed: u64, cfg: &SimConfig, tracing: bool) -> Result<SimStats, (Str
     }
 }
 
-fn inject_faults(c: &mut Cluster, cfg: &SimConfig, down: &mut Vec<(NodeId, u64)>, stats: &mut SimStats) {
+fn inject_faults(
+    c: &mut Cluster,
+    cfg: &SimConfig,
+    down: &mut Vec<(NodeId, u64)>,
+    stats: &mut SimStats,
+) {
     let r = cfg.fault_rate;
     let n = c.ids.len();
     if c.rng.chance(0.02 * r) {
         let id = c.ids[c.rng.index(n)];
         if c.is_up(id) {
-            let at = [CrashPoint::Now, CrashPoint::BeforePersist, CrashPoint::BeforeSend][c.rng.index(3)];
+            let at = [
+                CrashPoint::Now,
+                CrashPoint::BeforePersist,
+                CrashPoint::BeforeSend,
+            ][c.rng.index(3)];
             c.crash(id, at);
             let back = c.now + 5 + c.rng.range(0, 40);
             down.push((id, back));
@@ -222,7 +269,11 @@ fn inject_faults(c: &mut Cluster, cfg: &SimConfig, down: &mut Vec<(NodeId, u64)>
         let mut a = Vec::new();
         let mut b = Vec::new();
         for &id in &c.ids {
-            if c.rng.chance(0.5) { a.push(id) } else { b.push(id) }
+            if c.rng.chance(0.5) {
+                a.push(id)
+            } else {
+                b.push(id)
+            }
         }
         c.log_fault(format!("PARTITION {a:?} | {b:?}"));
         c.net.partition(&a, &b);
@@ -254,7 +305,9 @@ fn on_reply(
     reply: ClientReply,
     stats: &mut SimStats,
 ) {
-    let Some(cl) = clients.iter_mut().find(|cl| cl.id == reply.client_id()) else { return };
+    let Some(cl) = clients.iter_mut().find(|cl| cl.id == reply.client_id()) else {
+        return;
+    };
     let Some(h) = cl.pending else { return };
     let op = &mut history[h];
     match reply {
@@ -264,7 +317,9 @@ fn on_reply(
             }
             op.answer = Some(r.answer);
         }
-        ClientReply::Read { read_id, value, .. } if read_id == op.seq && matches!(op.kind, OpKind::Read(_)) => {
+        ClientReply::Read { read_id, value, .. }
+            if read_id == op.seq && matches!(op.kind, OpKind::Read(_)) =>
+        {
             cl.last_seen = value.clone();
             op.read_value = Some(value);
         }
@@ -281,7 +336,13 @@ fn on_reply(
     stats.ops_answered += 1;
 }
 
-fn drive_client(c: &mut Cluster, cl: &mut Client, history: &mut Vec<OpRecord>, cfg: &SimConfig, stats: &mut SimStats) {
+fn drive_client(
+    c: &mut Cluster,
+    cl: &mut Client,
+    history: &mut Vec<OpRecord>,
+    cfg: &SimConfig,
+    stats: &mut SimStats,
+) {
     let n = c.ids.len();
     if cl.pending.is_none() {
         if cl.ops_left == 0 || !c.rng.chance(0.3) {
@@ -296,7 +357,11 @@ fn drive_client(c: &mut Cluster, cl: &mut Client, history: &mut Vec<OpRecord>, c
             0..=3 => OpKind::Write(Op::Put { key, value }),
             4 => OpKind::Write(Op::Get { key }),
             5 => OpKind::Write(Op::Delete { key }),
-            6 | 7 => OpKind::Write(Op::Cas { key, expected: cl.last_seen.clone(), new: Some(value) }),
+            6 | 7 => OpKind::Write(Op::Cas {
+                key,
+                expected: cl.last_seen.clone(),
+                new: Some(value),
+            }),
             _ => OpKind::Read(key),
         };
         history.push(OpRecord {
@@ -324,8 +389,16 @@ fn drive_client(c: &mut Cluster, cl: &mut Client, history: &mut Vec<OpRecord>, c
     cl.sent_at = c.now.max(1);
     let op = &history[h];
     let input = match &op.kind {
-        OpKind::Write(o) => Input::Client(ClientRequest { client_id: cl.id, seq: op.seq, op: o.clone() }),
-        OpKind::Read(k) => Input::Read(ReadRequest { client_id: cl.id, read_id: op.seq, key: k.clone() }),
+        OpKind::Write(o) => Input::Client(ClientRequest {
+            client_id: cl.id,
+            seq: op.seq,
+            op: o.clone(),
+        }),
+        OpKind::Read(k) => Input::Read(ReadRequest {
+            client_id: cl.id,
+            read_id: op.seq,
+            key: k.clone(),
+        }),
     };
     c.client_send(target, input);
 }

@@ -22,7 +22,12 @@ pub struct NetConfig {
 impl NetConfig {
     /// A perfect network with unit delay: FIFO, no loss.
     pub fn reliable() -> Self {
-        NetConfig { loss: 0.0, duplicate: 0.0, min_delay: 1, max_delay: 1 }
+        NetConfig {
+            loss: 0.0,
+            duplicate: 0.0,
+            min_delay: 1,
+            max_delay: 1,
+        }
     }
 }
 
@@ -92,7 +97,11 @@ impl Network {
         if self.blocked(&payload) || rng.chance(self.config.loss) {
             return;
         }
-        let copies = if rng.chance(self.config.duplicate) { 2 } else { 1 };
+        let copies = if rng.chance(self.config.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let delay = rng.range(self.config.min_delay, self.config.max_delay + 1);
             self.next_seq += 1;
@@ -128,8 +137,9 @@ impl Network {
 
     /// Take one specific packet out (scenarios use this to hold and replay messages).
     pub fn take_matching(&mut self, mut pred: impl FnMut(&Packet) -> bool) -> Vec<Packet> {
-        let (taken, rest): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.in_flight).into_iter().partition(|p| pred(p));
+        let (taken, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|p| pred(p));
         self.in_flight = rest;
         taken
     }
@@ -137,7 +147,11 @@ impl Network {
     /// Put a packet back in flight, due at `at`.
     pub fn inject(&mut self, at: u64, payload: Payload) {
         self.next_seq += 1;
-        self.in_flight.push(Packet { deliver_at: at, seq: self.next_seq, payload });
+        self.in_flight.push(Packet {
+            deliver_at: at,
+            seq: self.next_seq,
+            payload,
+        });
     }
 
     /// Cut both directions between every member of `a` and every member of `b`.

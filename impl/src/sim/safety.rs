@@ -95,15 +95,17 @@ impl SafetyChecker {
                 }
             }
             if let Some((t, len, last)) = self.leading.get(&id) {
-                if *t == term
-                    && (log.last_index() < *len || log.get(*len).cloned() != last.clone())
+                if *t == term && (log.last_index() < *len || log.get(*len).cloned() != last.clone())
                 {
                     return Err(format!(
                         "Leader Append-Only: leader {id} of term {term} lost or changed entry {len}"
                     ));
                 }
             }
-            self.leading.insert(id, (term, log.last_index(), log.get(log.last_index()).cloned()));
+            self.leading.insert(
+                id,
+                (term, log.last_index(), log.get(log.last_index()).cloned()),
+            );
             if before_role != Role::Leader {
                 // Leader Completeness.
                 for (i, (e, commit_term)) in self.committed.iter().enumerate() {
@@ -140,7 +142,10 @@ impl SafetyChecker {
             self.checked_commit.insert(id, commit);
         }
         if core.last_applied() != commit {
-            return Err(format!("server {id} applied {} of {commit} committed", core.last_applied()));
+            return Err(format!(
+                "server {id} applied {} of {commit} committed",
+                core.last_applied()
+            ));
         }
         Ok(())
     }

@@ -110,13 +110,28 @@ impl Story {
 
     /// Client `client` sends `op` with `seq` straight to server `to`, then the network settles.
     pub fn request(&mut self, to: NodeId, client: u64, seq: u64, op: Op) -> &mut Self {
-        let r = self.c.input(to, Input::Client(ClientRequest { client_id: client, seq, op }));
+        let r = self.c.input(
+            to,
+            Input::Client(ClientRequest {
+                client_id: client,
+                seq,
+                op,
+            }),
+        );
         self.record(r).settle()
     }
 
     /// `request(to, client, seq, Put { key, value })`.
     pub fn put(&mut self, to: NodeId, client: u64, seq: u64, key: &str, value: &str) -> &mut Self {
-        self.request(to, client, seq, Op::Put { key: key.into(), value: value.into() })
+        self.request(
+            to,
+            client,
+            seq,
+            Op::Put {
+                key: key.into(),
+                value: value.into(),
+            },
+        )
     }
 
     /// Cut both directions between server `id` and every other server.
@@ -201,9 +216,11 @@ impl Story {
             .delivered_replies
             .iter()
             .filter_map(|(_, _, r)| match r {
-                ClientReply::NotLeader { client_id, seq: s, hint } if *client_id == client && *s == seq => {
-                    Some(*hint)
-                }
+                ClientReply::NotLeader {
+                    client_id,
+                    seq: s,
+                    hint,
+                } if *client_id == client && *s == seq => Some(*hint),
                 _ => None,
             })
             .collect()
