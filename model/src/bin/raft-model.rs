@@ -1,0 +1,244 @@
+//! `raft-model`: check the Raft specification exhaustively, or browse it in stateright's
+//! explorer.
+
+use clap::{Args, Parser, Subcommand};
+use raft_model::config::{Backoff, Bug, Network};
+use raft_model::runner::{self, RunOptions, Strategy};
+use raft_model::{Config, RaftModel};
+use stateright::Model;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "raft-model",
+    version,
+    about = "Model-check raftright's Raft specification"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check every reachable state within the bounds. Exit 0 only when the run was exhaustive,
+    /// every always-property held and every witness was found; 1 on a violation or a missing
+    /// witness; 2 when the run was not exhaustive.
+    Check(CheckArgs),
+    /// Serve stateright's web explorer on the same configuration.
+    Explore(ExploreArgs),
+}
+
+#[derive(Args, Clone)]
+struct Bounds {
+    /// Number of servers (2 to 5).
+    #[arg(long, default_value_t = Config::default().servers, value_parser = clap::value_parser!(u8).range(2..=5))]
+    servers: u8,
+    /// Highest term any server may reach (1 to 9).
+    #[arg(long, default_value_t = Config::default().max_term, value_parser = clap::value_parser!(u8).range(1..=9))]
+    max_term: u8,
+    /// Longest log any server may hold (1 to 9).
+    #[arg(long, default_value_t = Config::default().max_log_len, value_parser = clap::value_parser!(u8).range(1..=9))]
+    max_log_len: u8,
+    /// Crash-and-restart steps in a run.
+    #[arg(long, default_value_t = Config::default().max_restarts)]
+    max_restarts: u8,
+    /// Client workload: one client per comma-separated item, each a sequence of `p` (put its own
+    /// value) and `g` (get), e.g. `p,g` (two clients) or `pg` (one client, put then get).
+    #[arg(long, default_value = "p,g", value_parser = parse_clients)]
+    clients: Vec<Vec<raft_model::types::Op>>,
+    /// Re-sends of one operation beyond its first send.
+    #[arg(long, default_value_t = Config::default().max_retries)]
+    max_retries: u8,
+    /// Most server-to-server messages in flight at once; 0 means no bound.
+    #[arg(long, default_value_t = Config::default().max_in_flight)]
+    max_in_flight: u8,
+    /// Network semantics.
+    #[arg(long, value_enum, default_value_t = Network::Unordered)]
+    network: Network,
+    /// Make message loss an explicit step (loss is always possible: a message may stay in flight
+    /// forever; explicit drops add states, not behaviours).
+    #[arg(long)]
+    drops: bool,
+    /// Elections begin with a pre-vote round.
+    #[arg(long)]
+    pre_vote: bool,
+    /// Leaders step down without a quorum; followers that know a leader refuse pre-votes.
+    #[arg(long)]
+    check_quorum: bool,
+    /// Most entries in one AppendEntries.
+    #[arg(long, default_value_t = Config::default().params.max_entries_per_append, value_parser = clap::value_parser!(u8).range(1..))]
+    max_entries_per_append: u8,
+    /// How next_index moves after a rejection.
+    #[arg(long, value_enum, default_value_t = Backoff::ConflictHint)]
+    backoff: Backoff,
+    /// New leaders do not append an empty entry of their term.
+    #[arg(long)]
+    no_noop_on_election: bool,
+    /// Switch on a known Raft bug (the check must catch it).
+    #[arg(long, value_enum)]
+    bug: Option<Bug>,
+}
+
+fn parse_clients(s: &str) -> Result<Vec<raft_model::types::Op>, String> {
+    // clap calls this once per comma-separated item.
+    s.chars()
+        .map(|c| match c {
+            'p' => Ok(None),
+            'g' => Ok(Some(raft_model::config::get())),
+            other => Err(format!(
+                "unknown operation '{other}': use p (put) or g (get)"
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|ops| {
+            ops.into_iter()
+                .map(|o| o.unwrap_or(raft_model::config::put(0)))
+                .collect()
+        })
+}
+
+impl Bounds {
+    fn config(&self) -> Config {
+        // Each client puts its own value, so writes are distinguishable.
+        let client_ops = self
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(c, ops)| {
+                ops.iter()
+                    .map(|op| match op {
+                        raft_model::types::Op::Put { .. } => raft_model::config::put(c as u8),
+                        get => *get,
+                    })
+                    .collect()
+            })
+            .collect();
+        Config {
+            servers: self.servers,
+            max_term: self.max_term,
+            max_log_len: self.max_log_len,
+            max_restarts: self.max_restarts,
+            client_ops,
+            max_retries: self.max_retries,
+            max_in_flight: self.max_in_flight,
+            network: self.network,
+            drops: self.drops,
+            params: raft_model::Params {
+                pre_vote: self.pre_vote,
+                check_quorum: self.check_quorum,
+                max_entries_per_append: self.max_entries_per_append,
+                backoff: self.backoff,
+                noop_on_election: !self.no_noop_on_election,
+            },
+            bug: self.bug,
+        }
+    }
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    bounds: Bounds,
+    /// Search strategy.
+    #[arg(long, value_enum, default_value_t = Strategy::Dfs)]
+    strategy: Strategy,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed for `--strategy simulation`.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Explore without symmetry reduction.
+    #[arg(long)]
+    no_symmetry: bool,
+    /// Stop after this many seconds (the run is then reported incomplete).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Stop after this many generated states (the run is then reported incomplete).
+    #[arg(long)]
+    max_states: Option<usize>,
+    /// Keep exploring after a violation.
+    #[arg(long)]
+    keep_going: bool,
+    /// Print a machine-readable JSON summary on stdout instead of the report.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ExploreArgs {
+    #[command(flatten)]
+    bounds: Bounds,
+    /// Address to serve on.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Check(args) => check(args),
+        Command::Explore(args) => {
+            let cfg = args.bounds.config();
+            let addr = format!("{}:{}", args.host, args.port);
+            println!("Bounds:\n{cfg}\n");
+            println!("Explorer: http://{addr}/  (Ctrl-C to stop)");
+            RaftModel::new(cfg).checker().serve(addr);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let cfg = args.bounds.config();
+    let opts = RunOptions {
+        strategy: args.strategy,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        seed: args.seed,
+        symmetry: !args.no_symmetry,
+        timeout: args.timeout.map(Duration::from_secs),
+        max_states: args.max_states,
+        stop_on_violation: !args.keep_going,
+        progress: true,
+    };
+    if !args.json {
+        println!("Bounds:\n{cfg}");
+        println!(
+            "Strategy: {:?}, threads: {}, symmetry: {}{}\n",
+            opts.strategy,
+            opts.threads,
+            opts.symmetry && opts.strategy != Strategy::Bfs,
+            if opts.strategy == Strategy::Bfs && opts.symmetry {
+                " (BFS cannot use symmetry reduction)"
+            } else {
+                ""
+            }
+        );
+    }
+    let summary = runner::run(cfg, &opts);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("summary serializes")
+        );
+    } else {
+        print!("{}", runner::render(&summary, "http://localhost:3000"));
+    }
+    if summary.ok() {
+        ExitCode::SUCCESS
+    } else if summary.complete
+        || summary
+            .properties
+            .iter()
+            .any(|p| p.status == runner::Status::Violated)
+    {
+        ExitCode::from(1)
+    } else {
+        ExitCode::from(2)
+    }
+}

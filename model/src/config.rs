@@ -1,0 +1,191 @@
+//! What the model is checked with: the protocol's parameters (the same `Params` the node core
+//! takes), the bounds that keep the state space finite, and an optional known bug.
+
+use crate::types::{Key, Op, Value};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How `next_index` moves after a rejected AppendEntries (PROTOCOL.md, "Replication").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Backoff {
+    ConflictHint,
+    Decrement,
+}
+
+/// The policies that shape state changes and message contents; the node core has the same.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Params {
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    pub max_entries_per_append: u8,
+    pub backoff: Backoff,
+    pub noop_on_election: bool,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            pre_vote: false,
+            check_quorum: false,
+            max_entries_per_append: 1,
+            backoff: Backoff::ConflictHint,
+            noop_on_election: true,
+        }
+    }
+}
+
+/// Known Raft bugs the model can be switched into, each to be caught by the property it breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Bug {
+    /// Votes are granted without the up-to-date check.
+    VoteWithoutUpToDateCheck,
+    /// A leader commits an earlier-term entry by counting replicas (the paper's Figure 8).
+    Figure8Commit,
+    /// `voted_for` is not durable: a restarted server forgets its vote.
+    ForgetVoteOnRestart,
+    /// The state machine applies a retried `(client_id, seq)` again.
+    NoDedup,
+    /// AppendEntries is accepted without comparing `prev_log_term`.
+    NoPrevLogTermCheck,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 5] = [
+        Bug::VoteWithoutUpToDateCheck,
+        Bug::Figure8Commit,
+        Bug::ForgetVoteOnRestart,
+        Bug::NoDedup,
+        Bug::NoPrevLogTermCheck,
+    ];
+}
+
+/// How the network treats messages. Every kind reorders; loss is a separate switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Network {
+    /// A delivered message is consumed.
+    Unordered,
+    /// A delivered message stays in flight and may be delivered again.
+    Duplicating,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Config {
+    pub servers: u8,
+    pub params: Params,
+    pub max_term: u8,
+    pub max_log_len: u8,
+    pub max_restarts: u8,
+    /// Each client's operations, in order; client `c`'s `k`-th operation has `seq = k + 1`.
+    pub client_ops: Vec<Vec<Op>>,
+    /// Sends of one operation beyond its first.
+    pub max_retries: u8,
+    /// Most server-to-server messages in flight at once (0 = no bound).
+    pub max_in_flight: u8,
+    pub network: Network,
+    /// Make message loss an explicit `Drop` step. Loss exists either way: any message may stay
+    /// in flight forever, and for safety an undelivered message is a lost one. Explicit drops
+    /// add no server or client behaviour, only states; they make losses visible in traces.
+    pub drops: bool,
+    pub bug: Option<Bug>,
+}
+
+pub const KEY: Key = 0;
+
+/// Client `c` writes value `c + 1` when its operation is a write, so every write is distinct.
+pub fn put(client: u8) -> Op {
+    Op::Put {
+        key: KEY,
+        value: client as Value + 1,
+    }
+}
+
+pub fn get() -> Op {
+    Op::Get { key: KEY }
+}
+
+impl Default for Config {
+    /// The configuration `raft-model check` runs when given no flags.
+    fn default() -> Self {
+        Config {
+            servers: 3,
+            params: Params::default(),
+            max_term: 3,
+            max_log_len: 3,
+            max_restarts: 1,
+            client_ops: vec![vec![put(0)], vec![get()]],
+            max_retries: 1,
+            max_in_flight: 0,
+            network: Network::Unordered,
+            drops: false,
+            bug: None,
+        }
+    }
+}
+
+impl Config {
+    /// The reduced configuration `cargo test` checks exhaustively in seconds.
+    pub fn small() -> Self {
+        Config {
+            max_term: 2,
+            max_log_len: 2,
+            client_ops: vec![vec![put(0)]],
+            ..Config::default()
+        }
+    }
+
+    pub fn majority(&self) -> usize {
+        self.servers as usize / 2 + 1
+    }
+
+    pub fn has_bug(&self, bug: Bug) -> bool {
+        self.bug == Some(bug)
+    }
+
+    /// Where operation `seq` of `client_id` is counted in `Server::applied`.
+    pub fn op_slot(&self, client_id: u8, seq: u8) -> usize {
+        let before: usize = self.client_ops[..client_id as usize]
+            .iter()
+            .map(Vec::len)
+            .sum();
+        before + seq as usize - 1
+    }
+
+    pub fn op_count(&self) -> usize {
+        self.client_ops.iter().map(Vec::len).sum()
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let p = &self.params;
+        writeln!(
+            f,
+            "servers={} max_term={} max_log_len={} max_restarts={} max_retries={} max_in_flight={}",
+            self.servers,
+            self.max_term,
+            self.max_log_len,
+            self.max_restarts,
+            self.max_retries,
+            if self.max_in_flight == 0 {
+                "unbounded".to_string()
+            } else {
+                self.max_in_flight.to_string()
+            }
+        )?;
+        writeln!(
+            f,
+            "network={:?} drops={} clients={:?}",
+            self.network, self.drops, self.client_ops
+        )?;
+        write!(
+            f,
+            "pre_vote={} check_quorum={} max_entries_per_append={} backoff={:?} noop_on_election={} bug={}",
+            p.pre_vote,
+            p.check_quorum,
+            p.max_entries_per_append,
+            p.backoff,
+            p.noop_on_election,
+            self.bug.map_or("none".to_string(), |b| format!("{b:?}"))
+        )
+    }
+}

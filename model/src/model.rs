@@ -1,0 +1,294 @@
+//! The stateright `Model`: which steps are possible in a state, and what each step does.
+
+use crate::config::{Config, Network};
+use crate::properties;
+use crate::server::{bit, event, Effects, Server};
+use crate::state::{insert_in_flight, State};
+use crate::types::*;
+use serde::{Deserialize, Serialize};
+use stateright::semantics::ConsistencyTester;
+use stateright::{Model, Property};
+use std::fmt;
+
+/// One step of the system. Every step is taken by one server or one client.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Action {
+    /// A message reaches its destination.
+    Deliver(Envelope),
+    /// The network loses a message (only with `Config::drops`).
+    Drop(Envelope),
+    ElectionTimeout(Id),
+    HeartbeatTimeout(Id),
+    /// The server crashes and comes back with its durable state only.
+    Restart(Id),
+    /// A client sends (or re-sends) its operation in hand to a server.
+    ClientRequest {
+        client_id: ClientId,
+        server: Id,
+    },
+    /// A leader's answer reaches its client.
+    DeliverResponse(ClientResponse),
+    /// The network loses a leader's answer (only with `Config::drops`).
+    DropResponse(ClientResponse),
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Action::Deliver(e) => write!(f, "Deliver {e:?}"),
+            Action::Drop(e) => write!(f, "Drop {e:?}"),
+            Action::ElectionTimeout(i) => write!(f, "ElectionTimeout s{i}"),
+            Action::HeartbeatTimeout(i) => write!(f, "HeartbeatTimeout s{i}"),
+            Action::Restart(i) => write!(f, "Restart s{i}"),
+            Action::ClientRequest { client_id, server } => {
+                write!(f, "ClientRequest c{client_id}→s{server}")
+            }
+            Action::DeliverResponse(r) => write!(f, "DeliverResponse {r:?}"),
+            Action::DropResponse(r) => write!(f, "DropResponse {r:?}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RaftModel {
+    pub cfg: Config,
+}
+
+impl RaftModel {
+    pub fn new(cfg: Config) -> Self {
+        RaftModel { cfg }
+    }
+
+    /// The operation client `c` has in hand, if any.
+    pub fn op_in_hand(&self, state: &State, c: ClientId) -> Option<Op> {
+        let done = state.clients[c as usize].done as usize;
+        self.cfg.client_ops[c as usize].get(done).copied()
+    }
+
+    /// Runs one server's step and folds what it produced into the state: messages into the
+    /// network, answers to clients, and the ghost records.
+    fn step_server(
+        &self,
+        state: &mut State,
+        id: Id,
+        f: impl FnOnce(&mut Server, &mut Effects),
+    ) -> Effects {
+        let before = state.servers[id as usize].clone();
+        let mut fx = Effects::default();
+        f(&mut state.servers[id as usize], &mut fx);
+        for e in fx.out.drain(..) {
+            insert_in_flight(&mut state.network, e);
+        }
+        for r in fx.responses.drain(..) {
+            insert_in_flight(&mut state.responses, r);
+        }
+        self.record_ghosts(state, id, &before, &mut fx);
+        state.events |= fx.events;
+        fx
+    }
+
+    fn record_ghosts(&self, state: &mut State, id: Id, before: &Server, fx: &mut Effects) {
+        let after = &state.servers[id as usize];
+        if after.current_term < before.current_term {
+            state.broken |= properties::broken::TERM_MONOTONIC;
+        }
+        if before.role == Role::Leader
+            && after.role == Role::Leader
+            && after.current_term == before.current_term
+            && !after.log.starts_with(&before.log)
+        {
+            state.broken |= properties::broken::LEADER_APPEND_ONLY;
+        }
+        if after.role == Role::Leader && before.role != Role::Leader {
+            state.elected[after.current_term as usize] |= bit(id);
+        }
+        // F5: a leader commits, in its own term, an entry some server committed in an earlier one.
+        if after.role == Role::Leader && after.commit_index > before.commit_index {
+            let known_earlier = (before.commit_index..after.commit_index).any(|i| {
+                state
+                    .committed
+                    .get(i as usize)
+                    .is_some_and(|&(_, t)| t < after.current_term)
+            });
+            if known_earlier {
+                fx.events |= event::F5;
+            }
+        }
+        // F6: a leader that appended in its term but could not commit learns of a higher term,
+        // in which the majority side has committed.
+        if before.role == Role::Leader && after.current_term > before.current_term {
+            let stranded = before.log[before.commit_index as usize..]
+                .iter()
+                .any(|e| e.term == before.current_term);
+            let newer_commit = state
+                .committed
+                .iter()
+                .any(|&(_, t)| t > before.current_term);
+            if stranded && newer_commit {
+                fx.events |= event::F6;
+            }
+        }
+        for i in state.committed.len()..after.commit_index as usize {
+            state.committed.push((after.log[i], after.current_term));
+        }
+    }
+
+    fn deliver(&self, state: &mut State, env: &Envelope) {
+        let cfg = &self.cfg;
+        let fx = self.step_server(state, env.dst, |s, fx| {
+            s.on_message(cfg, env.dst, env.src, &env.msg, fx)
+        });
+        // F2: the entry a failed leader kept for itself is overwritten by a newer leader that
+        // holds the client's retry of the same command.
+        if let Msg::AppendEntries { leader, .. } = env.msg {
+            let leader_log = &state.servers[leader as usize].log;
+            let retried = fx.removed.iter().any(|gone| {
+                matches!(gone.command, Command::Client { .. })
+                    && leader_log
+                        .iter()
+                        .any(|e| e.command == gone.command && e.term > gone.term)
+            });
+            if retried {
+                state.events |= event::F2;
+            }
+        }
+    }
+}
+
+impl Model for RaftModel {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        vec![State::new(&self.cfg)]
+    }
+
+    fn actions(&self, state: &State, actions: &mut Vec<Action>) {
+        let cfg = &self.cfg;
+        for env in &state.network {
+            actions.push(Action::Deliver(env.clone()));
+            if cfg.drops {
+                actions.push(Action::Drop(env.clone()));
+            }
+        }
+        for id in 0..cfg.servers {
+            let s = &state.servers[id as usize];
+            match s.role {
+                Role::Leader => {
+                    if cfg.params.check_quorum {
+                        actions.push(Action::ElectionTimeout(id));
+                    }
+                    actions.push(Action::HeartbeatTimeout(id));
+                }
+                _ => {
+                    if s.current_term < cfg.max_term {
+                        actions.push(Action::ElectionTimeout(id));
+                    }
+                }
+            }
+            if state.restarts < cfg.max_restarts {
+                actions.push(Action::Restart(id));
+            }
+        }
+        for (c, client) in state.clients.iter().enumerate() {
+            let c = c as ClientId;
+            if self.op_in_hand(state, c).is_some() && client.attempts <= cfg.max_retries {
+                for server in 0..cfg.servers {
+                    actions.push(Action::ClientRequest {
+                        client_id: c,
+                        server,
+                    });
+                }
+            }
+        }
+        for r in &state.responses {
+            actions.push(Action::DeliverResponse(*r));
+            if cfg.drops {
+                actions.push(Action::DropResponse(*r));
+            }
+        }
+    }
+
+    fn next_state(&self, last: &State, action: Action) -> Option<State> {
+        let cfg = &self.cfg;
+        let mut state = last.clone();
+        state.events = 0;
+        match action {
+            Action::Deliver(env) => {
+                if cfg.network == Network::Unordered {
+                    let at = state.network.binary_search(&env).ok()?;
+                    state.network.remove(at);
+                }
+                self.deliver(&mut state, &env);
+            }
+            Action::Drop(env) => {
+                let at = state.network.binary_search(&env).ok()?;
+                state.network.remove(at);
+            }
+            Action::ElectionTimeout(id) => {
+                self.step_server(&mut state, id, |s, fx| s.election_timeout(cfg, id, fx));
+            }
+            Action::HeartbeatTimeout(id) => {
+                self.step_server(&mut state, id, |s, fx| s.heartbeat_timeout(cfg, id, fx));
+            }
+            Action::Restart(id) => {
+                state.restarts += 1;
+                let restarted = state.servers[id as usize].restart(cfg);
+                state.servers[id as usize] = restarted;
+            }
+            Action::ClientRequest { client_id, server } => {
+                let op = self.op_in_hand(&state, client_id)?;
+                let client = state.clients[client_id as usize];
+                if client.attempts == 0 {
+                    state.history.on_invoke(client_id, op).ok()?;
+                }
+                let seq = client.done + 1;
+                let mut at_leader = true;
+                self.step_server(&mut state, server, |s, fx| {
+                    at_leader = s.client_request(cfg, server, client_id, seq, op, fx);
+                });
+                let client = &mut state.clients[client_id as usize];
+                client.attempts += 1;
+                client.missed |= !at_leader;
+            }
+            Action::DeliverResponse(r) => {
+                let at = state.responses.binary_search(&r).ok()?;
+                state.responses.remove(at);
+                let client = state.clients[r.client_id as usize];
+                if client.attempts > 0 && r.seq == client.done + 1 {
+                    state.history.on_return(r.client_id, r.answer).ok()?;
+                    if client.missed {
+                        state.events |= event::F1;
+                    }
+                    state.clients[r.client_id as usize] = crate::state::Client {
+                        done: client.done + 1,
+                        attempts: 0,
+                        missed: false,
+                    };
+                }
+            }
+            Action::DropResponse(r) => {
+                let at = state.responses.binary_search(&r).ok()?;
+                state.responses.remove(at);
+            }
+        }
+        Some(state)
+    }
+
+    fn within_boundary(&self, state: &State) -> bool {
+        let cfg = &self.cfg;
+        state
+            .servers
+            .iter()
+            .all(|s| s.current_term <= cfg.max_term && s.log.len() <= cfg.max_log_len as usize)
+            && (cfg.max_in_flight == 0 || state.network.len() <= cfg.max_in_flight as usize)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        properties::all()
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        format!("{action:?}")
+    }
+}

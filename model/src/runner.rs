@@ -1,0 +1,344 @@
+//! Runs the checker and says honestly what it found: whether the run was exhaustive, what held,
+//! what was violated (with a path), which witnesses were found and which are missing.
+
+use crate::model::RaftModel;
+use crate::symmetry::representative;
+use crate::Config;
+use serde::Serialize;
+use stateright::{Checker, Expectation, HasDiscoveries, Model, UniformChooser};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Depth-first, with symmetry reduction: the exhaustive default.
+    Dfs,
+    /// Breadth-first: shortest counterexamples, no symmetry reduction (stateright's BFS ignores it).
+    Bfs,
+    /// Seeded random walks: never exhaustive.
+    Simulation,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub strategy: Strategy,
+    pub threads: usize,
+    pub seed: u64,
+    pub symmetry: bool,
+    pub timeout: Option<Duration>,
+    pub max_states: Option<usize>,
+    /// Stop at the first violated always-property (the run is then not exhaustive).
+    pub stop_on_violation: bool,
+    /// Print a progress line every second to stderr.
+    pub progress: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            strategy: Strategy::Dfs,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            seed: 0,
+            symmetry: true,
+            timeout: None,
+            max_states: None,
+            stop_on_violation: true,
+            progress: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Holds,
+    Violated,
+    Found,
+    Missing,
+    /// An always-property not violated in a run that was not exhaustive: nothing is claimed.
+    Unknown,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PropertyResult {
+    pub name: &'static str,
+    pub expectation: &'static str,
+    pub status: Status,
+    /// The steps from the initial state to the violating state or the witness.
+    pub path: Option<Vec<String>>,
+    /// Action indices from the initial state: `http://localhost:3000/#/steps/<path>`.
+    pub explorer_path: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub config: Config,
+    pub strategy: Strategy,
+    pub threads: usize,
+    pub symmetry: bool,
+    pub complete: bool,
+    pub incomplete_reason: Option<String>,
+    pub unique_states: usize,
+    pub total_states: usize,
+    pub max_depth: usize,
+    pub seconds: f64,
+    pub unique_states_per_second: f64,
+    pub peak_rss_bytes: u64,
+    pub properties: Vec<PropertyResult>,
+}
+
+impl Summary {
+    /// True only for an exhaustive run in which every always-property held and every witness
+    /// was found.
+    pub fn ok(&self) -> bool {
+        self.complete
+            && self
+                .properties
+                .iter()
+                .all(|p| matches!(p.status, Status::Holds | Status::Found))
+    }
+
+    pub fn status_of(&self, name: &str) -> Option<Status> {
+        self.properties
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.status)
+    }
+
+    /// Why the exit status is not 0, or None.
+    pub fn failure_reason(&self) -> Option<String> {
+        let violated: Vec<_> = self
+            .properties
+            .iter()
+            .filter(|p| p.status == Status::Violated)
+            .map(|p| p.name)
+            .collect();
+        let missing: Vec<_> = self
+            .properties
+            .iter()
+            .filter(|p| p.status == Status::Missing)
+            .map(|p| p.name)
+            .collect();
+        let mut why = Vec::new();
+        if !violated.is_empty() {
+            why.push(format!("violated: {}", violated.join(", ")));
+        }
+        if let Some(r) = &self.incomplete_reason {
+            why.push(format!("not exhaustive: {r}"));
+        }
+        if !missing.is_empty() {
+            why.push(format!("witnesses missing: {}", missing.join(", ")));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+}
+
+/// Peak resident memory of this process, from /proc (0 where it cannot be read).
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+pub fn run(cfg: Config, opts: &RunOptions) -> Summary {
+    let model = RaftModel::new(cfg.clone());
+    let mut builder = model.checker().threads(opts.threads.max(1));
+    if opts.stop_on_violation {
+        builder = builder.finish_when(HasDiscoveries::AnyFailures);
+    }
+    if let Some(t) = opts.timeout {
+        builder = builder.timeout(t);
+    }
+    if let Some(n) = opts.max_states {
+        builder = builder.target_state_count(n);
+    }
+    let symmetry = opts.symmetry && opts.strategy != Strategy::Bfs;
+    if symmetry {
+        builder = builder.symmetry_fn(representative);
+    }
+    let start = Instant::now();
+    match opts.strategy {
+        Strategy::Dfs => drive(builder.spawn_dfs(), cfg, opts, symmetry, start),
+        Strategy::Bfs => drive(builder.spawn_bfs(), cfg, opts, symmetry, start),
+        Strategy::Simulation => drive(
+            builder.spawn_simulation(opts.seed, UniformChooser),
+            cfg,
+            opts,
+            symmetry,
+            start,
+        ),
+    }
+}
+
+fn drive<C: Checker<RaftModel>>(
+    mut checker: C,
+    cfg: Config,
+    opts: &RunOptions,
+    symmetry: bool,
+    start: Instant,
+) -> Summary {
+    let handles = checker.handles();
+    // The run is over when the market closes or when any worker stops: a worker that stops on a
+    // discovery or a state limit leaves its peers waiting for work that never comes.
+    let finished = || checker.is_done() || handles.iter().any(|h| h.is_finished());
+    let mut last_count = 0;
+    let mut last_tick = Instant::now();
+    while !finished() {
+        std::thread::sleep(Duration::from_millis(50));
+        if opts.progress && last_tick.elapsed() >= Duration::from_secs(1) {
+            let unique = checker.unique_state_count();
+            let rate = (unique - last_count.min(unique)) as f64 / last_tick.elapsed().as_secs_f64();
+            eprintln!(
+                "[{:>6.1}s] states={} unique={} unique/s={:.0} depth={} rss={}MiB",
+                start.elapsed().as_secs_f64(),
+                checker.state_count(),
+                unique,
+                rate,
+                checker.max_depth(),
+                peak_rss_bytes() >> 20
+            );
+            let _ = std::io::stderr().flush();
+            last_count = unique;
+            last_tick = Instant::now();
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    summarize(cfg, opts, symmetry, &checker, seconds)
+}
+
+fn summarize<C: Checker<RaftModel>>(
+    cfg: Config,
+    opts: &RunOptions,
+    symmetry: bool,
+    checker: &C,
+    seconds: f64,
+) -> Summary {
+    let model = checker.model();
+    let discoveries = checker.discoveries();
+    let violated_any = model
+        .properties()
+        .iter()
+        .any(|p| p.expectation == Expectation::Always && discoveries.contains_key(p.name));
+    let total_states = checker.state_count();
+    let incomplete_reason = if opts.strategy == Strategy::Simulation {
+        Some("simulation samples random walks; it is never exhaustive".to_string())
+    } else if opts.timeout.is_some_and(|t| seconds >= t.as_secs_f64()) {
+        Some(format!(
+            "stopped by the time limit ({}s)",
+            opts.timeout.unwrap().as_secs()
+        ))
+    } else if opts.max_states.is_some_and(|n| total_states >= n) {
+        Some(format!(
+            "stopped at the state limit ({})",
+            opts.max_states.unwrap()
+        ))
+    } else if opts.stop_on_violation && violated_any {
+        Some("stopped at the first violation".to_string())
+    } else {
+        None
+    };
+    let complete = incomplete_reason.is_none();
+    let properties = model
+        .properties()
+        .into_iter()
+        .map(|p| {
+            let found = discoveries.get(p.name);
+            let (expectation, status) = match (p.expectation, found.is_some()) {
+                (Expectation::Always, true) => ("always", Status::Violated),
+                (Expectation::Always, false) if complete => ("always", Status::Holds),
+                (Expectation::Always, false) => ("always", Status::Unknown),
+                (Expectation::Sometimes, true) => ("sometimes", Status::Found),
+                (Expectation::Sometimes, false) => ("sometimes", Status::Missing),
+                (Expectation::Eventually, true) => ("eventually", Status::Violated),
+                (Expectation::Eventually, false) => ("eventually", Status::Unknown),
+            };
+            let (path, explorer_path) = match found {
+                Some(path) => (
+                    Some(
+                        path.clone()
+                            .into_actions()
+                            .iter()
+                            .map(|a| format!("{a:?}"))
+                            .collect(),
+                    ),
+                    Some(path.encode(model)),
+                ),
+                None => (None, None),
+            };
+            PropertyResult {
+                name: p.name,
+                expectation,
+                status,
+                path,
+                explorer_path,
+            }
+        })
+        .collect();
+    let unique_states = checker.unique_state_count();
+    Summary {
+        config: cfg,
+        strategy: opts.strategy,
+        threads: opts.threads,
+        symmetry,
+        complete,
+        incomplete_reason,
+        unique_states,
+        total_states,
+        max_depth: checker.max_depth(),
+        seconds,
+        unique_states_per_second: unique_states as f64 / seconds.max(1e-9),
+        peak_rss_bytes: peak_rss_bytes(),
+        properties,
+    }
+}
+
+/// The human-readable report `raft-model check` prints.
+pub fn render(summary: &Summary, explorer_base: &str) -> String {
+    let mut out = String::new();
+    let s = summary;
+    out += &format!(
+        "\n{} run: {} unique states ({} generated), depth {}, {:.1}s, {:.0} unique states/s, peak RSS {} MiB\n",
+        if s.complete { "Exhaustive" } else { "INCOMPLETE" },
+        s.unique_states,
+        s.total_states,
+        s.max_depth,
+        s.seconds,
+        s.unique_states_per_second,
+        s.peak_rss_bytes >> 20
+    );
+    if let Some(r) = &s.incomplete_reason {
+        out += &format!("  not exhaustive: {r}\n");
+    }
+    out += "\nProperties:\n";
+    for p in &s.properties {
+        let label = match p.status {
+            Status::Holds => "holds",
+            Status::Violated => "VIOLATED",
+            Status::Found => "witness found",
+            Status::Missing => "WITNESS MISSING",
+            Status::Unknown => "not violated (run incomplete: unproven)",
+        };
+        out += &format!("  {:<9} {:<66} {}\n", p.expectation, p.name, label);
+    }
+    for p in s.properties.iter().filter(|p| p.status == Status::Violated) {
+        out += &format!("\nCounterexample for \"{}\":\n", p.name);
+        for (i, step) in p.path.iter().flatten().enumerate() {
+            out += &format!("  {:>3}. {step}\n", i + 1);
+        }
+        if let Some(e) = &p.explorer_path {
+            out += &format!("  explorer: {explorer_base}/#/steps/{e}\n");
+        }
+    }
+    match s.failure_reason() {
+        None => out += "\nOK: exhaustive, every always-property holds, every witness found.\n",
+        Some(why) => out += &format!("\nFAILED: {why}\n"),
+    }
+    out
+}

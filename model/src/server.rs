@@ -1,0 +1,539 @@
+//! One server's protocol logic, rule by rule as PROTOCOL.md states it. The node core
+//! (`impl/src/core`) implements the same rules with the same names.
+
+use crate::config::{Backoff, Bug, Config};
+use crate::types::*;
+use serde::{Deserialize, Serialize};
+
+/// The answer a client's last applied request got, per client.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Session {
+    /// 0 when the client has had nothing applied.
+    pub last_seq: Seq,
+    pub answer: Answer,
+}
+
+/// A server's state. Leader-only fields are empty (or zero) in other roles, so that two
+/// servers that behave alike are equal and the checker does not count them twice.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Server {
+    // Durable.
+    pub current_term: Term,
+    pub voted_for: Option<Id>,
+    pub log: Vec<Entry>,
+    // Volatile.
+    pub role: Role,
+    pub leader_id: Option<Id>,
+    /// Bit `i` set: server `i` granted this (pre-)candidate its vote.
+    pub votes: u8,
+    pub commit_index: Index,
+    pub next_index: Vec<Index>,
+    pub match_index: Vec<Index>,
+    /// Bit `i` set: server `i` answered this leader since the last quorum check.
+    pub recent_active: u8,
+    /// The key-value state machine: `kv[key]`.
+    pub kv: [Option<Value>; 2],
+    /// The session table, one slot per client.
+    pub sessions: Vec<Session>,
+    /// How often each client operation was applied since the last restart: not server state but
+    /// a record for the exactly-once property (slot numbering in `Config::op_slot`).
+    pub applied: Vec<u8>,
+}
+
+/// What one step of a server produced besides its own state change.
+#[derive(Default)]
+pub struct Effects {
+    pub out: Vec<Envelope>,
+    pub responses: Vec<ClientResponse>,
+    /// Entries a truncation removed from this server's log.
+    pub removed: Vec<Entry>,
+    pub events: u16,
+}
+
+/// Transient witness events (see `properties.rs`).
+pub mod event {
+    pub const OVERWRITE: u16 = 1 << 0;
+    pub const DEDUP_ANSWER: u16 = 1 << 1;
+    pub const DEDUP_APPLY: u16 = 1 << 2;
+    pub const F1: u16 = 1 << 3;
+    pub const F2: u16 = 1 << 4;
+    pub const F3: u16 = 1 << 5;
+    pub const F4: u16 = 1 << 6;
+    pub const F5: u16 = 1 << 7;
+    pub const F6: u16 = 1 << 8;
+}
+
+pub fn bit(id: Id) -> u8 {
+    1 << id
+}
+
+impl Server {
+    pub fn new(cfg: &Config) -> Self {
+        Server {
+            current_term: 0,
+            voted_for: None,
+            log: Vec::new(),
+            role: Role::Follower,
+            leader_id: None,
+            votes: 0,
+            commit_index: 0,
+            next_index: Vec::new(),
+            match_index: Vec::new(),
+            recent_active: 0,
+            kv: [None; 2],
+            sessions: vec![
+                Session {
+                    last_seq: 0,
+                    answer: Answer::Ok
+                };
+                cfg.client_ops.len()
+            ],
+            applied: vec![0; cfg.op_count()],
+        }
+    }
+
+    /// Crash and restart: durable state kept, everything else as new.
+    pub fn restart(&self, cfg: &Config) -> Self {
+        Server {
+            current_term: self.current_term,
+            voted_for: if cfg.has_bug(Bug::ForgetVoteOnRestart) {
+                None
+            } else {
+                self.voted_for
+            },
+            log: self.log.clone(),
+            ..Server::new(cfg)
+        }
+    }
+
+    pub fn last_log_index(&self) -> Index {
+        self.log.len() as Index
+    }
+
+    pub fn last_log_term(&self) -> Term {
+        self.log.last().map_or(0, |e| e.term)
+    }
+
+    pub fn term_at(&self, index: Index) -> Term {
+        if index == 0 {
+            0
+        } else {
+            self.log[index as usize - 1].term
+        }
+    }
+
+    fn is_majority(cfg: &Config, mask: u8) -> bool {
+        mask.count_ones() as usize >= cfg.majority()
+    }
+
+    /// The term rule: a higher term makes any server a follower of that term.
+    fn adopt_term(&mut self, term: Term) {
+        self.current_term = term;
+        self.voted_for = None;
+        self.leader_id = None;
+        self.become_follower();
+    }
+
+    fn become_follower(&mut self) {
+        self.role = Role::Follower;
+        self.votes = 0;
+        self.recent_active = 0;
+        self.next_index.clear();
+        self.match_index.clear();
+    }
+
+    pub fn election_timeout(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
+        if self.role == Role::Leader {
+            if Self::is_majority(cfg, self.recent_active | bit(me)) {
+                self.recent_active = 0;
+            } else {
+                self.leader_id = None;
+                self.become_follower();
+            }
+            return;
+        }
+        if cfg.params.pre_vote {
+            self.role = Role::PreCandidate;
+            self.votes = bit(me);
+            self.leader_id = None;
+            self.broadcast_request_vote(cfg, me, self.current_term + 1, true, fx);
+            if Self::is_majority(cfg, self.votes) {
+                self.start_election(cfg, me, fx);
+            }
+        } else {
+            self.start_election(cfg, me, fx);
+        }
+    }
+
+    fn start_election(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
+        self.current_term += 1;
+        self.voted_for = Some(me);
+        self.role = Role::Candidate;
+        self.votes = bit(me);
+        self.leader_id = None;
+        self.broadcast_request_vote(cfg, me, self.current_term, false, fx);
+        if Self::is_majority(cfg, self.votes) {
+            self.become_leader(cfg, me, fx);
+        }
+    }
+
+    fn broadcast_request_vote(
+        &self,
+        cfg: &Config,
+        me: Id,
+        term: Term,
+        pre_vote: bool,
+        fx: &mut Effects,
+    ) {
+        for dst in (0..cfg.servers).filter(|&p| p != me) {
+            fx.out.push(Envelope {
+                src: me,
+                dst,
+                msg: Msg::RequestVote {
+                    term,
+                    candidate: me,
+                    last_log_index: self.last_log_index(),
+                    last_log_term: self.last_log_term(),
+                    pre_vote,
+                },
+            });
+        }
+    }
+
+    fn become_leader(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
+        self.role = Role::Leader;
+        self.leader_id = Some(me);
+        self.votes = 0;
+        self.recent_active = 0;
+        self.next_index = vec![self.last_log_index() + 1; cfg.servers as usize];
+        self.match_index = vec![0; cfg.servers as usize];
+        if cfg.params.noop_on_election {
+            self.log.push(Entry {
+                term: self.current_term,
+                command: Command::Noop,
+            });
+        }
+        self.broadcast_append(cfg, me, fx);
+    }
+
+    pub fn heartbeat_timeout(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
+        self.broadcast_append(cfg, me, fx);
+    }
+
+    fn broadcast_append(&self, cfg: &Config, me: Id, fx: &mut Effects) {
+        for p in (0..cfg.servers).filter(|&p| p != me) {
+            self.send_append(cfg, me, p, fx);
+        }
+    }
+
+    /// The only way an AppendEntries is built.
+    fn send_append(&self, cfg: &Config, me: Id, p: Id, fx: &mut Effects) {
+        let next = self.next_index[p as usize];
+        let prev_log_index = next - 1;
+        let end = self
+            .log
+            .len()
+            .min(prev_log_index as usize + cfg.params.max_entries_per_append as usize);
+        fx.out.push(Envelope {
+            src: me,
+            dst: p,
+            msg: Msg::AppendEntries {
+                term: self.current_term,
+                leader: me,
+                prev_log_index,
+                prev_log_term: self.term_at(prev_log_index),
+                entries: self.log[prev_log_index as usize..end].to_vec(),
+                leader_commit: self.commit_index,
+            },
+        });
+    }
+
+    fn up_to_date(&self, last_log_index: Index, last_log_term: Term) -> bool {
+        (last_log_term, last_log_index) >= (self.last_log_term(), self.last_log_index())
+    }
+
+    pub fn on_message(&mut self, cfg: &Config, me: Id, src: Id, msg: &Msg, fx: &mut Effects) {
+        let carries_future_term = matches!(
+            msg,
+            Msg::RequestVote { pre_vote: true, .. }
+                | Msg::RequestVoteResponse {
+                    pre_vote: true,
+                    granted: true,
+                    ..
+                }
+        );
+        if msg.term() > self.current_term && !carries_future_term {
+            self.adopt_term(msg.term());
+        }
+        let reply = |fx: &mut Effects, msg: Msg| {
+            fx.out.push(Envelope {
+                src: me,
+                dst: src,
+                msg,
+            })
+        };
+        match *msg {
+            Msg::RequestVote {
+                term,
+                candidate,
+                last_log_index,
+                last_log_term,
+                pre_vote: false,
+            } => {
+                let granted = term == self.current_term
+                    && self.voted_for.is_none_or(|v| v == candidate)
+                    && (cfg.has_bug(Bug::VoteWithoutUpToDateCheck)
+                        || self.up_to_date(last_log_index, last_log_term));
+                if granted {
+                    self.voted_for = Some(candidate);
+                }
+                reply(
+                    fx,
+                    Msg::RequestVoteResponse {
+                        term: self.current_term,
+                        granted,
+                        pre_vote: false,
+                    },
+                );
+            }
+            Msg::RequestVote {
+                term,
+                last_log_index,
+                last_log_term,
+                pre_vote: true,
+                ..
+            } => {
+                let granted = term > self.current_term
+                    && (cfg.has_bug(Bug::VoteWithoutUpToDateCheck)
+                        || self.up_to_date(last_log_index, last_log_term))
+                    && !(cfg.params.check_quorum && self.leader_id.is_some());
+                reply(
+                    fx,
+                    Msg::RequestVoteResponse {
+                        term: if granted { term } else { self.current_term },
+                        granted,
+                        pre_vote: true,
+                    },
+                );
+            }
+            Msg::RequestVoteResponse {
+                term,
+                granted,
+                pre_vote,
+            } => {
+                let counts = granted
+                    && if pre_vote {
+                        self.role == Role::PreCandidate && term == self.current_term + 1
+                    } else {
+                        self.role == Role::Candidate && term == self.current_term
+                    };
+                if counts {
+                    self.votes |= bit(src);
+                    if Self::is_majority(cfg, self.votes) {
+                        if pre_vote {
+                            self.start_election(cfg, me, fx);
+                        } else {
+                            self.become_leader(cfg, me, fx);
+                        }
+                    }
+                }
+            }
+            Msg::AppendEntries {
+                term,
+                leader,
+                prev_log_index,
+                prev_log_term,
+                ref entries,
+                leader_commit,
+            } => {
+                if term < self.current_term {
+                    reply(
+                        fx,
+                        Msg::AppendEntriesResponse {
+                            term: self.current_term,
+                            success: false,
+                            last_index: self.last_log_index(),
+                        },
+                    );
+                    return;
+                }
+                if self.role != Role::Follower {
+                    self.become_follower();
+                }
+                self.leader_id = Some(leader);
+                let matches = prev_log_index <= self.last_log_index()
+                    && (cfg.has_bug(Bug::NoPrevLogTermCheck)
+                        || self.term_at(prev_log_index) == prev_log_term);
+                if !matches {
+                    reply(
+                        fx,
+                        Msg::AppendEntriesResponse {
+                            term,
+                            success: false,
+                            last_index: self.last_log_index().min(prev_log_index - 1),
+                        },
+                    );
+                    return;
+                }
+                for (k, entry) in entries.iter().enumerate() {
+                    let at = prev_log_index as usize + k;
+                    match self.log.get(at) {
+                        Some(existing) if existing.term == entry.term => continue,
+                        Some(_) => {
+                            fx.removed.extend(self.log.drain(at..));
+                            fx.events |= event::OVERWRITE;
+                        }
+                        None => {}
+                    }
+                    self.log.push(*entry);
+                }
+                let last_new = prev_log_index + entries.len() as Index;
+                let commit = self.commit_index.max(leader_commit.min(last_new));
+                self.commit_to(cfg, me, commit, fx);
+                reply(
+                    fx,
+                    Msg::AppendEntriesResponse {
+                        term,
+                        success: true,
+                        last_index: last_new,
+                    },
+                );
+            }
+            Msg::AppendEntriesResponse {
+                term,
+                success,
+                last_index,
+            } => {
+                if term != self.current_term || self.role != Role::Leader {
+                    return;
+                }
+                let p = src as usize;
+                self.recent_active |= bit(src);
+                if success {
+                    self.match_index[p] = self.match_index[p].max(last_index);
+                    self.next_index[p] = self.next_index[p].max(last_index + 1);
+                    self.advance_commit(cfg, me, fx);
+                    if self.next_index[p] <= self.last_log_index() {
+                        self.send_append(cfg, me, src, fx);
+                    }
+                } else {
+                    let back = match cfg.params.backoff {
+                        Backoff::ConflictHint => (self.next_index[p] - 1).min(last_index + 1),
+                        Backoff::Decrement => self.next_index[p] - 1,
+                    };
+                    self.next_index[p] = back.max(self.match_index[p] + 1);
+                    self.send_append(cfg, me, src, fx);
+                }
+            }
+        }
+    }
+
+    /// The commit rule: the largest index held by a majority whose entry is of this term.
+    fn advance_commit(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
+        let figure8 = cfg.has_bug(Bug::Figure8Commit);
+        for n in (self.commit_index + 1..=self.last_log_index()).rev() {
+            if !figure8 && self.term_at(n) != self.current_term {
+                continue;
+            }
+            let holders = 1
+                + (0..cfg.servers)
+                    .filter(|&p| p != me && self.match_index[p as usize] >= n)
+                    .count();
+            if holders >= cfg.majority() {
+                self.commit_to(cfg, me, n, fx);
+                return;
+            }
+        }
+    }
+
+    /// Raise the commit index and apply what it covers, in order.
+    fn commit_to(&mut self, cfg: &Config, _me: Id, commit: Index, fx: &mut Effects) {
+        for index in self.commit_index + 1..=commit {
+            self.apply(cfg, index, fx);
+        }
+        self.commit_index = self.commit_index.max(commit);
+    }
+
+    fn apply(&mut self, cfg: &Config, index: Index, fx: &mut Effects) {
+        let entry = self.log[index as usize - 1];
+        let Command::Client { client_id, seq, op } = entry.command else {
+            return;
+        };
+        let session = self.sessions[client_id as usize];
+        let answer = if seq <= session.last_seq && !cfg.has_bug(Bug::NoDedup) {
+            fx.events |= event::DEDUP_APPLY;
+            // F3: the copy a crashed leader left behind was committed by its successor, and the
+            // client's retry, appended again, is skipped here.
+            if self.log[..index as usize - 1]
+                .iter()
+                .any(|e| e.term < entry.term && e.command == entry.command)
+            {
+                fx.events |= event::F3;
+            }
+            (seq == session.last_seq).then_some(session.answer)
+        } else {
+            let answer = match op {
+                Op::Put { key, value } => {
+                    self.kv[key as usize] = Some(value);
+                    Answer::Ok
+                }
+                Op::Get { key } => Answer::Value(self.kv[key as usize]),
+            };
+            self.sessions[client_id as usize] = Session {
+                last_seq: seq,
+                answer,
+            };
+            let slot = cfg.op_slot(client_id, seq);
+            self.applied[slot] = self.applied[slot].saturating_add(1);
+            Some(answer)
+        };
+        if let (Role::Leader, Some(answer)) = (self.role, answer) {
+            fx.responses.push(ClientResponse {
+                client_id,
+                seq,
+                answer,
+            });
+        }
+    }
+
+    /// A client's request lands here. Returns false when this server is not the leader (the
+    /// node answers `NotLeader { hint: leader_id }`, and nothing changes).
+    pub fn client_request(
+        &mut self,
+        cfg: &Config,
+        me: Id,
+        client_id: ClientId,
+        seq: Seq,
+        op: Op,
+        fx: &mut Effects,
+    ) -> bool {
+        if self.role != Role::Leader {
+            return false;
+        }
+        let session = self.sessions[client_id as usize];
+        if session.last_seq >= seq && !cfg.has_bug(Bug::NoDedup) {
+            if session.last_seq == seq {
+                fx.responses.push(ClientResponse {
+                    client_id,
+                    seq,
+                    answer: session.answer,
+                });
+                fx.events |= event::DEDUP_ANSWER;
+                let from_older_leader = self.log.iter().any(|e| {
+                    e.term < self.current_term
+                        && matches!(e.command, Command::Client { client_id: c, seq: s, .. } if c == client_id && s == seq)
+                });
+                if from_older_leader {
+                    fx.events |= event::F4;
+                }
+            }
+            return true;
+        }
+        self.log.push(Entry {
+            term: self.current_term,
+            command: Command::Client { client_id, seq, op },
+        });
+        self.broadcast_append(cfg, me, fx);
+        true
+    }
+}

@@ -1,0 +1,205 @@
+//! The protocol's vocabulary, with the names PROTOCOL.md gives them. Numbers are `u8`: the
+//! model's bounds are small, and small states hash and clone fast.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A server's index in `0..servers`.
+pub type Id = u8;
+pub type Term = u8;
+/// Log indexes start at 1; 0 means "before the first entry".
+pub type Index = u8;
+pub type ClientId = u8;
+/// A client's request number; its first request is 1.
+pub type Seq = u8;
+pub type Key = u8;
+pub type Value = u8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Op {
+    Put { key: Key, value: Value },
+    Get { key: Key },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Answer {
+    Ok,
+    Value(Option<Value>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Command {
+    Noop,
+    Client {
+        client_id: ClientId,
+        seq: Seq,
+        op: Op,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: Term,
+    pub command: Command,
+}
+
+/// Server-to-server messages (PROTOCOL.md, "Elections" and "Replication").
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Msg {
+    RequestVote {
+        term: Term,
+        candidate: Id,
+        last_log_index: Index,
+        last_log_term: Term,
+        pre_vote: bool,
+    },
+    RequestVoteResponse {
+        term: Term,
+        granted: bool,
+        pre_vote: bool,
+    },
+    AppendEntries {
+        term: Term,
+        leader: Id,
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: Index,
+    },
+    AppendEntriesResponse {
+        term: Term,
+        success: bool,
+        last_index: Index,
+    },
+}
+
+impl Msg {
+    pub fn term(&self) -> Term {
+        match self {
+            Msg::RequestVote { term, .. }
+            | Msg::RequestVoteResponse { term, .. }
+            | Msg::AppendEntries { term, .. }
+            | Msg::AppendEntriesResponse { term, .. } => *term,
+        }
+    }
+}
+
+/// A message in flight between two servers.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Envelope {
+    pub src: Id,
+    pub dst: Id,
+    pub msg: Msg,
+}
+
+/// A leader's answer to a client, in flight to that client. The model carries only real
+/// answers: a `NotLeader` reply changes nothing the client does next (it may retry anywhere at
+/// any moment), so the model records the miss in the client's state instead.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClientResponse {
+    pub client_id: ClientId,
+    pub seq: Seq,
+    pub answer: Answer,
+}
+
+impl fmt::Debug for Op {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Op::Put { key, value } => write!(f, "put(k{key}={value})"),
+            Op::Get { key } => write!(f, "get(k{key})"),
+        }
+    }
+}
+
+impl fmt::Debug for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Answer::Ok => write!(f, "ok"),
+            Answer::Value(Some(v)) => write!(f, "{v}"),
+            Answer::Value(None) => write!(f, "none"),
+        }
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Command::Noop => write!(f, "noop"),
+            Command::Client { client_id, seq, op } => write!(f, "c{client_id}#{seq}:{op:?}"),
+        }
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}:{:?}", self.term, self.command)
+    }
+}
+
+impl fmt::Debug for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Msg::RequestVote {
+                term,
+                candidate,
+                last_log_index,
+                last_log_term,
+                pre_vote,
+            } => write!(
+                f,
+                "{}Vote?(t{term} c=s{candidate} last={last_log_index}@t{last_log_term})",
+                if *pre_vote { "Pre" } else { "" }
+            ),
+            Msg::RequestVoteResponse {
+                term,
+                granted,
+                pre_vote,
+            } => write!(
+                f,
+                "{}Vote{}(t{term})",
+                if *pre_vote { "Pre" } else { "" },
+                if *granted { "+" } else { "-" }
+            ),
+            Msg::AppendEntries {
+                term,
+                leader,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => write!(
+                f,
+                "Append(t{term} s{leader} prev={prev_log_index}@t{prev_log_term} {entries:?} commit={leader_commit})"
+            ),
+            Msg::AppendEntriesResponse {
+                term,
+                success,
+                last_index,
+            } => write!(
+                f,
+                "Append{}(t{term} last={last_index})",
+                if *success { "+" } else { "-" }
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "s{}→s{} {:?}", self.src, self.dst, self.msg)
+    }
+}
+
+impl fmt::Debug for ClientResponse {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "→c{} #{} {:?}", self.client_id, self.seq, self.answer)
+    }
+}
