@@ -13,6 +13,7 @@ pub mod runner;
 pub mod server;
 pub mod state;
 pub mod symmetry;
+pub mod trace;
 pub mod types;
 
 pub use config::{Bug, Config, Params};

@@ -28,6 +28,9 @@ enum Command {
     Check(CheckArgs),
     /// Serve stateright's web explorer on the same configuration.
     Explore(ExploreArgs),
+    /// Export traces for conformance: checker discoveries, a breadth-first cover of every
+    /// action kind and witness, seeded random walks, and the F1-F6 scenarios.
+    Traces(raft_model::trace::TracesArgs),
 }
 
 #[derive(Args, Clone)]
@@ -181,6 +184,13 @@ struct ExploreArgs {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check(args) => check(args),
+        Command::Traces(args) => match raft_model::trace::run_cli(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Explore(args) => {
             let cfg = args.bounds.config();
             let addr = format!("{}:{}", args.host, args.port);

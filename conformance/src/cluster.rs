@@ -1,0 +1,266 @@
+//! The node cores carried along a model behaviour: one core and one durable storage per model
+//! server, driven by model actions, and the comparison after every step.
+
+use crate::map;
+use crate::view::{side_by_side, Storage, View};
+use raft_model::model::{Action, RaftModel, StepRecord};
+use raft_model::state::State;
+use raft_model::types as m;
+use raft_model::Config;
+use raft_node::core as c;
+use std::fmt::Write;
+use std::rc::Rc;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    pub core: c::RaftCore,
+    pub storage: Storage,
+}
+
+/// The cores of a cluster. Nodes are shared between clones until one is stepped, so carrying
+/// a cluster along every edge of the state graph copies only the node that acts.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    pub params: c::Params,
+    pub ids: Vec<c::NodeId>,
+    pub nodes: Vec<Rc<Node>>,
+}
+
+/// What the cores emitted for one model action.
+#[derive(Clone, Debug, Default)]
+pub struct Emitted {
+    pub messages: Vec<c::Envelope>,
+    pub replies: Vec<c::ClientReply>,
+}
+
+/// A step at which the cores and the model disagree.
+#[derive(Clone, Debug)]
+pub struct Divergence {
+    /// 1-based step number.
+    pub step: usize,
+    pub action: String,
+    pub what: String,
+    /// Both states side by side.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        writeln!(
+            f,
+            "DIVERGENCE at step {}: {}\n  {}",
+            self.step, self.action, self.what
+        )?;
+        write!(f, "{}", self.detail)
+    }
+}
+
+impl Cluster {
+    /// Fresh cores for the model's initial state. `core_bug` overrides the configuration's bug
+    /// on the core side only (the mutation score).
+    pub fn new(cfg: &Config, core_bug: Option<Option<c::Bug>>) -> Cluster {
+        let mut params = map::params(cfg);
+        if let Some(b) = core_bug {
+            params.bug = b;
+        }
+        let ids: Vec<c::NodeId> = (0..cfg.servers).map(map::node_id).collect();
+        let nodes = ids
+            .iter()
+            .map(|&id| {
+                Rc::new(Node {
+                    core: c::RaftCore::new(id, &ids, params.clone()),
+                    storage: Storage::default(),
+                })
+            })
+            .collect();
+        Cluster { params, ids, nodes }
+    }
+
+    fn step(&mut self, i: m::Id, input: c::Input) -> c::Ready {
+        let node = Rc::make_mut(&mut self.nodes[i as usize]);
+        let ready = node.core.step(input);
+        node.storage.persist(&node.core, &ready);
+        ready
+    }
+
+    /// Feeds one model action to the cores. `before` is the model state the action is taken in
+    /// (a client request's operation and seq come from the client's state there).
+    pub fn apply(&mut self, model: &RaftModel, before: &State, action: &Action) -> Emitted {
+        let ready = match action {
+            Action::Deliver(env) => Some(self.step(env.dst, c::Input::Message(map::envelope(env)))),
+            Action::ElectionTimeout(i) => Some(self.step(*i, c::Input::ElectionTimeout)),
+            Action::HeartbeatTimeout(i) => Some(self.step(*i, c::Input::HeartbeatTimeout)),
+            Action::ClientRequest { client_id, server } => {
+                let done = before.clients[*client_id as usize].done;
+                let op = model
+                    .op_in_hand(before, *client_id)
+                    .expect("the action is enabled");
+                Some(self.step(
+                    *server,
+                    c::Input::Client(c::ClientRequest {
+                        client_id: map::client_id(*client_id),
+                        seq: done as u64 + 1,
+                        op: map::op(&op),
+                    }),
+                ))
+            }
+            Action::Restart(i) => {
+                let id = self.ids[*i as usize];
+                let storage = self.nodes[*i as usize].storage.clone();
+                let core = c::RaftCore::from_durable(
+                    id,
+                    &self.ids,
+                    self.params.clone(),
+                    storage.hard_state,
+                    c::Log::from_entries(storage.log.clone()),
+                );
+                self.nodes[*i as usize] = Rc::new(Node { core, storage });
+                None
+            }
+            // Network- and client-side steps: no core sees them.
+            Action::Drop(_) | Action::DeliverResponse(_) | Action::DropResponse(_) => None,
+        };
+        match ready {
+            Some(r) => Emitted {
+                messages: r.messages,
+                replies: r.replies,
+            },
+            None => Emitted::default(),
+        }
+    }
+
+    pub fn view(&self, i: m::Id) -> View {
+        let n = &self.nodes[i as usize];
+        View::of_core(&n.core, &n.storage)
+    }
+
+    /// Every node: model and core side by side.
+    pub fn render(&self, servers: &[raft_model::server::Server]) -> String {
+        let mut out = String::new();
+        for (i, s) in servers.iter().enumerate() {
+            out += &side_by_side(
+                map::node_id(i as m::Id),
+                &View::of_model(s, i as m::Id),
+                &self.view(i as m::Id),
+            );
+        }
+        out
+    }
+}
+
+/// The client replies the model says the acting server produced, in the core's vocabulary:
+/// its answers, or `NotLeader { hint: leader_id }` for a request at a non-leader (with the
+/// `(client_id, seq)` the request carried: `seq` comes from the client's state `before`).
+pub fn expected_replies(
+    before: &State,
+    after: &[raft_model::server::Server],
+    action: &Action,
+    record: &StepRecord,
+) -> Vec<c::ClientReply> {
+    let mut out: Vec<c::ClientReply> = record
+        .answered
+        .iter()
+        .map(|r| {
+            c::ClientReply::Response(c::ClientResponse {
+                client_id: map::client_id(r.client_id),
+                seq: r.seq as u64,
+                answer: map::answer(&r.answer),
+            })
+        })
+        .collect();
+    if record.not_leader {
+        if let Action::ClientRequest { client_id, server } = action {
+            out.push(c::ClientReply::NotLeader {
+                client_id: map::client_id(*client_id),
+                seq: before.clients[*client_id as usize].done as u64 + 1,
+                hint: after[*server as usize].leader_id.map(map::node_id),
+            });
+        }
+    }
+    out
+}
+
+/// Compares one step: the messages and replies the core emitted with the model's record, and
+/// the views of `servers` (the acting server is enough in lockstep: no step changes another
+/// server on either side) with the model's state after the step.
+#[allow(clippy::too_many_arguments)]
+pub fn compare_step(
+    step: usize,
+    before: &State,
+    action: &Action,
+    record: &StepRecord,
+    after_servers: &[raft_model::server::Server],
+    cluster: &Cluster,
+    emitted: &Emitted,
+    all_servers: bool,
+) -> Result<(), Box<Divergence>> {
+    let fail = |what: String| {
+        Box::new(Divergence {
+            step,
+            action: format!("{action:?}"),
+            what,
+            detail: cluster.render(after_servers),
+        })
+    };
+    // Messages: the core's, mapped to the model's vocabulary, against the model's record.
+    let core_sent: Result<Vec<m::Envelope>, String> =
+        emitted.messages.iter().map(map::model_envelope).collect();
+    match core_sent {
+        Err(e) => return Err(fail(format!("the core sent a message the model has no word for: {e}"))),
+        Ok(sent) if sent != record.sent => {
+            let mut what = String::from("messages differ\n");
+            let _ = writeln!(what, "    model sent: {:?}", record.sent);
+            let _ = write!(what, "    core sent:  {sent:?}");
+            return Err(fail(what));
+        }
+        Ok(_) => {}
+    }
+    // Client replies.
+    let expected = expected_replies(before, after_servers, action, record);
+    if expected != emitted.replies {
+        return Err(fail(format!(
+            "client replies differ\n    model: {expected:?}\n    core:  {:?}",
+            emitted.replies
+        )));
+    }
+    // State.
+    let ids: Vec<m::Id> = if all_servers {
+        (0..after_servers.len() as m::Id).collect()
+    } else {
+        record.server.into_iter().collect()
+    };
+    for i in ids {
+        let mv = View::of_model(&after_servers[i as usize], i);
+        let cv = cluster.view(i);
+        if mv != cv {
+            let fields: Vec<&str> = mv
+                .fields()
+                .into_iter()
+                .zip(cv.fields())
+                .filter(|(a, b)| a != b)
+                .map(|(a, _)| a.0)
+                .collect();
+            return Err(fail(format!(
+                "state of node {} differs in: {}",
+                map::node_id(i),
+                fields.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Compares every server of the initial state.
+pub fn compare_initial(state: &State, cluster: &Cluster) -> Result<(), Box<Divergence>> {
+    for (i, s) in state.servers.iter().enumerate() {
+        if View::of_model(s, i as m::Id) != cluster.view(i as m::Id) {
+            return Err(Box::new(Divergence {
+                step: 0,
+                action: "(initial state)".into(),
+                what: format!("initial state of node {} differs", map::node_id(i as m::Id)),
+                detail: cluster.render(&state.servers),
+            }));
+        }
+    }
+    Ok(())
+}

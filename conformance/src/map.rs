@@ -1,0 +1,358 @@
+//! The one mapping between the model's vocabulary and the node core's, both ways.
+//!
+//! | model | core |
+//! |---|---|
+//! | server id `i` (`0..n`) | `NodeId` `i + 1` |
+//! | client id `c` | `ClientId` `100 + c` |
+//! | key `k` (u8) | `"k{k}"` |
+//! | value `v` (u8) | `v.to_string()` |
+//! | `Params` (5 fields) | `Params { .., ..Params::conformance_off() }` |
+//! | `Config::bug` | `Params::bug` (same five variants) |
+//!
+//! Model-to-core is total; core-to-model fails on anything the model has no word for
+//! (a `ReadIndex` message, a `Delete` or `Cas`, a key or value out of range), and that failure
+//! is itself a divergence.
+
+use raft_model::config::{Backoff as MBackoff, Bug as MBug, Config};
+use raft_model::types as m;
+use raft_node::core as c;
+
+pub fn node_id(id: m::Id) -> c::NodeId {
+    id as c::NodeId + 1
+}
+
+pub fn model_id(n: c::NodeId) -> Result<m::Id, String> {
+    n.checked_sub(1)
+        .and_then(|x| m::Id::try_from(x).ok())
+        .ok_or_else(|| format!("node id {n} has no model id"))
+}
+
+pub fn client_id(cl: m::ClientId) -> c::ClientId {
+    100 + cl as c::ClientId
+}
+
+pub fn model_client(cl: c::ClientId) -> Result<m::ClientId, String> {
+    cl.checked_sub(100)
+        .and_then(|x| m::ClientId::try_from(x).ok())
+        .ok_or_else(|| format!("client id {cl} has no model id"))
+}
+
+pub fn key(k: m::Key) -> String {
+    format!("k{k}")
+}
+
+pub fn model_key(k: &str) -> Result<m::Key, String> {
+    k.strip_prefix('k')
+        .and_then(|n| n.parse::<m::Key>().ok())
+        .filter(|&n| (n as usize) < 2)
+        .ok_or_else(|| format!("key {k:?} has no model key"))
+}
+
+pub fn value(v: m::Value) -> String {
+    v.to_string()
+}
+
+pub fn model_value(v: &str) -> Result<m::Value, String> {
+    v.parse::<m::Value>()
+        .map_err(|_| format!("value {v:?} has no model value"))
+}
+
+pub fn term(t: m::Term) -> c::Term {
+    t as c::Term
+}
+
+pub fn model_u8(x: u64, what: &str) -> Result<u8, String> {
+    u8::try_from(x).map_err(|_| format!("{what} {x} out of the model's range"))
+}
+
+pub fn op(o: &m::Op) -> c::Op {
+    match *o {
+        m::Op::Put { key: k, value: v } => c::Op::Put {
+            key: key(k),
+            value: value(v),
+        },
+        m::Op::Get { key: k } => c::Op::Get { key: key(k) },
+    }
+}
+
+pub fn model_op(o: &c::Op) -> Result<m::Op, String> {
+    match o {
+        c::Op::Put { key: k, value: v } => Ok(m::Op::Put {
+            key: model_key(k)?,
+            value: model_value(v)?,
+        }),
+        c::Op::Get { key: k } => Ok(m::Op::Get { key: model_key(k)? }),
+        other => Err(format!("{other:?} has no model counterpart")),
+    }
+}
+
+pub fn answer(a: &m::Answer) -> c::Answer {
+    match *a {
+        m::Answer::Ok => c::Answer::Ok,
+        m::Answer::Value(v) => c::Answer::Value(v.map(value)),
+    }
+}
+
+pub fn model_answer(a: &c::Answer) -> Result<m::Answer, String> {
+    match a {
+        c::Answer::Ok => Ok(m::Answer::Ok),
+        c::Answer::Value(v) => Ok(m::Answer::Value(
+            v.as_deref().map(model_value).transpose()?,
+        )),
+        other => Err(format!("{other:?} has no model counterpart")),
+    }
+}
+
+pub fn command(cmd: &m::Command) -> c::Command {
+    match cmd {
+        m::Command::Noop => c::Command::Noop,
+        m::Command::Client {
+            client_id: cl,
+            seq,
+            op: o,
+        } => c::Command::Client {
+            client_id: client_id(*cl),
+            seq: *seq as u64,
+            op: op(o),
+        },
+    }
+}
+
+pub fn model_command(cmd: &c::Command) -> Result<m::Command, String> {
+    Ok(match cmd {
+        c::Command::Noop => m::Command::Noop,
+        c::Command::Client {
+            client_id: cl,
+            seq,
+            op: o,
+        } => m::Command::Client {
+            client_id: model_client(*cl)?,
+            seq: model_u8(*seq, "seq")?,
+            op: model_op(o)?,
+        },
+    })
+}
+
+pub fn entry(e: &m::Entry) -> c::Entry {
+    c::Entry {
+        term: term(e.term),
+        command: command(&e.command),
+    }
+}
+
+pub fn model_entry(e: &c::Entry) -> Result<m::Entry, String> {
+    Ok(m::Entry {
+        term: model_u8(e.term, "term")?,
+        command: model_command(&e.command)?,
+    })
+}
+
+pub fn msg(x: &m::Msg) -> c::Message {
+    match x {
+        m::Msg::RequestVote {
+            term: t,
+            candidate,
+            last_log_index,
+            last_log_term,
+            pre_vote,
+        } => c::Message::RequestVote {
+            term: term(*t),
+            candidate: node_id(*candidate),
+            last_log_index: *last_log_index as u64,
+            last_log_term: term(*last_log_term),
+            pre_vote: *pre_vote,
+        },
+        m::Msg::RequestVoteResponse {
+            term: t,
+            granted,
+            pre_vote,
+        } => c::Message::RequestVoteResponse {
+            term: term(*t),
+            granted: *granted,
+            pre_vote: *pre_vote,
+        },
+        m::Msg::AppendEntries {
+            term: t,
+            leader,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        } => c::Message::AppendEntries {
+            term: term(*t),
+            leader: node_id(*leader),
+            prev_log_index: *prev_log_index as u64,
+            prev_log_term: term(*prev_log_term),
+            entries: entries.iter().map(entry).collect(),
+            leader_commit: *leader_commit as u64,
+        },
+        m::Msg::AppendEntriesResponse {
+            term: t,
+            success,
+            last_index,
+        } => c::Message::AppendEntriesResponse {
+            term: term(*t),
+            success: *success,
+            last_index: *last_index as u64,
+        },
+    }
+}
+
+pub fn model_msg(x: &c::Message) -> Result<m::Msg, String> {
+    Ok(match x {
+        c::Message::RequestVote {
+            term: t,
+            candidate,
+            last_log_index,
+            last_log_term,
+            pre_vote,
+        } => m::Msg::RequestVote {
+            term: model_u8(*t, "term")?,
+            candidate: model_id(*candidate)?,
+            last_log_index: model_u8(*last_log_index, "index")?,
+            last_log_term: model_u8(*last_log_term, "term")?,
+            pre_vote: *pre_vote,
+        },
+        c::Message::RequestVoteResponse {
+            term: t,
+            granted,
+            pre_vote,
+        } => m::Msg::RequestVoteResponse {
+            term: model_u8(*t, "term")?,
+            granted: *granted,
+            pre_vote: *pre_vote,
+        },
+        c::Message::AppendEntries {
+            term: t,
+            leader,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        } => m::Msg::AppendEntries {
+            term: model_u8(*t, "term")?,
+            leader: model_id(*leader)?,
+            prev_log_index: model_u8(*prev_log_index, "index")?,
+            prev_log_term: model_u8(*prev_log_term, "term")?,
+            entries: entries.iter().map(model_entry).collect::<Result<_, _>>()?,
+            leader_commit: model_u8(*leader_commit, "index")?,
+        },
+        c::Message::AppendEntriesResponse {
+            term: t,
+            success,
+            last_index,
+        } => m::Msg::AppendEntriesResponse {
+            term: model_u8(*t, "term")?,
+            success: *success,
+            last_index: model_u8(*last_index, "index")?,
+        },
+        other => return Err(format!("{other:?} has no model counterpart")),
+    })
+}
+
+pub fn envelope(e: &m::Envelope) -> c::Envelope {
+    c::Envelope {
+        from: node_id(e.src),
+        to: node_id(e.dst),
+        msg: msg(&e.msg),
+    }
+}
+
+pub fn model_envelope(e: &c::Envelope) -> Result<m::Envelope, String> {
+    Ok(m::Envelope {
+        src: model_id(e.from)?,
+        dst: model_id(e.to)?,
+        msg: model_msg(&e.msg)?,
+    })
+}
+
+pub fn role(r: m::Role) -> c::Role {
+    match r {
+        m::Role::Follower => c::Role::Follower,
+        m::Role::PreCandidate => c::Role::PreCandidate,
+        m::Role::Candidate => c::Role::Candidate,
+        m::Role::Leader => c::Role::Leader,
+    }
+}
+
+pub fn bug(b: MBug) -> c::Bug {
+    match b {
+        MBug::VoteWithoutUpToDateCheck => c::Bug::VoteWithoutUpToDateCheck,
+        MBug::Figure8Commit => c::Bug::Figure8Commit,
+        MBug::ForgetVoteOnRestart => c::Bug::ForgetVoteOnRestart,
+        MBug::NoDedup => c::Bug::NoDedup,
+        MBug::NoPrevLogTermCheck => c::Bug::NoPrevLogTermCheck,
+    }
+}
+
+/// The core's parameters for a model configuration: the five PROTOCOL.md parameters, every
+/// node-only feature off, and the model's bug (if any) as the core's mutant.
+pub fn params(cfg: &Config) -> c::Params {
+    let p = &cfg.params;
+    c::Params {
+        pre_vote: p.pre_vote,
+        check_quorum: p.check_quorum,
+        max_entries_per_append: p.max_entries_per_append as usize,
+        backoff: match p.backoff {
+            MBackoff::ConflictHint => c::Backoff::ConflictHint,
+            MBackoff::Decrement => c::Backoff::Decrement,
+        },
+        noop_on_election: p.noop_on_election,
+        bug: cfg.bug.map(bug),
+        ..c::Params::conformance_off()
+    }
+}
+
+/// Every core bug, for the mutation score.
+pub const CORE_BUGS: [c::Bug; 5] = [
+    c::Bug::VoteWithoutUpToDateCheck,
+    c::Bug::Figure8Commit,
+    c::Bug::ForgetVoteOnRestart,
+    c::Bug::NoDedup,
+    c::Bug::NoPrevLogTermCheck,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_map_both_ways() {
+        let e = m::Envelope {
+            src: 2,
+            dst: 0,
+            msg: m::Msg::AppendEntries {
+                term: 2,
+                leader: 2,
+                prev_log_index: 1,
+                prev_log_term: 1,
+                entries: vec![
+                    m::Entry {
+                        term: 2,
+                        command: m::Command::Client {
+                            client_id: 1,
+                            seq: 1,
+                            op: m::Op::Put { key: 1, value: 7 },
+                        },
+                    },
+                    m::Entry {
+                        term: 2,
+                        command: m::Command::Noop,
+                    },
+                ],
+                leader_commit: 1,
+            },
+        };
+        let core = envelope(&e);
+        assert_eq!(core.from, 3);
+        assert_eq!(model_envelope(&core).unwrap(), e);
+        assert!(model_msg(&c::Message::ReadIndex {
+            term: 1,
+            leader: 1,
+            round: 1
+        })
+        .is_err());
+        assert!(model_op(&c::Op::Delete { key: "k0".into() }).is_err());
+        assert!(model_key("k2").is_err());
+    }
+}

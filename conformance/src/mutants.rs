@@ -1,0 +1,79 @@
+//! Mutation score: with each known bug switched on in the core only (the model stays correct),
+//! conformance must fail. Each mutant is first replayed against the trace corpus; a mutant no
+//! trace catches is then run through the lockstep walk.
+
+use crate::lockstep::{self, LockstepOptions};
+use crate::replay::replay;
+use raft_model::trace::Trace;
+use raft_model::Config;
+use raft_node::core as c;
+
+#[derive(Clone, Debug)]
+pub struct MutantResult {
+    pub bug: c::Bug,
+    /// What caught it: a trace file and step, or a lockstep path; `None`: it survived.
+    pub caught_by: Option<String>,
+    /// The divergence, as printed.
+    pub divergence: Option<String>,
+}
+
+/// Runs every mutant against `traces` (named), then against a lockstep walk of `lockstep_cfg`.
+pub fn score(traces: &[(String, Trace)], lockstep_cfg: &Config) -> Vec<MutantResult> {
+    crate::map::CORE_BUGS
+        .iter()
+        .map(|&bug| {
+            for (name, t) in traces.iter().filter(|(_, t)| t.header.config.bug.is_none()) {
+                if let Ok(r) = replay(t, Some(Some(bug))) {
+                    if let Some(d) = r.divergence {
+                        return MutantResult {
+                            bug,
+                            caught_by: Some(format!("trace {name}, step {}", d.step)),
+                            divergence: Some(d.to_string()),
+                        };
+                    }
+                }
+            }
+            let opts = LockstepOptions {
+                core_bug: Some(Some(bug)),
+                ..LockstepOptions::new(lockstep_cfg.clone())
+            };
+            let r = lockstep::run(&opts);
+            match r.first {
+                Some((d, path)) => MutantResult {
+                    bug,
+                    caught_by: Some(format!(
+                        "lockstep after {} states, path: {}",
+                        r.states,
+                        path.iter()
+                            .map(|a| format!("{a:?}"))
+                            .collect::<Vec<_>>()
+                            .join(" / ")
+                    )),
+                    divergence: Some(d.to_string()),
+                },
+                None => MutantResult {
+                    bug,
+                    caught_by: None,
+                    divergence: None,
+                },
+            }
+        })
+        .collect()
+}
+
+/// The committed corpus: `conformance/corpus/*.jsonl`, by file name.
+pub fn corpus_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus")
+}
+
+pub fn load(files: &[std::path::PathBuf]) -> Result<Vec<(String, Trace)>, String> {
+    files
+        .iter()
+        .map(|f| {
+            let name = f
+                .file_name()
+                .map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into_owned());
+            Trace::read(f).map(|t| (name, t))
+        })
+        .collect()
+}

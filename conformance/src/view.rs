@@ -1,0 +1,210 @@
+//! The abstraction both sides are compared on: one [`View`] per server, built from a model
+//! `Server` or from a node core plus its durable storage, in the core's vocabulary.
+//!
+//! Role-relevant fields only: `votes` while `PreCandidate`/`Candidate`, `next_index`,
+//! `match_index` and `recent_active` while `Leader` (the core keeps them after stepping down;
+//! the model clears them). `last_applied` is compared with the model's `commit_index` (the
+//! model applies as it commits). `durable` is what the core's storage holds after the `Ready`
+//! was persisted, compared with the model's durable fields: a restart rebuilds the core from
+//! it.
+
+use crate::map;
+use raft_model::server::Server;
+use raft_model::types as m;
+use raft_node::core as c;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+/// The durable state a node's storage holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Storage {
+    pub hard_state: c::HardState,
+    pub log: Vec<c::Entry>,
+}
+
+impl Storage {
+    /// Make a `Ready`'s hard state and log write durable.
+    pub fn persist(&mut self, core: &c::RaftCore, ready: &c::Ready) {
+        if let Some(hs) = ready.hard_state {
+            self.hard_state = hs;
+        }
+        if let Some(w) = ready.log_write {
+            self.log.truncate(w.from_index.saturating_sub(1) as usize);
+            self.log
+                .extend_from_slice(core.log().slice(w.from_index, w.last_index));
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct View {
+    pub role: c::Role,
+    pub current_term: c::Term,
+    pub voted_for: Option<c::NodeId>,
+    pub log: Vec<c::Entry>,
+    pub commit_index: c::Index,
+    pub last_applied: c::Index,
+    pub leader_id: Option<c::NodeId>,
+    pub votes: Option<BTreeSet<c::NodeId>>,
+    /// Per peer `(next_index, match_index)`.
+    pub progress: Option<BTreeMap<c::NodeId, (c::Index, c::Index)>>,
+    pub recent_active: Option<BTreeSet<c::NodeId>>,
+    pub kv: BTreeMap<String, String>,
+    /// Per client `(last_seq, answer)`.
+    pub sessions: BTreeMap<c::ClientId, (u64, c::Answer)>,
+    /// Durable `(current_term, voted_for, log)`.
+    pub durable: (c::Term, Option<c::NodeId>, Vec<c::Entry>),
+}
+
+fn mask(bits: u8) -> BTreeSet<c::NodeId> {
+    (0..8u8)
+        .filter(|i| bits & (1 << i) != 0)
+        .map(map::node_id)
+        .collect()
+}
+
+impl View {
+    pub fn of_model(s: &Server, me: m::Id) -> View {
+        let log: Vec<c::Entry> = s.log.iter().map(map::entry).collect();
+        let candidate = matches!(s.role, m::Role::PreCandidate | m::Role::Candidate);
+        let leader = s.role == m::Role::Leader;
+        View {
+            role: map::role(s.role),
+            current_term: map::term(s.current_term),
+            voted_for: s.voted_for.map(map::node_id),
+            log: log.clone(),
+            commit_index: s.commit_index as u64,
+            last_applied: s.commit_index as u64,
+            leader_id: s.leader_id.map(map::node_id),
+            votes: candidate.then(|| mask(s.votes)),
+            progress: leader.then(|| {
+                (0..s.next_index.len() as m::Id)
+                    .filter(|&p| p != me)
+                    .map(|p| {
+                        (
+                            map::node_id(p),
+                            (
+                                s.next_index[p as usize] as u64,
+                                s.match_index[p as usize] as u64,
+                            ),
+                        )
+                    })
+                    .collect()
+            }),
+            recent_active: leader.then(|| mask(s.recent_active)),
+            kv: s
+                .kv
+                .iter()
+                .enumerate()
+                .filter_map(|(k, v)| v.map(|v| (map::key(k as m::Key), map::value(v))))
+                .collect(),
+            sessions: s
+                .sessions
+                .iter()
+                .enumerate()
+                .filter(|(_, sess)| sess.last_seq > 0)
+                .map(|(cl, sess)| {
+                    (
+                        map::client_id(cl as m::ClientId),
+                        (sess.last_seq as u64, map::answer(&sess.answer)),
+                    )
+                })
+                .collect(),
+            durable: (
+                map::term(s.current_term),
+                s.voted_for.map(map::node_id),
+                log,
+            ),
+        }
+    }
+
+    pub fn of_core(core: &c::RaftCore, storage: &Storage) -> View {
+        let role = core.role();
+        let candidate = matches!(role, c::Role::PreCandidate | c::Role::Candidate);
+        let leader = role == c::Role::Leader;
+        View {
+            role,
+            current_term: core.current_term(),
+            voted_for: core.voted_for(),
+            log: core.log().entries().to_vec(),
+            commit_index: core.commit_index(),
+            last_applied: core.last_applied(),
+            leader_id: core.leader_id(),
+            votes: candidate.then(|| core.votes().clone()),
+            progress: leader.then(|| {
+                core.progress()
+                    .iter()
+                    .map(|(&p, pr)| (p, (pr.next_index, pr.match_index)))
+                    .collect()
+            }),
+            recent_active: leader.then(|| core.recent_active().clone()),
+            kv: core.kv().clone(),
+            sessions: core
+                .sessions()
+                .iter()
+                .map(|(&cl, s)| (cl, (s.last_seq, s.answer.clone())))
+                .collect(),
+            durable: (
+                storage.hard_state.current_term,
+                storage.hard_state.voted_for,
+                storage.log.clone(),
+            ),
+        }
+    }
+
+    /// `(field, rendering)` pairs, in a fixed order.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let log = |l: &[c::Entry]| {
+            l.iter()
+                .map(entry_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        vec![
+            ("role", format!("{:?}", self.role)),
+            ("current_term", self.current_term.to_string()),
+            ("voted_for", format!("{:?}", self.voted_for)),
+            ("log", format!("[{}]", log(&self.log))),
+            ("commit_index", self.commit_index.to_string()),
+            ("last_applied", self.last_applied.to_string()),
+            ("leader_id", format!("{:?}", self.leader_id)),
+            ("votes", format!("{:?}", self.votes)),
+            ("next/match", format!("{:?}", self.progress)),
+            ("recent_active", format!("{:?}", self.recent_active)),
+            ("kv", format!("{:?}", self.kv)),
+            ("sessions", format!("{:?}", self.sessions)),
+            (
+                "durable",
+                format!(
+                    "t{} vote={:?} [{}]",
+                    self.durable.0,
+                    self.durable.1,
+                    log(&self.durable.2)
+                ),
+            ),
+        ]
+    }
+}
+
+pub fn entry_str(e: &c::Entry) -> String {
+    match &e.command {
+        c::Command::Noop => format!("{}:noop", e.term),
+        c::Command::Client { client_id, seq, op } => {
+            format!("{}:c{client_id}#{seq}:{op:?}", e.term)
+        }
+    }
+}
+
+/// Both views side by side, one field a line, `≠` where they differ.
+pub fn side_by_side(node: c::NodeId, model: &View, core: &View) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "  node {node}:");
+    for ((name, a), (_, b)) in model.fields().into_iter().zip(core.fields()) {
+        let mark = if a == b { " " } else { "≠" };
+        let _ = writeln!(out, "  {mark} {name:<14} model: {a}");
+        if a != b {
+            let _ = writeln!(out, "    {:<14} core:  {b}", "");
+        }
+    }
+    out
+}
