@@ -45,12 +45,13 @@ pub fn replay(trace: &Trace, core_bug: Option<Option<c::Bug>>) -> Result<ReplayR
         report.divergence = Some(d);
         return Ok(report);
     }
-    for (i, step) in trace.steps.iter().enumerate() {
+    let recorded = trace.server_states();
+    for (i, (step, servers)) in trace.steps.iter().zip(&recorded).enumerate() {
         let n = i + 1;
         let (next, record) = model
             .step(&state, &step.action)
             .ok_or_else(|| format!("step {n}: {:?} is not enabled in the model", step.action))?;
-        if record != step.record || next.servers != step.servers {
+        if record != step.record || next.servers != *servers {
             return Err(format!(
                 "step {n}: the model no longer produces the recorded state (stale trace: regenerate it)"
             ));
@@ -64,7 +65,7 @@ pub fn replay(trace: &Trace, core_bug: Option<Option<c::Bug>>) -> Result<ReplayR
             &state,
             &step.action,
             &step.record,
-            &step.servers,
+            servers,
             &cluster,
             &emitted,
             true,

@@ -14,11 +14,11 @@
 //! - `scenario-F*`: the F1-F6 scenarios, the shortest witness paths of the F1-F6
 //!   sometimes-properties (each searched in the configuration listed in [`scenario_configs`]).
 
-use crate::config::{Backoff, Config, Network};
+use crate::config::{Backoff, Config};
 use crate::model::{Action, RaftModel, StepRecord};
 use crate::server::Server;
 use crate::state::State;
-use crate::types::{Msg, Role};
+use crate::types::{Id, Msg, Role};
 use serde::{Deserialize, Serialize};
 use stateright::{Checker, Expectation, Model};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
@@ -57,8 +57,10 @@ pub struct TraceStep {
     pub action: Action,
     /// What the acting server sent and answered, before the network absorbed anything.
     pub record: StepRecord,
-    /// Every server after the step.
-    pub servers: Vec<Server>,
+    /// The servers whose state the step changed, by id, each as it is after the step (every
+    /// other server is as after the previous step; before step 1 every server is
+    /// `Server::new(config)`). [`Trace::server_states`] gives every server after every step.
+    pub changed: Vec<(Id, Server)>,
     /// Messages in flight after the step (after absorption and garbage collection).
     pub in_flight: usize,
     pub restarts: u8,
@@ -102,11 +104,18 @@ impl Trace {
             let (next, record) = model
                 .step(&state, action)
                 .ok_or_else(|| format!("step {}: {action:?} is not enabled", i + 1))?;
+            let changed = next
+                .servers
+                .iter()
+                .enumerate()
+                .filter(|(j, s)| state.servers[*j] != **s)
+                .map(|(j, s)| (j as Id, s.clone()))
+                .collect();
             steps.push(TraceStep {
                 step: i + 1,
                 action: action.clone(),
                 record,
-                servers: next.servers.clone(),
+                changed,
                 in_flight: next.network.len(),
                 restarts: next.restarts,
             });
@@ -125,6 +134,21 @@ impl Trace {
             },
             steps,
         })
+    }
+
+    /// Every server after every step (`[k]` is after step `k + 1`), from the recorded changes.
+    pub fn server_states(&self) -> Vec<Vec<Server>> {
+        let cfg = &self.header.config;
+        let mut servers: Vec<Server> = (0..cfg.servers).map(|_| Server::new(cfg)).collect();
+        self.steps
+            .iter()
+            .map(|s| {
+                for (id, server) in &s.changed {
+                    servers[*id as usize] = server.clone();
+                }
+                servers.clone()
+            })
+            .collect()
     }
 
     pub fn actions(&self) -> Vec<Action> {
@@ -263,6 +287,20 @@ pub fn action_kind(before: &State, action: &Action, record: &StepRecord) -> &'st
                 granted: false,
                 ..
             } => "deliver PreVoteResponse rejected",
+            Msg::AppendEntries {
+                term,
+                prev_log_index,
+                prev_log_term,
+                ..
+            } if {
+                let dst = &before.servers[env.dst as usize];
+                *term >= dst.current_term
+                    && *prev_log_index <= dst.last_log_index()
+                    && dst.term_at(*prev_log_index) != *prev_log_term
+            } =>
+            {
+                "deliver AppendEntries with mismatched prev_log_term"
+            }
             Msg::AppendEntries { entries, .. } if entries.is_empty() => {
                 "deliver AppendEntries heartbeat"
             }
@@ -318,7 +356,7 @@ pub const ACTION_VARIANTS: [&str; 8] = [
 ];
 
 /// Every fine-grained action kind [`action_kind`] can name.
-pub const ACTION_KINDS: [&str; 21] = [
+pub const ACTION_KINDS: [&str; 22] = [
     "deliver RequestVote",
     "deliver PreVote",
     "deliver RequestVoteResponse granted",
@@ -327,6 +365,7 @@ pub const ACTION_KINDS: [&str; 21] = [
     "deliver PreVoteResponse rejected",
     "deliver AppendEntries heartbeat",
     "deliver AppendEntries with entries",
+    "deliver AppendEntries with mismatched prev_log_term",
     "deliver AppendEntriesResponse success",
     "deliver AppendEntriesResponse rejection",
     "drop message",
@@ -590,13 +629,24 @@ pub fn cover_configs() -> Vec<(&'static str, Config)> {
             max_entries_per_append: 2,
             ..small.params.clone()
         },
-        network: Network::Duplicating,
+        max_log_len: 3,
+        ..small.clone()
+    };
+    // A log that disagrees with its leader at `prev_log_index` needs three terms (two leaders
+    // before the one that sends); no clients or restarts keep the state space small.
+    let term3 = Config {
+        max_term: 3,
+        max_restarts: 0,
+        client_ops: vec![],
+        max_in_flight: 4,
+        drops: true,
         ..small.clone()
     };
     vec![
         ("default", small),
+        ("term3-noclients", term3),
         ("prevote-checkquorum-drops", features),
-        ("decrement-batch2-duplicating", decrement),
+        ("decrement-batch2-log3", decrement),
     ]
 }
 
@@ -629,6 +679,13 @@ fn slug(s: &str) -> String {
 /// Writes the traces; returns one line per file written plus a summary, for the CLI.
 pub fn export(opts: &ExportOptions) -> Result<Vec<String>, String> {
     std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
+    // The directory holds exactly this export: earlier `.jsonl` traces are removed first.
+    for entry in std::fs::read_dir(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|x| x == "jsonl") {
+            std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
     let mut log = Vec::new();
     let write = |trace: Trace, file: String, log: &mut Vec<String>| -> Result<(), String> {
         let path = opts.out.join(&file);
@@ -770,16 +827,16 @@ pub struct TracesArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Random walks per cover configuration.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     pub walks: usize,
     /// Longest random walk.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 30)]
     pub walk_len: usize,
     /// Seed of the first random walk.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// State limit of each breadth-first search.
-    #[arg(long, default_value_t = 3_000_000)]
+    #[arg(long, default_value_t = 1_500_000)]
     pub max_states: usize,
     /// Also export the discoveries of stateright's BFS checker on each cover configuration.
     #[arg(long)]

@@ -1,0 +1,131 @@
+//! The conformance suite `cargo test --workspace` runs: the committed corpus is fresh against
+//! the model and replays without divergence, covering every action kind and F1-F6; the small
+//! configuration's whole state space is walked in lockstep; every core mutant is caught.
+
+use raft_conformance::lockstep::{self, LockstepOptions};
+use raft_conformance::mutants::{self, corpus_dir};
+use raft_conformance::replay::{collect_files, replay};
+use raft_model::trace::{
+    config_hash, cover_configs, scenario_configs, Trace, ACTION_KINDS, ACTION_VARIANTS,
+    F_PROPERTIES,
+};
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+const REGENERATE: &str =
+    "regenerate it with: cargo run --release -p raft-model -- traces --out conformance/corpus";
+
+fn corpus() -> Vec<(String, Trace)> {
+    let files = collect_files(&[corpus_dir()]).expect("corpus directory");
+    assert!(!files.is_empty(), "the corpus is empty; {REGENERATE}");
+    mutants::load(&files).unwrap_or_else(|e| panic!("corpus unreadable: {e}; {REGENERATE}"))
+}
+
+#[test]
+fn corpus_is_fresh_against_the_model() {
+    let traces = corpus();
+    let mut stale = Vec::new();
+    for (name, t) in &traces {
+        if let Err(e) = t.check_fresh() {
+            stale.push(format!("{name}: {e}"));
+        }
+    }
+    // The corpus holds the configurations the exporter uses now, and every one of them.
+    let expected: BTreeSet<String> = scenario_configs()
+        .into_iter()
+        .chain(cover_configs())
+        .map(|(_, c)| config_hash(&c))
+        .collect();
+    let present: BTreeSet<String> = traces
+        .iter()
+        .map(|(_, t)| t.header.config_hash.clone())
+        .collect();
+    for h in present.difference(&expected) {
+        stale.push(format!("configuration {h} is no longer exported"));
+    }
+    for h in expected.difference(&present) {
+        stale.push(format!("exported configuration {h} has no trace in the corpus"));
+    }
+    assert!(
+        stale.is_empty(),
+        "the corpus is stale:\n{}\n{REGENERATE}",
+        stale.join("\n")
+    );
+}
+
+#[test]
+fn corpus_replays_without_divergence_and_covers_every_action_kind_and_f1_f6() {
+    let traces = corpus();
+    let start = Instant::now();
+    let mut steps = 0;
+    let mut variants = BTreeSet::new();
+    let mut kinds = BTreeSet::new();
+    let mut witnesses = BTreeSet::new();
+    let mut failures = Vec::new();
+    for (name, t) in &traces {
+        match replay(t, None) {
+            Err(e) => failures.push(format!("{name}: unusable: {e}; {REGENERATE}")),
+            Ok(r) => {
+                steps += r.steps;
+                variants.extend(r.variants);
+                kinds.extend(r.kinds);
+                witnesses.extend(r.witnesses);
+                if let Some(d) = r.divergence {
+                    failures.push(format!("{name}: {d}"));
+                }
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{} traces, {steps} steps in {secs:.3}s ({:.0} steps/s)",
+        traces.len(),
+        steps as f64 / secs.max(1e-9)
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let missing: Vec<&str> = ACTION_VARIANTS
+        .iter()
+        .chain(ACTION_KINDS.iter())
+        .chain(F_PROPERTIES.iter())
+        .filter(|x| !variants.contains(*x) && !kinds.contains(*x) && !witnesses.contains(*x))
+        .copied()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "never exercised by the corpus: {missing:?}"
+    );
+}
+
+#[test]
+fn lockstep_small_configuration_is_exhaustive_without_divergence() {
+    let cfg = lockstep::small_config();
+    let r = lockstep::run(&LockstepOptions::new(cfg.clone()));
+    println!(
+        "lockstep {cfg:?}: {} states, {} edges, {} divergences, complete={}, {:.1}s ({:.0} states/s)",
+        r.states,
+        r.edges,
+        r.divergences,
+        r.complete,
+        r.seconds,
+        r.states_per_second()
+    );
+    if let Some((d, path)) = &r.first {
+        panic!("{d}\npath: {path:?}");
+    }
+    assert!(r.complete, "the lockstep walk was not exhaustive");
+    assert_eq!(r.divergences, 0);
+}
+
+#[test]
+fn every_core_mutant_is_caught() {
+    let traces = corpus();
+    let results = mutants::score(&traces, &lockstep::small_config());
+    let mut survived = Vec::new();
+    for r in &results {
+        match &r.caught_by {
+            Some(by) => println!("{:?}: caught by {by}", r.bug),
+            None => survived.push(r.bug),
+        }
+    }
+    assert!(survived.is_empty(), "mutants not caught: {survived:?}");
+}
