@@ -81,6 +81,10 @@ pub struct Config {
     pub max_retries: u8,
     /// Most server-to-server messages in flight at once (0 = no bound).
     pub max_in_flight: u8,
+    /// Most messages in flight to any one server at once (0 = no bound). A per-server bound
+    /// lets a partitioned server's undelivered mail pile up while the others keep talking,
+    /// which a global bound of the same cost does not.
+    pub max_inbox: u8,
     pub network: Network,
     /// Make message loss an explicit `Drop` step. Loss exists either way: any message may stay
     /// in flight forever, and for safety an undelivered message is a lost one. Explicit drops
@@ -115,6 +119,7 @@ impl Default for Config {
             client_ops: vec![vec![put(0)], vec![get()]],
             max_retries: 1,
             max_in_flight: 0,
+            max_inbox: 0,
             network: Network::Unordered,
             drops: false,
             bug: None,
@@ -160,7 +165,7 @@ impl fmt::Display for Config {
         let p = &self.params;
         writeln!(
             f,
-            "servers={} max_term={} max_log_len={} max_restarts={} max_retries={} max_in_flight={}",
+            "servers={} max_term={} max_log_len={} max_restarts={} max_retries={} max_in_flight={} max_inbox={}",
             self.servers,
             self.max_term,
             self.max_log_len,
@@ -170,6 +175,11 @@ impl fmt::Display for Config {
                 "unbounded".to_string()
             } else {
                 self.max_in_flight.to_string()
+            },
+            if self.max_inbox == 0 {
+                "unbounded".to_string()
+            } else {
+                self.max_inbox.to_string()
             }
         )?;
         writeln!(

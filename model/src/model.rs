@@ -49,6 +49,18 @@ impl fmt::Debug for Action {
     }
 }
 
+/// What the server that took a step sent, before the network absorbed or collected anything:
+/// conformance compares it with what the node core emits for the same input.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The server that took the step (None for a client-only step).
+    pub server: Option<Id>,
+    pub sent: Vec<Envelope>,
+    pub answered: Vec<ClientResponse>,
+    /// The step was a client request that landed on a server that was not the leader.
+    pub not_leader: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct RaftModel {
     pub cfg: Config,
@@ -70,16 +82,20 @@ impl RaftModel {
     fn step_server(
         &self,
         state: &mut State,
+        record: &mut StepRecord,
         id: Id,
         f: impl FnOnce(&mut Server, &mut Effects),
     ) -> Effects {
         let before = state.servers[id as usize].clone();
         let mut fx = Effects::default();
         f(&mut state.servers[id as usize], &mut fx);
+        record.server = Some(id);
         for e in fx.out.drain(..) {
+            record.sent.push(e.clone());
             insert_in_flight(&mut state.network, e);
         }
         for r in fx.responses.drain(..) {
+            record.answered.push(r);
             insert_in_flight(&mut state.responses, r);
         }
         self.record_ghosts(state, id, &before, &mut fx);
@@ -133,9 +149,9 @@ impl RaftModel {
         }
     }
 
-    fn deliver(&self, state: &mut State, env: &Envelope) {
+    fn deliver(&self, state: &mut State, record: &mut StepRecord, env: &Envelope) {
         let cfg = &self.cfg;
-        let fx = self.step_server(state, env.dst, |s, fx| {
+        let fx = self.step_server(state, record, env.dst, |s, fx| {
             s.on_message(cfg, env.dst, env.src, &env.msg, fx)
         });
         // F2: the entry a failed leader kept for itself is overwritten by a newer leader that
@@ -152,6 +168,119 @@ impl RaftModel {
                 state.events |= event::F2;
             }
         }
+    }
+}
+
+impl RaftModel {
+    /// Takes one step and says what the acting server sent (`None`: the step is not enabled).
+    pub fn step(&self, last: &State, action: &Action) -> Option<(State, StepRecord)> {
+        let cfg = &self.cfg;
+        let mut state = last.clone();
+        let mut record = StepRecord::default();
+        state.events = 0;
+        match action.clone() {
+            Action::Deliver(env) => {
+                if cfg.network == Network::Unordered {
+                    let at = state.network.binary_search(&env).ok()?;
+                    state.network.remove(at);
+                }
+                self.deliver(&mut state, &mut record, &env);
+            }
+            Action::Drop(env) => {
+                let at = state.network.binary_search(&env).ok()?;
+                state.network.remove(at);
+            }
+            Action::ElectionTimeout(id) => {
+                self.step_server(&mut state, &mut record, id, |s, fx| {
+                    s.election_timeout(cfg, id, fx)
+                });
+            }
+            Action::HeartbeatTimeout(id) => {
+                self.step_server(&mut state, &mut record, id, |s, fx| {
+                    s.heartbeat_timeout(cfg, id, fx)
+                });
+            }
+            Action::Restart(id) => {
+                state.restarts += 1;
+                record.server = Some(id);
+                let restarted = state.servers[id as usize].restart(cfg);
+                state.servers[id as usize] = restarted;
+            }
+            Action::ClientRequest { client_id, server } => {
+                let op = self.op_in_hand(&state, client_id)?;
+                let client = state.clients[client_id as usize];
+                if client.attempts == 0 {
+                    std::sync::Arc::make_mut(&mut state.history)
+                        .on_invoke(client_id, op)
+                        .ok()?;
+                }
+                let seq = client.done + 1;
+                let mut at_leader = true;
+                self.step_server(&mut state, &mut record, server, |s, fx| {
+                    at_leader = s.client_request(cfg, server, client_id, seq, op, fx);
+                });
+                record.not_leader = !at_leader;
+                let client = &mut state.clients[client_id as usize];
+                client.attempts += 1;
+                client.missed |= !at_leader;
+            }
+            Action::DeliverResponse(r) => {
+                let at = state.responses.binary_search(&r).ok()?;
+                state.responses.remove(at);
+                let client = state.clients[r.client_id as usize];
+                if client.attempts > 0 && r.seq == client.done + 1 {
+                    std::sync::Arc::make_mut(&mut state.history)
+                        .on_return(r.client_id, r.answer)
+                        .ok()?;
+                    if client.missed {
+                        state.events |= event::F1;
+                    }
+                    state.clients[r.client_id as usize] = crate::state::Client {
+                        done: client.done + 1,
+                        attempts: 0,
+                        missed: false,
+                    };
+                }
+            }
+            Action::DropResponse(r) => {
+                let at = state.responses.binary_search(&r).ok()?;
+                state.responses.remove(at);
+            }
+        }
+        self.collect_garbage(&mut state);
+        Some((state, record))
+    }
+
+    /// Removes messages whose delivery can never change anything again: a response is useful
+    /// only while its destination is still the (pre-)candidate or leader of the term it answers,
+    /// and a client's answer only while the client still waits for that `seq`. Terms only grow
+    /// and no server is candidate or leader twice in one term, so this loses no behaviour; it
+    /// only stops dead messages from multiplying the states.
+    fn collect_garbage(&self, state: &mut State) {
+        let servers = &state.servers;
+        state.network.retain(|e| {
+            let dst = &servers[e.dst as usize];
+            match e.msg {
+                Msg::RequestVoteResponse {
+                    term,
+                    pre_vote: false,
+                    ..
+                } => dst.role == Role::Candidate && dst.current_term == term,
+                Msg::AppendEntriesResponse { term, .. } => {
+                    dst.role == Role::Leader && dst.current_term == term
+                }
+                Msg::RequestVoteResponse {
+                    term,
+                    pre_vote: true,
+                    granted,
+                } => term >= dst.current_term && (granted || term > dst.current_term),
+                _ => true,
+            }
+        });
+        let clients = &state.clients;
+        state
+            .responses
+            .retain(|r| r.seq > clients[r.client_id as usize].done);
     }
 }
 
@@ -186,7 +315,8 @@ impl Model for RaftModel {
                     }
                 }
             }
-            if state.restarts < cfg.max_restarts {
+            // Restarting a server that has nothing volatile to lose changes nothing but the budget.
+            if state.restarts < cfg.max_restarts && s.restart(cfg) != *s {
                 actions.push(Action::Restart(id));
             }
         }
@@ -210,69 +340,7 @@ impl Model for RaftModel {
     }
 
     fn next_state(&self, last: &State, action: Action) -> Option<State> {
-        let cfg = &self.cfg;
-        let mut state = last.clone();
-        state.events = 0;
-        match action {
-            Action::Deliver(env) => {
-                if cfg.network == Network::Unordered {
-                    let at = state.network.binary_search(&env).ok()?;
-                    state.network.remove(at);
-                }
-                self.deliver(&mut state, &env);
-            }
-            Action::Drop(env) => {
-                let at = state.network.binary_search(&env).ok()?;
-                state.network.remove(at);
-            }
-            Action::ElectionTimeout(id) => {
-                self.step_server(&mut state, id, |s, fx| s.election_timeout(cfg, id, fx));
-            }
-            Action::HeartbeatTimeout(id) => {
-                self.step_server(&mut state, id, |s, fx| s.heartbeat_timeout(cfg, id, fx));
-            }
-            Action::Restart(id) => {
-                state.restarts += 1;
-                let restarted = state.servers[id as usize].restart(cfg);
-                state.servers[id as usize] = restarted;
-            }
-            Action::ClientRequest { client_id, server } => {
-                let op = self.op_in_hand(&state, client_id)?;
-                let client = state.clients[client_id as usize];
-                if client.attempts == 0 {
-                    state.history.on_invoke(client_id, op).ok()?;
-                }
-                let seq = client.done + 1;
-                let mut at_leader = true;
-                self.step_server(&mut state, server, |s, fx| {
-                    at_leader = s.client_request(cfg, server, client_id, seq, op, fx);
-                });
-                let client = &mut state.clients[client_id as usize];
-                client.attempts += 1;
-                client.missed |= !at_leader;
-            }
-            Action::DeliverResponse(r) => {
-                let at = state.responses.binary_search(&r).ok()?;
-                state.responses.remove(at);
-                let client = state.clients[r.client_id as usize];
-                if client.attempts > 0 && r.seq == client.done + 1 {
-                    state.history.on_return(r.client_id, r.answer).ok()?;
-                    if client.missed {
-                        state.events |= event::F1;
-                    }
-                    state.clients[r.client_id as usize] = crate::state::Client {
-                        done: client.done + 1,
-                        attempts: 0,
-                        missed: false,
-                    };
-                }
-            }
-            Action::DropResponse(r) => {
-                let at = state.responses.binary_search(&r).ok()?;
-                state.responses.remove(at);
-            }
-        }
-        Some(state)
+        self.step(last, &action).map(|(state, _)| state)
     }
 
     fn within_boundary(&self, state: &State) -> bool {
@@ -282,6 +350,10 @@ impl Model for RaftModel {
             .iter()
             .all(|s| s.current_term <= cfg.max_term && s.log.len() <= cfg.max_log_len as usize)
             && (cfg.max_in_flight == 0 || state.network.len() <= cfg.max_in_flight as usize)
+            && (cfg.max_inbox == 0
+                || (0..cfg.servers).all(|id| {
+                    state.network.iter().filter(|e| e.dst == id).count() <= cfg.max_inbox as usize
+                }))
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

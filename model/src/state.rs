@@ -29,7 +29,8 @@ pub struct State {
     /// Answers in flight to clients, a set kept sorted.
     pub responses: Vec<ClientResponse>,
     pub clients: Vec<Client>,
-    pub history: History,
+    /// Shared between states until a client step changes it: most steps never touch it.
+    pub history: std::sync::Arc<History>,
     pub restarts: u8,
     /// Ghost: `elected[t]` has bit `i` set when server `i` became leader in term `t`.
     pub elected: Vec<u8>,
@@ -60,7 +61,7 @@ impl State {
             network: Vec::new(),
             responses: Vec::new(),
             clients: vec![Client::default(); cfg.client_ops.len()],
-            history: History::new(KvSpec::default()),
+            history: std::sync::Arc::new(History::new(KvSpec::default())),
             restarts: 0,
             elected: vec![0; cfg.max_term as usize + 1],
             committed: Vec::new(),

@@ -2,6 +2,10 @@
 //! explorer.
 
 use clap::{Args, Parser, Subcommand};
+
+// The checker clones a state per step; the system allocator spends a third of the time there.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use raft_model::config::{Backoff, Bug, Network};
 use raft_model::runner::{self, RunOptions, Strategy};
 use raft_model::{Config, RaftModel};
@@ -49,7 +53,7 @@ struct Bounds {
     max_restarts: u8,
     /// Client workload: one client per comma-separated item, each a sequence of `p` (put its own
     /// value) and `g` (get), e.g. `p,g` (two clients) or `pg` (one client, put then get).
-    #[arg(long, default_value = "p,g", value_parser = parse_clients)]
+    #[arg(long, default_value = "p,g", value_delimiter = ',', value_parser = parse_clients)]
     clients: Vec<Vec<raft_model::types::Op>>,
     /// Re-sends of one operation beyond its first send.
     #[arg(long, default_value_t = Config::default().max_retries)]
@@ -57,6 +61,9 @@ struct Bounds {
     /// Most server-to-server messages in flight at once; 0 means no bound.
     #[arg(long, default_value_t = Config::default().max_in_flight)]
     max_in_flight: u8,
+    /// Most messages in flight to any one server; 0 means no bound.
+    #[arg(long, default_value_t = Config::default().max_inbox)]
+    max_inbox: u8,
     /// Network semantics.
     #[arg(long, value_enum, default_value_t = Network::Unordered)]
     network: Network,
@@ -126,6 +133,7 @@ impl Bounds {
             client_ops,
             max_retries: self.max_retries,
             max_in_flight: self.max_in_flight,
+            max_inbox: self.max_inbox,
             network: self.network,
             drops: self.drops,
             params: raft_model::Params {
