@@ -206,7 +206,11 @@ pub fn compare_step(
     let core_sent: Result<Vec<m::Envelope>, String> =
         emitted.messages.iter().map(map::model_envelope).collect();
     match core_sent {
-        Err(e) => return Err(fail(format!("the core sent a message the model has no word for: {e}"))),
+        Err(e) => {
+            return Err(fail(format!(
+                "the core sent a message the model has no word for: {e}"
+            )))
+        }
         Ok(sent) if sent != record.sent => {
             let mut what = String::from("messages differ\n");
             let _ = writeln!(what, "    model sent: {:?}", record.sent);

@@ -139,7 +139,9 @@ pub fn run(opts: &LockstepOptions) -> LockstepReport {
                 continue;
             };
             report.edges += 1;
-            report.kinds.insert(action_kind(&item.state, action, &record));
+            report
+                .kinds
+                .insert(action_kind(&item.state, action, &record));
             let mut cluster = item.cluster.clone();
             let emitted = cluster.apply(&model, &item.state, action);
             if let Err(d) = compare_step(

@@ -205,7 +205,10 @@ fn cmd_replay(args: &[PathBuf], require_coverage: bool) -> ExitCode {
         .iter()
         .filter(|v| !variants.contains(*v))
         .collect();
-    let missing_kinds: Vec<_> = ACTION_KINDS.iter().filter(|k| !kinds.contains(*k)).collect();
+    let missing_kinds: Vec<_> = ACTION_KINDS
+        .iter()
+        .filter(|k| !kinds.contains(*k))
+        .collect();
     let missing_f: Vec<_> = F_PROPERTIES
         .iter()
         .filter(|f| !witnesses.contains(*f))

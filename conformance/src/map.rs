@@ -96,9 +96,7 @@ pub fn answer(a: &m::Answer) -> c::Answer {
 pub fn model_answer(a: &c::Answer) -> Result<m::Answer, String> {
     match a {
         c::Answer::Ok => Ok(m::Answer::Ok),
-        c::Answer::Value(v) => Ok(m::Answer::Value(
-            v.as_deref().map(model_value).transpose()?,
-        )),
+        c::Answer::Value(v) => Ok(m::Answer::Value(v.as_deref().map(model_value).transpose()?)),
         other => Err(format!("{other:?} has no model counterpart")),
     }
 }

@@ -70,9 +70,10 @@ pub fn load(files: &[std::path::PathBuf]) -> Result<Vec<(String, Trace)>, String
     files
         .iter()
         .map(|f| {
-            let name = f
-                .file_name()
-                .map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let name = f.file_name().map_or_else(
+                || f.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
             Trace::read(f).map(|t| (name, t))
         })
         .collect()

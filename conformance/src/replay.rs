@@ -6,8 +6,8 @@ use raft_model::state::State;
 use raft_model::trace::{action_kind, action_variant, Trace};
 use raft_model::types::Role;
 use raft_node::core as c;
-use std::collections::BTreeSet;
 use stateright::{Expectation, Model};
+use std::collections::BTreeSet;
 
 /// What one replay exercised and found.
 #[derive(Clone, Debug, Default)]
@@ -57,7 +57,9 @@ pub fn replay(trace: &Trace, core_bug: Option<Option<c::Bug>>) -> Result<ReplayR
             ));
         }
         report.variants.insert(action_variant(&step.action));
-        report.kinds.insert(action_kind(&state, &step.action, &record));
+        report
+            .kinds
+            .insert(action_kind(&state, &step.action, &record));
         let emitted = cluster.apply(&model, &state, &step.action);
         report.steps = n;
         if let Err(d) = compare_step(

@@ -154,12 +154,7 @@ impl View {
 
     /// `(field, rendering)` pairs, in a fixed order.
     pub fn fields(&self) -> Vec<(&'static str, String)> {
-        let log = |l: &[c::Entry]| {
-            l.iter()
-                .map(entry_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let log = |l: &[c::Entry]| l.iter().map(entry_str).collect::<Vec<_>>().join(", ");
         vec![
             ("role", format!("{:?}", self.role)),
             ("current_term", self.current_term.to_string()),

@@ -44,7 +44,9 @@ fn corpus_is_fresh_against_the_model() {
         stale.push(format!("configuration {h} is no longer exported"));
     }
     for h in expected.difference(&present) {
-        stale.push(format!("exported configuration {h} has no trace in the corpus"));
+        stale.push(format!(
+            "exported configuration {h} has no trace in the corpus"
+        ));
     }
     assert!(
         stale.is_empty(),

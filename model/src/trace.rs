@@ -222,7 +222,10 @@ impl Trace {
     }
 
     pub fn from_jsonl(text: &str) -> Result<Trace, String> {
-        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
         let (_, first) = lines.next().ok_or("empty trace file")?;
         let header: TraceHeader =
             serde_json::from_str(first).map_err(|e| format!("line 1 (header): {e}"))?;
@@ -237,9 +240,7 @@ impl Trace {
         }
         let mut steps = Vec::new();
         for (i, line) in lines {
-            steps.push(
-                serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?,
-            );
+            steps.push(serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?);
         }
         Ok(Trace { header, steps })
     }
@@ -265,7 +266,9 @@ impl Trace {
 pub fn action_kind(before: &State, action: &Action, record: &StepRecord) -> &'static str {
     match action {
         Action::Deliver(env) => match &env.msg {
-            Msg::RequestVote { pre_vote: false, .. } => "deliver RequestVote",
+            Msg::RequestVote {
+                pre_vote: false, ..
+            } => "deliver RequestVote",
             Msg::RequestVote { pre_vote: true, .. } => "deliver PreVote",
             Msg::RequestVoteResponse {
                 pre_vote: false,
@@ -717,9 +720,6 @@ pub fn export(opts: &ExportOptions) -> Result<Vec<String>, String> {
             write(trace, format!("scenario-{f}.jsonl"), &mut log)?;
         }
     }
-    if !missing.is_empty() {
-        return Err(format!("scenarios not found: {missing:?}"));
-    }
     // 2. The breadth-first cover, 3. stateright's discoveries, 4. random walks.
     for (cname, cfg) in cover_configs() {
         let model = RaftModel::new(cfg.clone());
@@ -737,7 +737,11 @@ pub fn export(opts: &ExportOptions) -> Result<Vec<String>, String> {
             "cover {cname}: {} states, {:.1}s, {}, reached {}/{} targets",
             r.states,
             r.seconds,
-            if r.complete { "exhaustive" } else { "state limit" },
+            if r.complete {
+                "exhaustive"
+            } else {
+                "state limit"
+            },
             r.found.len(),
             targets.len()
         ));
@@ -816,6 +820,12 @@ pub fn export(opts: &ExportOptions) -> Result<Vec<String>, String> {
             let trace = Trace::record(&cfg, "walk", &format!("seed {seed}"), &path)?;
             write(trace, format!("walk-{cname}-{seed}.jsonl"), &mut log)?;
         }
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "{}\nscenarios not found (raise --max-states): {missing:?}",
+            log.join("\n")
+        ));
     }
     Ok(log)
 }
