@@ -116,12 +116,12 @@ impl Default for Config {
             max_term: 3,
             max_log_len: 3,
             max_restarts: 1,
-            client_ops: vec![vec![put(0)], vec![get()]],
+            client_ops: vec![vec![put(0), get()]],
             max_retries: 1,
-            max_in_flight: 0,
+            max_in_flight: 2,
             max_inbox: 0,
             network: Network::Unordered,
-            drops: false,
+            drops: true,
             bug: None,
         }
     }
@@ -134,6 +134,8 @@ impl Config {
             max_term: 2,
             max_log_len: 2,
             client_ops: vec![vec![put(0)]],
+            max_in_flight: 3,
+            drops: false,
             ..Config::default()
         }
     }

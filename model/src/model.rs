@@ -118,6 +118,21 @@ impl RaftModel {
         if after.role == Role::Leader && before.role != Role::Leader {
             state.elected[after.current_term as usize] |= bit(id);
         }
+        // F3: a leader commits an entry of an earlier term that no server had committed (its
+        // leader crashed or was cut off mid-replication) while the client is already retrying.
+        if after.role == Role::Leader {
+            let carried = (state.committed.len().max(before.commit_index as usize)
+                ..after.commit_index as usize)
+                .any(|i| {
+                    let e = after.log[i];
+                    matches!(e.command, Command::Client { client_id, .. }
+                        if e.term < after.current_term
+                            && state.clients[client_id as usize].attempts >= 2)
+                });
+            if carried {
+                fx.events |= event::F3;
+            }
+        }
         // F5: a leader commits, in its own term, an entry some server committed in an earlier one.
         if after.role == Role::Leader && after.commit_index > before.commit_index {
             let known_earlier = (before.commit_index..after.commit_index).any(|i| {

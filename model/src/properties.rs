@@ -23,6 +23,14 @@ pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
 pub const LINEARIZABLE: &str = "linearizable";
 pub const EXACTLY_ONCE: &str = "exactly once";
 pub const SANITY: &str = "sanity";
+pub const F1: &str = "F1 client retries after missing the leader";
+pub const F2: &str = "F2 lost uncommitted entry overwritten by the retried command";
+pub const F3: &str = "F3 entry outlives its leader, successor commits it during retry";
+pub const F4: &str = "F4 retry after commit answered by a new leader's session table";
+pub const F5: &str = "F5 new leader commits an entry only some followers knew committed";
+pub const F6: &str = "F6 minority leader cannot commit and steps down";
+/// The failure cases of DESIGN.md §1, as witnesses.
+pub const F_WITNESSES: [&str; 6] = [F1, F2, F3, F4, F5, F6];
 
 pub fn all() -> Vec<Property<RaftModel>> {
     vec![
@@ -55,30 +63,12 @@ pub fn all() -> Vec<Property<RaftModel>> {
         Property::sometimes("duplicate answered from session table", |_, s: &State| {
             s.events & event::DEDUP_ANSWER != 0
         }),
-        Property::sometimes(
-            "F1 client retries after missing the leader",
-            |_, s: &State| s.events & event::F1 != 0,
-        ),
-        Property::sometimes(
-            "F2 lost uncommitted entry overwritten by the retried command",
-            |_, s: &State| s.events & event::F2 != 0,
-        ),
-        Property::sometimes(
-            "F3 entry survives its leader's crash, retry applied once",
-            |_, s: &State| s.events & event::F3 != 0,
-        ),
-        Property::sometimes(
-            "F4 retry after commit answered by a new leader's session table",
-            |_, s: &State| s.events & event::F4 != 0,
-        ),
-        Property::sometimes(
-            "F5 new leader commits an entry only some followers knew committed",
-            |_, s: &State| s.events & event::F5 != 0,
-        ),
-        Property::sometimes(
-            "F6 minority leader cannot commit and steps down",
-            |_, s: &State| s.events & event::F6 != 0,
-        ),
+        Property::sometimes(F1, |_, s: &State| s.events & event::F1 != 0),
+        Property::sometimes(F2, |_, s: &State| s.events & event::F2 != 0),
+        Property::sometimes(F3, |_, s: &State| s.events & event::F3 != 0),
+        Property::sometimes(F4, |_, s: &State| s.events & event::F4 != 0),
+        Property::sometimes(F5, |_, s: &State| s.events & event::F5 != 0),
+        Property::sometimes(F6, |_, s: &State| s.events & event::F6 != 0),
     ]
 }
 

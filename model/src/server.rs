@@ -54,7 +54,6 @@ pub struct Effects {
 pub mod event {
     pub const OVERWRITE: u16 = 1 << 0;
     pub const DEDUP_ANSWER: u16 = 1 << 1;
-    pub const DEDUP_APPLY: u16 = 1 << 2;
     pub const F1: u16 = 1 << 3;
     pub const F2: u16 = 1 << 4;
     pub const F3: u16 = 1 << 5;
@@ -461,15 +460,6 @@ impl Server {
         };
         let session = self.sessions[client_id as usize];
         let answer = if seq <= session.last_seq && !cfg.has_bug(Bug::NoDedup) {
-            fx.events |= event::DEDUP_APPLY;
-            // F3: the copy a crashed leader left behind was committed by its successor, and the
-            // client's retry, appended again, is skipped here.
-            if self.log[..index as usize - 1]
-                .iter()
-                .any(|e| e.term < entry.term && e.command == entry.command)
-            {
-                fx.events |= event::F3;
-            }
             (seq == session.last_seq).then_some(session.answer)
         } else {
             let answer = match op {

@@ -581,33 +581,16 @@ pub fn random_walk(cfg: &Config, seed: u64, max_steps: usize) -> Vec<Action> {
 
 /// The configurations the F1-F6 scenarios are searched in, in order: each scenario's trace is
 /// its shortest witness path in the first configuration where breadth-first search finds it.
-/// (With a no-op on election F3 needs a log of four entries; without it, two suffice.)
 pub fn scenario_configs() -> Vec<(&'static str, Config)> {
     let base = Config {
         max_log_len: 3,
         max_in_flight: 4,
         ..Config::small()
     };
-    let no_noop = Config {
-        params: crate::Params {
-            noop_on_election: false,
-            ..base.params.clone()
-        },
-        max_log_len: 2,
-        max_in_flight: 4,
-        ..Config::small()
-    };
-    vec![("log3-inflight4", base), ("no-noop-inflight4", no_noop)]
+    vec![("log3-inflight4", base)]
 }
 
-pub const F_PROPERTIES: [&str; 6] = [
-    "F1 client retries after missing the leader",
-    "F2 lost uncommitted entry overwritten by the retried command",
-    "F3 entry survives its leader's crash, retry applied once",
-    "F4 retry after commit answered by a new leader's session table",
-    "F5 new leader commits an entry only some followers knew committed",
-    "F6 minority leader cannot commit and steps down",
-];
+pub const F_PROPERTIES: [&str; 6] = crate::properties::F_WITNESSES;
 
 /// The configurations the breadth-first cover runs in: between them every action kind is
 /// reachable (drops need `drops`, pre-votes `pre_vote`, a leader's election timeout

@@ -53,7 +53,7 @@ struct Bounds {
     max_restarts: u8,
     /// Client workload: one client per comma-separated item, each a sequence of `p` (put its own
     /// value) and `g` (get), e.g. `p,g` (two clients) or `pg` (one client, put then get).
-    #[arg(long, default_value = "p,g", value_delimiter = ',', value_parser = parse_clients)]
+    #[arg(long, default_value = "pg", value_delimiter = ',', value_parser = parse_clients)]
     clients: Vec<Vec<raft_model::types::Op>>,
     /// Re-sends of one operation beyond its first send.
     #[arg(long, default_value_t = Config::default().max_retries)]
@@ -67,10 +67,10 @@ struct Bounds {
     /// Network semantics.
     #[arg(long, value_enum, default_value_t = Network::Unordered)]
     network: Network,
-    /// Make message loss an explicit step (loss is always possible: a message may stay in flight
-    /// forever; explicit drops add states, not behaviours).
+    /// Loss only as messages that stay in flight forever, with no explicit Drop step (for
+    /// safety the same behaviours, but lost messages then hold their in-flight slots).
     #[arg(long)]
-    drops: bool,
+    no_drops: bool,
     /// Elections begin with a pre-vote round.
     #[arg(long)]
     pre_vote: bool,
@@ -135,7 +135,7 @@ impl Bounds {
             max_in_flight: self.max_in_flight,
             max_inbox: self.max_inbox,
             network: self.network,
-            drops: self.drops,
+            drops: !self.no_drops,
             params: raft_model::Params {
                 pre_vote: self.pre_vote,
                 check_quorum: self.check_quorum,

@@ -1,0 +1,97 @@
+//! The reduced configuration is checked exhaustively, symmetry reduction changes no verdict,
+//! and the explorer answers.
+
+use raft_model::runner::{run, RunOptions, Status};
+use raft_model::{Config, RaftModel};
+use stateright::Model;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+#[test]
+fn reduced_configuration_is_safe_and_exhaustive() {
+    let summary = run(Config::small(), &RunOptions::default());
+    println!(
+        "small: {} unique states in {:.1}s",
+        summary.unique_states, summary.seconds
+    );
+    assert!(summary.complete, "{:?}", summary.incomplete_reason);
+    for p in &summary.properties {
+        if p.expectation == "always" {
+            assert_eq!(p.status, Status::Holds, "{} on {:?}", p.name, p.path);
+        }
+    }
+    for witness in [
+        "leader elected",
+        "client entry committed",
+        "two leaders at once",
+    ] {
+        assert_eq!(summary.status_of(witness), Some(Status::Found), "{witness}");
+    }
+}
+
+#[test]
+fn symmetry_reduction_changes_no_verdict() {
+    let cfg = Config {
+        max_term: 2,
+        max_log_len: 2,
+        max_restarts: 0,
+        max_retries: 0,
+        ..Config::small()
+    };
+    let verdicts = |symmetry| {
+        let s = run(
+            cfg.clone(),
+            &RunOptions {
+                symmetry,
+                ..RunOptions::default()
+            },
+        );
+        assert!(s.complete);
+        let v: Vec<_> = s.properties.iter().map(|p| (p.name, p.status)).collect();
+        (v, s.unique_states)
+    };
+    let (with, reduced) = verdicts(true);
+    let (without, full) = verdicts(false);
+    assert_eq!(with, without);
+    assert!(
+        reduced < full,
+        "symmetry reduced nothing: {reduced} vs {full}"
+    );
+    println!("symmetry: {full} -> {reduced} unique states");
+}
+
+#[test]
+fn explorer_answers_status() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let serve_addr = addr.clone();
+    std::thread::spawn(move || {
+        RaftModel::new(Config::small()).checker().serve(serve_addr);
+    });
+    let mut last_err = None;
+    for _ in 0..100 {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(mut conn) => {
+                conn.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                write!(
+                    conn,
+                    "GET /.status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                let mut body = String::new();
+                let _ = conn.read_to_string(&mut body);
+                assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+                assert!(body.contains("election safety"), "{body}");
+                return;
+            }
+            Err(e) => last_err = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("explorer never answered on {addr}: {last_err:?}");
+}
