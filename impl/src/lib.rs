@@ -24,4 +24,5 @@
 
 pub mod core;
 pub mod driver;
+pub mod runtime;
 pub mod sim;

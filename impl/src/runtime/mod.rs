@@ -1,0 +1,11 @@
+//! The runtime: a durable, networked key-value server around the sans-IO core.
+//!
+//! - [`wal`], [`storage`]: the durable log (segments, CRC32C, group commit), the hard state and
+//!   recovery;
+//! - [`codec`], [`transport`]: framed, versioned peer messages over TCP with a handshake;
+//! - [`config`]: the TOML configuration;
+//! - [`server`]: the node loop (inputs → core → persist → send → answer), HTTP API and metrics;
+//! - [`client`]: the blocking client library used by the CLI.
+
+pub mod storage;
+pub mod wal;
