@@ -1,1 +1,11 @@
+//! Benchmark harnesses for raftright (the criterion benches live in `benches/`).
+//!
+//! * [`core_cluster`]: a 3-server in-memory cluster driven through `raft_node::core::RaftCore`.
+//! * [`peer`] (feature `peer`): the same workload through tikv's raft-rs (`RawNode`).
+//! * [`workload`]: the proposal workload both clusters run, so the two sides are timed the same
+//!   way.
 
+pub mod core_cluster;
+#[cfg(feature = "peer")]
+pub mod peer;
+pub mod workload;

@@ -1,0 +1,54 @@
+//! Peer comparison, side by side in one run: the same in-memory 3-server proposal workload
+//! through our core (`raft_benches::core_cluster`) and through tikv's raft-rs
+//! (`raft_benches::peer`), each with two matching settings: the node defaults (pre-vote,
+//! check-quorum, 1 MiB per append, 8 appends in flight) and `conformance_off` (no byte cap, no
+//! pipelining).
+//!
+//! `cargo bench -p raft-benches --features peer --bench peer`
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use raft_benches::core_cluster::CoreCluster;
+use raft_benches::peer::{PeerCluster, PeerParams};
+use raft_benches::workload::{timed_proposals, BATCH, PAYLOADS};
+use raft_node::core::Params;
+
+fn bench(c: &mut Criterion) {
+    for (pname, ours, theirs) in [
+        ("defaults", Params::default(), PeerParams::node_defaults()),
+        (
+            "conformance_off",
+            Params::conformance_off(),
+            PeerParams::conformance_off(),
+        ),
+    ] {
+        for (size_name, size) in PAYLOADS {
+            for (mode, batch) in [("unbatched", 1), ("batched", BATCH)] {
+                let mut g = c.benchmark_group(format!("peer/{pname}/{mode}/{size_name}"));
+                g.throughput(Throughput::Elements(batch as u64));
+                g.bench_function(BenchmarkId::from_parameter("raftright"), |b| {
+                    b.iter_custom(|rounds| {
+                        timed_proposals(|| CoreCluster::new(ours.clone(), size), rounds, batch)
+                    })
+                });
+                g.bench_function(BenchmarkId::from_parameter("raft-rs"), |b| {
+                    b.iter_custom(|rounds| {
+                        timed_proposals(|| PeerCluster::new(theirs, size), rounds, batch)
+                    })
+                });
+                g.finish();
+            }
+        }
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    targets = bench
+}
+criterion_main!(benches);
