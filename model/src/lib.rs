@@ -8,6 +8,7 @@
 pub mod config;
 pub mod kv_spec;
 pub mod model;
+mod pack;
 pub mod properties;
 pub mod runner;
 pub mod server;

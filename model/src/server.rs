@@ -15,7 +15,8 @@ pub struct Session {
 
 /// A server's state. Leader-only fields are empty (or zero) in other roles, so that two
 /// servers that behave alike are equal and the checker does not count them twice.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// (`Hash` is in `pack.rs`.)
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Server {
     // Durable.
     pub current_term: Term,

@@ -45,7 +45,8 @@ pub enum Command {
     },
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// (`Hash` is in `pack.rs`.)
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Entry {
     pub term: Term,
     pub command: Command,
@@ -92,8 +93,8 @@ impl Msg {
     }
 }
 
-/// A message in flight between two servers.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A message in flight between two servers. (`Hash` is in `pack.rs`.)
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Envelope {
     pub src: Id,
     pub dst: Id,
