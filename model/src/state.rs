@@ -113,13 +113,10 @@ impl fmt::Debug for Server {
             write_mask(f, self.recent_active)?;
         }
         if self.kv.iter().any(Option::is_some) {
-            write!(f, " kv=[")?;
-            for (k, v) in self.kv.iter().enumerate() {
-                if let Some(v) = v {
-                    write!(f, "k{k}={v} ")?;
-                }
-            }
-            write!(f, "]")?;
+            let pairs: Vec<String> = (self.kv.iter().enumerate())
+                .filter_map(|(k, v)| v.map(|v| format!("k{k}={v}")))
+                .collect();
+            write!(f, " kv=[{}]", pairs.join(" "))?;
         }
         for (c, s) in self.sessions.iter().enumerate() {
             if s.last_seq > 0 {
@@ -158,6 +155,19 @@ impl fmt::Debug for State {
             writeln!(f, "c{c}: {cl:?}")?;
         }
         writeln!(f, "restarts: {}", self.restarts)?;
-        write!(f, "history: {:?}", self.history)
+        match self.history.serialized_history() {
+            Some(order) => {
+                write!(
+                    f,
+                    "history: {} ops invoked, linearizable as [",
+                    self.history.len()
+                )?;
+                for (i, (op, ret)) in order.iter().enumerate() {
+                    write!(f, "{}{op:?}→{ret:?}", if i == 0 { "" } else { ", " })?;
+                }
+                write!(f, "]")
+            }
+            None => write!(f, "history: NOT LINEARIZABLE {:?}", self.history),
+        }
     }
 }

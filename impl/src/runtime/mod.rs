@@ -4,8 +4,15 @@
 //!   recovery;
 //! - [`codec`], [`transport`]: framed, versioned peer messages over TCP with a handshake;
 //! - [`config`]: the TOML configuration;
-//! - [`server`]: the node loop (inputs → core → persist → send → answer), HTTP API and metrics;
+//! - [`server`]: the node loop (inputs → core → persist → send → answer) and the HTTP API;
+//! - [`metrics`]: Prometheus text metrics;
 //! - [`client`]: the blocking client library used by the CLI.
 
+pub mod client;
+pub mod codec;
+pub mod config;
+pub mod metrics;
+pub mod server;
 pub mod storage;
+pub mod transport;
 pub mod wal;
