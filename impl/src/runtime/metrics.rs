@@ -1,0 +1,156 @@
+//! Counters, gauges and the fsync-latency histogram, rendered in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the fsync histogram buckets, in seconds.
+pub const FSYNC_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// Every metric of one node.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub term: AtomicU64,
+    /// 0 follower, 1 pre-candidate, 2 candidate, 3 leader.
+    pub role: AtomicU64,
+    pub commit_index: AtomicU64,
+    pub applied_index: AtomicU64,
+    pub last_log_index: AtomicU64,
+    pub proposals: AtomicU64,
+    pub reads: AtomicU64,
+    pub leader_changes: AtomicU64,
+    pub batches: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub messages_dropped: AtomicU64,
+    pub handshakes_refused: AtomicU64,
+    fsync_buckets: [AtomicU64; FSYNC_BUCKETS.len()],
+    fsync_count: AtomicU64,
+    fsync_sum_ns: AtomicU64,
+}
+
+impl Metrics {
+    /// Add one.
+    pub fn inc(&self, c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Set a gauge.
+    pub fn set(&self, g: &AtomicU64, v: u64) {
+        g.store(v, Ordering::Relaxed);
+    }
+    /// Record one fsync (a whole group commit).
+    pub fn observe_fsync(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (k, le) in FSYNC_BUCKETS.iter().enumerate() {
+            if s <= *le {
+                self.fsync_buckets[k].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.fsync_count.fetch_add(1, Ordering::Relaxed);
+        self.fsync_sum_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, node: u64) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut one = |name: &str, kind: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP raft_{name} {help}\n# TYPE raft_{name} {kind}");
+            let _ = writeln!(out, "raft_{name}{{node=\"{node}\"}} {v}");
+        };
+        one("term", "gauge", "Current term.", g(&self.term));
+        one(
+            "role",
+            "gauge",
+            "0 follower, 1 pre-candidate, 2 candidate, 3 leader.",
+            g(&self.role),
+        );
+        one(
+            "commit_index",
+            "gauge",
+            "Commit index.",
+            g(&self.commit_index),
+        );
+        one(
+            "applied_index",
+            "gauge",
+            "Last applied index.",
+            g(&self.applied_index),
+        );
+        one(
+            "last_log_index",
+            "gauge",
+            "Last log index.",
+            g(&self.last_log_index),
+        );
+        one(
+            "proposals_total",
+            "counter",
+            "Client commands received.",
+            g(&self.proposals),
+        );
+        one("reads_total", "counter", "Reads received.", g(&self.reads));
+        one(
+            "leader_changes_total",
+            "counter",
+            "Times the known leader changed.",
+            g(&self.leader_changes),
+        );
+        one(
+            "batches_total",
+            "counter",
+            "Input batches handled.",
+            g(&self.batches),
+        );
+        one(
+            "messages_sent_total",
+            "counter",
+            "Peer messages queued.",
+            g(&self.messages_sent),
+        );
+        one(
+            "messages_received_total",
+            "counter",
+            "Peer messages received.",
+            g(&self.messages_received),
+        );
+        one(
+            "messages_dropped_total",
+            "counter",
+            "Messages dropped on full queues.",
+            g(&self.messages_dropped),
+        );
+        one(
+            "handshakes_refused_total",
+            "counter",
+            "Peer handshakes refused.",
+            g(&self.handshakes_refused),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP raft_fsync_seconds Latency of one group commit (log fsync + hard state).\n# TYPE raft_fsync_seconds histogram"
+        );
+        for (k, le) in FSYNC_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "raft_fsync_seconds_bucket{{node=\"{node}\",le=\"{le}\"}} {}",
+                g(&self.fsync_buckets[k])
+            );
+        }
+        let count = g(&self.fsync_count);
+        let _ = writeln!(
+            out,
+            "raft_fsync_seconds_bucket{{node=\"{node}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "raft_fsync_seconds_sum{{node=\"{node}\"}} {}",
+            g(&self.fsync_sum_ns) as f64 / 1e9
+        );
+        let _ = writeln!(out, "raft_fsync_seconds_count{{node=\"{node}\"}} {count}");
+        out
+    }
+}

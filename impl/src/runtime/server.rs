@@ -1,0 +1,558 @@
+//! The server: the node loop (inputs → core → persist → send → answer), the HTTP/JSON API and
+//! the wiring of transport, ticker and shutdown.
+//!
+//! The node loop runs on its own thread and owns the core and the storage. It takes a batch of
+//! inputs (everything queued, up to [`MAX_BATCH`]), steps the core on each and stages each
+//! `Ready` (log records written at once), then makes the whole batch durable with one fsync
+//! ([`Storage::commit`]: group commit), and only then sends the batch's messages and answers its
+//! clients. A vote, an acknowledgement or a new term therefore never leaves the node before
+//! it is durable.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use super::config::Config;
+use super::metrics::Metrics;
+use super::storage::Storage;
+use super::transport::{self, Transport};
+use super::wal::StorageError;
+use crate::core::{
+    Answer, ClientId, ClientReply, ClientRequest, Envelope, Input, NodeId, Op, Params, RaftCore,
+    ReadRequest, Ready, Role,
+};
+use crate::driver::{Driver, Timing};
+
+/// Most inputs handled (and made durable with one fsync) per batch.
+pub const MAX_BATCH: usize = 1024;
+/// Capacity of the node loop's input queue.
+pub const INPUT_QUEUE: usize = 8192;
+/// Read ids carry this bit so that `NotLeader` replies can be routed to reads.
+const READ_BIT: u64 = 1 << 63;
+
+/// Everything the node loop handles.
+#[derive(Debug)]
+pub enum NodeInput {
+    Peer(Envelope),
+    Tick,
+    Client(ClientRequest, oneshot::Sender<ClientReply>),
+    Read(ReadRequest, oneshot::Sender<ClientReply>),
+    StaleRead(String, oneshot::Sender<Option<String>>),
+    Shutdown,
+}
+
+/// What `/status` shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub id: NodeId,
+    pub cluster_id: String,
+    pub role: String,
+    pub term: u64,
+    pub voted_for: Option<NodeId>,
+    pub leader: Option<NodeId>,
+    pub leader_http: Option<String>,
+    pub commit_index: u64,
+    pub last_applied: u64,
+    pub last_log_index: u64,
+    pub members: Vec<NodeId>,
+}
+
+type Waiters = HashMap<(ClientId, u64), Vec<oneshot::Sender<ClientReply>>>;
+
+struct NodeLoop {
+    driver: Driver,
+    storage: Storage,
+    transport: Transport,
+    writes: Waiters,
+    reads: Waiters,
+    status: Arc<RwLock<Status>>,
+    metrics: Arc<Metrics>,
+    cfg: Arc<Config>,
+    known_leader: Option<NodeId>,
+}
+
+impl NodeLoop {
+    fn run(mut self, mut rx: mpsc::Receiver<NodeInput>) -> Result<(), StorageError> {
+        self.publish();
+        let mut batches = 0u64;
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(x) => batch.push(x),
+                    Err(_) => break,
+                }
+            }
+            let mut msgs = Vec::new();
+            let mut replies = Vec::new();
+            let mut shutdown = false;
+            for input in batch {
+                match input {
+                    NodeInput::Tick => {
+                        for r in self.driver.tick() {
+                            self.stage(r, &mut msgs, &mut replies)?;
+                        }
+                    }
+                    NodeInput::Peer(env) => {
+                        let r = self.driver.step(Input::Message(env));
+                        self.stage(r, &mut msgs, &mut replies)?;
+                    }
+                    NodeInput::Client(req, tx) => {
+                        self.metrics.inc(&self.metrics.proposals);
+                        self.writes
+                            .entry((req.client_id, req.seq))
+                            .or_default()
+                            .push(tx);
+                        let r = self.driver.step(Input::Client(req));
+                        self.stage(r, &mut msgs, &mut replies)?;
+                    }
+                    NodeInput::Read(req, tx) => {
+                        self.metrics.inc(&self.metrics.reads);
+                        self.reads
+                            .entry((req.client_id, req.read_id))
+                            .or_default()
+                            .push(tx);
+                        let r = self.driver.step(Input::Read(req));
+                        self.stage(r, &mut msgs, &mut replies)?;
+                    }
+                    NodeInput::StaleRead(key, tx) => {
+                        self.metrics.inc(&self.metrics.reads);
+                        let _ = tx.send(self.driver.core().kv().get(&key).cloned());
+                    }
+                    NodeInput::Shutdown => shutdown = true,
+                }
+            }
+            // Group commit: one fsync for everything staged by this batch, before any of its
+            // messages or answers leaves the node.
+            let stats = self.storage.commit()?;
+            if let Some(d) = stats.fsync {
+                self.metrics.observe_fsync(d);
+            }
+            for m in msgs {
+                self.transport.send(m);
+            }
+            for r in replies {
+                self.route(r);
+            }
+            self.metrics.inc(&self.metrics.batches);
+            batches += 1;
+            if batches.is_multiple_of(512) {
+                for w in [&mut self.writes, &mut self.reads] {
+                    w.retain(|_, v| {
+                        v.retain(|t| !t.is_closed());
+                        !v.is_empty()
+                    });
+                }
+            }
+            self.publish();
+            if shutdown {
+                info!("node loop stopped; everything acknowledged is durable");
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn stage(
+        &mut self,
+        ready: Ready,
+        msgs: &mut Vec<Envelope>,
+        replies: &mut Vec<ClientReply>,
+    ) -> Result<(), StorageError> {
+        self.storage.stage(&ready, self.driver.core())?;
+        msgs.extend(ready.messages);
+        replies.extend(ready.replies);
+        Ok(())
+    }
+
+    fn route(&mut self, reply: ClientReply) {
+        let (map, key) = match &reply {
+            ClientReply::Response(r) => (&mut self.writes, (r.client_id, r.seq)),
+            ClientReply::NotLeader { client_id, seq, .. } if seq & READ_BIT != 0 => {
+                (&mut self.reads, (*client_id, *seq))
+            }
+            ClientReply::NotLeader { client_id, seq, .. } => (&mut self.writes, (*client_id, *seq)),
+            ClientReply::Read {
+                client_id, read_id, ..
+            } => (&mut self.reads, (*client_id, *read_id)),
+        };
+        if let Some(waiters) = map.remove(&key) {
+            for w in waiters {
+                let _ = w.send(reply.clone());
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let core = self.driver.core();
+        let m = &self.metrics;
+        m.set(&m.term, core.current_term());
+        m.set(
+            &m.role,
+            match core.role() {
+                Role::Follower => 0,
+                Role::PreCandidate => 1,
+                Role::Candidate => 2,
+                Role::Leader => 3,
+            },
+        );
+        m.set(&m.commit_index, core.commit_index());
+        m.set(&m.applied_index, core.last_applied());
+        m.set(&m.last_log_index, core.log().last_index());
+        if core.leader_id().is_some() && core.leader_id() != self.known_leader {
+            self.known_leader = core.leader_id();
+            m.inc(&m.leader_changes);
+            info!(leader = ?core.leader_id(), term = core.current_term(), "leader known");
+        }
+        let status = Status {
+            id: core.id(),
+            cluster_id: self.cfg.cluster_id.clone(),
+            role: format!("{:?}", core.role()),
+            term: core.current_term(),
+            voted_for: core.voted_for(),
+            leader: core.leader_id(),
+            leader_http: core
+                .leader_id()
+                .and_then(|l| self.cfg.http_of(l))
+                .map(|a| a.to_string()),
+            commit_index: core.commit_index(),
+            last_applied: core.last_applied(),
+            last_log_index: core.log().last_index(),
+            members: self.cfg.members(),
+        };
+        *self.status.write().unwrap() = status;
+    }
+}
+
+/// Shared by the HTTP handlers.
+struct Api {
+    input: mpsc::Sender<NodeInput>,
+    status: Arc<RwLock<Status>>,
+    metrics: Arc<Metrics>,
+    next_read: AtomicU64,
+    timeout: Duration,
+    id: NodeId,
+    cfg: Arc<Config>,
+}
+
+/// Run a node until `shutdown` resolves (or storage fails). Returns an error message for
+/// anything that prevents starting (bad data directory, corrupt log, ports in use).
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+    cfg.validate()?;
+    let cfg = Arc::new(cfg);
+    let (storage, rec) =
+        Storage::open(&cfg.data_dir, &cfg.cluster_id, cfg.id).map_err(|e| e.to_string())?;
+    if let Some(t) = &rec.torn_tail {
+        warn!(
+            file = %t.path.display(),
+            offset = t.offset,
+            dropped_bytes = t.dropped,
+            reason = %t.reason,
+            "torn log tail truncated"
+        );
+    }
+    info!(
+        id = cfg.id,
+        data = %cfg.data_dir.display(),
+        term = rec.hard_state.current_term,
+        voted_for = ?rec.hard_state.voted_for,
+        last_index = rec.log.last_index(),
+        "recovered"
+    );
+    let peer_listener = TcpListener::bind(cfg.peer_addr)
+        .await
+        .map_err(|e| format!("cannot listen for peers on {}: {e}", cfg.peer_addr))?;
+    let http_listener = TcpListener::bind(cfg.http_addr)
+        .await
+        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", cfg.http_addr))?;
+    let members = cfg.members();
+    let core = RaftCore::from_durable(cfg.id, &members, Params::default(), rec.hard_state, rec.log);
+    let timing = Timing {
+        election_ticks: cfg.election_ticks,
+        heartbeat_ticks: cfg.heartbeat_ticks,
+    };
+    let driver = Driver::new(core, timing, rand::random());
+    let metrics = Arc::new(Metrics::default());
+    let status = Arc::new(RwLock::new(Status::default()));
+    let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+    let peers: Vec<_> = cfg.peers.iter().map(|p| (p.id, p.peer_addr)).collect();
+    let transport = Transport::start(
+        &cfg.cluster_id,
+        cfg.id,
+        &peers,
+        cfg.peer_queue,
+        metrics.clone(),
+    );
+    tokio::spawn(transport::listen(
+        peer_listener,
+        cfg.cluster_id.clone(),
+        cfg.id,
+        cfg.peers.iter().map(|p| p.id).collect(),
+        tx.clone(),
+        metrics.clone(),
+    ));
+    let ticker = tx.clone();
+    let tick = Duration::from_millis(cfg.tick_ms);
+    tokio::spawn(async move {
+        let mut iv = tokio::time::interval(tick);
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            iv.tick().await;
+            if ticker.is_closed() {
+                return;
+            }
+            let _ = ticker.try_send(NodeInput::Tick);
+        }
+    });
+    let node = NodeLoop {
+        driver,
+        storage,
+        transport,
+        writes: HashMap::new(),
+        reads: HashMap::new(),
+        status: status.clone(),
+        metrics: metrics.clone(),
+        cfg: cfg.clone(),
+        known_leader: None,
+    };
+    let mut node_loop = tokio::task::spawn_blocking(move || node.run(rx));
+    let api = Arc::new(Api {
+        input: tx.clone(),
+        status,
+        metrics,
+        next_read: AtomicU64::new(1),
+        timeout: Duration::from_millis(cfg.request_timeout_ms),
+        id: cfg.id,
+        cfg: cfg.clone(),
+    });
+    let (http_stop, http_stopped) = oneshot::channel::<()>();
+    let http = tokio::spawn(async move {
+        let r = axum::serve(http_listener, router(api))
+            .with_graceful_shutdown(async {
+                let _ = http_stopped.await;
+            })
+            .await;
+        if let Err(e) = r {
+            error!(error = %e, "HTTP server failed");
+        }
+    });
+    info!(
+        id = cfg.id,
+        peer = %cfg.peer_addr,
+        http = %cfg.http_addr,
+        "serving"
+    );
+    tokio::select! {
+        _ = shutdown => {
+            info!("shutdown requested");
+            let _ = http_stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
+            let _ = tx.send(NodeInput::Shutdown).await;
+            match node_loop.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("storage failure: {e}")),
+                Err(e) => Err(format!("node loop panicked: {e}")),
+            }
+        }
+        r = &mut node_loop => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("storage failure, stopping: {e}")),
+            Err(e) => Err(format!("node loop panicked: {e}")),
+        }
+    }
+}
+
+fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/kv/:key", get(kv_get).put(kv_put).delete(kv_delete))
+        .route("/cas/:key", post(kv_cas))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .with_state(api)
+}
+
+/// `?client_id=&seq=` of a write (both or neither; neither: a fresh client id, seq 1).
+#[derive(Debug, Deserialize)]
+struct WriteParams {
+    client_id: Option<u64>,
+    seq: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReadParams {
+    #[serde(default)]
+    stale: bool,
+    client_id: Option<u64>,
+}
+
+/// Body of `POST /cas/KEY`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CasBody {
+    pub expected: Option<String>,
+    pub new: Option<String>,
+}
+
+fn err(code: StatusCode, msg: &str) -> Response {
+    (code, Json(json!({ "error": msg }))).into_response()
+}
+
+fn answer_json(reply: ClientReply, api: &Api, uri: &Uri) -> Response {
+    match reply {
+        ClientReply::Response(r) => {
+            let body = match r.answer {
+                Answer::Ok => json!({ "ok": true, "client_id": r.client_id, "seq": r.seq }),
+                Answer::Value(v) => json!({ "value": v, "client_id": r.client_id, "seq": r.seq }),
+                Answer::Cas { swapped, previous } => json!({
+                    "swapped": swapped, "previous": previous, "client_id": r.client_id, "seq": r.seq
+                }),
+            };
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        ClientReply::Read { value, .. } => {
+            (StatusCode::OK, Json(json!({ "value": value }))).into_response()
+        }
+        ClientReply::NotLeader { hint, .. } => {
+            let leader_http = hint.and_then(|l| api.cfg.http_of(l));
+            match (hint, leader_http) {
+                (Some(l), Some(addr)) if l != api.id => {
+                    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+                    let location = format!("http://{addr}{pq}");
+                    (
+                        StatusCode::TEMPORARY_REDIRECT,
+                        [(header::LOCATION, location)],
+                        Json(json!({ "error": "not leader", "leader": l, "leader_http": addr })),
+                    )
+                        .into_response()
+                }
+                _ => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": "no leader known; retry", "leader": null })),
+                )
+                    .into_response(),
+            }
+        }
+    }
+}
+
+async fn submit(api: &Api, p: WriteParams, op: Op, uri: &Uri) -> Response {
+    let (client_id, seq) = match (p.client_id, p.seq) {
+        (Some(c), Some(s)) if s > 0 => (c, s),
+        (None, None) => (rand::random::<u64>() >> 1 | 1, 1),
+        _ => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "client_id and seq go together, seq >= 1",
+            )
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    let req = ClientRequest { client_id, seq, op };
+    if api.input.try_send(NodeInput::Client(req, tx)).is_err() {
+        return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
+    }
+    match tokio::time::timeout(api.timeout, rx).await {
+        Ok(Ok(reply)) => answer_json(reply, api, uri),
+        Ok(Err(_)) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
+        Err(_) => err(
+            StatusCode::GATEWAY_TIMEOUT,
+            "not committed in time; retry with the same client_id and seq",
+        ),
+    }
+}
+
+async fn kv_put(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(p): Query<WriteParams>,
+    uri: Uri,
+    value: String,
+) -> Response {
+    submit(&api, p, Op::Put { key, value }, &uri).await
+}
+
+async fn kv_delete(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(p): Query<WriteParams>,
+    uri: Uri,
+) -> Response {
+    submit(&api, p, Op::Delete { key }, &uri).await
+}
+
+async fn kv_cas(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(p): Query<WriteParams>,
+    uri: Uri,
+    Json(body): Json<CasBody>,
+) -> Response {
+    let op = Op::Cas {
+        key,
+        expected: body.expected,
+        new: body.new,
+    };
+    submit(&api, p, op, &uri).await
+}
+
+async fn kv_get(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(p): Query<ReadParams>,
+    uri: Uri,
+) -> Response {
+    if p.stale {
+        let (tx, rx) = oneshot::channel();
+        if api.input.try_send(NodeInput::StaleRead(key, tx)).is_err() {
+            return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
+        }
+        return match rx.await {
+            Ok(v) => (StatusCode::OK, Json(json!({ "value": v, "stale": true }))).into_response(),
+            Err(_) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
+        };
+    }
+    let read_id = READ_BIT | api.next_read.fetch_add(1, Ordering::Relaxed);
+    let req = ReadRequest {
+        client_id: p.client_id.unwrap_or(0),
+        read_id,
+        key,
+    };
+    let (tx, rx) = oneshot::channel();
+    if api.input.try_send(NodeInput::Read(req, tx)).is_err() {
+        return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
+    }
+    match tokio::time::timeout(api.timeout, rx).await {
+        Ok(Ok(reply)) => answer_json(reply, &api, &uri),
+        Ok(Err(_)) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
+        Err(_) => err(
+            StatusCode::GATEWAY_TIMEOUT,
+            "read not confirmed in time; retry",
+        ),
+    }
+}
+
+async fn status(State(api): State<Arc<Api>>) -> Response {
+    let s = api.status.read().unwrap().clone();
+    (StatusCode::OK, Json(s)).into_response()
+}
+
+async fn metrics(State(api): State<Arc<Api>>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        api.metrics.render(api.id),
+    )
+        .into_response()
+}
