@@ -80,6 +80,13 @@ enum KvOp {
     },
     /// Status of every node.
     Status,
+    /// Measure write latency: CLIENTS threads, each putting COUNT keys one after another.
+    Bench {
+        #[arg(long, default_value_t = 500)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+    },
 }
 
 fn init_tracing() {
@@ -285,6 +292,9 @@ fn kv(nodes: Vec<String>, timeout_ms: u64, op: KvOp) -> ExitCode {
                         prev.unwrap_or_else(|| "(none)".into())
                     )
                 }),
+            KvOp::Bench { count, clients } => {
+                return bench(c.nodes().to_vec(), timeout_ms, count, clients);
+            }
             KvOp::Status => {
                 for (node, r) in c.status() {
                     match r {
@@ -312,4 +322,48 @@ fn kv(nodes: Vec<String>, timeout_ms: u64, op: KvOp) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn bench(nodes: Vec<String>, timeout_ms: u64, count: usize, clients: usize) -> ExitCode {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..clients.max(1))
+        .map(|t| {
+            let nodes = nodes.clone();
+            std::thread::spawn(move || -> Result<Vec<Duration>, String> {
+                let mut c = Client::new(nodes);
+                c.set_deadline(Duration::from_millis(timeout_ms));
+                let mut lat = Vec::with_capacity(count);
+                for k in 0..count {
+                    let t0 = Instant::now();
+                    c.put(&format!("bench-{t}-{k}"), "0123456789abcdef")
+                        .map_err(|e| e.to_string())?;
+                    lat.push(t0.elapsed());
+                }
+                Ok(lat)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        match h.join().expect("bench thread") {
+            Ok(l) => all.extend(l),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    println!(
+        "{} writes by {} client(s) in {secs:.2}s: {:.0} writes/s; latency p50 {:?} p99 {:?} max {:?}",
+        all.len(),
+        clients.max(1),
+        all.len() as f64 / secs,
+        pct(0.5),
+        pct(0.99),
+        all[all.len() - 1]
+    );
+    ExitCode::SUCCESS
 }

@@ -56,6 +56,11 @@ impl Client {
         self.deadline = d;
     }
 
+    /// The nodes this client knows.
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
     /// The client id.
     pub fn client_id(&self) -> u64 {
         self.client_id

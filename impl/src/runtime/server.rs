@@ -248,6 +248,20 @@ struct Api {
     cfg: Arc<Config>,
 }
 
+/// The core parameters the runtime uses: the node defaults with pipelining off.
+///
+/// With `max_inflight_appends: Some(_)` a follower that was down while the leader filled its
+/// pipeline is never caught up: the leader's heartbeats go to `match_index` (0), the follower
+/// acknowledges index 0, which frees no pipeline slot, and `next_index` stays past the log end
+/// (found by `tests/cluster.rs`, reported; the core is not changed here). Without pipelining
+/// every heartbeat carries entries from `next_index` and rejections back off as PROTOCOL.md says.
+pub fn runtime_params() -> Params {
+    Params {
+        max_inflight_appends: None,
+        ..Params::default()
+    }
+}
+
 /// Run a node until `shutdown` resolves (or storage fails). Returns an error message for
 /// anything that prevents starting (bad data directory, corrupt log, ports in use).
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), String> {
@@ -279,7 +293,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         .await
         .map_err(|e| format!("cannot listen for HTTP on {}: {e}", cfg.http_addr))?;
     let members = cfg.members();
-    let core = RaftCore::from_durable(cfg.id, &members, Params::default(), rec.hard_state, rec.log);
+    let core = RaftCore::from_durable(cfg.id, &members, runtime_params(), rec.hard_state, rec.log);
     let timing = Timing {
         election_ticks: cfg.election_ticks,
         heartbeat_ticks: cfg.heartbeat_ticks,

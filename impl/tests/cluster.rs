@@ -1,0 +1,412 @@
+//! Integration tests with real `raft-node` processes on loopback: writes through any node,
+//! kill -9 of the leader, acknowledged writes survive, a restarted node catches up, a torn tail
+//! recovers, a corrupt log refuses to start, a wrong cluster id is refused, bad configs are
+//! rejected. Every wait is bounded.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use raft_node::runtime::client::Client;
+use raft_node::runtime::config::{Config, PeerConfig};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
+const WAIT: Duration = Duration::from_secs(20);
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+fn configs(n: u64, dir: &Path, cluster_id: &str) -> Vec<Config> {
+    let ports = free_ports(2 * n as usize);
+    let addr = |p: u16| format!("127.0.0.1:{p}").parse().unwrap();
+    let all: Vec<PeerConfig> = (0..n)
+        .map(|i| PeerConfig {
+            id: i + 1,
+            peer_addr: addr(ports[2 * i as usize]),
+            http_addr: addr(ports[2 * i as usize + 1]),
+        })
+        .collect();
+    let mut v = Config::local_cluster(n, dir, 7000, cluster_id);
+    for c in &mut v {
+        let me = &all[c.id as usize - 1];
+        c.peer_addr = me.peer_addr;
+        c.http_addr = me.http_addr;
+        c.peers = all.iter().filter(|p| p.id != c.id).cloned().collect();
+    }
+    v
+}
+
+struct Cluster {
+    dir: PathBuf,
+    cfgs: Vec<Config>,
+    procs: Vec<Option<Child>>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new(n: u64) -> Cluster {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let cfgs = configs(n, &dir, "test-cluster");
+        let mut c = Cluster {
+            dir,
+            cfgs,
+            procs: (0..n).map(|_| None).collect(),
+            _tmp: tmp,
+        };
+        for id in 1..=n {
+            c.start(id);
+        }
+        c
+    }
+
+    fn log_path(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("node{id}.log"))
+    }
+
+    fn log(&self, id: u64) -> String {
+        fs::read_to_string(self.log_path(id)).unwrap_or_default()
+    }
+
+    fn spawn(&self, id: u64) -> Child {
+        let cfg = &self.cfgs[id as usize - 1];
+        let path = self.dir.join(format!("node{id}.toml"));
+        fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(id))
+            .unwrap();
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn start(&mut self, id: u64) {
+        let ch = self.spawn(id);
+        self.procs[id as usize - 1] = Some(ch);
+    }
+
+    fn kill9(&mut self, id: u64) {
+        if let Some(mut ch) = self.procs[id as usize - 1].take() {
+            ch.kill().unwrap();
+            ch.wait().unwrap();
+        }
+    }
+
+    fn http(&self, id: u64) -> String {
+        self.cfgs[id as usize - 1].http_addr.to_string()
+    }
+
+    fn all_http(&self) -> Vec<String> {
+        (1..=self.cfgs.len() as u64).map(|i| self.http(i)).collect()
+    }
+
+    fn status(&self, id: u64) -> Option<Value> {
+        ureq::get(&format!("http://{}/status", self.http(id)))
+            .timeout(Duration::from_secs(1))
+            .call()
+            .ok()?
+            .into_json()
+            .ok()
+    }
+
+    /// A leader that every running node agrees on.
+    fn wait_leader(&self) -> u64 {
+        let until = Instant::now() + WAIT;
+        while Instant::now() < until {
+            let live: Vec<u64> = (1..=self.cfgs.len() as u64)
+                .filter(|&i| self.procs[i as usize - 1].is_some())
+                .collect();
+            let sts: Vec<Option<Value>> = live.iter().map(|&i| self.status(i)).collect();
+            if let Some(Some(first)) = sts.first() {
+                if let Some(l) = first["leader"].as_u64() {
+                    let agree = sts
+                        .iter()
+                        .all(|s| s.as_ref().is_some_and(|s| s["leader"].as_u64() == Some(l)));
+                    let leads =
+                        live.contains(&l) && self.status(l).is_some_and(|s| s["role"] == "Leader");
+                    if agree && leads {
+                        return l;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no leader within {WAIT:?}");
+    }
+
+    /// Wait until node `id` has applied at least `index`.
+    fn wait_applied(&self, id: u64, index: u64) {
+        let until = Instant::now() + WAIT;
+        while Instant::now() < until {
+            if self
+                .status(id)
+                .is_some_and(|s| s["last_applied"].as_u64().unwrap_or(0) >= index)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "node {id} did not apply index {index}: {:?}",
+            self.status(id)
+        );
+    }
+
+    fn wait_log(&self, id: u64, needle: &str) {
+        let until = Instant::now() + WAIT;
+        while Instant::now() < until {
+            if self.log(id).contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node {id} never logged {needle:?}:\n{}", self.log(id));
+    }
+
+    fn sigterm_all(&mut self) {
+        for (k, p) in self.procs.iter_mut().enumerate() {
+            if let Some(mut ch) = p.take() {
+                Command::new("kill")
+                    .args(["-TERM", &ch.id().to_string()])
+                    .status()
+                    .unwrap();
+                let until = Instant::now() + Duration::from_secs(10);
+                loop {
+                    if let Some(st) = ch.try_wait().unwrap() {
+                        assert!(st.success(), "node {} exited with {st}", k + 1);
+                        break;
+                    }
+                    assert!(Instant::now() < until, "node {} ignored SIGTERM", k + 1);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
+    fn last_segment(&self, id: u64) -> PathBuf {
+        let mut v: Vec<PathBuf> = fs::read_dir(self.dir.join(format!("node{id}/wal")))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v.pop().unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for p in self.procs.iter_mut() {
+            if let Some(mut ch) = p.take() {
+                let _ = ch.kill();
+                let _ = ch.wait();
+            }
+        }
+    }
+}
+
+fn client(nodes: Vec<String>) -> Client {
+    let mut c = Client::new(nodes);
+    c.set_deadline(WAIT);
+    c
+}
+
+#[test]
+fn kill_the_leader_acked_writes_survive_and_the_node_catches_up() {
+    let mut c = Cluster::new(3);
+    let leader = c.wait_leader();
+    // Write through every node: a client that knows only a follower is redirected.
+    let mut acked = Vec::new();
+    for id in 1..=3u64 {
+        let mut cl = client(vec![c.http(id)]);
+        for k in 0..5 {
+            let (key, val) = (format!("n{id}k{k}"), format!("v{id}.{k}"));
+            cl.put(&key, &val).unwrap();
+            acked.push((key, val));
+        }
+    }
+    // Exactly once: a retry with the same (client_id, seq) is answered from the session table.
+    let mut a = Client::with_id(c.all_http(), 4242, 0);
+    assert_eq!(a.cas("ctr", None, Some("1")).unwrap(), (true, None));
+    let mut retry = Client::with_id(c.all_http(), 4242, 0);
+    assert_eq!(retry.cas("ctr", None, Some("2")).unwrap(), (true, None));
+    let mut cl = client(c.all_http());
+    assert_eq!(cl.get("ctr").unwrap().as_deref(), Some("1"));
+
+    c.kill9(leader);
+    for k in 0..10 {
+        let (key, val) = (format!("after{k}"), format!("w{k}"));
+        cl.put(&key, &val).unwrap();
+        acked.push((key, val));
+    }
+    let new_leader = c.wait_leader();
+    assert_ne!(new_leader, leader);
+    for (k, v) in &acked {
+        assert_eq!(cl.get(k).unwrap().as_deref(), Some(v.as_str()), "{k}");
+    }
+    // The killed node restarts from disk and catches up.
+    c.start(leader);
+    c.wait_log(leader, "recovered");
+    let commit = c.status(new_leader).unwrap()["commit_index"]
+        .as_u64()
+        .unwrap();
+    c.wait_applied(leader, commit);
+    let mut stale = client(vec![c.http(leader)]);
+    for (k, v) in &acked {
+        assert_eq!(
+            stale.get_stale(k).unwrap().as_deref(),
+            Some(v.as_str()),
+            "{k}"
+        );
+    }
+    let metrics = ureq::get(&format!("http://{}/metrics", c.http(new_leader)))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(metrics.contains("raft_fsync_seconds_count"), "{metrics}");
+    assert!(metrics.contains("raft_role{node=\"") && metrics.contains("} 3\n"));
+    c.sigterm_all();
+}
+
+#[test]
+fn torn_tail_recovers_and_corruption_refuses_to_start() {
+    let mut c = Cluster::new(3);
+    c.wait_leader();
+    let mut cl = client(c.all_http());
+    for k in 0..5 {
+        cl.put(&format!("k{k}"), "v").unwrap();
+    }
+    let victim = (c.wait_leader() % 3) + 1;
+    c.kill9(victim);
+    // A torn write: half a record at the end of the last segment.
+    let seg = c.last_segment(victim);
+    let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 5, 6]).unwrap();
+    drop(f);
+    c.start(victim);
+    c.wait_log(victim, "torn log tail truncated");
+    cl.put("after", "torn").unwrap();
+    let leader = c.wait_leader();
+    let commit = c.status(leader).unwrap()["commit_index"].as_u64().unwrap();
+    c.wait_applied(victim, commit);
+
+    // Corruption in the middle: the node refuses to start, naming the file and the offset.
+    c.kill9(victim);
+    let seg = c.last_segment(victim);
+    let mut data = fs::read(&seg).unwrap();
+    data[12] ^= 0xFF;
+    fs::write(&seg, &data).unwrap();
+    let mut ch = c.spawn(victim);
+    let until = Instant::now() + WAIT;
+    let st = loop {
+        if let Some(st) = ch.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < until, "a corrupt node kept running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!st.success());
+    let log = c.log(victim);
+    assert!(
+        log.contains(&seg.display().to_string()) && log.contains("offset 0"),
+        "{log}"
+    );
+    // Nothing was lost: the file is as it was.
+    assert_eq!(fs::read(&seg).unwrap(), data);
+    c.sigterm_all();
+}
+
+#[test]
+fn wrong_cluster_id_and_unknown_node_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut good = configs(2, tmp.path(), "good");
+    // Only node 1 runs; node 2's slot is taken by impostors.
+    let node1 = good.remove(0);
+    let mut evil = good.remove(0);
+    evil.cluster_id = "evil".into();
+    let mut stranger = evil.clone();
+    stranger.cluster_id = "good".into();
+    stranger.id = 7;
+    stranger.data_dir = tmp.path().join("node7");
+    let p = free_ports(2);
+    stranger.peer_addr = format!("127.0.0.1:{}", p[0]).parse().unwrap();
+    stranger.http_addr = format!("127.0.0.1:{}", p[1]).parse().unwrap();
+    let run = |cfg: &Config, name: &str| {
+        let path = tmp.path().join(format!("{name}.toml"));
+        fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
+        let log = fs::File::create(tmp.path().join(format!("{name}.log"))).unwrap();
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    let mut kids = vec![
+        run(&node1, "node1"),
+        run(&evil, "evil"),
+        run(&stranger, "stranger"),
+    ];
+    let read = |name: &str| fs::read_to_string(tmp.path().join(format!("{name}.log"))).unwrap();
+    let until = Instant::now() + WAIT;
+    loop {
+        let l = read("node1");
+        if l.contains("wrong cluster id \"evil\"") && l.contains("unknown node id 7") {
+            break;
+        }
+        assert!(Instant::now() < until, "node 1 did not refuse:\n{l}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(read("evil").contains("refused"));
+    for k in &mut kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
+}
+
+#[test]
+fn bad_configs_and_arguments_are_rejected_before_starting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.toml");
+    fs::write(&bad, "id = 0\ncluster_id = \"c\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid config"), "{err}");
+    let mut cfg = configs(1, tmp.path(), "c").remove(0);
+    cfg.heartbeat_ticks = 100;
+    fs::write(&bad, toml::to_string(&cfg).unwrap()).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!tmp.path().join("node1").exists(), "nothing may start");
+    let out = Command::new(BIN)
+        .args(["cluster", "--nodes", "0", "--data"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
