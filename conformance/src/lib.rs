@@ -5,7 +5,8 @@
 //! - [`cluster`]: the cores (with durable storage) driven by model actions, and the comparison;
 //! - [`replay`]: replaying a trace file (`raft_model::trace`);
 //! - [`lockstep`]: the exhaustive walk of the model's state space with the cores carried along;
-//! - [`mutants`]: the mutation score.
+//! - [`mutants`]: the mutation score;
+//! - [`validate`]: recorded steps of running nodes checked against the model.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
@@ -13,4 +14,5 @@ pub mod lockstep;
 pub mod map;
 pub mod mutants;
 pub mod replay;
+pub mod validate;
 pub mod view;

@@ -44,6 +44,12 @@ enum Command {
         /// Trace files or directories (default: the committed corpus).
         files: Vec<PathBuf>,
     },
+    /// Check recordings of running nodes (`record = "FILE"` in `raft-node` configs): every
+    /// recorded step must be a transition the model allows. Exit 1 at the first that is not.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Bounds: `Config::small()` (with the in-flight bound `lockstep::small_config` adds) unless
@@ -157,6 +163,7 @@ fn main() -> ExitCode {
         } => cmd_replay(&files, require_coverage),
         Command::Lockstep(args) => cmd_lockstep(&args),
         Command::Mutants { files } => cmd_mutants(&files),
+        Command::Validate { files } => cmd_validate(&files),
     }
 }
 
@@ -333,5 +340,31 @@ fn cmd_mutants(args: &[PathBuf]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn cmd_validate(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        match raft_conformance::validate::validate_file(f) {
+            Ok(r) => println!(
+                "{}: ok ({} steps checked against the model, {} node-only steps skipped, {} starts)",
+                f.display(),
+                r.steps_checked,
+                r.skipped_node_only,
+                r.chains
+            ),
+            Err(e) => {
+                println!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        println!("FAILED");
+        ExitCode::from(1)
+    } else {
+        println!("OK");
+        ExitCode::SUCCESS
     }
 }

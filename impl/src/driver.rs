@@ -117,21 +117,35 @@ impl Driver {
 
     /// Advance the clock by one tick; returns the `Ready`s of the timeouts that fired.
     pub fn tick(&mut self) -> Vec<Ready> {
+        self.tick_observed(|_, _, _| {})
+    }
+
+    /// [`Driver::tick`], calling `observe(input, ready, core)` right after each timeout the tick
+    /// fires is handled (for recording).
+    pub fn tick_observed(
+        &mut self,
+        mut observe: impl FnMut(&Input, &Ready, &RaftCore),
+    ) -> Vec<Ready> {
         let mut out = Vec::new();
+        let mut fire = |d: &mut Self, input: Input| {
+            let r = d.step(input.clone());
+            observe(&input, &r, &d.core);
+            out.push(r);
+        };
         self.election_elapsed += 1;
         if self.core.role() == Role::Leader {
             self.heartbeat_elapsed += 1;
             if self.heartbeat_elapsed >= self.timing.heartbeat_ticks {
                 self.heartbeat_elapsed = 0;
-                out.push(self.step(Input::HeartbeatTimeout));
+                fire(self, Input::HeartbeatTimeout);
             }
             if self.election_elapsed >= self.timing.election_ticks {
                 self.election_elapsed = 0;
-                out.push(self.step(Input::ElectionTimeout));
+                fire(self, Input::ElectionTimeout);
             }
         } else if self.election_elapsed >= self.election_timeout {
             self.reset_election_timer();
-            out.push(self.step(Input::ElectionTimeout));
+            fire(self, Input::ElectionTimeout);
         }
         out
     }

@@ -50,6 +50,10 @@ pub struct Config {
     /// Messages queued per peer before new ones are dropped (Raft retransmits).
     #[serde(default = "default_peer_queue")]
     pub peer_queue: usize,
+    /// Opt-in: append every core input and the resulting state to this file as JSON lines
+    /// (`raft-conformance validate FILE` checks them against the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<PathBuf>,
 }
 
 fn default_tick_ms() -> u64 {
@@ -156,6 +160,7 @@ impl Config {
                 heartbeat_ticks: default_heartbeat_ticks(),
                 request_timeout_ms: default_request_timeout_ms(),
                 peer_queue: default_peer_queue(),
+                record: None,
             })
             .collect()
     }

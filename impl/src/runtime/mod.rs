@@ -12,6 +12,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod metrics;
+pub mod record;
 pub mod server;
 pub mod storage;
 pub mod transport;

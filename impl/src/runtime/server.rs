@@ -27,6 +27,7 @@ use tracing::{error, info, warn};
 
 use super::config::Config;
 use super::metrics::Metrics;
+use super::record::Recorder;
 use super::storage::Storage;
 use super::transport::{self, Transport};
 use super::wal::StorageError;
@@ -82,6 +83,7 @@ struct NodeLoop {
     metrics: Arc<Metrics>,
     cfg: Arc<Config>,
     known_leader: Option<NodeId>,
+    recorder: Option<Recorder>,
 }
 
 impl NodeLoop {
@@ -102,13 +104,21 @@ impl NodeLoop {
             for input in batch {
                 match input {
                     NodeInput::Tick => {
-                        for r in self.driver.tick() {
+                        let rec = &mut self.recorder;
+                        let readies = self.driver.tick_observed(|input, r, core| {
+                            if let Some(x) = rec.as_mut() {
+                                if let Err(e) = x.step(input.clone(), r, core) {
+                                    warn!(error = %e, "recording failed; recording stops");
+                                    *rec = None;
+                                }
+                            }
+                        });
+                        for r in readies {
                             self.stage(r, &mut msgs, &mut replies)?;
                         }
                     }
                     NodeInput::Peer(env) => {
-                        let r = self.driver.step(Input::Message(env));
-                        self.stage(r, &mut msgs, &mut replies)?;
+                        self.step_input(Input::Message(env), &mut msgs, &mut replies)?;
                     }
                     NodeInput::Client(req, tx) => {
                         self.metrics.inc(&self.metrics.proposals);
@@ -116,8 +126,7 @@ impl NodeLoop {
                             .entry((req.client_id, req.seq))
                             .or_default()
                             .push(tx);
-                        let r = self.driver.step(Input::Client(req));
-                        self.stage(r, &mut msgs, &mut replies)?;
+                        self.step_input(Input::Client(req), &mut msgs, &mut replies)?;
                     }
                     NodeInput::Read(req, tx) => {
                         self.metrics.inc(&self.metrics.reads);
@@ -125,8 +134,7 @@ impl NodeLoop {
                             .entry((req.client_id, req.read_id))
                             .or_default()
                             .push(tx);
-                        let r = self.driver.step(Input::Read(req));
-                        self.stage(r, &mut msgs, &mut replies)?;
+                        self.step_input(Input::Read(req), &mut msgs, &mut replies)?;
                     }
                     NodeInput::StaleRead(key, tx) => {
                         self.metrics.inc(&self.metrics.reads);
@@ -140,6 +148,12 @@ impl NodeLoop {
             let stats = self.storage.commit()?;
             if let Some(d) = stats.fsync {
                 self.metrics.observe_fsync(d);
+            }
+            if let Some(rec) = self.recorder.as_mut() {
+                if let Err(e) = rec.flush() {
+                    warn!(error = %e, "recording failed; recording stops");
+                    self.recorder = None;
+                }
             }
             for m in msgs {
                 self.transport.send(m);
@@ -164,6 +178,29 @@ impl NodeLoop {
             }
         }
         Ok(())
+    }
+
+    fn step_input(
+        &mut self,
+        input: Input,
+        msgs: &mut Vec<Envelope>,
+        replies: &mut Vec<ClientReply>,
+    ) -> Result<(), StorageError> {
+        let copy = self.recorder.is_some().then(|| input.clone());
+        let r = self.driver.step(input);
+        if let Some(input) = copy {
+            self.record(input, &r);
+        }
+        self.stage(r, msgs, replies)
+    }
+
+    fn record(&mut self, input: Input, ready: &Ready) {
+        if let Some(rec) = self.recorder.as_mut() {
+            if let Err(e) = rec.step(input, ready, self.driver.core()) {
+                warn!(error = %e, "recording failed; recording stops");
+                self.recorder = None;
+            }
+        }
     }
 
     fn stage(
@@ -298,6 +335,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         election_ticks: cfg.election_ticks,
         heartbeat_ticks: cfg.heartbeat_ticks,
     };
+    let recorder = match &cfg.record {
+        Some(path) => Some(
+            Recorder::open(path, &core)
+                .map_err(|e| format!("cannot record to {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
     let driver = Driver::new(core, timing, rand::random());
     let metrics = Arc::new(Metrics::default());
     let status = Arc::new(RwLock::new(Status::default()));
@@ -341,6 +385,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         metrics: metrics.clone(),
         cfg: cfg.clone(),
         known_leader: None,
+        recorder,
     };
     let mut node_loop = tokio::task::spawn_blocking(move || node.run(rx));
     let api = Arc::new(Api {
@@ -569,4 +614,52 @@ async fn metrics(State(api): State<Arc<Api>>) -> Response {
         api.metrics.render(api.id),
     )
         .into_response()
+}
+
+/// A node running on its own thread and tokio runtime (for embedding and in-process tests).
+pub struct NodeHandle {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl NodeHandle {
+    /// Start a node; it runs until [`NodeHandle::stop`] (or drop).
+    pub fn spawn(cfg: Config) -> NodeHandle {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(run(cfg, async {
+                let _ = stopped.await;
+            }))
+        });
+        NodeHandle {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Shut the node down gracefully and wait for it.
+    pub fn stop(mut self) -> Result<(), String> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), String> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| "node thread panicked".to_string())?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
 }

@@ -1,0 +1,388 @@
+//! `raft-conformance validate FILES...`: check that every step a running node recorded
+//! (`record = "FILE"` in its configuration, see `raft_node::runtime::record`) is a transition
+//! the model allows.
+//!
+//! For each recorded step the state before it (the previous line's `after`) is mapped to a
+//! model `Server` (`map.rs`), the model takes the same step (`on_message`, `election_timeout`,
+//! `heartbeat_timeout`, `client_request`), and the model's result must equal the recorded
+//! state after the step (the [`View`] abstraction, as in replay), its messages and its client
+//! answers. A `start` line begins a new chain (the node restarted from its durable state).
+//! Node-only steps (linearizable reads, `ReadIndex` messages) have no model counterpart: they
+//! are skipped and counted, and the chain continues from their recorded result; the
+//! `ReadIndex` messages and read replies they cause later are left out of the comparison.
+//!
+//! A recording is checkable only in the model's vocabulary: node ids 1..=5, client ids from
+//! 100, keys `k0`/`k1`, small numeric values, terms and indexes below 256, pipelining off.
+
+use crate::map;
+use crate::view::{Storage, View};
+use raft_model::config::{put, Backoff as MBackoff, Config};
+use raft_model::server::{Effects, Server, Session};
+use raft_model::types as m;
+use raft_node::core as c;
+use raft_node::runtime::record::Record;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What a validation checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub chains: usize,
+    pub steps_checked: usize,
+    pub skipped_node_only: usize,
+}
+
+fn model_params(p: &c::Params, servers: u8, clients: &BTreeMap<u8, u8>) -> Result<Config, String> {
+    if p.max_inflight_appends.is_some() {
+        return Err(
+            "recorded with pipelining on (max_inflight_appends), which the model lacks".into(),
+        );
+    }
+    let mut cfg = Config::small();
+    cfg.servers = servers;
+    cfg.params.pre_vote = p.pre_vote;
+    cfg.params.check_quorum = p.check_quorum;
+    cfg.params.max_entries_per_append =
+        map::model_u8(p.max_entries_per_append as u64, "max_entries_per_append")?;
+    cfg.params.backoff = match p.backoff {
+        c::Backoff::ConflictHint => MBackoff::ConflictHint,
+        c::Backoff::Decrement => MBackoff::Decrement,
+    };
+    cfg.params.noop_on_election = p.noop_on_election;
+    let n = clients.keys().next_back().map_or(0, |&c| c as usize + 1);
+    cfg.client_ops = (0..n)
+        .map(|k| vec![put(k as u8); *clients.get(&(k as u8)).unwrap_or(&1) as usize])
+        .collect();
+    Ok(cfg)
+}
+
+fn bits(ids: &std::collections::BTreeSet<c::NodeId>) -> Result<u8, String> {
+    ids.iter()
+        .try_fold(0u8, |b, &id| Ok(b | (1 << map::model_id(id)?)))
+}
+
+/// The model server a core state stands for.
+pub fn model_server(core: &c::RaftCore, cfg: &Config) -> Result<Server, String> {
+    let me = map::model_id(core.id())?;
+    let mut s = Server::new(cfg);
+    s.current_term = map::model_u8(core.current_term(), "term")?;
+    s.voted_for = core.voted_for().map(map::model_id).transpose()?;
+    s.log = core
+        .log()
+        .entries()
+        .iter()
+        .map(map::model_entry)
+        .collect::<Result<_, _>>()?;
+    s.role = match core.role() {
+        c::Role::Follower => m::Role::Follower,
+        c::Role::PreCandidate => m::Role::PreCandidate,
+        c::Role::Candidate => m::Role::Candidate,
+        c::Role::Leader => m::Role::Leader,
+    };
+    s.leader_id = core.leader_id().map(map::model_id).transpose()?;
+    s.commit_index = map::model_u8(core.commit_index(), "index")?;
+    if matches!(s.role, m::Role::PreCandidate | m::Role::Candidate) {
+        s.votes = bits(core.votes())?;
+    }
+    if s.role == m::Role::Leader {
+        let n = cfg.servers as usize;
+        s.next_index = vec![s.log.len() as u8 + 1; n];
+        s.match_index = vec![0; n];
+        for (&p, pr) in core.progress() {
+            let i = map::model_id(p)? as usize;
+            s.next_index[i] = map::model_u8(pr.next_index, "index")?;
+            s.match_index[i] = map::model_u8(pr.match_index, "index")?;
+        }
+        let _ = me;
+        s.recent_active = bits(core.recent_active())?;
+    }
+    for (k, v) in core.kv() {
+        s.kv[map::model_key(k)? as usize] = Some(map::model_value(v)?);
+    }
+    for (&cl, sess) in core.sessions() {
+        let slot = map::model_client(cl)? as usize;
+        if slot >= s.sessions.len() {
+            return Err(format!("client {cl} outside the recorded client set"));
+        }
+        s.sessions[slot] = Session {
+            last_seq: map::model_u8(sess.last_seq, "seq")?,
+            answer: map::model_answer(&sess.answer)?,
+        };
+    }
+    Ok(s)
+}
+
+fn storage_of(core: &c::RaftCore) -> Storage {
+    Storage {
+        hard_state: core.hard_state(),
+        log: core.log().entries().to_vec(),
+    }
+}
+
+fn node_only(input: &c::Input) -> bool {
+    matches!(
+        input,
+        c::Input::Read(_)
+            | c::Input::Message(c::Envelope {
+                msg: c::Message::ReadIndex { .. } | c::Message::ReadIndexResponse { .. },
+                ..
+            })
+    )
+}
+
+/// Clients (model id → highest seq) mentioned anywhere in the recording.
+fn clients_of(records: &[Record]) -> Result<BTreeMap<u8, u8>, String> {
+    let mut out: BTreeMap<u8, u8> = BTreeMap::new();
+    let mut note = |cl: c::ClientId, seq: u64| -> Result<(), String> {
+        let c = map::model_client(cl)?;
+        let s = map::model_u8(seq, "seq")?.max(1);
+        let e = out.entry(c).or_insert(1);
+        *e = (*e).max(s);
+        Ok(())
+    };
+    for r in records {
+        let (core, input) = match r {
+            Record::Start { after, .. } => (after, None),
+            Record::Step { after, input, .. } => (after, Some(input)),
+        };
+        if let Some(c::Input::Client(req)) = input {
+            note(req.client_id, req.seq)?;
+        }
+        for (&cl, s) in core.sessions() {
+            note(cl, s.last_seq)?;
+        }
+        for e in core.log().entries() {
+            if let c::Command::Client { client_id, seq, .. } = e.command {
+                note(client_id, seq)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Validate the records of one file. `Err` describes the first step the model does not allow
+/// (or cannot express).
+pub fn validate_records(records: &[Record]) -> Result<Report, String> {
+    let clients = clients_of(records)?;
+    let mut report = Report::default();
+    let mut before: Option<&c::RaftCore> = None;
+    for (k, r) in records.iter().enumerate() {
+        let line = k + 1;
+        let (node, input, messages, replies, after) = match r {
+            Record::Start { after, .. } => {
+                report.chains += 1;
+                before = Some(after);
+                continue;
+            }
+            Record::Step {
+                node,
+                input,
+                messages,
+                replies,
+                after,
+            } => (*node, input, messages, replies, after),
+        };
+        let Some(prev) = before.replace(after) else {
+            return Err(format!("line {line}: a step before any start line"));
+        };
+        if node_only(input) {
+            report.skipped_node_only += 1;
+            continue;
+        }
+        let fail = |what: String| format!("line {line} (node {node}, input {input:?}): {what}");
+        let servers = map::model_u8(prev.peers().len() as u64 + 1, "servers").map_err(fail)?;
+        let cfg = model_params(prev.params(), servers, &clients).map_err(fail)?;
+        let me = map::model_id(node).map_err(fail)?;
+        let mut s = model_server(prev, &cfg).map_err(|e| fail(format!("state before: {e}")))?;
+        let mut fx = Effects::default();
+        let mut not_leader = false;
+        match input {
+            c::Input::Message(env) => {
+                let src = map::model_id(env.from).map_err(fail)?;
+                let msg = map::model_msg(&env.msg).map_err(fail)?;
+                s.on_message(&cfg, me, src, &msg, &mut fx);
+            }
+            c::Input::ElectionTimeout => s.election_timeout(&cfg, me, &mut fx),
+            c::Input::HeartbeatTimeout => s.heartbeat_timeout(&cfg, me, &mut fx),
+            c::Input::Client(req) => {
+                let cl = map::model_client(req.client_id).map_err(fail)?;
+                let seq = map::model_u8(req.seq, "seq").map_err(fail)?;
+                let op = map::model_op(&req.op).map_err(fail)?;
+                not_leader = !s.client_request(&cfg, me, cl, seq, op, &mut fx);
+            }
+            c::Input::Read(_) => unreachable!("node-only"),
+        }
+        let want = View::of_model(&s, me);
+        let got = View::of_core(after, &storage_of(after));
+        if want != got {
+            return Err(fail(format!(
+                "state differs from the model's\n  model: {want:?}\n  node:  {got:?}"
+            )));
+        }
+        let want_msgs: Vec<c::Envelope> = fx.out.iter().map(map::envelope).collect();
+        let got_msgs: Vec<c::Envelope> = messages
+            .iter()
+            .filter(|e| {
+                !matches!(
+                    e.msg,
+                    c::Message::ReadIndex { .. } | c::Message::ReadIndexResponse { .. }
+                )
+            })
+            .cloned()
+            .collect();
+        if want_msgs != got_msgs {
+            return Err(fail(format!(
+                "messages differ\n  model: {want_msgs:?}\n  node:  {got_msgs:?}"
+            )));
+        }
+        let mut want_replies: Vec<c::ClientReply> = fx
+            .responses
+            .iter()
+            .map(|r| {
+                c::ClientReply::Response(c::ClientResponse {
+                    client_id: map::client_id(r.client_id),
+                    seq: r.seq as u64,
+                    answer: map::answer(&r.answer),
+                })
+            })
+            .collect();
+        if not_leader {
+            if let c::Input::Client(req) = input {
+                want_replies.push(c::ClientReply::NotLeader {
+                    client_id: req.client_id,
+                    seq: req.seq,
+                    hint: prev.leader_id(),
+                });
+            }
+        }
+        let got_replies: Vec<c::ClientReply> = replies
+            .iter()
+            .filter(|r| match r {
+                c::ClientReply::Read { .. } => false,
+                c::ClientReply::NotLeader { .. } => matches!(input, c::Input::Client(_)),
+                c::ClientReply::Response(_) => true,
+            })
+            .cloned()
+            .collect();
+        if want_replies != got_replies {
+            return Err(fail(format!(
+                "client answers differ\n  model: {want_replies:?}\n  node:  {got_replies:?}"
+            )));
+        }
+        report.steps_checked += 1;
+    }
+    Ok(report)
+}
+
+/// Read and validate one recording.
+pub fn validate_file(path: &Path) -> Result<Report, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let records = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(k, l)| {
+            serde_json::from_str::<Record>(l)
+                .map_err(|e| format!("{}: line {}: {e}", path.display(), k + 1))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    validate_records(&records).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft_node::runtime::client::Client;
+    use raft_node::runtime::config::Config;
+    use raft_node::runtime::server::NodeHandle;
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+
+    fn status(http: &str) -> Option<serde_json::Value> {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "1", &format!("http://{http}/status")])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Three in-process nodes on loopback, recording; writes, a leader restart, a read; every
+    /// recorded step must be one the model allows.
+    #[test]
+    fn recorded_steps_of_a_real_cluster_are_model_transitions() {
+        let dir = std::env::temp_dir().join(format!("raftright-validate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ls: Vec<TcpListener> = (0..6)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let ports: Vec<u16> = ls.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        drop(ls);
+        let mut cfgs = Config::local_cluster(3, &dir, 7000, "validate");
+        let addr = |p: u16| format!("127.0.0.1:{p}").parse().unwrap();
+        for c in cfgs.iter_mut() {
+            let i = c.id as usize - 1;
+            c.peer_addr = addr(ports[2 * i]);
+            c.http_addr = addr(ports[2 * i + 1]);
+            c.record = Some(dir.join(format!("node{}.jsonl", c.id)));
+        }
+        let all = cfgs.clone();
+        for c in cfgs.iter_mut() {
+            for p in c.peers.iter_mut() {
+                let o = &all[p.id as usize - 1];
+                p.peer_addr = o.peer_addr;
+                p.http_addr = o.http_addr;
+            }
+        }
+        let https: Vec<String> = cfgs.iter().map(|c| c.http_addr.to_string()).collect();
+        let mut nodes: Vec<Option<NodeHandle>> = cfgs
+            .iter()
+            .map(|c| Some(NodeHandle::spawn(c.clone())))
+            .collect();
+        let mut a = Client::with_id(https.clone(), 100, 0);
+        let mut b = Client::with_id(https.clone(), 101, 0);
+        a.set_deadline(Duration::from_secs(20));
+        b.set_deadline(Duration::from_secs(20));
+        for v in 1..=4 {
+            a.put("k0", &v.to_string()).unwrap();
+        }
+        b.put("k1", "7").unwrap();
+        // Restart the leader gracefully; the others elect a new one.
+        let leader = status(&https[0])
+            .and_then(|s| s["leader"].as_u64())
+            .unwrap();
+        nodes[leader as usize - 1].take().unwrap().stop().unwrap();
+        a.put("k0", "5").unwrap();
+        b.put("k1", "8").unwrap();
+        nodes[leader as usize - 1] = Some(NodeHandle::spawn(cfgs[leader as usize - 1].clone()));
+        assert_eq!(a.get("k0").unwrap().as_deref(), Some("5"));
+        let until = Instant::now() + Duration::from_secs(20);
+        while status(&https[leader as usize - 1])
+            .is_none_or(|s| s["last_applied"].as_u64() < Some(7))
+        {
+            assert!(Instant::now() < until, "restarted node did not catch up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for n in nodes.iter_mut() {
+            n.take().unwrap().stop().unwrap();
+        }
+        let mut checked = 0;
+        for c in &cfgs {
+            let r = validate_file(c.record.as_ref().unwrap()).unwrap();
+            checked += r.steps_checked;
+        }
+        assert!(checked > 20, "{checked}");
+        // A recorded step the model does not allow is reported with its line.
+        let path = cfgs[0].record.clone().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let k = lines
+            .iter()
+            .position(|l| l.starts_with("{\"step\"") && l.contains("\"voted_for\":"))
+            .unwrap();
+        lines[k] = lines[k].replacen("\"current_term\":", "\"current_term\":9", 1);
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let e = validate_file(&path).unwrap_err();
+        assert!(e.contains(&format!("line {}", k + 1)), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
