@@ -40,6 +40,9 @@ enum Cmd {
         base_port: u16,
         #[arg(long, default_value = "raftright-local")]
         cluster_id: String,
+        /// Record every node's core steps to DIR/node<i>.jsonl (for `raft-conformance validate`).
+        #[arg(long)]
+        record: bool,
     },
     /// Client commands.
     Kv {
@@ -53,6 +56,12 @@ enum Cmd {
         /// Give up after this many milliseconds.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
+        /// Client id (default: random). With it, pass --seq: one more than the last one used.
+        #[arg(long, requires = "seq")]
+        client_id: Option<u64>,
+        /// Sequence number of this command (with --client-id; a retry reuses it).
+        #[arg(long, requires = "client_id", value_parser = clap::value_parser!(u64).range(1..))]
+        seq: Option<u64>,
         #[command(subcommand)]
         op: KvOp,
     },
@@ -107,12 +116,15 @@ fn main() -> ExitCode {
             data,
             base_port,
             cluster_id,
-        } => cluster(nodes, data, base_port, cluster_id),
+            record,
+        } => cluster(nodes, data, base_port, cluster_id, record),
         Cmd::Kv {
             nodes,
             timeout_ms,
+            client_id,
+            seq,
             op,
-        } => kv(nodes, timeout_ms, op),
+        } => kv(nodes, timeout_ms, client_id.zip(seq), op),
     }
 }
 
@@ -152,14 +164,19 @@ fn serve(path: PathBuf) -> ExitCode {
     }
 }
 
-fn cluster(n: u64, data: PathBuf, base_port: u16, cluster_id: String) -> ExitCode {
+fn cluster(n: u64, data: PathBuf, base_port: u16, cluster_id: String, record: bool) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&data) {
         eprintln!("error: cannot create {}: {e}", data.display());
         return ExitCode::from(2);
     }
     let data = data.canonicalize().unwrap_or(data);
     let exe = std::env::current_exe().expect("own executable");
-    let cfgs = Config::local_cluster(n, &data, base_port, &cluster_id);
+    let mut cfgs = Config::local_cluster(n, &data, base_port, &cluster_id);
+    if record {
+        for c in &mut cfgs {
+            c.record = Some(data.join(format!("node{}.jsonl", c.id)));
+        }
+    }
     let mut children: Vec<(u64, Child)> = Vec::new();
     for c in &cfgs {
         let path = data.join(format!("node{}.toml", c.id));
@@ -268,8 +285,11 @@ fn stop_all(children: &mut [(u64, Child)]) {
     }
 }
 
-fn kv(nodes: Vec<String>, timeout_ms: u64, op: KvOp) -> ExitCode {
-    let mut c = Client::new(nodes);
+fn kv(nodes: Vec<String>, timeout_ms: u64, id: Option<(u64, u64)>, op: KvOp) -> ExitCode {
+    let mut c = match id {
+        Some((client_id, seq)) => Client::with_id(nodes, client_id, seq - 1),
+        None => Client::new(nodes),
+    };
     c.set_deadline(Duration::from_millis(timeout_ms));
     let out: Result<String, String> =
         match op {
