@@ -1,7 +1,7 @@
 //! Integration tests with real `raft-node` processes on loopback: writes through any node,
 //! kill -9 of the leader, acknowledged writes survive, a restarted node catches up, a torn tail
-//! recovers, a corrupt log refuses to start, a wrong cluster id is refused, bad configs are
-//! rejected. Every wait is bounded.
+//! recovers, a corrupt log refuses to start, a wrong cluster id is refused, a malformed frame
+//! closes the connection, bad configs are rejected. Every wait is bounded.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -364,10 +364,24 @@ fn wrong_cluster_id_and_unknown_node_are_refused() {
         run(&stranger, "stranger"),
     ];
     let read = |name: &str| fs::read_to_string(tmp.path().join(format!("{name}.log"))).unwrap();
+    // A malformed frame closes the connection with the reason logged.
     let until = Instant::now() + WAIT;
     loop {
+        if let Ok(mut tcp) = std::net::TcpStream::connect(node1.peer_addr) {
+            tcp.write_all(&[0, 0, 0, 4, 1, 0xFF, 0xFF, 0xFF]).unwrap();
+            let mut buf = [0u8; 16];
+            let _ = std::io::Read::read(&mut tcp, &mut buf);
+            break;
+        }
+        assert!(Instant::now() < until, "node 1 never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    loop {
         let l = read("node1");
-        if l.contains("wrong cluster id \"evil\"") && l.contains("unknown node id 7") {
+        if l.contains("wrong cluster id \"evil\"")
+            && l.contains("unknown node id 7")
+            && l.contains("malformed handshake")
+        {
             break;
         }
         assert!(Instant::now() < until, "node 1 did not refuse:\n{l}");
