@@ -299,11 +299,10 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn status(http: &str) -> Option<serde_json::Value> {
-        let out = std::process::Command::new("curl")
-            .args(["-sS", "--max-time", "1", &format!("http://{http}/status")])
-            .output()
-            .ok()?;
-        serde_json::from_slice(&out.stdout).ok()
+        Client::new(vec![http.to_string()])
+            .status()
+            .pop()
+            .and_then(|(_, r)| r.ok())
     }
 
     /// Three in-process nodes on loopback, recording; writes, a leader restart, a read; every
