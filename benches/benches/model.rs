@@ -5,8 +5,6 @@
 //!
 //! `cargo bench -p raft-benches --bench model`
 
-use std::time::Duration;
-
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use raft_model::runner::{run, RunOptions, Strategy};
 use raft_model::Config;
@@ -61,10 +59,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    config = raft_benches::criterion_config().sample_size(10);
     targets = bench
 }
 criterion_main!(benches);

@@ -6,8 +6,6 @@
 //!
 //! `cargo bench -p raft-benches --features peer --bench peer`
 
-use std::time::Duration;
-
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use raft_benches::core_cluster::CoreCluster;
 use raft_benches::peer::{PeerCluster, PeerParams};
@@ -45,10 +43,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    config = raft_benches::criterion_config();
     targets = bench
 }
 criterion_main!(benches);

@@ -6,7 +6,6 @@
 //! `cargo bench -p raft-benches --features replay --bench replay`
 
 use std::path::Path;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use raft_model::trace::Trace;
@@ -44,10 +43,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    config = raft_benches::criterion_config();
     targets = bench
 }
 criterion_main!(benches);

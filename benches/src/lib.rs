@@ -9,3 +9,12 @@ pub mod core_cluster;
 #[cfg(feature = "peer")]
 pub mod peer;
 pub mod workload;
+
+/// The measurement settings every bench uses: these machines are shared and noisy, so fewer,
+/// longer samples and criterion's medians.
+pub fn criterion_config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .sample_size(20)
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(5))
+}

@@ -157,17 +157,7 @@ pub fn expected_replies(
     action: &Action,
     record: &StepRecord,
 ) -> Vec<c::ClientReply> {
-    let mut out: Vec<c::ClientReply> = record
-        .answered
-        .iter()
-        .map(|r| {
-            c::ClientReply::Response(c::ClientResponse {
-                client_id: map::client_id(r.client_id),
-                seq: r.seq as u64,
-                answer: map::answer(&r.answer),
-            })
-        })
-        .collect();
+    let mut out: Vec<c::ClientReply> = record.answered.iter().map(map::client_reply).collect();
     if record.not_leader {
         if let Action::ClientRequest { client_id, server } = action {
             out.push(c::ClientReply::NotLeader {

@@ -86,6 +86,15 @@ pub fn model_op(o: &c::Op) -> Result<m::Op, String> {
     }
 }
 
+/// A leader's answer as the core's reply to the client.
+pub fn client_reply(r: &m::ClientResponse) -> c::ClientReply {
+    c::ClientReply::Response(c::ClientResponse {
+        client_id: client_id(r.client_id),
+        seq: r.seq as u64,
+        answer: answer(&r.answer),
+    })
+}
+
 pub fn answer(a: &m::Answer) -> c::Answer {
     match *a {
         m::Answer::Ok => c::Answer::Ok,

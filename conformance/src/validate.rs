@@ -235,17 +235,8 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                 "messages differ\n  model: {want_msgs:?}\n  node:  {got_msgs:?}"
             )));
         }
-        let mut want_replies: Vec<c::ClientReply> = fx
-            .responses
-            .iter()
-            .map(|r| {
-                c::ClientReply::Response(c::ClientResponse {
-                    client_id: map::client_id(r.client_id),
-                    seq: r.seq as u64,
-                    answer: map::answer(&r.answer),
-                })
-            })
-            .collect();
+        let mut want_replies: Vec<c::ClientReply> =
+            fx.responses.iter().map(map::client_reply).collect();
         if not_leader {
             if let c::Input::Client(req) = input {
                 want_replies.push(c::ClientReply::NotLeader {
