@@ -13,7 +13,7 @@ use raft_model::state::State;
 use raft_model::trace::action_kind;
 use raft_model::Config;
 use raft_node::core as c;
-use stateright::{Expectation, Model};
+use stateright::Model;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::Instant;
@@ -102,11 +102,7 @@ pub fn run(opts: &LockstepOptions) -> LockstepReport {
     let start = Instant::now();
     let cfg = &opts.cfg;
     let model = RaftModel::new(cfg.clone());
-    let props: Vec<_> = model
-        .properties()
-        .into_iter()
-        .filter(|p| p.expectation == Expectation::Sometimes)
-        .collect();
+    let props = raft_model::properties::witnesses();
     let mut report = LockstepReport::default();
     let mut visited: HashSet<u64, BuildHasherDefault<PassThrough>> = HashSet::default();
     // (parent, index of the action among the parent's enabled actions)

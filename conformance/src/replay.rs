@@ -6,7 +6,6 @@ use raft_model::state::State;
 use raft_model::trace::{action_kind, action_variant, Trace};
 use raft_model::types::Role;
 use raft_node::core as c;
-use stateright::{Expectation, Model};
 use std::collections::BTreeSet;
 
 /// What one replay exercised and found.
@@ -33,11 +32,7 @@ pub struct ReplayReport {
 pub fn replay(trace: &Trace, core_bug: Option<Option<c::Bug>>) -> Result<ReplayReport, String> {
     let cfg = &trace.header.config;
     let model = RaftModel::new(cfg.clone());
-    let props: Vec<_> = model
-        .properties()
-        .into_iter()
-        .filter(|p| p.expectation == Expectation::Sometimes)
-        .collect();
+    let props = raft_model::properties::witnesses();
     let mut report = ReplayReport::default();
     let mut state = State::new(cfg);
     let mut cluster = Cluster::new(cfg, core_bug);

@@ -72,6 +72,14 @@ pub fn all() -> Vec<Property<RaftModel>> {
     ]
 }
 
+/// The sometimes-properties (witnesses), in `all()` order.
+pub fn witnesses() -> Vec<Property<RaftModel>> {
+    all()
+        .into_iter()
+        .filter(|p| p.expectation == stateright::Expectation::Sometimes)
+        .collect()
+}
+
 /// At most one leader per term, over the whole history (ghost `elected`).
 fn election_safety(s: &State) -> bool {
     s.elected.iter().all(|m| m.count_ones() <= 1)
