@@ -90,6 +90,7 @@ impl Cluster {
             Action::Deliver(env) => Some(self.step(env.dst, c::Input::Message(map::envelope(env)))),
             Action::ElectionTimeout(i) => Some(self.step(*i, c::Input::ElectionTimeout)),
             Action::HeartbeatTimeout(i) => Some(self.step(*i, c::Input::HeartbeatTimeout)),
+            Action::Compact(i) => Some(self.step(*i, c::Input::Compact)),
             Action::ClientRequest { client_id, server } => {
                 let done = before.clients[*client_id as usize].done;
                 let op = model
@@ -107,13 +108,7 @@ impl Cluster {
             Action::Restart(i) => {
                 let id = self.ids[*i as usize];
                 let storage = self.nodes[*i as usize].storage.clone();
-                let core = c::RaftCore::from_durable(
-                    id,
-                    &self.ids,
-                    self.params.clone(),
-                    storage.hard_state,
-                    c::Log::from_entries(storage.log.clone()),
-                );
+                let core = storage.restore(id, &self.ids, self.params.clone());
                 self.nodes[*i as usize] = Rc::new(Node { core, storage });
                 None
             }
@@ -193,8 +188,9 @@ pub fn compare_step(
         })
     };
     // Messages: the core's, mapped to the model's vocabulary, against the model's record.
-    let core_sent: Result<Vec<m::Envelope>, String> =
-        emitted.messages.iter().map(map::model_envelope).collect();
+    let core_sent: Result<Vec<m::Envelope>, String> = (emitted.messages.iter())
+        .map(|e| map::model_envelope(e, before.clients.len()))
+        .collect();
     match core_sent {
         Err(e) => {
             return Err(fail(format!(

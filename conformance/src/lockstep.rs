@@ -102,7 +102,7 @@ pub fn run(opts: &LockstepOptions) -> LockstepReport {
     let start = Instant::now();
     let cfg = &opts.cfg;
     let model = RaftModel::new(cfg.clone());
-    let props = raft_model::properties::witnesses();
+    let props = raft_model::properties::witnesses(cfg);
     let mut report = LockstepReport::default();
     let mut visited: HashSet<u64, BuildHasherDefault<PassThrough>> = HashSet::default();
     // (parent, index of the action among the parent's enabled actions)
@@ -230,6 +230,17 @@ fn path_to(model: &RaftModel, arena: &[(u32, u16)], mut at: u32) -> Vec<Action> 
 /// The lockstep configuration `cargo test` runs: `Config::small()`, with an in-flight bound of
 /// 3 when `small()` has none (without one the state space is unbounded in practice: tens of
 /// millions of states).
+/// Snapshots on: a committed log of up to three entries that servers compact, with the
+/// in-flight bound that keeps the walk to seconds.
+pub fn snapshot_config() -> Config {
+    Config {
+        snapshots: true,
+        max_log_len: 3,
+        max_in_flight: 2,
+        ..Config::small()
+    }
+}
+
 pub fn small_config() -> Config {
     let small = Config::small();
     Config {

@@ -86,6 +86,9 @@ struct LockstepArgs {
     network: Option<Network>,
     #[arg(long)]
     drops: bool,
+    /// Servers may compact their logs; leaders send InstallSnapshot.
+    #[arg(long)]
+    snapshots: bool,
     /// Stop after this many states (the run is then not exhaustive).
     #[arg(long)]
     max_states: Option<usize>,
@@ -115,6 +118,7 @@ impl LockstepArgs {
         if let Some(x) = self.max_in_flight {
             cfg.max_in_flight = x;
         }
+        cfg.snapshots |= self.snapshots;
         if let Some(clients) = &self.clients {
             cfg.client_ops = clients
                 .iter()

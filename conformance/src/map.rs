@@ -7,7 +7,8 @@
 //! | key `k` (u8) | `"k{k}"` |
 //! | value `v` (u8) | `v.to_string()` |
 //! | `Params` (5 fields) | `Params { .., ..Params::conformance_off() }` |
-//! | `Config::bug` | `Params::bug` (same five variants) |
+//! | `Config::bug` | `Params::bug` (same six variants) |
+//! | `Snapshot { kv, sessions }` | `Snapshot { state: KvStateMachine }`; a session's `last_index` (LRU eviction, off in conformance) is 0 |
 //!
 //! Model-to-core is total; core-to-model fails on anything the model has no word for
 //! (a `ReadIndex` message, a `Delete` or `Cas`, a key or value out of range), and that failure
@@ -154,6 +155,61 @@ pub fn model_entry(e: &c::Entry) -> Result<m::Entry, String> {
     })
 }
 
+pub fn snapshot(s: &m::Snapshot) -> c::Snapshot {
+    let kv = (s.kv.iter().enumerate())
+        .filter_map(|(k, v)| v.map(|v| (key(k as m::Key), value(v))))
+        .collect();
+    let sessions = (s.sessions.iter().enumerate())
+        .filter(|(_, sess)| sess.last_seq > 0)
+        .map(|(cl, sess)| {
+            (
+                client_id(cl as m::ClientId),
+                c::Session {
+                    last_seq: sess.last_seq as u64,
+                    answer: answer(&sess.answer),
+                    last_index: 0,
+                },
+            )
+        })
+        .collect();
+    c::Snapshot {
+        last_included_index: s.last_included_index as u64,
+        last_included_term: term(s.last_included_term),
+        state: c::KvStateMachine::from_parts(kv, sessions),
+    }
+}
+
+/// The model's snapshot for a core one, in a model with `clients` clients.
+pub fn model_snapshot(s: &c::Snapshot, clients: usize) -> Result<m::Snapshot, String> {
+    let mut kv = [None; 2];
+    for (k, v) in s.state.kv() {
+        kv[model_key(k)? as usize] = Some(model_value(v)?);
+    }
+    let mut sessions = vec![
+        m::Session {
+            last_seq: 0,
+            answer: m::Answer::Ok
+        };
+        clients
+    ];
+    for (&cl, sess) in s.state.sessions() {
+        let slot = model_client(cl)? as usize;
+        if slot >= clients {
+            return Err(format!("client {cl} outside the model's {clients} clients"));
+        }
+        sessions[slot] = m::Session {
+            last_seq: model_u8(sess.last_seq, "seq")?,
+            answer: model_answer(&sess.answer)?,
+        };
+    }
+    Ok(m::Snapshot {
+        last_included_index: model_u8(s.last_included_index, "index")?,
+        last_included_term: model_u8(s.last_included_term, "term")?,
+        kv,
+        sessions,
+    })
+}
+
 pub fn msg(x: &m::Msg) -> c::Message {
     match x {
         m::Msg::RequestVote {
@@ -202,10 +258,21 @@ pub fn msg(x: &m::Msg) -> c::Message {
             success: *success,
             last_index: *last_index as u64,
         },
+        m::Msg::InstallSnapshot {
+            term: t,
+            leader,
+            snapshot: s,
+        } => c::Message::InstallSnapshot {
+            term: term(*t),
+            leader: node_id(*leader),
+            snapshot: snapshot(s),
+        },
     }
 }
 
-pub fn model_msg(x: &c::Message) -> Result<m::Msg, String> {
+/// The model's message for a core one, in a model with `clients` clients (a snapshot's
+/// session table has one slot per client).
+pub fn model_msg(x: &c::Message, clients: usize) -> Result<m::Msg, String> {
     Ok(match x {
         c::Message::RequestVote {
             term: t,
@@ -253,6 +320,15 @@ pub fn model_msg(x: &c::Message) -> Result<m::Msg, String> {
             success: *success,
             last_index: model_u8(*last_index, "index")?,
         },
+        c::Message::InstallSnapshot {
+            term: t,
+            leader,
+            snapshot: s,
+        } => m::Msg::InstallSnapshot {
+            term: model_u8(*t, "term")?,
+            leader: model_id(*leader)?,
+            snapshot: model_snapshot(s, clients)?,
+        },
         other => return Err(format!("{other:?} has no model counterpart")),
     })
 }
@@ -265,11 +341,11 @@ pub fn envelope(e: &m::Envelope) -> c::Envelope {
     }
 }
 
-pub fn model_envelope(e: &c::Envelope) -> Result<m::Envelope, String> {
+pub fn model_envelope(e: &c::Envelope, clients: usize) -> Result<m::Envelope, String> {
     Ok(m::Envelope {
         src: model_id(e.from)?,
         dst: model_id(e.to)?,
-        msg: model_msg(&e.msg)?,
+        msg: model_msg(&e.msg, clients)?,
     })
 }
 
@@ -289,6 +365,7 @@ pub fn bug(b: MBug) -> c::Bug {
         MBug::ForgetVoteOnRestart => c::Bug::ForgetVoteOnRestart,
         MBug::NoDedup => c::Bug::NoDedup,
         MBug::NoPrevLogTermCheck => c::Bug::NoPrevLogTermCheck,
+        MBug::InstallSnapshotKeepsStateMachine => c::Bug::InstallSnapshotKeepsStateMachine,
     }
 }
 
@@ -311,12 +388,13 @@ pub fn params(cfg: &Config) -> c::Params {
 }
 
 /// Every core bug, for the mutation score.
-pub const CORE_BUGS: [c::Bug; 5] = [
+pub const CORE_BUGS: [c::Bug; 6] = [
     c::Bug::VoteWithoutUpToDateCheck,
     c::Bug::Figure8Commit,
     c::Bug::ForgetVoteOnRestart,
     c::Bug::NoDedup,
     c::Bug::NoPrevLogTermCheck,
+    c::Bug::InstallSnapshotKeepsStateMachine,
 ];
 
 #[cfg(test)]
@@ -352,12 +430,40 @@ mod tests {
         };
         let core = envelope(&e);
         assert_eq!(core.from, 3);
-        assert_eq!(model_envelope(&core).unwrap(), e);
-        assert!(model_msg(&c::Message::ReadIndex {
-            term: 1,
-            leader: 1,
-            round: 1
-        })
+        assert_eq!(model_envelope(&core, 2).unwrap(), e);
+        let snap = m::Envelope {
+            src: 0,
+            dst: 1,
+            msg: m::Msg::InstallSnapshot {
+                term: 2,
+                leader: 0,
+                snapshot: m::Snapshot {
+                    last_included_index: 2,
+                    last_included_term: 1,
+                    kv: [Some(1), None],
+                    sessions: vec![
+                        m::Session {
+                            last_seq: 1,
+                            answer: m::Answer::Ok,
+                        },
+                        m::Session {
+                            last_seq: 0,
+                            answer: m::Answer::Ok,
+                        },
+                    ],
+                },
+            },
+        };
+        assert_eq!(model_envelope(&envelope(&snap), 2).unwrap(), snap);
+        assert!(model_envelope(&envelope(&snap), 0).is_err());
+        assert!(model_msg(
+            &c::Message::ReadIndex {
+                term: 1,
+                leader: 1,
+                round: 1
+            },
+            2
+        )
         .is_err());
         assert!(model_op(&c::Op::Delete { key: "k0".into() }).is_err());
         assert!(model_key("k2").is_err());

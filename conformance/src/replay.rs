@@ -32,7 +32,7 @@ pub struct ReplayReport {
 pub fn replay(trace: &Trace, core_bug: Option<Option<c::Bug>>) -> Result<ReplayReport, String> {
     let cfg = &trace.header.config;
     let model = RaftModel::new(cfg.clone());
-    let props = raft_model::properties::witnesses();
+    let props = raft_model::properties::witnesses(cfg);
     let mut report = ReplayReport::default();
     let mut state = State::new(cfg);
     let mut cluster = Cluster::new(cfg, core_bug);

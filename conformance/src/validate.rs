@@ -17,8 +17,9 @@
 use crate::map;
 use crate::view::{Storage, View};
 use raft_model::config::{put, Backoff as MBackoff, Config};
-use raft_model::server::{Effects, Server, Session};
+use raft_model::server::{Effects, Server};
 use raft_model::types as m;
+use raft_model::types::Session;
 use raft_node::core as c;
 use raft_node::runtime::record::Record;
 use std::collections::BTreeMap;
@@ -67,6 +68,7 @@ pub fn model_server(core: &c::RaftCore, cfg: &Config) -> Result<Server, String> 
     let mut s = Server::new(cfg);
     s.current_term = map::model_u8(core.current_term(), "term")?;
     s.voted_for = core.voted_for().map(map::model_id).transpose()?;
+    s.snapshot = map::model_snapshot(core.snapshot(), cfg.client_ops.len())?;
     s.log = core
         .log()
         .entries()
@@ -86,7 +88,7 @@ pub fn model_server(core: &c::RaftCore, cfg: &Config) -> Result<Server, String> 
     }
     if s.role == m::Role::Leader {
         let n = cfg.servers as usize;
-        s.next_index = vec![s.log.len() as u8 + 1; n];
+        s.next_index = vec![s.last_log_index() + 1; n];
         s.match_index = vec![0; n];
         for (&p, pr) in core.progress() {
             let i = map::model_id(p)? as usize;
@@ -115,6 +117,7 @@ pub fn model_server(core: &c::RaftCore, cfg: &Config) -> Result<Server, String> 
 fn storage_of(core: &c::RaftCore) -> Storage {
     Storage {
         hard_state: core.hard_state(),
+        snapshot: core.snapshot().clone(),
         log: core.log().entries().to_vec(),
     }
 }
@@ -148,7 +151,11 @@ fn clients_of(records: &[Record]) -> Result<BTreeMap<u8, u8>, String> {
         if let Some(c::Input::Client(req)) = input {
             note(req.client_id, req.seq)?;
         }
-        for (&cl, s) in core.sessions() {
+        for (&cl, s) in core
+            .sessions()
+            .iter()
+            .chain(core.snapshot().state.sessions())
+        {
             note(cl, s.last_seq)?;
         }
         for e in core.log().entries() {
@@ -199,7 +206,7 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
         match input {
             c::Input::Message(env) => {
                 let src = map::model_id(env.from).map_err(fail)?;
-                let msg = map::model_msg(&env.msg).map_err(fail)?;
+                let msg = map::model_msg(&env.msg, cfg.client_ops.len()).map_err(fail)?;
                 s.on_message(&cfg, me, src, &msg, &mut fx);
             }
             c::Input::ElectionTimeout => s.election_timeout(&cfg, me, &mut fx),
@@ -210,6 +217,13 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                 let op = map::model_op(&req.op).map_err(fail)?;
                 not_leader = !s.client_request(&cfg, me, cl, seq, op, &mut fx);
             }
+            c::Input::Compact => {
+                // The core compacts nothing when nothing new was applied; the model's step is
+                // not enabled then, and both states stay as they were.
+                if s.commit_index > s.snapshot_index() {
+                    s.compact();
+                }
+            }
             c::Input::Read(_) => unreachable!("node-only"),
         }
         let want = View::of_model(&s, me);
@@ -219,8 +233,9 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                 "state differs from the model's\n  model: {want:?}\n  node:  {got:?}"
             )));
         }
-        let want_msgs: Vec<c::Envelope> = fx.out.iter().map(map::envelope).collect();
-        let got_msgs: Vec<c::Envelope> = messages
+        // Compared in the model's vocabulary: a snapshot's sessions carry a node-only field.
+        let want_msgs = &fx.out;
+        let got_msgs: Vec<m::Envelope> = messages
             .iter()
             .filter(|e| {
                 !matches!(
@@ -228,9 +243,10 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                     c::Message::ReadIndex { .. } | c::Message::ReadIndexResponse { .. }
                 )
             })
-            .cloned()
-            .collect();
-        if want_msgs != got_msgs {
+            .map(|e| map::model_envelope(e, cfg.client_ops.len()))
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        if *want_msgs != got_msgs {
             return Err(fail(format!(
                 "messages differ\n  model: {want_msgs:?}\n  node:  {got_msgs:?}"
             )));

@@ -19,21 +19,100 @@ use std::fmt::Write;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Storage {
     pub hard_state: c::HardState,
+    pub snapshot: c::Snapshot,
+    /// The entries after the snapshot.
     pub log: Vec<c::Entry>,
 }
 
 impl Storage {
-    /// Make a `Ready`'s hard state and log write durable.
+    /// Make a `Ready`'s snapshot, hard state and log write durable, in the order the runtime
+    /// does: the snapshot first (it drops the entries it covers), then the log write.
     pub fn persist(&mut self, core: &c::RaftCore, ready: &c::Ready) {
+        if let Some(index) = ready.snapshot {
+            let covered = index - self.snapshot.last_included_index;
+            self.log.drain(..(covered as usize).min(self.log.len()));
+            self.snapshot = core.snapshot().clone();
+        }
         if let Some(hs) = ready.hard_state {
             self.hard_state = hs;
         }
         if let Some(w) = ready.log_write {
-            self.log.truncate(w.from_index.saturating_sub(1) as usize);
+            let first = self.snapshot.last_included_index + 1;
+            self.log
+                .truncate(w.from_index.saturating_sub(first) as usize);
             self.log
                 .extend_from_slice(core.log().slice(w.from_index, w.last_index));
         }
     }
+
+    /// The core a restart rebuilds from this storage.
+    pub fn restore(&self, id: c::NodeId, ids: &[c::NodeId], params: c::Params) -> c::RaftCore {
+        let snap = &self.snapshot;
+        c::RaftCore::restore(
+            id,
+            ids,
+            params,
+            self.hard_state,
+            snap.clone(),
+            c::Log::after_snapshot(
+                snap.last_included_index,
+                snap.last_included_term,
+                self.log.clone(),
+            ),
+        )
+    }
+}
+
+/// A snapshot as compared: `(last_included_index, last_included_term, kv, sessions)`.
+pub type SnapView = (c::Index, c::Term, Kv, Sessions);
+pub type Kv = BTreeMap<String, String>;
+/// Per client `(last_seq, answer)`.
+pub type Sessions = BTreeMap<c::ClientId, (u64, c::Answer)>;
+
+fn model_kv(kv: &[Option<m::Value>; 2]) -> Kv {
+    (kv.iter().enumerate())
+        .filter_map(|(k, v)| v.map(|v| (map::key(k as m::Key), map::value(v))))
+        .collect()
+}
+
+fn model_sessions(sessions: &[m::Session]) -> Sessions {
+    (sessions.iter().enumerate())
+        .filter(|(_, sess)| sess.last_seq > 0)
+        .map(|(cl, sess)| {
+            (
+                map::client_id(cl as m::ClientId),
+                (sess.last_seq as u64, map::answer(&sess.answer)),
+            )
+        })
+        .collect()
+}
+
+fn model_snap(s: &m::Snapshot) -> SnapView {
+    (
+        s.last_included_index as u64,
+        map::term(s.last_included_term),
+        model_kv(&s.kv),
+        model_sessions(&s.sessions),
+    )
+}
+
+fn core_sessions(sm: &c::KvStateMachine) -> Sessions {
+    (sm.sessions().iter())
+        .map(|(&cl, s)| (cl, (s.last_seq, s.answer.clone())))
+        .collect()
+}
+
+fn core_snap(s: &c::Snapshot) -> SnapView {
+    (
+        s.last_included_index,
+        s.last_included_term,
+        s.state
+            .kv()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        core_sessions(&s.state),
+    )
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,11 +128,11 @@ pub struct View {
     /// Per peer `(next_index, match_index)`.
     pub progress: Option<BTreeMap<c::NodeId, (c::Index, c::Index)>>,
     pub recent_active: Option<BTreeSet<c::NodeId>>,
-    pub kv: BTreeMap<String, String>,
-    /// Per client `(last_seq, answer)`.
-    pub sessions: BTreeMap<c::ClientId, (u64, c::Answer)>,
-    /// Durable `(current_term, voted_for, log)`.
-    pub durable: (c::Term, Option<c::NodeId>, Vec<c::Entry>),
+    pub kv: Kv,
+    pub sessions: Sessions,
+    pub snapshot: SnapView,
+    /// Durable `(current_term, voted_for, snapshot, log after it)`.
+    pub durable: (c::Term, Option<c::NodeId>, SnapView, Vec<c::Entry>),
 }
 
 fn mask(bits: u8) -> BTreeSet<c::NodeId> {
@@ -92,27 +171,13 @@ impl View {
                     .collect()
             }),
             recent_active: leader.then(|| mask(s.recent_active)),
-            kv: s
-                .kv
-                .iter()
-                .enumerate()
-                .filter_map(|(k, v)| v.map(|v| (map::key(k as m::Key), map::value(v))))
-                .collect(),
-            sessions: s
-                .sessions
-                .iter()
-                .enumerate()
-                .filter(|(_, sess)| sess.last_seq > 0)
-                .map(|(cl, sess)| {
-                    (
-                        map::client_id(cl as m::ClientId),
-                        (sess.last_seq as u64, map::answer(&sess.answer)),
-                    )
-                })
-                .collect(),
+            kv: model_kv(&s.kv),
+            sessions: model_sessions(&s.sessions),
+            snapshot: model_snap(&s.snapshot),
             durable: (
                 map::term(s.current_term),
                 s.voted_for.map(map::node_id),
+                model_snap(&s.snapshot),
                 log,
             ),
         }
@@ -138,15 +203,17 @@ impl View {
                     .collect()
             }),
             recent_active: leader.then(|| core.recent_active().clone()),
-            kv: core.kv().clone(),
-            sessions: core
-                .sessions()
+            kv: core
+                .kv()
                 .iter()
-                .map(|(&cl, s)| (cl, (s.last_seq, s.answer.clone())))
+                .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            sessions: core_sessions(core.state_machine()),
+            snapshot: core_snap(core.snapshot()),
             durable: (
                 storage.hard_state.current_term,
                 storage.hard_state.voted_for,
+                core_snap(&storage.snapshot),
                 storage.log.clone(),
             ),
         }
@@ -168,13 +235,15 @@ impl View {
             ("recent_active", format!("{:?}", self.recent_active)),
             ("kv", format!("{:?}", self.kv)),
             ("sessions", format!("{:?}", self.sessions)),
+            ("snapshot", format!("{:?}", self.snapshot)),
             (
                 "durable",
                 format!(
-                    "t{} vote={:?} [{}]",
+                    "t{} vote={:?} snapshot={:?} [{}]",
                     self.durable.0,
                     self.durable.1,
-                    log(&self.durable.2)
+                    self.durable.2,
+                    log(&self.durable.3)
                 ),
             ),
         ]

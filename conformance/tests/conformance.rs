@@ -119,6 +119,21 @@ fn lockstep_small_configuration_is_exhaustive_without_divergence() {
 }
 
 #[test]
+fn lockstep_snapshot_configuration_is_exhaustive_without_divergence() {
+    let cfg = lockstep::snapshot_config();
+    let r = lockstep::run(&LockstepOptions::new(cfg.clone()));
+    println!(
+        "lockstep snapshots: {} states, {} divergences, complete={}, {:.1}s",
+        r.states, r.divergences, r.complete, r.seconds
+    );
+    if let Some((d, path)) = &r.first {
+        panic!("{d}\npath: {path:?}");
+    }
+    assert!(r.complete, "the lockstep walk was not exhaustive");
+    assert_eq!(r.divergences, 0);
+}
+
+#[test]
 fn every_core_mutant_is_caught() {
     let traces = corpus();
     let results = mutants::score(&traces, &lockstep::small_config());

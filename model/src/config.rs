@@ -47,15 +47,18 @@ pub enum Bug {
     NoDedup,
     /// AppendEntries is accepted without comparing `prev_log_term`.
     NoPrevLogTermCheck,
+    /// A follower installing a snapshot keeps its own state machine (only with `snapshots`).
+    InstallSnapshotKeepsStateMachine,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 6] = [
         Bug::VoteWithoutUpToDateCheck,
         Bug::Figure8Commit,
         Bug::ForgetVoteOnRestart,
         Bug::NoDedup,
         Bug::NoPrevLogTermCheck,
+        Bug::InstallSnapshotKeepsStateMachine,
     ];
 }
 
@@ -90,6 +93,9 @@ pub struct Config {
     /// in flight forever, and for safety an undelivered message is a lost one. Explicit drops
     /// add no server or client behaviour, only states; they make losses visible in traces.
     pub drops: bool,
+    /// Servers may compact their committed log into a snapshot (`Compact`), and leaders send
+    /// `InstallSnapshot` to peers that need compacted entries.
+    pub snapshots: bool,
     pub bug: Option<Bug>,
 }
 
@@ -122,6 +128,7 @@ impl Default for Config {
             max_inbox: 0,
             network: Network::Unordered,
             drops: true,
+            snapshots: false,
             bug: None,
         }
     }
@@ -186,8 +193,8 @@ impl fmt::Display for Config {
         )?;
         writeln!(
             f,
-            "network={:?} drops={} clients={:?}",
-            self.network, self.drops, self.client_ops
+            "network={:?} drops={} snapshots={} clients={:?}",
+            self.network, self.drops, self.snapshots, self.client_ops
         )?;
         write!(
             f,

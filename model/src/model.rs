@@ -21,6 +21,8 @@ pub enum Action {
     HeartbeatTimeout(Id),
     /// The server crashes and comes back with its durable state only.
     Restart(Id),
+    /// The server compacts its committed log into a snapshot (only with `Config::snapshots`).
+    Compact(Id),
     /// A client sends (or re-sends) its operation in hand to a server.
     ClientRequest {
         client_id: ClientId,
@@ -40,6 +42,7 @@ impl fmt::Debug for Action {
             Action::ElectionTimeout(i) => write!(f, "ElectionTimeout s{i}"),
             Action::HeartbeatTimeout(i) => write!(f, "HeartbeatTimeout s{i}"),
             Action::Restart(i) => write!(f, "Restart s{i}"),
+            Action::Compact(i) => write!(f, "Compact s{i}"),
             Action::ClientRequest { client_id, server } => {
                 write!(f, "ClientRequest c{client_id}→s{server}")
             }
@@ -68,7 +71,9 @@ struct Before {
     role: Role,
     current_term: Term,
     commit_index: Index,
+    /// The entries after `snapshot_index`.
     leader_log: Vec<Entry>,
+    snapshot_index: Index,
 }
 
 impl Before {
@@ -77,6 +82,7 @@ impl Before {
             role: s.role,
             current_term: s.current_term,
             commit_index: s.commit_index,
+            snapshot_index: s.snapshot_index(),
             leader_log: if s.role == Role::Leader {
                 s.log.clone()
             } else {
@@ -136,7 +142,10 @@ impl RaftModel {
         if before.role == Role::Leader
             && after.role == Role::Leader
             && after.current_term == before.current_term
-            && !after.log.starts_with(&before.leader_log)
+            && !(before.snapshot_index..=before.snapshot_index + before.leader_log.len() as Index)
+                .skip(1)
+                .zip(&before.leader_log)
+                .all(|(i, e)| i <= after.snapshot_index() || after.entry(i) == Some(e))
         {
             state.broken |= properties::broken::LEADER_APPEND_ONLY;
         }
@@ -148,8 +157,8 @@ impl RaftModel {
         if after.role == Role::Leader {
             let carried = (state.committed.len().max(before.commit_index as usize)
                 ..after.commit_index as usize)
-                .any(|i| {
-                    let e = after.log[i];
+                .filter_map(|i| after.entry(i as Index + 1))
+                .any(|&e| {
                     matches!(e.command, Command::Client { client_id, .. }
                         if e.term < after.current_term
                             && state.clients[client_id as usize].attempts >= 2)
@@ -173,7 +182,8 @@ impl RaftModel {
         // F6: a leader that appended in its term but could not commit learns of a higher term,
         // in which the majority side has committed.
         if before.role == Role::Leader && after.current_term > before.current_term {
-            let stranded = before.leader_log[before.commit_index as usize..]
+            let stranded = before.leader_log
+                [(before.commit_index - before.snapshot_index) as usize..]
                 .iter()
                 .any(|e| e.term == before.current_term);
             let newer_commit = state
@@ -184,8 +194,13 @@ impl RaftModel {
                 fx.events |= event::F6;
             }
         }
+        // An index committed through an installed snapshot was committed (and recorded here)
+        // by the leader that made the snapshot.
         for i in state.committed.len()..after.commit_index as usize {
-            state.committed.push((after.log[i], after.current_term));
+            match after.entry(i as Index + 1) {
+                Some(&e) => state.committed.push((e, after.current_term)),
+                None => break,
+            }
         }
     }
 
@@ -244,7 +259,18 @@ impl RaftModel {
                 state.restarts += 1;
                 record.server = Some(id);
                 let restarted = state.servers[id as usize].restart(cfg);
+                if restarted.snapshot_index() > 0 {
+                    state.events |= event::RESTORED_FROM_SNAPSHOT;
+                }
                 state.servers[id as usize] = restarted;
+            }
+            Action::Compact(id) => {
+                let s = &state.servers[id as usize];
+                if !cfg.snapshots || s.commit_index <= s.snapshot_index() {
+                    return None;
+                }
+                record.server = Some(id);
+                state.servers[id as usize].compact();
             }
             Action::ClientRequest { client_id, server } => {
                 let op = self.op_in_hand(&state, client_id)?;
@@ -359,6 +385,9 @@ impl Model for RaftModel {
             if state.restarts < cfg.max_restarts && s.restart(cfg) != *s {
                 actions.push(Action::Restart(id));
             }
+            if cfg.snapshots && s.commit_index > s.snapshot_index() {
+                actions.push(Action::Compact(id));
+            }
         }
         for (c, client) in state.clients.iter().enumerate() {
             let c = c as ClientId;
@@ -388,7 +417,7 @@ impl Model for RaftModel {
         state
             .servers
             .iter()
-            .all(|s| s.current_term <= cfg.max_term && s.log.len() <= cfg.max_log_len as usize)
+            .all(|s| s.current_term <= cfg.max_term && s.last_log_index() <= cfg.max_log_len)
             && (cfg.max_in_flight == 0 || state.network.len() <= cfg.max_in_flight as usize)
             && (cfg.max_inbox == 0
                 || (0..cfg.servers).all(|id| {
@@ -397,7 +426,7 @@ impl Model for RaftModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        properties::all()
+        properties::all(&self.cfg)
     }
 
     fn format_action(&self, action: &Action) -> String {

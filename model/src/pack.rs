@@ -46,6 +46,21 @@ impl<'h, H: Hasher> Packer<'h, H> {
         }
     }
 
+    fn sessions(&mut self, sessions: &[Session]) {
+        self.bytes(&[sessions.len() as u8]);
+        for s in sessions {
+            self.bytes(&[s.last_seq]);
+            self.bytes(&s.answer.packed());
+        }
+    }
+
+    fn snapshot(&mut self, snap: &Snapshot) {
+        self.bytes(&[snap.last_included_index, snap.last_included_term]);
+        self.opt(snap.kv[0]);
+        self.opt(snap.kv[1]);
+        self.sessions(&snap.sessions);
+    }
+
     fn finish(self) {
         self.hasher.write(&self.buf[..self.len]);
     }
@@ -107,11 +122,8 @@ impl Hash for Server {
         p.bytes(&self.match_index);
         p.opt(self.kv[0]);
         p.opt(self.kv[1]);
-        p.bytes(&[self.sessions.len() as u8]);
-        for s in &self.sessions {
-            p.bytes(&[s.last_seq]);
-            p.bytes(&s.answer.packed());
-        }
+        p.sessions(&self.sessions);
+        p.snapshot(&self.snapshot);
         p.bytes(&[self.applied.len() as u8]);
         p.bytes(&self.applied);
         p.finish();
@@ -165,6 +177,14 @@ impl Hash for Envelope {
                 success,
                 last_index,
             } => p.bytes(&[3, *term, *success as u8, *last_index]),
+            Msg::InstallSnapshot {
+                term,
+                leader,
+                snapshot,
+            } => {
+                p.bytes(&[4, *term, *leader]);
+                p.snapshot(snapshot);
+            }
         }
         p.finish();
     }

@@ -3,10 +3,11 @@
 //! Safety properties read only live state plus the ghost records in `State`, so a restarted
 //! server's lost volatile state can never raise a false alarm: it is gone, not stale.
 
+use crate::config::Config;
 use crate::model::RaftModel;
 use crate::server::event;
 use crate::state::State;
-use crate::types::Role;
+use crate::types::{Answer, Command, Index, Op, Role, Session, Value};
 use stateright::Property;
 
 /// Bits of `State::broken`: properties of transitions, checked as the step is taken.
@@ -23,6 +24,9 @@ pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
 pub const LINEARIZABLE: &str = "linearizable";
 pub const EXACTLY_ONCE: &str = "exactly once";
 pub const SANITY: &str = "sanity";
+pub const SNAPSHOT_SAFETY: &str = "snapshot safety";
+pub const SNAPSHOT_INSTALLED: &str = "follower catches up by InstallSnapshot";
+pub const RESTORED_FROM_SNAPSHOT: &str = "restart restores from a snapshot";
 pub const F1: &str = "F1 client retries after missing the leader";
 pub const F2: &str = "F2 lost uncommitted entry overwritten by the retried command";
 pub const F3: &str = "F3 entry outlives its leader, successor commits it during retry";
@@ -32,7 +36,27 @@ pub const F6: &str = "F6 minority leader cannot commit and steps down";
 /// The failure cases of DESIGN.md §1, as witnesses.
 pub const F_WITNESSES: [&str; 6] = [F1, F2, F3, F4, F5, F6];
 
-pub fn all() -> Vec<Property<RaftModel>> {
+/// The properties of a configuration: the snapshot ones only when snapshots are on (a witness
+/// that cannot happen would be reported as missing).
+pub fn all(cfg: &Config) -> Vec<Property<RaftModel>> {
+    let mut all = always_and_witnesses();
+    if cfg.snapshots {
+        all.push(Property::always(
+            SNAPSHOT_SAFETY,
+            |m: &RaftModel, s: &State| snapshot_safety(&m.cfg, s),
+        ));
+        all.push(Property::sometimes(SNAPSHOT_INSTALLED, |_, s: &State| {
+            s.events & event::SNAPSHOT_INSTALLED != 0
+        }));
+        all.push(Property::sometimes(
+            RESTORED_FROM_SNAPSHOT,
+            |_, s: &State| s.events & event::RESTORED_FROM_SNAPSHOT != 0,
+        ));
+    }
+    all
+}
+
+fn always_and_witnesses() -> Vec<Property<RaftModel>> {
     vec![
         Property::always(ELECTION_SAFETY, |_, s: &State| election_safety(s)),
         Property::always(LEADER_APPEND_ONLY, |_, s: &State| {
@@ -73,8 +97,8 @@ pub fn all() -> Vec<Property<RaftModel>> {
 }
 
 /// The sometimes-properties (witnesses), in `all()` order.
-pub fn witnesses() -> Vec<Property<RaftModel>> {
-    all()
+pub fn witnesses(cfg: &Config) -> Vec<Property<RaftModel>> {
+    all(cfg)
         .into_iter()
         .filter(|p| p.expectation == stateright::Expectation::Sometimes)
         .collect()
@@ -85,13 +109,18 @@ fn election_safety(s: &State) -> bool {
     s.elected.iter().all(|m| m.count_ones() <= 1)
 }
 
-/// If two logs hold an entry of the same term at the same index, they agree up to it.
+/// If two logs hold an entry of the same term at the same index, they agree up to it (on the
+/// indexes neither has compacted).
 fn log_matching(s: &State) -> bool {
     for (i, a) in s.servers.iter().enumerate() {
         for b in &s.servers[i + 1..] {
-            let common = a.log.len().min(b.log.len());
-            if let Some(k) = (0..common).rev().find(|&k| a.log[k].term == b.log[k].term) {
-                if a.log[..=k] != b.log[..=k] {
+            let first = a.snapshot_index().max(b.snapshot_index()) + 1;
+            let last = a.last_log_index().min(b.last_log_index());
+            if let Some(k) = (first..=last)
+                .rev()
+                .find(|&k| a.entry(k).map(|e| e.term) == b.entry(k).map(|e| e.term))
+            {
+                if (first..=k).any(|j| a.entry(j) != b.entry(j)) {
                     return false;
                 }
             }
@@ -106,29 +135,80 @@ fn leader_completeness(s: &State) -> bool {
         .iter()
         .filter(|v| v.role == Role::Leader)
         .all(|v| {
-            s.committed
-                .iter()
-                .enumerate()
-                .all(|(i, &(e, t))| v.current_term <= t || v.log.get(i) == Some(&e))
+            s.committed.iter().enumerate().all(|(i, &(e, t))| {
+                let index = i as Index + 1;
+                v.current_term <= t || index <= v.snapshot_index() || v.entry(index) == Some(&e)
+            })
         })
 }
 
 /// Every server's committed prefix is the one committed log.
 fn state_machine_safety(s: &State) -> bool {
     s.servers.iter().all(|v| {
-        v.log[..v.commit_index as usize]
-            .iter()
-            .zip(&s.committed)
-            .all(|(e, (c, _))| e == c)
+        (v.snapshot_index() + 1..=v.commit_index)
+            .all(|i| v.entry(i) == s.committed.get(i as usize - 1).map(|(c, _)| c))
+    })
+}
+
+/// The committed log applied from the start: the key-value map and the session table as of
+/// each index.
+fn replay_committed(cfg: &Config, s: &State, upto: Index) -> ([Option<Value>; 2], Vec<Session>) {
+    let mut kv = [None; 2];
+    let mut sessions = vec![
+        Session {
+            last_seq: 0,
+            answer: Answer::Ok
+        };
+        cfg.client_ops.len()
+    ];
+    for (e, _) in &s.committed[..upto as usize] {
+        if let Command::Client { client_id, seq, op } = e.command {
+            let session = &mut sessions[client_id as usize];
+            if seq <= session.last_seq {
+                continue;
+            }
+            let answer = match op {
+                Op::Put { key, value } => {
+                    kv[key as usize] = Some(value);
+                    Answer::Ok
+                }
+                Op::Get { key } => Answer::Value(kv[key as usize]),
+            };
+            *session = Session {
+                last_seq: seq,
+                answer,
+            };
+        }
+    }
+    (kv, sessions)
+}
+
+/// Every snapshot, and every state machine, is the committed log applied up to its index: a
+/// snapshot installed or restored from brings exactly the state the log would have.
+fn snapshot_safety(cfg: &Config, s: &State) -> bool {
+    s.servers.iter().all(|v| {
+        let snap = &v.snapshot;
+        let upto = snap.last_included_index;
+        let in_snapshot = upto == 0
+            || (s.committed.len() >= upto as usize
+                && s.committed[upto as usize - 1].0.term == snap.last_included_term
+                && replay_committed(cfg, s, upto) == (snap.kv, snap.sessions.clone()));
+        in_snapshot
+            && s.committed.len() >= v.commit_index as usize
+            && replay_committed(cfg, s, v.commit_index) == (v.kv, v.sessions.clone())
     })
 }
 
 fn sanity(s: &State) -> bool {
     s.broken & broken::TERM_MONOTONIC == 0
         && s.servers.iter().all(|v| {
-            v.commit_index as usize <= v.log.len()
+            v.snapshot_index() <= v.commit_index
+                && v.commit_index <= v.last_log_index()
+                && v.log
+                    .first()
+                    .is_none_or(|e| e.term >= v.snapshot.last_included_term)
                 && v.log.windows(2).all(|w| w[0].term <= w[1].term)
-                && v.log.last().is_none_or(|e| e.term <= v.current_term)
+                && v.last_log_term() <= v.current_term
         })
 }
 

@@ -5,14 +5,6 @@ use crate::config::{Backoff, Bug, Config};
 use crate::types::*;
 use serde::{Deserialize, Serialize};
 
-/// The answer a client's last applied request got, per client.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Session {
-    /// 0 when the client has had nothing applied.
-    pub last_seq: Seq,
-    pub answer: Answer,
-}
-
 /// A server's state. Leader-only fields are empty (or zero) in other roles, so that two
 /// servers that behave alike are equal and the checker does not count them twice.
 /// (`Hash` is in `pack.rs`.)
@@ -21,6 +13,9 @@ pub struct Server {
     // Durable.
     pub current_term: Term,
     pub voted_for: Option<Id>,
+    /// The state machine up to `snapshot.last_included_index`; the log holds what follows.
+    pub snapshot: Snapshot,
+    /// The entries at indexes `snapshot.last_included_index + 1 ..= last_log_index()`.
     pub log: Vec<Entry>,
     // Volatile.
     pub role: Role,
@@ -51,6 +46,12 @@ pub struct Effects {
     pub events: u16,
 }
 
+/// Which AppendEntries-like message a leader builds for a peer (see `Server::send_append`).
+pub enum Outgoing {
+    Append,
+    Snapshot,
+}
+
 /// Transient witness events (see `properties.rs`).
 pub mod event {
     pub const OVERWRITE: u16 = 1 << 0;
@@ -61,6 +62,8 @@ pub mod event {
     pub const F4: u16 = 1 << 6;
     pub const F5: u16 = 1 << 7;
     pub const F6: u16 = 1 << 8;
+    pub const SNAPSHOT_INSTALLED: u16 = 1 << 9;
+    pub const RESTORED_FROM_SNAPSHOT: u16 = 1 << 10;
 }
 
 pub fn bit(id: Id) -> u8 {
@@ -69,9 +72,22 @@ pub fn bit(id: Id) -> u8 {
 
 impl Server {
     pub fn new(cfg: &Config) -> Self {
+        let sessions = vec![
+            Session {
+                last_seq: 0,
+                answer: Answer::Ok
+            };
+            cfg.client_ops.len()
+        ];
         Server {
             current_term: 0,
             voted_for: None,
+            snapshot: Snapshot {
+                last_included_index: 0,
+                last_included_term: 0,
+                kv: [None; 2],
+                sessions: sessions.clone(),
+            },
             log: Vec::new(),
             role: Role::Follower,
             leader_id: None,
@@ -81,19 +97,15 @@ impl Server {
             match_index: Vec::new(),
             recent_active: 0,
             kv: [None; 2],
-            sessions: vec![
-                Session {
-                    last_seq: 0,
-                    answer: Answer::Ok
-                };
-                cfg.client_ops.len()
-            ],
+            sessions,
             applied: vec![0; cfg.op_count()],
         }
     }
 
-    /// Crash and restart: durable state kept, everything else as new.
+    /// Crash and restart: durable state kept, everything else as new. The state machine starts
+    /// from the snapshot, whose entries are committed.
     pub fn restart(&self, cfg: &Config) -> Self {
+        let snap = &self.snapshot;
         Server {
             current_term: self.current_term,
             voted_for: if cfg.has_bug(Bug::ForgetVoteOnRestart) {
@@ -102,24 +114,48 @@ impl Server {
                 self.voted_for
             },
             log: self.log.clone(),
+            commit_index: snap.last_included_index,
+            kv: snap.kv,
+            sessions: snap.sessions.clone(),
+            snapshot: snap.clone(),
             ..Server::new(cfg)
         }
     }
 
+    /// `snapshot.last_included_index`: every index up to it is compacted.
+    pub fn snapshot_index(&self) -> Index {
+        self.snapshot.last_included_index
+    }
+
     pub fn last_log_index(&self) -> Index {
-        self.log.len() as Index
+        self.snapshot_index() + self.log.len() as Index
     }
 
     pub fn last_log_term(&self) -> Term {
-        self.log.last().map_or(0, |e| e.term)
+        self.log
+            .last()
+            .map_or(self.snapshot.last_included_term, |e| e.term)
     }
 
+    /// The entry at `index`, if it is in the log (not compacted, not past the end).
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        let offset = index.checked_sub(self.snapshot_index() + 1)?;
+        self.log.get(offset as usize)
+    }
+
+    /// The term of the entry at `index`, for `snapshot_index() <= index <= last_log_index()`.
     pub fn term_at(&self, index: Index) -> Term {
-        if index == 0 {
-            0
+        if index == self.snapshot_index() {
+            self.snapshot.last_included_term
         } else {
-            self.log[index as usize - 1].term
+            self.entry(index).expect("term_at outside the log").term
         }
+    }
+
+    /// Entries `from..=to` (both within the log).
+    fn entries(&self, from: Index, to: Index) -> &[Entry] {
+        let base = self.snapshot_index() + 1;
+        &self.log[(from - base) as usize..(to + 1 - base) as usize]
     }
 
     fn is_majority(cfg: &Config, mask: u8) -> bool {
@@ -226,25 +262,42 @@ impl Server {
         }
     }
 
-    /// The only way an AppendEntries is built.
+    /// An AppendEntries, unless the peer needs entries that were compacted: then the snapshot.
+    pub fn outgoing(&self, p: Id) -> Outgoing {
+        if self.next_index[p as usize] <= self.snapshot_index() {
+            Outgoing::Snapshot
+        } else {
+            Outgoing::Append
+        }
+    }
+
+    /// The only way an AppendEntries (or the InstallSnapshot that replaces it) is built.
     fn send_append(&self, cfg: &Config, me: Id, p: Id, fx: &mut Effects) {
-        let next = self.next_index[p as usize];
-        let prev_log_index = next - 1;
-        let end = self
-            .log
-            .len()
-            .min(prev_log_index as usize + cfg.params.max_entries_per_append as usize);
+        let msg = match self.outgoing(p) {
+            Outgoing::Snapshot => Msg::InstallSnapshot {
+                term: self.current_term,
+                leader: me,
+                snapshot: self.snapshot.clone(),
+            },
+            Outgoing::Append => {
+                let prev_log_index = self.next_index[p as usize] - 1;
+                let last = self
+                    .last_log_index()
+                    .min(prev_log_index.saturating_add(cfg.params.max_entries_per_append));
+                Msg::AppendEntries {
+                    term: self.current_term,
+                    leader: me,
+                    prev_log_index,
+                    prev_log_term: self.term_at(prev_log_index),
+                    entries: self.entries(prev_log_index + 1, last).to_vec(),
+                    leader_commit: self.commit_index,
+                }
+            }
+        };
         fx.out.push(Envelope {
             src: me,
             dst: p,
-            msg: Msg::AppendEntries {
-                term: self.current_term,
-                leader: me,
-                prev_log_index,
-                prev_log_term: self.term_at(prev_log_index),
-                entries: self.log[prev_log_index as usize..end].to_vec(),
-                leader_commit: self.commit_index,
-            },
+            msg,
         });
     }
 
@@ -361,8 +414,10 @@ impl Server {
                     self.become_follower();
                 }
                 self.leader_id = Some(leader);
+                // Compacted entries are committed, so they match the leader's.
                 let matches = prev_log_index <= self.last_log_index()
-                    && (cfg.has_bug(Bug::NoPrevLogTermCheck)
+                    && (prev_log_index < self.snapshot_index()
+                        || cfg.has_bug(Bug::NoPrevLogTermCheck)
                         || self.term_at(prev_log_index) == prev_log_term);
                 if !matches {
                     reply(
@@ -376,7 +431,11 @@ impl Server {
                     return;
                 }
                 for (k, entry) in entries.iter().enumerate() {
-                    let at = prev_log_index as usize + k;
+                    let index = prev_log_index + 1 + k as Index;
+                    if index <= self.snapshot_index() {
+                        continue;
+                    }
+                    let at = (index - self.snapshot_index() - 1) as usize;
                     match self.log.get(at) {
                         Some(existing) if existing.term == entry.term => continue,
                         Some(_) => {
@@ -396,6 +455,36 @@ impl Server {
                         term,
                         success: true,
                         last_index: last_new,
+                    },
+                );
+            }
+            Msg::InstallSnapshot {
+                term,
+                leader,
+                ref snapshot,
+            } => {
+                if term < self.current_term {
+                    reply(
+                        fx,
+                        Msg::AppendEntriesResponse {
+                            term: self.current_term,
+                            success: false,
+                            last_index: self.last_log_index(),
+                        },
+                    );
+                    return;
+                }
+                if self.role != Role::Follower {
+                    self.become_follower();
+                }
+                self.leader_id = Some(leader);
+                self.install_snapshot(cfg, snapshot, fx);
+                reply(
+                    fx,
+                    Msg::AppendEntriesResponse {
+                        term,
+                        success: true,
+                        last_index: snapshot.last_included_index,
                     },
                 );
             }
@@ -428,6 +517,44 @@ impl Server {
         }
     }
 
+    /// A leader's snapshot replaces what this server has up to its index, unless this server
+    /// has already committed that far (then the snapshot holds nothing new).
+    fn install_snapshot(&mut self, cfg: &Config, snapshot: &Snapshot, fx: &mut Effects) {
+        let index = snapshot.last_included_index;
+        if index <= self.commit_index {
+            return;
+        }
+        let keeps_suffix = index <= self.last_log_index()
+            && index >= self.snapshot_index()
+            && self.term_at(index) == snapshot.last_included_term;
+        if keeps_suffix {
+            self.log.drain(..(index - self.snapshot_index()) as usize);
+        } else {
+            self.log.clear();
+        }
+        self.snapshot = snapshot.clone();
+        self.commit_index = index;
+        if !cfg.has_bug(Bug::InstallSnapshotKeepsStateMachine) {
+            self.kv = snapshot.kv;
+            self.sessions = snapshot.sessions.clone();
+        }
+        fx.events |= event::SNAPSHOT_INSTALLED;
+    }
+
+    /// Log compaction: the state machine as of `commit_index` becomes the snapshot and the
+    /// entries it covers leave the log.
+    pub fn compact(&mut self) {
+        let index = self.commit_index;
+        let term = self.term_at(index);
+        self.log.drain(..(index - self.snapshot_index()) as usize);
+        self.snapshot = Snapshot {
+            last_included_index: index,
+            last_included_term: term,
+            kv: self.kv,
+            sessions: self.sessions.clone(),
+        };
+    }
+
     /// The commit rule: the largest index held by a majority whose entry is of this term.
     fn advance_commit(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
         let figure8 = cfg.has_bug(Bug::Figure8Commit);
@@ -455,7 +582,7 @@ impl Server {
     }
 
     fn apply(&mut self, cfg: &Config, index: Index, fx: &mut Effects) {
-        let entry = self.log[index as usize - 1];
+        let entry = *self.entry(index).expect("apply within the log");
         let Command::Client { client_id, seq, op } = entry.command else {
             return;
         };

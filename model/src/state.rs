@@ -96,6 +96,9 @@ impl fmt::Debug for Server {
         write_opt_id(f, self.voted_for)?;
         write!(f, " leader=")?;
         write_opt_id(f, self.leader_id)?;
+        if self.snapshot.last_included_index > 0 {
+            write!(f, " {:?}", self.snapshot)?;
+        }
         write!(f, " commit={} log={:?}", self.commit_index, self.log)?;
         if self.votes != 0 {
             write!(f, " votes=")?;

@@ -52,7 +52,9 @@ pub fn representative(state: &State) -> State {
             let mut msg = e.msg.clone();
             match &mut msg {
                 Msg::RequestVote { candidate, .. } => *candidate = id(*candidate),
-                Msg::AppendEntries { leader, .. } => *leader = id(*leader),
+                Msg::AppendEntries { leader, .. } | Msg::InstallSnapshot { leader, .. } => {
+                    *leader = id(*leader)
+                }
                 _ => {}
             }
             Envelope {

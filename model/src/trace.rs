@@ -299,6 +299,7 @@ pub fn action_kind(before: &State, action: &Action, record: &StepRecord) -> &'st
                 let dst = &before.servers[env.dst as usize];
                 *term >= dst.current_term
                     && *prev_log_index <= dst.last_log_index()
+                    && *prev_log_index >= dst.snapshot_index()
                     && dst.term_at(*prev_log_index) != *prev_log_term
             } =>
             {
@@ -314,6 +315,7 @@ pub fn action_kind(before: &State, action: &Action, record: &StepRecord) -> &'st
             Msg::AppendEntriesResponse { success: false, .. } => {
                 "deliver AppendEntriesResponse rejection"
             }
+            Msg::InstallSnapshot { .. } => "deliver InstallSnapshot",
         },
         Action::Drop(_) => "drop message",
         Action::ElectionTimeout(id) => match before.servers[*id as usize].role {
@@ -323,6 +325,7 @@ pub fn action_kind(before: &State, action: &Action, record: &StepRecord) -> &'st
         },
         Action::HeartbeatTimeout(_) => "heartbeat timeout",
         Action::Restart(_) => "restart",
+        Action::Compact(_) => "compact",
         Action::ClientRequest { .. } if record.not_leader => "client request at non-leader",
         Action::ClientRequest { .. } if record.sent.is_empty() => {
             "client request answered from session table"
@@ -341,25 +344,27 @@ pub fn action_variant(action: &Action) -> &'static str {
         Action::ElectionTimeout(_) => "ElectionTimeout",
         Action::HeartbeatTimeout(_) => "HeartbeatTimeout",
         Action::Restart(_) => "Restart",
+        Action::Compact(_) => "Compact",
         Action::ClientRequest { .. } => "ClientRequest",
         Action::DeliverResponse(_) => "DeliverResponse",
         Action::DropResponse(_) => "DropResponse",
     }
 }
 
-pub const ACTION_VARIANTS: [&str; 8] = [
+pub const ACTION_VARIANTS: [&str; 9] = [
     "Deliver",
     "Drop",
     "ElectionTimeout",
     "HeartbeatTimeout",
     "Restart",
+    "Compact",
     "ClientRequest",
     "DeliverResponse",
     "DropResponse",
 ];
 
 /// Every fine-grained action kind [`action_kind`] can name.
-pub const ACTION_KINDS: [&str; 22] = [
+pub const ACTION_KINDS: [&str; 24] = [
     "deliver RequestVote",
     "deliver PreVote",
     "deliver RequestVoteResponse granted",
@@ -371,6 +376,8 @@ pub const ACTION_KINDS: [&str; 22] = [
     "deliver AppendEntries with mismatched prev_log_term",
     "deliver AppendEntriesResponse success",
     "deliver AppendEntriesResponse rejection",
+    "deliver InstallSnapshot",
+    "compact",
     "drop message",
     "election timeout at leader (check quorum)",
     "election timeout at follower",
@@ -532,7 +539,7 @@ pub fn walk_weight(action: &Action) -> u64 {
             _ => 3,
         },
         Action::ClientRequest { .. } => 2,
-        Action::Restart(_) => 1,
+        Action::Restart(_) | Action::Compact(_) => 1,
         Action::HeartbeatTimeout(_) => 1,
         Action::Drop(_) | Action::DropResponse(_) => 1,
         Action::DeliverResponse(_) => 2,
@@ -628,8 +635,17 @@ pub fn cover_configs() -> Vec<(&'static str, Config)> {
         drops: true,
         ..small.clone()
     };
+    // A follower needs a snapshot when the leader compacted what it lacks; a restart from a
+    // snapshot needs a compaction first.
+    let snapshots = Config {
+        snapshots: true,
+        max_log_len: 3,
+        max_in_flight: 2,
+        ..small.clone()
+    };
     vec![
         ("default", small),
+        ("snapshots-log3", snapshots),
         ("term3-noclients", term3),
         ("prevote-checkquorum-drops", features),
         ("decrement-batch2-log3", decrement),

@@ -52,6 +52,24 @@ pub struct Entry {
     pub command: Command,
 }
 
+/// The answer a client's last applied request got, per client.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Session {
+    /// 0 when the client has had nothing applied.
+    pub last_seq: Seq,
+    pub answer: Answer,
+}
+
+/// The state machine as of `last_included_index`, which replaces the log up to it
+/// (PROTOCOL.md, "Snapshots"). `last_included_index = 0` is the empty snapshot.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub last_included_index: Index,
+    pub last_included_term: Term,
+    pub kv: [Option<Value>; 2],
+    pub sessions: Vec<Session>,
+}
+
 /// Server-to-server messages (PROTOCOL.md, "Elections" and "Replication").
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Msg {
@@ -80,6 +98,13 @@ pub enum Msg {
         success: bool,
         last_index: Index,
     },
+    /// Sent instead of an AppendEntries when the entries a follower needs were compacted.
+    /// Answered with an `AppendEntriesResponse`.
+    InstallSnapshot {
+        term: Term,
+        leader: Id,
+        snapshot: Snapshot,
+    },
 }
 
 impl Msg {
@@ -88,7 +113,8 @@ impl Msg {
             Msg::RequestVote { term, .. }
             | Msg::RequestVoteResponse { term, .. }
             | Msg::AppendEntries { term, .. }
-            | Msg::AppendEntriesResponse { term, .. } => *term,
+            | Msg::AppendEntriesResponse { term, .. }
+            | Msg::InstallSnapshot { term, .. } => *term,
         }
     }
 }
@@ -189,7 +215,28 @@ impl fmt::Debug for Msg {
                 "Append{}(t{term} last={last_index})",
                 if *success { "+" } else { "-" }
             ),
+            Msg::InstallSnapshot {
+                term,
+                leader,
+                snapshot,
+            } => write!(f, "InstallSnapshot(t{term} s{leader} {snapshot:?})"),
         }
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "#{}:{:?}", self.last_seq, self.answer)
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "snap={}@t{} kv={:?} sessions={:?}",
+            self.last_included_index, self.last_included_term, self.kv, self.sessions
+        )
     }
 }
 

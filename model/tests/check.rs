@@ -95,3 +95,31 @@ fn explorer_answers_status() {
     }
     panic!("explorer never answered on {addr}: {last_err:?}");
 }
+
+#[test]
+fn snapshot_configuration_is_safe_and_reaches_install_and_restore() {
+    let cfg = Config {
+        snapshots: true,
+        max_log_len: 3,
+        max_in_flight: 2,
+        ..Config::small()
+    };
+    let summary = run(cfg, &RunOptions::default());
+    println!(
+        "snapshots: {} unique states in {:.1}s",
+        summary.unique_states, summary.seconds
+    );
+    assert!(summary.complete, "{:?}", summary.incomplete_reason);
+    for p in &summary.properties {
+        if p.expectation == "always" {
+            assert_eq!(p.status, Status::Holds, "{} on {:?}", p.name, p.path);
+        }
+    }
+    for witness in [
+        raft_model::properties::SNAPSHOT_INSTALLED,
+        raft_model::properties::RESTORED_FROM_SNAPSHOT,
+        "client entry committed",
+    ] {
+        assert_eq!(summary.status_of(witness), Some(Status::Found), "{witness}");
+    }
+}

@@ -137,3 +137,20 @@ fn skipping_the_prev_log_term_check_breaks_log_matching() {
         cfg,
     );
 }
+
+#[test]
+fn installing_a_snapshot_without_its_state_machine_breaks_snapshot_safety() {
+    // A follower behind a leader that compacted gets the snapshot but keeps its own (empty)
+    // key-value map: its state machine no longer is the committed log applied.
+    let cfg = Config {
+        max_log_len: 2,
+        snapshots: true,
+        drops: false,
+        ..base()
+    };
+    catches(
+        Bug::InstallSnapshotKeepsStateMachine,
+        &[SNAPSHOT_SAFETY],
+        cfg,
+    );
+}

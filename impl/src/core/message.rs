@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::log::{Entry, Op};
+use super::snapshot::Snapshot;
 
 /// A server id.
 pub type NodeId = u64;
@@ -41,6 +42,13 @@ pub enum Message {
         success: bool,
         last_index: Index,
     },
+    /// Sent instead of an AppendEntries when the entries the peer needs were compacted;
+    /// answered with an `AppendEntriesResponse`.
+    InstallSnapshot {
+        term: Term,
+        leader: NodeId,
+        snapshot: Snapshot,
+    },
     /// Node-only (ReadIndex; sent only when a read request arrives): the leader asks the
     /// followers to confirm it still leads `term`, for read round `round`.
     ReadIndex {
@@ -60,6 +68,7 @@ impl Message {
             | Message::RequestVoteResponse { term, .. }
             | Message::AppendEntries { term, .. }
             | Message::AppendEntriesResponse { term, .. }
+            | Message::InstallSnapshot { term, .. }
             | Message::ReadIndex { term, .. }
             | Message::ReadIndexResponse { term, .. } => *term,
         }

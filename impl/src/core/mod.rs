@@ -9,6 +9,7 @@ mod params;
 mod progress;
 mod read;
 mod ready;
+mod snapshot;
 mod state_machine;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,6 +27,7 @@ pub use self::params::{Backoff, Params};
 pub use self::progress::Progress;
 pub use self::read::ReadState;
 pub use self::ready::{HardState, Input, LogWrite, Ready};
+pub use self::snapshot::Snapshot;
 pub use self::state_machine::{Applied, KvStateMachine, Session};
 
 use self::params::BugId;
@@ -52,6 +54,8 @@ pub struct RaftCore {
     // durable
     current_term: Term,
     voted_for: Option<NodeId>,
+    /// The state machine as of `log.snapshot_index()`.
+    snapshot: Snapshot,
     log: Log,
     // volatile
     role: Role,
@@ -77,6 +81,10 @@ struct Out {
     messages: Vec<Envelope>,
     replies: Vec<ClientReply>,
     applied_from: Option<Index>,
+    snapshot: Option<Index>,
+    /// An installed snapshot replaced a conflicting log: storage must drop what it holds
+    /// after the snapshot even though nothing is appended.
+    log_discarded: bool,
     reset_election_timer: bool,
 }
 
@@ -86,8 +94,8 @@ impl RaftCore {
         Self::from_durable(id, peers, params, HardState::default(), Log::default())
     }
 
-    /// A server restarted from its durable state: a `Follower` with `commit_index = 0`, an
-    /// empty state machine and `leader_id = None`.
+    /// A server restarted from its durable state, without a snapshot: a `Follower` with
+    /// `commit_index = 0`, an empty state machine and `leader_id = None`.
     pub fn from_durable(
         id: NodeId,
         peers: &[NodeId],
@@ -95,6 +103,26 @@ impl RaftCore {
         hard_state: HardState,
         log: Log,
     ) -> Self {
+        Self::restore(id, peers, params, hard_state, Snapshot::default(), log)
+    }
+
+    /// A server restarted from its durable state: a `Follower` whose state machine is the
+    /// snapshot's, with `commit_index = last_applied = snapshot.last_included_index` (a
+    /// snapshot holds only committed entries) and `leader_id = None`. `log` must start right
+    /// after the snapshot.
+    pub fn restore(
+        id: NodeId,
+        peers: &[NodeId],
+        params: Params,
+        hard_state: HardState,
+        snapshot: Snapshot,
+        log: Log,
+    ) -> Self {
+        assert_eq!(
+            (log.snapshot_index(), log.snapshot_term()),
+            (snapshot.last_included_index, snapshot.last_included_term),
+            "the log must start right after the snapshot"
+        );
         let mut peers: Vec<NodeId> = peers.iter().copied().filter(|&p| p != id).collect();
         peers.sort_unstable();
         peers.dedup();
@@ -109,15 +137,16 @@ impl RaftCore {
             params,
             current_term: hard_state.current_term,
             voted_for: hard_state.voted_for,
+            commit_index: snapshot.last_included_index,
+            last_applied: snapshot.last_included_index,
+            sm: snapshot.state.clone(),
+            snapshot,
             log,
             role: Role::Follower,
-            commit_index: 0,
-            last_applied: 0,
             leader_id: None,
             votes: BTreeSet::new(),
             progress: BTreeMap::new(),
             recent_active: BTreeSet::new(),
-            sm: KvStateMachine::default(),
             reads: ReadState::default(),
             persisted_hard_state: hard_state,
             unstable_from,
@@ -162,6 +191,10 @@ impl RaftCore {
             voted_for: self.voted_for,
         }
     }
+    /// The latest snapshot (durable; the empty one before any compaction).
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
     /// `log`.
     pub fn log(&self) -> &Log {
         &self.log
@@ -203,11 +236,11 @@ impl RaftCore {
         &self.sm
     }
     /// The key-value map.
-    pub fn kv(&self) -> &BTreeMap<String, String> {
+    pub fn kv(&self) -> &im::OrdMap<String, String> {
         self.sm.kv()
     }
     /// `sessions`: per client, the last applied seq and its answer.
-    pub fn sessions(&self) -> &BTreeMap<ClientId, Session> {
+    pub fn sessions(&self) -> &im::OrdMap<ClientId, Session> {
         self.sm.sessions()
     }
     /// ReadIndex bookkeeping (node-only).
@@ -234,6 +267,7 @@ impl RaftCore {
             }
             Input::Client(req) => self.on_client_request(req),
             Input::Read(req) => self.on_read_request(req),
+            Input::Compact => self.compact(),
         }
         self.take_ready()
     }
@@ -244,17 +278,20 @@ impl RaftCore {
             self.persisted_hard_state = hs;
             hs
         });
-        let last = self.log.last_index();
-        let log_write = (self.unstable_from <= last || self.unstable_from_truncated()).then(|| {
-            let w = LogWrite {
-                from_index: self.unstable_from,
-                last_index: last,
-            };
-            self.unstable_from = last + 1;
-            w
-        });
         let out = std::mem::take(&mut self.out);
+        let last = self.log.last_index();
+        let log_write =
+            (self.unstable_from <= last || self.unstable_from_truncated() || out.log_discarded)
+                .then(|| {
+                    let w = LogWrite {
+                        from_index: self.unstable_from,
+                        last_index: last,
+                    };
+                    self.unstable_from = last + 1;
+                    w
+                });
         Ready {
+            snapshot: out.snapshot,
             hard_state,
             log_write,
             messages: out.messages,
@@ -321,7 +358,7 @@ impl RaftCore {
                         pre_vote,
                     },
                 ),
-                Message::AppendEntries { .. } => self.send(
+                Message::AppendEntries { .. } | Message::InstallSnapshot { .. } => self.send(
                     from,
                     Message::AppendEntriesResponse {
                         term: current_term,
@@ -381,6 +418,11 @@ impl RaftCore {
                 success,
                 last_index,
             } => self.on_append_response(from, success, last_index),
+            Message::InstallSnapshot {
+                term,
+                leader,
+                snapshot,
+            } => self.on_install_snapshot(from, term, leader, snapshot),
             Message::ReadIndex {
                 term,
                 leader,
@@ -579,6 +621,15 @@ impl RaftCore {
         let Some(pr) = self.progress.get(&peer) else {
             return;
         };
+        if pr.next_index <= self.log.snapshot_index() {
+            let msg = Message::InstallSnapshot {
+                term: self.current_term,
+                leader: self.id,
+                snapshot: self.snapshot.clone(),
+            };
+            self.send(peer, msg);
+            return;
+        }
         let mut prev = pr.next_index - 1;
         let mut to = prev;
         let pipelined = self.params.max_inflight_appends;
@@ -589,12 +640,12 @@ impl RaftCore {
                     if !broadcast {
                         return;
                     }
-                    prev = pr.match_index;
+                    prev = pr.match_index.max(self.log.snapshot_index());
                     to = prev;
                 }
             }
         } else if pipelined.is_some() && pr.inflight() > 0 {
-            prev = pr.match_index;
+            prev = pr.match_index.max(self.log.snapshot_index());
         }
         let entries = self.log.slice(prev + 1, to).to_vec();
         if pipelined.is_some() && to > prev {
@@ -642,8 +693,10 @@ impl RaftCore {
         let term = self.current_term;
         self.role_follow(leader);
         let last = self.log.last_index();
+        // Compacted entries are committed, so they match the leader's.
         let matches = prev_log_index <= last
-            && (self.params.has_bug(BugId::NoPrevLogTermCheck)
+            && (prev_log_index < self.log.snapshot_index()
+                || self.params.has_bug(BugId::NoPrevLogTermCheck)
                 || self.log.term_at(prev_log_index) == Some(prev_log_term));
         if !matches {
             let last_index = last.min(prev_log_index.saturating_sub(1));
@@ -660,6 +713,9 @@ impl RaftCore {
         let n = entries.len() as Index;
         for (k, entry) in entries.into_iter().enumerate() {
             let index = prev_log_index + 1 + k as Index;
+            if index <= self.log.snapshot_index() {
+                continue;
+            }
             match self.log.term_at(index) {
                 Some(t) if t == entry.term => {}
                 Some(_) => {
@@ -686,6 +742,58 @@ impl RaftCore {
                 last_index: last_new,
             },
         );
+    }
+
+    /// A leader's snapshot replaces what this server has up to its index, unless this server
+    /// has already committed that far (then the snapshot holds nothing new).
+    fn on_install_snapshot(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        leader: NodeId,
+        snapshot: Snapshot,
+    ) {
+        self.role_follow(leader);
+        let index = snapshot.last_included_index;
+        if index > self.commit_index {
+            let dropped = self
+                .log
+                .install_snapshot(index, snapshot.last_included_term);
+            if dropped {
+                self.unstable_from = index + 1;
+                self.out.log_discarded = true;
+            }
+            self.commit_index = index;
+            self.last_applied = index;
+            if !self.params.has_bug(BugId::InstallSnapshotKeepsStateMachine) {
+                self.sm = snapshot.state.clone();
+            }
+            self.snapshot = snapshot;
+            self.out.snapshot = Some(index);
+        }
+        self.send(
+            from,
+            Message::AppendEntriesResponse {
+                term,
+                success: true,
+                last_index: index,
+            },
+        );
+    }
+
+    /// Log compaction: the state machine as of `last_applied` becomes the snapshot.
+    fn compact(&mut self) {
+        let index = self.last_applied;
+        if index <= self.log.snapshot_index() {
+            return;
+        }
+        self.log.compact_to(index);
+        self.snapshot = Snapshot {
+            last_included_index: index,
+            last_included_term: self.log.snapshot_term(),
+            state: self.sm.clone(),
+        };
+        self.out.snapshot = Some(index);
     }
 
     fn on_append_response(&mut self, from: NodeId, success: bool, last_index: Index) {

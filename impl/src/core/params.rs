@@ -25,6 +25,8 @@ pub enum Bug {
     NoDedup,
     /// A follower accepts AppendEntries without checking `prev_log_term`.
     NoPrevLogTermCheck,
+    /// A follower installing a snapshot keeps its own state machine.
+    InstallSnapshotKeepsStateMachine,
 }
 
 /// Protocol parameters. The first five fields have exactly the PROTOCOL.md names and meaning;
@@ -94,6 +96,10 @@ impl Params {
                     | (Some(Bug::ForgetVoteOnRestart), BugId::ForgetVoteOnRestart)
                     | (Some(Bug::NoDedup), BugId::NoDedup)
                     | (Some(Bug::NoPrevLogTermCheck), BugId::NoPrevLogTermCheck)
+                    | (
+                        Some(Bug::InstallSnapshotKeepsStateMachine),
+                        BugId::InstallSnapshotKeepsStateMachine
+                    )
             )
         }
         #[cfg(not(feature = "mutants"))]
@@ -111,6 +117,7 @@ pub(crate) enum BugId {
     ForgetVoteOnRestart,
     NoDedup,
     NoPrevLogTermCheck,
+    InstallSnapshotKeepsStateMachine,
 }
 
 impl Default for Params {

@@ -19,6 +19,10 @@ pub enum Input {
     Client(ClientRequest),
     /// A linearizable read arrived (served by ReadIndex).
     Read(ReadRequest),
+    /// Compact the log: the state machine as of `last_applied` becomes the snapshot and the
+    /// entries it covers leave the log. The runtime decides when (a size policy); the core
+    /// decides nothing about it, so that every policy is the model's `Compact` step.
+    Compact,
 }
 
 /// The durable part of the server state besides the log.
@@ -38,7 +42,7 @@ pub struct LogWrite {
 }
 
 /// What one input produced, to be handled in this order:
-/// 1. make `hard_state` and `log_write` durable (atomically, or log first);
+/// 1. make `snapshot`, then `hard_state` and `log_write` durable;
 /// 2. only then send `messages` (they may depend on 1: a vote, an acknowledgement, a new term);
 /// 3. deliver `replies` to clients.
 ///
@@ -47,6 +51,9 @@ pub struct LogWrite {
 /// from a leader or granted a vote.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
+    /// A new snapshot (compaction, or one installed from the leader) at this index: store
+    /// `core.snapshot()` durably, then drop the stored entries it covers.
+    pub snapshot: Option<Index>,
     pub hard_state: Option<HardState>,
     pub log_write: Option<LogWrite>,
     pub messages: Vec<Envelope>,
@@ -58,6 +65,6 @@ pub struct Ready {
 impl Ready {
     /// True when nothing has to be persisted.
     pub fn nothing_to_persist(&self) -> bool {
-        self.hard_state.is_none() && self.log_write.is_none()
+        self.hard_state.is_none() && self.log_write.is_none() && self.snapshot.is_none()
     }
 }

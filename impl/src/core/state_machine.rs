@@ -8,8 +8,7 @@
 //! the number of clients that can have a request outstanding at once. `None` (the model's
 //! setting) keeps every session.
 
-use std::collections::BTreeMap;
-
+use im::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use super::log::{Command, Op};
@@ -39,20 +38,26 @@ pub enum Applied {
     },
 }
 
-/// The key-value map and the session table.
+/// The key-value map and the session table. The maps are persistent (`im`): a snapshot is a
+/// clone that shares them, taken in constant time however large the state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KvStateMachine {
-    kv: BTreeMap<String, String>,
-    sessions: BTreeMap<ClientId, Session>,
+    kv: OrdMap<String, String>,
+    sessions: OrdMap<ClientId, Session>,
 }
 
 impl KvStateMachine {
+    /// A state machine holding exactly these maps (conformance builds the model's snapshots
+    /// with it).
+    pub fn from_parts(kv: OrdMap<String, String>, sessions: OrdMap<ClientId, Session>) -> Self {
+        KvStateMachine { kv, sessions }
+    }
     /// The key-value map.
-    pub fn kv(&self) -> &BTreeMap<String, String> {
+    pub fn kv(&self) -> &OrdMap<String, String> {
         &self.kv
     }
     /// The session table.
-    pub fn sessions(&self) -> &BTreeMap<ClientId, Session> {
+    pub fn sessions(&self) -> &OrdMap<ClientId, Session> {
         &self.sessions
     }
     /// A key's value.

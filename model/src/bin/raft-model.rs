@@ -86,6 +86,10 @@ struct Bounds {
     /// New leaders do not append an empty entry of their term.
     #[arg(long)]
     no_noop_on_election: bool,
+    /// Servers may compact their committed log into a snapshot; leaders send InstallSnapshot
+    /// to peers that need compacted entries.
+    #[arg(long)]
+    snapshots: bool,
     /// Switch on a known Raft bug (the check must catch it).
     #[arg(long, value_enum)]
     bug: Option<Bug>,
@@ -136,6 +140,7 @@ impl Bounds {
             max_inbox: self.max_inbox,
             network: self.network,
             drops: !self.no_drops,
+            snapshots: self.snapshots,
             params: raft_model::Params {
                 pre_vote: self.pre_vote,
                 check_quorum: self.check_quorum,
