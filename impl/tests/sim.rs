@@ -24,14 +24,16 @@ fn many_seeds() {
                 total.ops_invoked += s.ops_invoked;
                 total.committed += s.committed;
                 total.crashes += s.crashes;
+                total.compactions += s.compactions;
             }
             Err(f) => panic!("{f}"),
         }
     }
     println!(
-        "simulation: {n} seeds ok; {} of {} client ops answered, {} entries committed, {} crashes",
-        total.ops_answered, total.ops_invoked, total.committed, total.crashes
+        "simulation: {n} seeds ok; {} of {} client ops answered, {} entries committed, {} crashes, {} compactions",
+        total.ops_answered, total.ops_invoked, total.committed, total.crashes, total.compactions
     );
+    assert!(total.compactions > 0, "no seed compacted a log");
     assert!(
         total.ops_answered * 10 >= total.ops_invoked * 9,
         "too few client ops completed"

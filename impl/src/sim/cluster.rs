@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::core::{
-    ClientReply, Entry, HardState, Input, Log, NodeId, Params, RaftCore, Ready, Role,
+    ClientReply, Entry, HardState, Input, Log, NodeId, Params, RaftCore, Ready, Role, Snapshot,
 };
 use crate::driver::{Driver, SimRng, Timing};
 
@@ -16,6 +16,8 @@ use super::safety::SafetyChecker;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Durable {
     pub hard_state: HardState,
+    pub snapshot: Snapshot,
+    /// The entries after the snapshot.
     pub log: Vec<Entry>,
 }
 
@@ -168,12 +170,18 @@ impl Cluster {
             .check_step(core, before.0, before.1, &ready)
             .map_err(|e| format!("{e}\n  at n{id}: {}", core.clone_shallow_view()))?;
         let d = self.durable.get_mut(&id).expect("durable");
+        let core = self.nodes[&id].as_ref().expect("up").core();
+        if let Some(index) = ready.snapshot {
+            let covered = index - d.snapshot.last_included_index;
+            d.log.drain(..(covered as usize).min(d.log.len()));
+            d.snapshot = core.snapshot().clone();
+        }
         if let Some(hs) = ready.hard_state {
             d.hard_state = hs;
         }
         if let Some(w) = ready.log_write {
-            d.log.truncate(w.from_index as usize - 1);
-            let core = self.nodes[&id].as_ref().expect("up").core();
+            let first = d.snapshot.last_included_index + 1;
+            d.log.truncate(w.from_index.saturating_sub(first) as usize);
             d.log
                 .extend_from_slice(core.log().slice(w.from_index, w.last_index));
         }
@@ -275,13 +283,13 @@ impl Cluster {
         }
         self.restarts += 1;
         let d = &self.durable[&id];
-        let core = RaftCore::from_durable(
-            id,
-            &self.ids,
-            self.params.clone(),
-            d.hard_state,
-            Log::from_entries(d.log.clone()),
+        let snap = d.snapshot.clone();
+        let log = Log::after_snapshot(
+            snap.last_included_index,
+            snap.last_included_term,
+            d.log.clone(),
         );
+        let core = RaftCore::restore(id, &self.ids, self.params.clone(), d.hard_state, snap, log);
         let seed = self
             .seed
             .wrapping_mul(7919)

@@ -42,6 +42,8 @@ pub struct SimConfig {
     pub fault_rate: f64,
     /// Ticks before a client retries an unanswered request.
     pub retry_ticks: u64,
+    /// Per tick and running server: the chance it compacts its log (`Input::Compact`).
+    pub compact_chance: f64,
 }
 
 impl SimConfig {
@@ -87,6 +89,7 @@ impl SimConfig {
             settle_ticks: 300,
             fault_rate: 1.0,
             retry_ticks: 15 + 2 * max_delay,
+            compact_chance: [0.0, 0.02, 0.2][rng.index(3)],
         }
     }
 }
@@ -130,6 +133,7 @@ pub struct SimStats {
     pub ops_invoked: u64,
     pub committed: u64,
     pub crashes: u64,
+    pub compactions: u64,
 }
 
 struct Client {
@@ -211,6 +215,14 @@ fn run_inner(seed: u64, cfg: &SimConfig, tracing: bool) -> Result<SimStats, (Str
                     true
                 }
             });
+            if cfg.compact_chance > 0.0 {
+                for id in c.ids.clone() {
+                    if c.is_up(id) && c.rng.chance(cfg.compact_chance) {
+                        c.input(id, Input::Compact)?;
+                        stats.compactions += 1;
+                    }
+                }
+            }
             c.tick()?;
             let replies = std::mem::take(&mut c.delivered_replies);
             for (_, from, reply) in replies {

@@ -95,7 +95,10 @@ impl SafetyChecker {
                 }
             }
             if let Some((t, len, last)) = self.leading.get(&id) {
-                if *t == term && (log.last_index() < *len || log.get(*len).cloned() != last.clone())
+                let compacted = *len <= log.snapshot_index();
+                if *t == term
+                    && (log.last_index() < *len
+                        || (!compacted && log.get(*len).cloned() != last.clone()))
                 {
                     return Err(format!(
                         "Leader Append-Only: leader {id} of term {term} lost or changed entry {len}"
@@ -110,7 +113,8 @@ impl SafetyChecker {
                 // Leader Completeness.
                 for (i, (e, commit_term)) in self.committed.iter().enumerate() {
                     let index = i as Index + 1;
-                    if *commit_term < term && log.get(index) != Some(e) {
+                    let compacted = index <= log.snapshot_index();
+                    if *commit_term < term && !compacted && log.get(index) != Some(e) {
                         return Err(format!(
                             "Leader Completeness: new leader {id} of term {term} lacks entry {index} {e:?} committed by term {commit_term}"
                         ));
@@ -124,7 +128,15 @@ impl SafetyChecker {
         let commit = core.commit_index();
         let checked = self.checked_commit.get(&id).copied().unwrap_or(0);
         if commit > checked {
-            for index in checked + 1..=commit {
+            // A snapshot holds only entries some server committed (and this checker saw).
+            if log.snapshot_index() > self.committed_len() {
+                return Err(format!(
+                    "server {id} holds a snapshot at {} beyond the committed {}",
+                    log.snapshot_index(),
+                    self.committed_len()
+                ));
+            }
+            for index in (checked + 1).max(log.first_index())..=commit {
                 let e = log.get(index).expect("committed entry exists");
                 let i = index as usize - 1;
                 if i < self.committed.len() {
