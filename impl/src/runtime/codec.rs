@@ -3,7 +3,9 @@
 //! ([`WIRE_VERSION`]) followed by the bincode encoding of a [`Frame`].
 //!
 //! Decoding never trusts a length inside a frame: the framing refuses a frame longer than
-//! [`MAX_FRAME`] from its 4-byte prefix before reading (or allocating for) its body, and bincode
+//! [`MAX_FRAME`] ([`HANDSHAKE_MAX_FRAME`] until the handshake completes, so that a peer that
+//! proved nothing cannot make the node reserve more than 4 KiB) from its 4-byte prefix before
+//! reading or allocating for its body, and bincode
 //! runs with a size limit of the frame's own length, so a string or vector claiming more bytes
 //! than the frame holds is an error, not an allocation. Trailing bytes are an error too.
 
@@ -19,6 +21,9 @@ use crate::core::{Envelope, NodeId};
 pub const WIRE_VERSION: u8 = 2;
 /// Largest frame accepted or sent (appends are capped at 1 MiB of entries by default).
 pub const MAX_FRAME: usize = 16 << 20;
+/// Largest frame accepted before the handshake completes: a peer that has not proven
+/// anything can make the node reserve at most this much for a claimed frame length.
+pub const HANDSHAKE_MAX_FRAME: usize = 4096;
 /// Size of a handshake nonce and of an HMAC-SHA256 proof.
 pub const NONCE: usize = 32;
 
@@ -65,6 +70,14 @@ pub enum CodecError {
 pub fn framing() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME)
+        .new_codec()
+}
+
+/// The framing used until the handshake completes (limit [`HANDSHAKE_MAX_FRAME`]); raise it
+/// with `set_max_frame_length(MAX_FRAME)` afterwards.
+pub fn handshake_framing() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(HANDSHAKE_MAX_FRAME)
         .new_codec()
 }
 

@@ -23,7 +23,7 @@ use sha2::Sha256;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-use super::codec::{decode, encode, framing, Frame, NONCE, WIRE_VERSION};
+use super::codec::{decode, encode, handshake_framing, Frame, MAX_FRAME, NONCE, WIRE_VERSION};
 use crate::core::NodeId;
 
 /// How long each handshake step may take.
@@ -187,7 +187,7 @@ pub async fn dial(
     peer: NodeId,
 ) -> Result<Conn, HandshakeError> {
     stream.set_nodelay(true).map_err(io)?;
-    let mut conn = Framed::new(stream, framing());
+    let mut conn = Framed::new(stream, handshake_framing());
     let nd: [u8; NONCE] = rand::random();
     let hello = Frame::Hello {
         cluster_id: auth.cluster_id.clone(),
@@ -222,7 +222,10 @@ pub async fn dial(
         .await
         .map_err(io)?;
     match next_frame(&mut conn, "welcome").await? {
-        Frame::Welcome => Ok(conn),
+        Frame::Welcome => {
+            conn.codec_mut().set_max_frame_length(MAX_FRAME);
+            Ok(conn)
+        }
         Frame::Refused { reason } => Err(HandshakeError::Refused(format!(
             "node {peer} refused our handshake: {reason}"
         ))),
@@ -241,7 +244,7 @@ pub async fn accept(
     peers: &[NodeId],
 ) -> Result<(Conn, NodeId), HandshakeError> {
     let _ = stream.set_nodelay(true);
-    let mut conn = Framed::new(stream, framing());
+    let mut conn = Framed::new(stream, handshake_framing());
     let first = match next_frame(&mut conn, "handshake").await {
         Ok(f) => f,
         Err(HandshakeError::Refused(reason)) => return Err(refuse(&mut conn, reason).await),
@@ -296,6 +299,7 @@ pub async fn accept(
         Err(e) => return Err(e),
     }
     conn.send(encode(&Frame::Welcome)).await.map_err(io)?;
+    conn.codec_mut().set_max_frame_length(MAX_FRAME);
     Ok((conn, from))
 }
 
