@@ -15,25 +15,25 @@ use proptest::prelude::*;
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{Decoder, Encoder};
 
-use fuzz_support::{apply, config, envelope, mutation, Mutation};
+use fuzz_support::{apply, config, envelope, mutation};
 use raft_node::runtime::codec::{
     decode, encode, framing, handshake_framing, Frame, HANDSHAKE_MAX_FRAME, MAX_FRAME, NONCE,
     WIRE_VERSION,
 };
-use raft_node::runtime::handshake::{self, HandshakeError, PeerAuth, Role};
+use raft_node::runtime::handshake::{self, HandshakeError, PeerAuth};
 
 fn frame() -> impl Strategy<Value = Frame> {
     let nonce = any::<[u8; NONCE]>();
     prop_oneof![
-        (".{0,20}", any::<u64>(), any::<u64>(), nonce.clone()).prop_map(
-            |(cluster_id, from, to, nonce)| Frame::Hello {
+        (".{0,20}", any::<u64>(), any::<u64>(), nonce).prop_map(|(cluster_id, from, to, nonce)| {
+            Frame::Hello {
                 cluster_id,
                 from,
                 to,
-                nonce
+                nonce,
             }
-        ),
-        (nonce.clone(), proptest::option::of(nonce.clone()))
+        }),
+        (nonce, proptest::option::of(nonce))
             .prop_map(|(nonce, proof)| Frame::Challenge { nonce, proof }),
         proptest::option::of(nonce).prop_map(|proof| Frame::Auth { proof }),
         Just(Frame::Welcome),
@@ -311,6 +311,4 @@ fn an_unmutated_forged_stream_is_refused_for_its_proof_not_its_framing() {
         }
     });
     assert!(reason.contains("failed the peer-secret proof"), "{reason}");
-    let _ = Role::Dialer;
-    let _: Option<Mutation> = None;
 }

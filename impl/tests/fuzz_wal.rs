@@ -135,7 +135,7 @@ proptest! {
         let last_start = bounds[bounds.len() - 2];
         let at = at.index(last_start);
         data[at] ^= 1 << bit;
-        let rec = *bounds.iter().filter(|&&b| b <= at).next_back().unwrap();
+        let rec = *bounds.iter().rfind(|&&b| b <= at).unwrap();
         match scan_segment(path(), &data, 1, is_last) {
             Err(StorageError::Corrupt { offset, .. }) => prop_assert_eq!(offset as usize, rec),
             other => prop_assert!(false, "flip at {} not refused: {:?}", at, other.map(|s| s.entries.len())),

@@ -304,7 +304,7 @@ fn a_truncated_segment_that_is_not_the_last_is_refused_at_every_length() {
             assert_eq!(*offset, 0);
         } else {
             assert_eq!(path, first, "{err}");
-            let rec = *bounds.iter().filter(|&&b| b < cut).next_back().unwrap();
+            let rec = *bounds.iter().rfind(|&&b| b < cut).unwrap();
             assert_eq!(*offset, rec as u64, "cut at {cut}: {err}");
             assert!(reason.contains("not the last"), "{err}");
         }
