@@ -253,6 +253,32 @@ fn a_bit_flip_in_any_record_but_the_last_refuses_to_start_naming_file_and_offset
 }
 
 #[test]
+fn garbage_over_a_record_header_in_the_middle_is_refused_not_taken_for_a_torn_tail() {
+    // A header overwritten with garbage claims a record running past the end of the file,
+    // which alone looks like a torn write; the intact records after it show it is not.
+    let tmp = scratch();
+    let dir = tmp.path();
+    write_log(dir, &entries(6), 1, 1 << 20);
+    let saved = save(dir);
+    let (seg, data) = &saved[0];
+    let bounds = record_bounds(data);
+    for r in 0..bounds.len() - 2 {
+        for fill in [0xFFu8, 0x7F, 0xA5] {
+            restore(dir, &saved);
+            let mut bad = data.clone();
+            bad[bounds[r]..bounds[r] + 8].fill(fill);
+            fs::write(seg, &bad).unwrap();
+            let err = open(dir, 1 << 20).unwrap_err();
+            let StorageError::Corrupt { offset, .. } = &err else {
+                panic!("record {r}: {err}");
+            };
+            assert_eq!(*offset, bounds[r] as u64, "{err}");
+            assert_eq!(fs::read(seg).unwrap(), bad);
+        }
+    }
+}
+
+#[test]
 fn a_missing_segment_is_refused() {
     let tmp = scratch();
     let dir = tmp.path();
@@ -445,6 +471,11 @@ fn a_full_disk_at_every_byte_of_a_batch_is_refused_and_loses_nothing_acknowledge
                 node.storage.commit(),
                 Err(StorageError::Failed(_))
             ));
+            // Space is freed, but the node must not carry on from a log whose file no longer
+            // matches what it staged (a retried write would land after a partial record).
+            faults.clear();
+            let b = node.puts(2);
+            assert!(matches!(node.step(b), Err(StorageError::Failed(_))));
         }
         let staged = node.core.log().entries().to_vec();
         let (acked, acked_hs) = (node.acked.clone(), node.acked_hs);

@@ -263,6 +263,15 @@ impl Storage {
     fn stage_inner(&mut self, ready: &Ready, core: &RaftCore) -> Result<(), StorageError> {
         if let Some(w) = ready.log_write {
             self.wal.truncate_from(w.from_index)?;
+            // The log numbers records itself; a write that does not continue it would store
+            // entries under the wrong index.
+            if w.from_index <= w.last_index && self.wal.last_index() + 1 != w.from_index {
+                return Err(StorageError::Invalid(format!(
+                    "log write from index {} but the stored log ends at {}",
+                    w.from_index,
+                    self.wal.last_index()
+                )));
+            }
             self.wal
                 .append(core.log().slice(w.from_index, w.last_index))?;
             self.log_dirty = true;

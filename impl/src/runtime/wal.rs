@@ -8,10 +8,11 @@
 //! Recovery ([`scan_segment`]) reads every segment in order and sorts damage into two kinds:
 //!
 //! - a torn tail: the last segment ends inside a record (a partial header, a record running past
-//!   the end of the file, or a bad checksum) and nothing but zeros follows the damaged record
-//!   (file systems may extend a file with zeros before its data reaches the disk). The file is
-//!   truncated there and the truncation is reported: only a write that was never synced, hence
-//!   never acknowledged, can be lost this way;
+//!   the end of the file, or a bad checksum), nothing but zeros follows the damaged record
+//!   (file systems may extend a file with zeros before its data reaches the disk), and no
+//!   intact record starts anywhere after the damage. The file is truncated there and the
+//!   truncation is reported: only a write that was never synced, hence never acknowledged, can
+//!   be lost this way;
 //! - corruption: anything else (a bad checksum with data after it, a length field that does not
 //!   match an intact payload, damage in a segment that is not the last, a missing segment, an
 //!   index that does not follow) refuses to start, naming the file and the offset.
@@ -194,6 +195,23 @@ fn intact_payload_len(body: &[u8], crc: u32) -> Option<usize> {
     (crc32c::crc32c(&body[..n]) == crc).then_some(n)
 }
 
+/// The offset of the first intact record (length in range, checksum matching, decodable)
+/// starting anywhere in `data[from..]`. Damage followed by an intact record cannot be a torn
+/// write, which only ever loses the end of what was being appended.
+fn intact_record_from(data: &[u8], from: usize) -> Option<usize> {
+    (from..data.len().saturating_sub(HEADER)).find(|&p| {
+        let len = u32::from_le_bytes(data[p..p + 4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(data[p + 4..p + 8].try_into().unwrap());
+        len > 0
+            && len <= MAX_RECORD
+            && p + HEADER + len <= data.len()
+            && crc32c::crc32c(&data[p + HEADER..p + HEADER + len]) == crc
+            && record_options(len)
+                .deserialize::<(Index, Entry)>(&data[p + HEADER..p + HEADER + len])
+                .is_ok()
+    })
+}
+
 /// Read one segment's bytes (`path` names it in errors). Entries must be numbered from
 /// `first_index` on. `is_last`: only the last segment may end in a torn tail.
 pub fn scan_segment(
@@ -266,6 +284,12 @@ pub fn scan_segment(
                     ),
                 ));
             }
+        }
+        if let Some(next) = intact_record_from(data, pos + 1) {
+            return Err(corrupt(
+                pos,
+                format!("{reason}, followed by an intact record at offset {next}"),
+            ));
         }
         if !all_zero(&data[end..]) {
             return Err(corrupt(pos, format!("{reason} with data after it")));
