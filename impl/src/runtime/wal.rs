@@ -195,19 +195,25 @@ fn intact_payload_len(body: &[u8], crc: u32) -> Option<usize> {
     (crc32c::crc32c(&body[..n]) == crc).then_some(n)
 }
 
-/// The offset of the first intact record (length in range, checksum matching, decodable)
-/// starting anywhere in `data[from..]`. Damage followed by an intact record cannot be a torn
-/// write, which only ever loses the end of what was being appended.
-fn intact_record_from(data: &[u8], from: usize) -> Option<usize> {
-    (from..data.len().saturating_sub(HEADER)).find(|&p| {
+/// The offset of the first intact record (length in range, a plausible index, checksum
+/// matching, decodable) starting anywhere in `data[from..]`. Damage followed by an intact record
+/// cannot be a torn write, which only ever loses the end of what was being appended. `min_index`
+/// is the index of the damaged record: a later record has at least that index, and at most one
+/// more per header's worth of bytes, which rejects almost every offset before the checksum.
+fn intact_record_from(data: &[u8], from: usize, min_index: Index) -> Option<usize> {
+    let max_index = min_index.saturating_add((data.len() / HEADER) as Index);
+    (from..data.len().saturating_sub(HEADER + 8)).find(|&p| {
         let len = u32::from_le_bytes(data[p..p + 4].try_into().unwrap()) as usize;
+        if len < 8 || len > MAX_RECORD || p + HEADER + len > data.len() {
+            return false;
+        }
+        let payload = &data[p + HEADER..p + HEADER + len];
+        let index = Index::from_le_bytes(payload[..8].try_into().unwrap());
         let crc = u32::from_le_bytes(data[p + 4..p + 8].try_into().unwrap());
-        len > 0
-            && len <= MAX_RECORD
-            && p + HEADER + len <= data.len()
-            && crc32c::crc32c(&data[p + HEADER..p + HEADER + len]) == crc
+        (min_index..=max_index).contains(&index)
+            && crc32c::crc32c(payload) == crc
             && record_options(len)
-                .deserialize::<(Index, Entry)>(&data[p + HEADER..p + HEADER + len])
+                .deserialize::<(Index, Entry)>(payload)
                 .is_ok()
     })
 }
@@ -285,7 +291,8 @@ pub fn scan_segment(
                 ));
             }
         }
-        if let Some(next) = intact_record_from(data, pos + 1) {
+        let damaged_index = first_index + out.entries.len() as Index;
+        if let Some(next) = intact_record_from(data, pos + 1, damaged_index) {
             return Err(corrupt(
                 pos,
                 format!("{reason}, followed by an intact record at offset {next}"),
