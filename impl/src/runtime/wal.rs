@@ -204,7 +204,7 @@ fn intact_record_from(data: &[u8], from: usize, min_index: Index) -> Option<usiz
     let max_index = min_index.saturating_add((data.len() / HEADER) as Index);
     (from..data.len().saturating_sub(HEADER + 8)).find(|&p| {
         let len = u32::from_le_bytes(data[p..p + 4].try_into().unwrap()) as usize;
-        if len < 8 || len > MAX_RECORD || p + HEADER + len > data.len() {
+        if !(8..=MAX_RECORD).contains(&len) || p + HEADER + len > data.len() {
             return false;
         }
         let payload = &data[p + HEADER..p + HEADER + len];
