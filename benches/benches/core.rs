@@ -5,6 +5,8 @@
 //!
 //! `cargo bench -p raft-benches --bench core`
 
+#![forbid(unsafe_code)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use raft_benches::core_cluster::CoreCluster;
 use raft_benches::workload::{timed_proposals, BATCH, PAYLOADS};

@@ -5,6 +5,8 @@
 //!
 //! `cargo bench -p raft-benches --bench model`
 
+#![forbid(unsafe_code)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use raft_model::runner::{run, RunOptions, Strategy};
 use raft_model::Config;

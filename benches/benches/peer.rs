@@ -6,6 +6,8 @@
 //!
 //! `cargo bench -p raft-benches --features peer --bench peer`
 
+#![forbid(unsafe_code)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use raft_benches::core_cluster::CoreCluster;
 use raft_benches::peer::{PeerCluster, PeerParams};

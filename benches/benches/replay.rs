@@ -5,6 +5,8 @@
 //!
 //! `cargo bench -p raft-benches --features replay --bench replay`
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

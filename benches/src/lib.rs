@@ -5,6 +5,8 @@
 //! * [`workload`]: the proposal workload both clusters run, so the two sides are timed the same
 //!   way.
 
+#![forbid(unsafe_code)]
+
 pub mod core_cluster;
 #[cfg(feature = "peer")]
 pub mod peer;

@@ -1,6 +1,8 @@
 //! `raft-conformance`: replay model traces on the node core, or walk the model's whole state
 //! space with the cores in lockstep.
 
+#![forbid(unsafe_code)]
+
 use clap::{Args, Parser, Subcommand};
 use raft_conformance::lockstep::{self, LockstepOptions};
 use raft_conformance::mutants;

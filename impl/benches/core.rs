@@ -2,6 +2,8 @@
 //! delivered in FIFO order, persistence a no-op. `unbatched`: one proposal at a time, each
 //! committed before the next. `batched`: 64 proposals per round before delivering.
 
+#![forbid(unsafe_code)]
+
 use std::collections::VecDeque;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

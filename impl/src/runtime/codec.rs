@@ -1,27 +1,50 @@
 //! The peer wire format: length-delimited frames (`tokio_util`'s `LengthDelimitedCodec`, a
 //! 4-byte big-endian length, at most [`MAX_FRAME`] bytes) whose body is one version byte
 //! ([`WIRE_VERSION`]) followed by the bincode encoding of a [`Frame`].
+//!
+//! Decoding never trusts a length inside a frame: the framing refuses a frame longer than
+//! [`MAX_FRAME`] ([`HANDSHAKE_MAX_FRAME`] until the handshake completes, so that a peer that
+//! proved nothing cannot make the node reserve more than 4 KiB) from its 4-byte prefix before
+//! reading or allocating for its body, and bincode
+//! runs with a size limit of the frame's own length, so a string or vector claiming more bytes
+//! than the frame holds is an error, not an allocation. Trailing bytes are an error too.
 
+use bincode::Options;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::core::{Envelope, NodeId};
 
-/// The codec version; a frame with another version is refused.
-pub const WIRE_VERSION: u8 = 1;
+/// The codec version; a frame with another version is refused. Version 2 added the
+/// challenge-response handshake (nonces and HMAC proofs).
+pub const WIRE_VERSION: u8 = 2;
 /// Largest frame accepted or sent (appends are capped at 1 MiB of entries by default).
 pub const MAX_FRAME: usize = 16 << 20;
+/// Largest frame accepted before the handshake completes: a peer that has not proven
+/// anything can make the node reserve at most this much for a claimed frame length.
+pub const HANDSHAKE_MAX_FRAME: usize = 4096;
+/// Size of a handshake nonce and of an HMAC-SHA256 proof.
+pub const NONCE: usize = 32;
 
 /// Everything sent between peers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
-    /// First frame of a connection, from the dialing node.
+    /// First frame of a connection, from the dialing node, with its fresh nonce.
     Hello {
         cluster_id: String,
         from: NodeId,
         to: NodeId,
+        nonce: [u8; NONCE],
     },
+    /// The listener's answer to an acceptable `Hello`: its own fresh nonce and, when it has a
+    /// peer secret, its proof of knowing it over both nonces.
+    Challenge {
+        nonce: [u8; NONCE],
+        proof: Option<[u8; NONCE]>,
+    },
+    /// The dialer's proof of the secret over both nonces (`None` when it has no secret).
+    Auth { proof: Option<[u8; NONCE]> },
     /// The handshake was accepted.
     Welcome,
     /// The handshake was refused; the connection closes.
@@ -37,6 +60,8 @@ pub enum CodecError {
     Empty,
     #[error("unsupported wire version {0} (this node speaks {WIRE_VERSION})")]
     Version(u8),
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
     #[error("malformed frame: {0}")]
     Malformed(String),
 }
@@ -48,20 +73,43 @@ pub fn framing() -> LengthDelimitedCodec {
         .new_codec()
 }
 
+/// The framing used until the handshake completes (limit [`HANDSHAKE_MAX_FRAME`]); raise it
+/// with `set_max_frame_length(MAX_FRAME)` afterwards.
+pub fn handshake_framing() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(HANDSHAKE_MAX_FRAME)
+        .new_codec()
+}
+
+/// bincode with fixed-width integers (the encoding of `bincode::serialize`), refusing trailing
+/// bytes and anything longer than `limit`.
+fn options(limit: usize) -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_limit(limit as u64)
+}
+
 /// Encode a frame body.
 pub fn encode(frame: &Frame) -> Bytes {
     let mut out = vec![WIRE_VERSION];
-    bincode::serialize_into(&mut out, frame).expect("frames always encode");
+    options(MAX_FRAME)
+        .serialize_into(&mut out, frame)
+        .expect("frames always encode");
     Bytes::from(out)
 }
 
 /// Decode a frame body.
 pub fn decode(body: &[u8]) -> Result<Frame, CodecError> {
+    if body.len() > MAX_FRAME {
+        return Err(CodecError::TooLarge(body.len()));
+    }
     let (&version, rest) = body.split_first().ok_or(CodecError::Empty)?;
     if version != WIRE_VERSION {
         return Err(CodecError::Version(version));
     }
-    bincode::deserialize(rest).map_err(|e| CodecError::Malformed(e.to_string()))
+    options(rest.len())
+        .deserialize(rest)
+        .map_err(|e| CodecError::Malformed(e.to_string()))
 }
 
 #[cfg(test)]
@@ -83,9 +131,25 @@ mod tests {
         assert_eq!(decode(&encode(&f)).unwrap(), f);
         assert!(matches!(decode(&[]), Err(CodecError::Empty)));
         assert!(matches!(decode(&[9, 0]), Err(CodecError::Version(9))));
+        assert!(matches!(decode(&[1, 0]), Err(CodecError::Version(1))));
         assert!(matches!(
             decode(&[WIRE_VERSION, 0xFF, 0xFF, 0xFF]),
             Err(CodecError::Malformed(_))
         ));
+        let mut trailing = encode(&f).to_vec();
+        trailing.push(0);
+        assert!(matches!(decode(&trailing), Err(CodecError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_length_inside_a_frame_claiming_more_than_the_frame_is_refused_before_allocating() {
+        // Refused { reason } with a string length of 2^62: without the limit bincode would try
+        // to reserve for it; with it the answer is an error naming the limit.
+        let mut body = vec![WIRE_VERSION];
+        body.extend_from_slice(&4u32.to_le_bytes()); // variant 4: Refused
+        body.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        body.extend_from_slice(b"abc");
+        let e = decode(&body).unwrap_err();
+        assert!(matches!(e, CodecError::Malformed(_)), "{e}");
     }
 }

@@ -54,6 +54,15 @@ pub struct Config {
     /// (`raft-conformance validate FILE` checks them against the model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<PathBuf>,
+    /// Shared secret every member must prove in the peer handshake (HMAC-SHA256
+    /// challenge-response; at least 16 bytes). Without it (and without `peer_secret_file`),
+    /// peers are checked by cluster id and node id only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_secret: Option<String>,
+    /// The same secret read from a file (its trailing newline dropped), so that it can stay out
+    /// of the configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_secret_file: Option<PathBuf>,
 }
 
 fn default_tick_ms() -> u64 {
@@ -117,6 +126,12 @@ impl Config {
         if self.request_timeout_ms == 0 || self.peer_queue == 0 {
             return Err("request_timeout_ms and peer_queue must be at least 1".into());
         }
+        if self.peer_secret.is_some() && self.peer_secret_file.is_some() {
+            return Err("set peer_secret or peer_secret_file, not both".into());
+        }
+        if let Some(s) = &self.peer_secret {
+            check_secret(s.as_bytes())?;
+        }
         Ok(())
     }
 
@@ -128,6 +143,23 @@ impl Config {
         v
     }
 
+    /// The peer secret, read from `peer_secret_file` if that is how it is given.
+    pub fn load_peer_secret(&self) -> Result<Option<Vec<u8>>, String> {
+        if let Some(s) = &self.peer_secret {
+            return Ok(Some(s.as_bytes().to_vec()));
+        }
+        let Some(path) = &self.peer_secret_file else {
+            return Ok(None);
+        };
+        let mut data = std::fs::read(path)
+            .map_err(|e| format!("cannot read peer_secret_file {}: {e}", path.display()))?;
+        while data.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            data.pop();
+        }
+        check_secret(&data).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Some(data))
+    }
+
     /// The HTTP address of a member.
     pub fn http_of(&self, id: NodeId) -> Option<SocketAddr> {
         if id == self.id {
@@ -137,8 +169,12 @@ impl Config {
     }
 
     /// The configurations of a local cluster of `n` nodes on loopback: node `i` (1-based)
-    /// listens for peers on `base_port + i` and for HTTP on `base_port + 100 + i`.
+    /// listens for peers on `base_port + i` and for HTTP on `base_port + 100 + i`. The nodes
+    /// share a fresh random `peer_secret`, so that nothing else on the machine can join.
     pub fn local_cluster(n: u64, data: &Path, base_port: u16, cluster_id: &str) -> Vec<Config> {
+        let secret: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
         let addr = |port: u64| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
         let all: Vec<PeerConfig> = (1..=n)
             .map(|i| PeerConfig {
@@ -161,9 +197,24 @@ impl Config {
                 request_timeout_ms: default_request_timeout_ms(),
                 peer_queue: default_peer_queue(),
                 record: None,
+                peer_secret: Some(secret.clone()),
+                peer_secret_file: None,
             })
             .collect()
     }
+}
+
+/// Shortest peer secret accepted.
+pub const MIN_SECRET: usize = 16;
+
+fn check_secret(s: &[u8]) -> Result<(), String> {
+    if s.len() < MIN_SECRET {
+        return Err(format!(
+            "the peer secret must be at least {MIN_SECRET} bytes (it has {})",
+            s.len()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -185,5 +236,29 @@ mod tests {
         bad.election_ticks = 2;
         assert!(bad.validate().is_err());
         assert!(toml::from_str::<Config>("id = 1\nbogus = 2").is_err());
+        let mut bad = cfgs[0].clone();
+        bad.peer_secret = Some("short".into());
+        assert!(bad.validate().unwrap_err().contains("at least 16"));
+        bad.peer_secret_file = Some("/x".into());
+        assert!(bad.validate().unwrap_err().contains("not both"));
+    }
+
+    #[test]
+    fn the_peer_secret_comes_from_the_config_or_a_file() {
+        let mut c = Config::local_cluster(3, Path::new("/tmp/x"), 7000, "c").remove(0);
+        assert_eq!(c.peer_secret.as_ref().unwrap().len(), 64);
+        let from_toml = c.load_peer_secret().unwrap().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
+        std::fs::write(&f, format!("{}\n", c.peer_secret.take().unwrap())).unwrap();
+        c.peer_secret_file = Some(f.clone());
+        c.validate().unwrap();
+        assert_eq!(c.load_peer_secret().unwrap().unwrap(), from_toml);
+        std::fs::write(&f, "tiny\n").unwrap();
+        assert!(c.load_peer_secret().unwrap_err().contains("at least 16"));
+        c.peer_secret_file = Some(dir.path().join("absent"));
+        assert!(c.load_peer_secret().unwrap_err().contains("cannot read"));
+        c.peer_secret_file = None;
+        assert_eq!(c.load_peer_secret().unwrap(), None);
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! - [`wal`], [`storage`]: the durable log (segments, CRC32C, group commit), the hard state and
 //!   recovery;
-//! - [`codec`], [`transport`]: framed, versioned peer messages over TCP with a handshake;
+//! - [`codec`], [`transport`], [`handshake`]: framed, versioned peer messages over TCP, opened
+//!   by a handshake that checks the cluster id, the node ids and (optionally) a shared secret;
 //! - [`config`]: the TOML configuration;
 //! - [`server`]: the node loop (inputs → core → persist → send → answer) and the HTTP API;
 //! - [`metrics`]: Prometheus text metrics;
@@ -11,6 +12,7 @@
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod handshake;
 pub mod metrics;
 pub mod record;
 pub mod server;

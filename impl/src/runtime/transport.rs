@@ -1,9 +1,10 @@
 //! Peer transport: one outbound TCP connection per peer (dialed with exponential backoff, fed
 //! from a bounded queue) and a listener whose connections carry inbound messages. Every
-//! connection starts with a handshake (`Hello { cluster_id, from, to }`); a peer with another
-//! cluster id, an unknown node id or the wrong destination is refused and logged. A malformed
-//! frame closes the connection with the reason logged. Queues are bounded: when a peer's queue
-//! is full new messages are dropped (Raft retransmits), never buffered without bound.
+//! connection starts with the handshake of [`super::handshake`] (cluster id, node ids and, with a
+//! peer secret, an HMAC challenge-response); a refused peer is logged as a warning with the
+//! reason and counted in `handshakes_refused_total`. A malformed frame closes the connection with
+//! the reason logged. Queues are bounded: when a peer's queue is full new messages are dropped
+//! (Raft retransmits), never buffered without bound.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,15 +14,14 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
-use super::codec::{decode, encode, framing, Frame};
+use super::codec::{decode, encode, Frame};
+use super::handshake::{self, frame_kind, HandshakeError, PeerAuth};
 use super::metrics::Metrics;
 use super::server::NodeInput;
 use crate::core::{Envelope, NodeId};
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -33,9 +33,21 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// Start one dialer task per peer.
+    /// Start one dialer task per peer, without a peer secret (cluster and node ids only).
     pub fn start(
         cluster_id: &str,
+        me: NodeId,
+        peers: &[(NodeId, SocketAddr)],
+        queue: usize,
+        metrics: Arc<Metrics>,
+    ) -> Transport {
+        let auth = Arc::new(PeerAuth::new(cluster_id, None));
+        Self::start_with_auth(auth, me, peers, queue, metrics)
+    }
+
+    /// Start one dialer task per peer, proving and checking `auth` in every handshake.
+    pub fn start_with_auth(
+        auth: Arc<PeerAuth>,
         me: NodeId,
         peers: &[(NodeId, SocketAddr)],
         queue: usize,
@@ -45,7 +57,7 @@ impl Transport {
         for &(id, addr) in peers {
             let (tx, rx) = mpsc::channel(queue);
             queues.insert(id, tx);
-            tokio::spawn(dial_loop(cluster_id.to_string(), me, id, addr, rx));
+            tokio::spawn(dial_loop(auth.clone(), me, id, addr, rx, metrics.clone()));
         }
         Transport { queues, metrics }
     }
@@ -63,15 +75,20 @@ impl Transport {
 }
 
 async fn dial_loop(
-    cluster_id: String,
+    auth: Arc<PeerAuth>,
     me: NodeId,
     peer: NodeId,
     addr: SocketAddr,
     mut rx: mpsc::Receiver<Envelope>,
+    metrics: Arc<Metrics>,
 ) {
     let mut backoff = BACKOFF_MIN;
     loop {
-        match connect(&cluster_id, me, peer, addr).await {
+        let conn = match TcpStream::connect(addr).await {
+            Ok(stream) => handshake::dial(stream, &auth, me, peer).await,
+            Err(e) => Err(HandshakeError::Io(e.to_string())),
+        };
+        match conn {
             Ok(mut conn) => {
                 info!(peer, %addr, "connected to peer");
                 backoff = BACKOFF_MIN;
@@ -87,46 +104,19 @@ async fn dial_loop(
                     }
                 }
             }
-            Err(e) => {
-                debug!(peer, %addr, error = %e, "cannot connect to peer");
-                if e.starts_with("refused") {
-                    warn!(peer, %addr, "peer {e}");
-                }
+            Err(HandshakeError::Refused(reason)) => {
+                metrics.inc(&metrics.handshakes_refused);
+                warn!(peer, %addr, "peer handshake refused: {reason}");
             }
+            Err(HandshakeError::Io(e)) => debug!(peer, %addr, error = %e, "cannot connect to peer"),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
-async fn connect(
-    cluster_id: &str,
-    me: NodeId,
-    peer: NodeId,
-    addr: SocketAddr,
-) -> Result<Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>, String> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut conn = Framed::new(stream, framing());
-    let hello = Frame::Hello {
-        cluster_id: cluster_id.to_string(),
-        from: me,
-        to: peer,
-    };
-    conn.send(encode(&hello)).await.map_err(|e| e.to_string())?;
-    let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.next())
-        .await
-        .map_err(|_| "handshake timed out".to_string())?
-        .ok_or("connection closed during handshake")?
-        .map_err(|e| e.to_string())?;
-    match decode(&reply).map_err(|e| e.to_string())? {
-        Frame::Welcome => Ok(conn),
-        Frame::Refused { reason } => Err(format!("refused our handshake: {reason}")),
-        other => Err(format!("unexpected handshake reply {other:?}")),
-    }
-}
-
-/// Accept peer connections and feed their messages to the node loop.
+/// Accept peer connections and feed their messages to the node loop, without a peer secret
+/// (cluster and node ids only).
 pub async fn listen(
     listener: TcpListener,
     cluster_id: String,
@@ -135,7 +125,20 @@ pub async fn listen(
     input: mpsc::Sender<NodeInput>,
     metrics: Arc<Metrics>,
 ) {
-    let cluster_id = Arc::new(cluster_id);
+    let auth = Arc::new(PeerAuth::new(&cluster_id, None));
+    listen_with_auth(listener, auth, me, peers, input, metrics).await
+}
+
+/// Accept peer connections that pass the handshake with `auth`, and feed their messages to the
+/// node loop.
+pub async fn listen_with_auth(
+    listener: TcpListener,
+    auth: Arc<PeerAuth>,
+    me: NodeId,
+    peers: Vec<NodeId>,
+    input: mpsc::Sender<NodeInput>,
+    metrics: Arc<Metrics>,
+) {
     let peers = Arc::new(peers);
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -146,15 +149,23 @@ pub async fn listen(
                 continue;
             }
         };
-        let (cluster_id, peers, input, metrics) = (
-            cluster_id.clone(),
-            peers.clone(),
-            input.clone(),
-            metrics.clone(),
-        );
+        let (auth, peers, input, metrics) =
+            (auth.clone(), peers.clone(), input.clone(), metrics.clone());
         tokio::spawn(async move {
-            if let Err(reason) = serve_conn(stream, &cluster_id, me, &peers, input, &metrics).await
-            {
+            let (conn, from) = match handshake::accept(stream, &auth, me, &peers).await {
+                Ok(x) => x,
+                Err(HandshakeError::Refused(reason)) => {
+                    metrics.inc(&metrics.handshakes_refused);
+                    warn!(%remote, "refused peer connection: {reason}");
+                    return;
+                }
+                Err(HandshakeError::Io(e)) => {
+                    debug!(%remote, error = %e, "peer handshake failed");
+                    return;
+                }
+            };
+            info!(peer = from, %remote, "accepted peer connection");
+            if let Err(reason) = serve_conn(conn, from, me, input, &metrics).await {
                 warn!(%remote, "closing peer connection: {reason}");
             }
         });
@@ -162,57 +173,12 @@ pub async fn listen(
 }
 
 async fn serve_conn(
-    stream: TcpStream,
-    cluster_id: &str,
+    mut conn: handshake::Conn,
+    from: NodeId,
     me: NodeId,
-    peers: &[NodeId],
     input: mpsc::Sender<NodeInput>,
     metrics: &Metrics,
 ) -> Result<(), String> {
-    let _ = stream.set_nodelay(true);
-    let mut conn = Framed::new(stream, framing());
-    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.next())
-        .await
-        .map_err(|_| "no handshake within 5s".to_string())?
-        .ok_or("closed before the handshake")?
-        .map_err(|e| format!("bad frame: {e}"))?;
-    let from = match decode(&first) {
-        Ok(Frame::Hello {
-            cluster_id: theirs,
-            from,
-            to,
-        }) => {
-            let refusal = if theirs != cluster_id {
-                Some(format!(
-                    "refused peer: wrong cluster id {theirs:?} (this is {cluster_id:?})"
-                ))
-            } else if !peers.contains(&from) {
-                Some(format!("refused peer: unknown node id {from}"))
-            } else if to != me {
-                Some(format!(
-                    "refused peer: addressed to node {to}, this is node {me}"
-                ))
-            } else {
-                None
-            };
-            if let Some(reason) = refusal {
-                metrics.inc(&metrics.handshakes_refused);
-                let _ = conn
-                    .send(encode(&Frame::Refused {
-                        reason: reason.clone(),
-                    }))
-                    .await;
-                return Err(reason);
-            }
-            from
-        }
-        Ok(other) => return Err(format!("expected a handshake, got {other:?}")),
-        Err(e) => return Err(format!("malformed handshake: {e}")),
-    };
-    conn.send(encode(&Frame::Welcome))
-        .await
-        .map_err(|e| e.to_string())?;
-    info!(peer = from, "accepted peer connection");
     while let Some(frame) = conn.next().await {
         let frame = frame.map_err(|e| format!("bad frame from node {from}: {e}"))?;
         match decode(&frame) {
@@ -222,7 +188,12 @@ async fn serve_conn(
                     metrics.inc(&metrics.messages_dropped);
                 }
             }
-            Ok(other) => return Err(format!("unexpected frame from node {from}: {other:?}")),
+            Ok(other) => {
+                return Err(format!(
+                    "unexpected {} frame from node {from}",
+                    frame_kind(&other)
+                ))
+            }
             Err(e) => return Err(format!("malformed frame from node {from}: {e}")),
         }
     }

@@ -5,22 +5,37 @@
 //! `(index, Entry)`. Appends are buffered; [`Wal::sync`] writes the buffer and fsyncs once, so
 //! every proposal staged since the last sync shares one fsync (group commit).
 //!
-//! Recovery reads every segment in order. A damaged record at the very end of the last segment
-//! (a partial header, a record running past the end of the file, or a checksum mismatch on the
-//! last record) is a torn write: the file is truncated there and the truncation is reported.
-//! Any other damage (a bad checksum with data after it, a damaged non-last segment, an index
-//! that does not follow) refuses to start, naming the file and the offset.
+//! Recovery ([`scan_segment`]) reads every segment in order and sorts damage into two kinds:
+//!
+//! - a torn tail: the last segment ends inside a record (a partial header, a record running past
+//!   the end of the file, or a bad checksum), nothing but zeros follows the damaged record
+//!   (file systems may extend a file with zeros before its data reaches the disk), and no
+//!   intact record starts anywhere after the damage. The file is truncated there and the
+//!   truncation is reported: only a write that was never synced, hence never acknowledged, can
+//!   be lost this way;
+//! - corruption: anything else (a bad checksum with data after it, a length field that does not
+//!   match an intact payload, damage in a segment that is not the last, a missing segment, an
+//!   index that does not follow) refuses to start, naming the file and the offset.
+//!
+//! A failed write or fsync poisons the log: every later call fails, so nothing staged after the
+//! failure is reported durable, and the node must restart, where recovery decides from the
+//! bytes on disk. (After a failed fsync the page cache may already have dropped the dirty pages,
+//! so retrying the fsync would prove nothing.)
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bincode::Options;
 
 use crate::core::{Entry, Index};
 
 /// Default segment size before a new segment is started.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
 const HEADER: usize = 8;
-/// Largest record accepted on recovery.
+/// Largest record accepted on recovery (and the bincode limit when decoding one).
 pub const MAX_RECORD: usize = 64 << 20;
 
 /// A storage error.
@@ -36,12 +51,98 @@ pub enum StorageError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// An earlier write or fsync failed; nothing more is accepted until a restart recovers.
+    #[error("storage failed earlier ({0}); nothing more is made durable until the node restarts")]
+    Failed(String),
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
     move |source| StorageError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Injected disk failures, shared by a test and the storage that writes through it. They act on
+/// the real files: a full disk writes what still fits and then fails, as `write(2)` does.
+#[derive(Debug, Default)]
+pub struct DiskFaults {
+    /// Bytes that can still be written before writes fail with "no space" (`u64::MAX`: no limit).
+    space: AtomicU64,
+    fail_sync: AtomicBool,
+    /// Writes refused so far.
+    refused: AtomicU64,
+}
+
+impl DiskFaults {
+    /// No faults yet.
+    pub fn new() -> Arc<DiskFaults> {
+        Arc::new(DiskFaults {
+            space: AtomicU64::new(u64::MAX),
+            ..DiskFaults::default()
+        })
+    }
+
+    /// The disk fills up after `bytes` more bytes.
+    pub fn disk_full_after(&self, bytes: u64) {
+        self.space.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Every fsync fails (with `on`) as on a device error.
+    pub fn fail_syncs(&self, on: bool) {
+        self.fail_sync.store(on, Ordering::SeqCst);
+    }
+
+    /// The faults clear (space is freed, the device recovers).
+    pub fn clear(&self) {
+        self.space.store(u64::MAX, Ordering::SeqCst);
+        self.fail_sync.store(false, Ordering::SeqCst);
+    }
+
+    /// How many writes or fsyncs were refused.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    fn write(&self, f: &mut File, buf: &[u8]) -> io::Result<()> {
+        let space = self.space.load(Ordering::SeqCst);
+        if space >= buf.len() as u64 {
+            if space != u64::MAX {
+                self.space.fetch_sub(buf.len() as u64, Ordering::SeqCst);
+            }
+            return f.write_all(buf);
+        }
+        f.write_all(&buf[..space as usize])?;
+        self.space.store(0, Ordering::SeqCst);
+        self.refused.fetch_add(1, Ordering::SeqCst);
+        Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            "no space left on device (injected)",
+        ))
+    }
+
+    fn sync(&self, f: &File) -> io::Result<()> {
+        if self.fail_sync.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(io::Error::other("fsync failed: I/O error (injected)"));
+        }
+        f.sync_data()
+    }
+}
+
+/// Write `buf` to `f`, through the injected faults if any.
+pub(crate) fn write_file(faults: Option<&DiskFaults>, f: &mut File, buf: &[u8]) -> io::Result<()> {
+    match faults {
+        Some(x) => x.write(f, buf),
+        None => f.write_all(buf),
+    }
+}
+
+/// fsync `f`'s data, through the injected faults if any.
+pub(crate) fn sync_file(faults: Option<&DiskFaults>, f: &File) -> io::Result<()> {
+    match faults {
+        Some(x) => x.sync(f),
+        None => f.sync_data(),
     }
 }
 
@@ -56,6 +157,163 @@ pub struct TornTail {
     pub reason: String,
 }
 
+/// What [`scan_segment`] read from one segment's bytes.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    pub entries: Vec<Entry>,
+    /// Byte offset of each entry's record.
+    pub offsets: Vec<u64>,
+    /// Length of the intact prefix (the whole segment unless `torn` is set).
+    pub valid_len: u64,
+    /// Why the bytes after `valid_len` are a torn tail.
+    pub torn: Option<String>,
+}
+
+/// The record encoding options: bincode's fixed-width integers (the format of
+/// `bincode::serialize`), with a size limit so that a damaged length prefix inside a payload can
+/// never make the decoder allocate more than the record could hold.
+fn record_options(limit: usize) -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_limit(limit as u64)
+}
+
+fn all_zero(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+/// If the bytes after a damaged record's header decode on their own into a record whose
+/// checksum matches, the payload is intact and the length field is what was damaged.
+fn intact_payload_len(body: &[u8], crc: u32) -> Option<usize> {
+    let mut rest = body;
+    let limit = body.len().min(MAX_RECORD);
+    record_options(limit)
+        .allow_trailing_bytes()
+        .deserialize_from::<_, (Index, Entry)>(&mut rest)
+        .ok()?;
+    let n = body.len() - rest.len();
+    (crc32c::crc32c(&body[..n]) == crc).then_some(n)
+}
+
+/// The offset of the first intact record (length in range, a plausible index, checksum
+/// matching, decodable) starting anywhere in `data[from..]`. Damage followed by an intact record
+/// cannot be a torn write, which only ever loses the end of what was being appended. `min_index`
+/// is the index of the damaged record: a later record has at least that index, and at most one
+/// more per header's worth of bytes, which rejects almost every offset before the checksum.
+fn intact_record_from(data: &[u8], from: usize, min_index: Index) -> Option<usize> {
+    let max_index = min_index.saturating_add((data.len() / HEADER) as Index);
+    (from..data.len().saturating_sub(HEADER + 8)).find(|&p| {
+        let len = u32::from_le_bytes(data[p..p + 4].try_into().unwrap()) as usize;
+        if !(8..=MAX_RECORD).contains(&len) || p + HEADER + len > data.len() {
+            return false;
+        }
+        let payload = &data[p + HEADER..p + HEADER + len];
+        let index = Index::from_le_bytes(payload[..8].try_into().unwrap());
+        let crc = u32::from_le_bytes(data[p + 4..p + 8].try_into().unwrap());
+        (min_index..=max_index).contains(&index)
+            && crc32c::crc32c(payload) == crc
+            && record_options(len)
+                .deserialize::<(Index, Entry)>(payload)
+                .is_ok()
+    })
+}
+
+/// Read one segment's bytes (`path` names it in errors). Entries must be numbered from
+/// `first_index` on. `is_last`: only the last segment may end in a torn tail.
+pub fn scan_segment(
+    path: &Path,
+    data: &[u8],
+    first_index: Index,
+    is_last: bool,
+) -> Result<Scanned, StorageError> {
+    let corrupt = |offset: usize, reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        reason,
+    };
+    let mut out = Scanned::default();
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        let damage = if rest.len() < HEADER {
+            Some((
+                data.len(),
+                format!("partial record header ({} bytes)", rest.len()),
+            ))
+        } else if all_zero(rest) {
+            Some((
+                data.len(),
+                format!("zero-filled tail of {} bytes", rest.len()),
+            ))
+        } else {
+            let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+            let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap());
+            if len <= MAX_RECORD && HEADER + len <= rest.len() {
+                let payload = &rest[HEADER..HEADER + len];
+                if crc32c::crc32c(payload) == crc {
+                    let (index, entry): (Index, Entry) =
+                        record_options(len)
+                            .deserialize(payload)
+                            .map_err(|e| corrupt(pos, format!("undecodable record: {e}")))?;
+                    let want = first_index + out.entries.len() as Index;
+                    if index != want {
+                        return Err(corrupt(
+                            pos,
+                            format!("record has index {index}, expected {want}"),
+                        ));
+                    }
+                    out.offsets.push(pos as u64);
+                    out.entries.push(entry);
+                    pos += HEADER + len;
+                    continue;
+                }
+                Some((pos + HEADER + len, "checksum mismatch".to_string()))
+            } else {
+                Some((
+                    data.len(),
+                    format!(
+                        "record of {len} bytes runs past the end of the file ({} bytes left)",
+                        rest.len()
+                    ),
+                ))
+            }
+        };
+        let (end, reason) = damage.expect("every other case continued");
+        if rest.len() >= HEADER {
+            let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap());
+            if let Some(n) = intact_payload_len(&rest[HEADER..], crc) {
+                return Err(corrupt(
+                    pos,
+                    format!(
+                        "damaged length field: the header says {} bytes but the intact payload has {n}",
+                        u32::from_le_bytes(rest[..4].try_into().unwrap())
+                    ),
+                ));
+            }
+        }
+        let damaged_index = first_index + out.entries.len() as Index;
+        if let Some(next) = intact_record_from(data, pos + 1, damaged_index) {
+            return Err(corrupt(
+                pos,
+                format!("{reason}, followed by an intact record at offset {next}"),
+            ));
+        }
+        if !all_zero(&data[end..]) {
+            return Err(corrupt(pos, format!("{reason} with data after it")));
+        }
+        if !is_last {
+            return Err(corrupt(
+                pos,
+                format!("{reason} in a segment that is not the last (truncated segment?)"),
+            ));
+        }
+        out.torn = Some(reason);
+        break;
+    }
+    out.valid_len = pos as u64;
+    Ok(out)
+}
+
 #[derive(Debug)]
 struct Segment {
     first_index: Index,
@@ -63,6 +321,24 @@ struct Segment {
     /// Byte offset of each record (entry `first_index + k` at `offsets[k]`).
     offsets: Vec<u64>,
     len: u64,
+}
+
+/// How to open a [`Wal`].
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    /// Size at which a new segment is started.
+    pub segment_bytes: u64,
+    /// Injected disk failures (fault tests); `None` in production.
+    pub faults: Option<Arc<DiskFaults>>,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_bytes: SEGMENT_BYTES,
+            faults: None,
+        }
+    }
 }
 
 /// The write-ahead log of one node.
@@ -75,6 +351,9 @@ pub struct Wal {
     last_index: Index,
     segment_bytes: u64,
     dir_dirty: bool,
+    faults: Option<Arc<DiskFaults>>,
+    /// Set by the first failed write or fsync; see the module documentation.
+    failed: Option<String>,
 }
 
 fn segment_name(first: Index) -> String {
@@ -98,13 +377,27 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 impl Wal {
     /// Open (or create) the log in `dir`, recover every entry and report a torn tail.
     pub fn open(dir: &Path) -> Result<(Wal, Vec<Entry>, Option<TornTail>), StorageError> {
-        Self::open_with_segment_bytes(dir, SEGMENT_BYTES)
+        Self::open_with(dir, WalOptions::default())
     }
 
     /// [`Wal::open`] with a custom segment size (tests use small segments).
     pub fn open_with_segment_bytes(
         dir: &Path,
         segment_bytes: u64,
+    ) -> Result<(Wal, Vec<Entry>, Option<TornTail>), StorageError> {
+        Self::open_with(
+            dir,
+            WalOptions {
+                segment_bytes,
+                faults: None,
+            },
+        )
+    }
+
+    /// [`Wal::open`] with options.
+    pub fn open_with(
+        dir: &Path,
+        opts: WalOptions,
     ) -> Result<(Wal, Vec<Entry>, Option<TornTail>), StorageError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut names: Vec<(Index, PathBuf)> = Vec::new();
@@ -113,7 +406,11 @@ impl Wal {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(stem) = name.strip_suffix(".wal") {
                 let first: Index = stem.parse().map_err(|_| {
-                    StorageError::Invalid(format!("unexpected file {} in the log", name))
+                    StorageError::Invalid(format!(
+                        "unexpected file {} in the log directory {}",
+                        name,
+                        dir.display()
+                    ))
                 })?;
                 names.push((first, e.path()));
             }
@@ -131,84 +428,34 @@ impl Wal {
                     path,
                     offset: 0,
                     reason: format!(
-                        "segment starts at index {first}, expected {expected_first} (missing segment?)"
+                        "segment starts at index {first} but the log before it ends at index {}: \
+                         a segment is missing or an earlier one lost records",
+                        expected_first - 1
                     ),
                 });
             }
             let data = fs::read(&path).map_err(io_err(&path))?;
-            let mut pos = 0usize;
-            let mut offsets = Vec::new();
-            let mut damage: Option<String> = None;
-            while pos < data.len() {
-                let rest = data.len() - pos;
-                if rest < HEADER {
-                    damage = Some(format!("partial record header ({rest} bytes)"));
-                    break;
-                }
-                let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-                let crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap());
-                if len > MAX_RECORD || HEADER + len > rest {
-                    damage = Some(format!(
-                        "record of {len} bytes runs past the end of the file ({rest} bytes left)"
-                    ));
-                    break;
-                }
-                let payload = &data[pos + HEADER..pos + HEADER + len];
-                if crc32c::crc32c(payload) != crc {
-                    if pos + HEADER + len == data.len() && is_last {
-                        damage = Some("checksum mismatch on the last record".into());
-                        break;
-                    }
-                    return Err(StorageError::Corrupt {
-                        path,
-                        offset: pos as u64,
-                        reason: "checksum mismatch".into(),
-                    });
-                }
-                let (index, entry): (Index, Entry) =
-                    bincode::deserialize(payload).map_err(|e| StorageError::Corrupt {
-                        path: path.clone(),
-                        offset: pos as u64,
-                        reason: format!("undecodable record: {e}"),
-                    })?;
-                let want = entries.len() as Index + 1;
-                if index != want {
-                    return Err(StorageError::Corrupt {
-                        path,
-                        offset: pos as u64,
-                        reason: format!("record has index {index}, expected {want}"),
-                    });
-                }
-                offsets.push(pos as u64);
-                entries.push(entry);
-                pos += HEADER + len;
-            }
-            if let Some(reason) = damage {
-                if !is_last {
-                    return Err(StorageError::Corrupt {
-                        path,
-                        offset: pos as u64,
-                        reason: format!("{reason} in a segment that is not the last"),
-                    });
-                }
+            let scanned = scan_segment(&path, &data, first, is_last)?;
+            if let Some(reason) = scanned.torn {
                 let f = OpenOptions::new()
                     .write(true)
                     .open(&path)
                     .map_err(io_err(&path))?;
-                f.set_len(pos as u64).map_err(io_err(&path))?;
+                f.set_len(scanned.valid_len).map_err(io_err(&path))?;
                 f.sync_all().map_err(io_err(&path))?;
                 torn = Some(TornTail {
                     path: path.clone(),
-                    offset: pos as u64,
-                    dropped: (data.len() - pos) as u64,
+                    offset: scanned.valid_len,
+                    dropped: data.len() as u64 - scanned.valid_len,
                     reason,
                 });
             }
+            entries.extend(scanned.entries);
             segments.push(Segment {
                 first_index: first,
                 path,
-                offsets,
-                len: pos as u64,
+                offsets: scanned.offsets,
+                len: scanned.valid_len,
             });
         }
         if segments.is_empty() {
@@ -233,8 +480,10 @@ impl Wal {
             active,
             pending: Vec::new(),
             last_index: entries.len() as Index,
-            segment_bytes,
+            segment_bytes: opts.segment_bytes,
             dir_dirty: false,
+            faults: opts.faults,
+            failed: None,
         };
         Ok((wal, entries, torn))
     }
@@ -249,12 +498,36 @@ impl Wal {
         self.segments.len()
     }
 
+    /// Why the log stopped accepting writes, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    fn check(&self) -> Result<(), StorageError> {
+        match &self.failed {
+            Some(why) => Err(StorageError::Failed(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Record the first failure; every later call refuses.
+    fn poison<T>(&mut self, r: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(e) = &r {
+            if self.failed.is_none() {
+                self.failed = Some(e.to_string());
+            }
+        }
+        r
+    }
+
     /// Stage `entries` at `last_index + 1 ..` (buffered; durable after [`Wal::sync`]).
     pub fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.check()?;
         for entry in entries {
             let seg_len = self.segments.last().unwrap().len + self.pending.len() as u64;
             if seg_len >= self.segment_bytes && !self.segments.last().unwrap().offsets.is_empty() {
-                self.roll()?;
+                let r = self.roll();
+                self.poison(r)?;
             }
             let index = self.last_index + 1;
             let seg = self.segments.last_mut().unwrap();
@@ -268,8 +541,7 @@ impl Wal {
     fn flush(&mut self) -> Result<(), StorageError> {
         if !self.pending.is_empty() {
             let seg = self.segments.last_mut().unwrap();
-            self.active
-                .write_all(&self.pending)
+            write_file(self.faults.as_deref(), &mut self.active, &self.pending)
                 .map_err(io_err(&seg.path))?;
             seg.len += self.pending.len() as u64;
             self.pending.clear();
@@ -281,7 +553,7 @@ impl Wal {
     fn roll(&mut self) -> Result<(), StorageError> {
         self.flush()?;
         let old = &self.segments.last().unwrap().path;
-        self.active.sync_data().map_err(io_err(old))?;
+        sync_file(self.faults.as_deref(), &self.active).map_err(io_err(old))?;
         let first = self.last_index + 1;
         let path = self.dir.join(segment_name(first));
         self.active = OpenOptions::new()
@@ -302,9 +574,15 @@ impl Wal {
 
     /// Drop every entry at index `>= from` (durable after [`Wal::sync`]).
     pub fn truncate_from(&mut self, from: Index) -> Result<(), StorageError> {
+        self.check()?;
         if from > self.last_index {
             return Ok(());
         }
+        let r = self.truncate_inner(from);
+        self.poison(r)
+    }
+
+    fn truncate_inner(&mut self, from: Index) -> Result<(), StorageError> {
         self.flush()?;
         let from = from.max(1);
         // Later segments go first: a crash in between leaves a prefix of the old log.
@@ -330,9 +608,15 @@ impl Wal {
 
     /// Write everything staged and fsync it (one fsync for the whole batch).
     pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.check()?;
+        let r = self.sync_inner();
+        self.poison(r)
+    }
+
+    fn sync_inner(&mut self) -> Result<(), StorageError> {
         self.flush()?;
         let path = &self.segments.last().unwrap().path;
-        self.active.sync_data().map_err(io_err(path))?;
+        sync_file(self.faults.as_deref(), &self.active).map_err(io_err(path))?;
         if self.dir_dirty {
             sync_dir(&self.dir)?;
             self.dir_dirty = false;

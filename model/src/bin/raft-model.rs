@@ -1,6 +1,8 @@
 //! `raft-model`: check the Raft specification exhaustively, or browse it in stateright's
 //! explorer.
 
+#![forbid(unsafe_code)]
+
 use clap::{Args, Parser, Subcommand};
 
 // The checker clones a state per step; the system allocator spends a third of the time there.

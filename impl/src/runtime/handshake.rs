@@ -1,0 +1,316 @@
+//! The peer handshake: who may open a peer connection.
+//!
+//! ```text
+//! dialer                                         listener
+//!   Hello { cluster_id, from, to, nonce: Nd }  →   checks cluster id, node ids
+//!                                              ←   Challenge { nonce: Nl, proof: P_l }
+//!   checks P_l                                      P_l = HMAC(secret, "listener" ‖ T)
+//!   Auth { proof: P_d }                        →   checks P_d
+//!                                              ←   Welcome  (or Refused { reason })
+//! T = wire version ‖ cluster id ‖ dialer id ‖ listener id ‖ Nd ‖ Nl
+//! ```
+//!
+//! Both nonces are fresh random 32 bytes, so a recorded handshake proves nothing in a new
+//! connection (the other side's nonce differs), and the role label keeps a node's own proof from
+//! being reflected back at it. Proofs are compared in constant time (`Mac::verify_slice`). Each
+//! side proves the secret only after the other side's identity checks passed, and a node without
+//! a secret neither sends nor accepts proofs: a mismatch in whether a secret is configured is a
+//! refusal, with the reason logged on the side that refuses and sent to the other.
+
+use futures_util::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+use super::codec::{decode, encode, handshake_framing, Frame, MAX_FRAME, NONCE, WIRE_VERSION};
+use crate::core::NodeId;
+
+/// How long each handshake step may take.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A framed peer connection.
+pub type Conn = Framed<TcpStream, LengthDelimitedCodec>;
+
+/// What a node proves and checks in the handshake.
+#[derive(Clone)]
+pub struct PeerAuth {
+    cluster_id: String,
+    secret: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for PeerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerAuth")
+            .field("cluster_id", &self.cluster_id)
+            .field("secret", &self.secret.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// Which side of the handshake a proof is from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Dialer,
+    Listener,
+}
+
+/// Why a handshake did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The peer failed a check: the reason is logged as a warning (and sent to the peer when
+    /// this side refused).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The connection failed or timed out (logged quietly; the dialer retries).
+    #[error("{0}")]
+    Io(String),
+}
+
+impl PeerAuth {
+    /// `secret`: the shared peer secret, `None` to check cluster and node ids only.
+    pub fn new(cluster_id: &str, secret: Option<Vec<u8>>) -> PeerAuth {
+        PeerAuth {
+            cluster_id: cluster_id.to_string(),
+            secret,
+        }
+    }
+
+    /// The cluster id.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// Whether a secret is configured.
+    pub fn has_secret(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    fn mac(
+        &self,
+        role: Role,
+        dialer: NodeId,
+        listener: NodeId,
+        nd: &[u8],
+        nl: &[u8],
+    ) -> Option<Hmac<Sha256>> {
+        let secret = self.secret.as_ref()?;
+        let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+        m.update(match role {
+            Role::Dialer => b"raftright peer dialer  ",
+            Role::Listener => b"raftright peer listener",
+        });
+        m.update(&[WIRE_VERSION]);
+        // Length-prefixed, so that no two different inputs give the same byte string.
+        m.update(&(self.cluster_id.len() as u64).to_le_bytes());
+        m.update(self.cluster_id.as_bytes());
+        m.update(&dialer.to_le_bytes());
+        m.update(&listener.to_le_bytes());
+        m.update(nd);
+        m.update(nl);
+        Some(m)
+    }
+
+    /// The proof `role` sends for this handshake (`None` without a secret).
+    pub fn proof(
+        &self,
+        role: Role,
+        dialer: NodeId,
+        listener: NodeId,
+        nd: &[u8; NONCE],
+        nl: &[u8; NONCE],
+    ) -> Option<[u8; NONCE]> {
+        let m = self.mac(role, dialer, listener, nd, nl)?;
+        Some(m.finalize().into_bytes().into())
+    }
+
+    /// Check the proof received from `role` (constant-time comparison).
+    fn check(
+        &self,
+        role: Role,
+        dialer: NodeId,
+        listener: NodeId,
+        nd: &[u8; NONCE],
+        nl: &[u8; NONCE],
+        proof: Option<&[u8; NONCE]>,
+    ) -> Result<(), String> {
+        let peer = match role {
+            Role::Dialer => dialer,
+            Role::Listener => listener,
+        };
+        match (self.mac(role, dialer, listener, nd, nl), proof) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(format!(
+                "node {peer} proves a peer secret but this node has none (set peer_secret here too)"
+            )),
+            (Some(_), None) => Err(format!(
+                "node {peer} sent no proof of the peer secret (is peer_secret set on it?)"
+            )),
+            (Some(m), Some(p)) => m
+                .verify_slice(p)
+                .map_err(|_| format!("node {peer} failed the peer-secret proof (wrong secret or a replayed handshake)")),
+        }
+    }
+}
+
+fn io(e: impl std::fmt::Display) -> HandshakeError {
+    HandshakeError::Io(e.to_string())
+}
+
+/// Read the next frame within the handshake timeout.
+async fn next_frame(conn: &mut Conn, step: &str) -> Result<Frame, HandshakeError> {
+    let bytes = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.next())
+        .await
+        .map_err(|_| io(format!("no {step} within {HANDSHAKE_TIMEOUT:?}")))?
+        .ok_or_else(|| io(format!("connection closed before the {step}")))?
+        .map_err(|e| HandshakeError::Refused(format!("bad frame instead of the {step}: {e}")))?;
+    // A version mismatch reads "malformed handshake: unsupported wire version 1 (this node
+    // speaks 2)": the version byte comes first so that it is the first thing checked.
+    decode(&bytes).map_err(|e| HandshakeError::Refused(format!("malformed {step}: {e}")))
+}
+
+/// Send `Refused { reason }` (best effort) and return the refusal.
+async fn refuse(conn: &mut Conn, reason: String) -> HandshakeError {
+    let _ = conn
+        .send(encode(&Frame::Refused {
+            reason: reason.clone(),
+        }))
+        .await;
+    HandshakeError::Refused(reason)
+}
+
+/// Dial side: run the handshake on a fresh connection to node `peer`.
+pub async fn dial(
+    stream: TcpStream,
+    auth: &PeerAuth,
+    me: NodeId,
+    peer: NodeId,
+) -> Result<Conn, HandshakeError> {
+    stream.set_nodelay(true).map_err(io)?;
+    let mut conn = Framed::new(stream, handshake_framing());
+    let nd: [u8; NONCE] = rand::random();
+    let hello = Frame::Hello {
+        cluster_id: auth.cluster_id.clone(),
+        from: me,
+        to: peer,
+        nonce: nd,
+    };
+    conn.send(encode(&hello)).await.map_err(io)?;
+    let nl = match next_frame(&mut conn, "challenge").await? {
+        Frame::Challenge { nonce, proof } => {
+            if nonce == nd {
+                // Our own nonce reflected back: not a peer answering a fresh challenge.
+                return Err(refuse(&mut conn, "the peer echoed our nonce".into()).await);
+            }
+            if let Err(reason) = auth.check(Role::Listener, me, peer, &nd, &nonce, proof.as_ref()) {
+                return Err(refuse(&mut conn, reason).await);
+            }
+            nonce
+        }
+        Frame::Refused { reason } => {
+            return Err(HandshakeError::Refused(format!(
+                "node {peer} refused our handshake: {reason}"
+            )))
+        }
+        other => {
+            let reason = format!("expected a challenge, got {}", frame_kind(&other));
+            return Err(refuse(&mut conn, reason).await);
+        }
+    };
+    let proof = auth.proof(Role::Dialer, me, peer, &nd, &nl);
+    conn.send(encode(&Frame::Auth { proof }))
+        .await
+        .map_err(io)?;
+    match next_frame(&mut conn, "welcome").await? {
+        Frame::Welcome => {
+            conn.codec_mut().set_max_frame_length(MAX_FRAME);
+            Ok(conn)
+        }
+        Frame::Refused { reason } => Err(HandshakeError::Refused(format!(
+            "node {peer} refused our handshake: {reason}"
+        ))),
+        other => Err(HandshakeError::Refused(format!(
+            "expected a welcome, got {}",
+            frame_kind(&other)
+        ))),
+    }
+}
+
+/// Listen side: run the handshake on an accepted connection; returns the peer's node id.
+pub async fn accept(
+    stream: TcpStream,
+    auth: &PeerAuth,
+    me: NodeId,
+    peers: &[NodeId],
+) -> Result<(Conn, NodeId), HandshakeError> {
+    let _ = stream.set_nodelay(true);
+    let mut conn = Framed::new(stream, handshake_framing());
+    let first = match next_frame(&mut conn, "handshake").await {
+        Ok(f) => f,
+        Err(HandshakeError::Refused(reason)) => return Err(refuse(&mut conn, reason).await),
+        Err(e) => return Err(e),
+    };
+    let Frame::Hello {
+        cluster_id: theirs,
+        from,
+        to,
+        nonce: nd,
+    } = first
+    else {
+        let reason = format!("expected a handshake, got {}", frame_kind(&first));
+        return Err(refuse(&mut conn, reason).await);
+    };
+    let refusal = if theirs != auth.cluster_id {
+        Some(format!(
+            "wrong cluster id {theirs:?} (this is {:?})",
+            auth.cluster_id
+        ))
+    } else if !peers.contains(&from) {
+        Some(format!("unknown node id {from}"))
+    } else if to != me {
+        Some(format!("addressed to node {to}, this is node {me}"))
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        return Err(refuse(&mut conn, reason).await);
+    }
+    let nl: [u8; NONCE] = rand::random();
+    let proof = auth.proof(Role::Listener, from, me, &nd, &nl);
+    conn.send(encode(&Frame::Challenge { nonce: nl, proof }))
+        .await
+        .map_err(io)?;
+    match next_frame(&mut conn, "proof").await {
+        Ok(Frame::Auth { proof }) => {
+            if let Err(reason) = auth.check(Role::Dialer, from, me, &nd, &nl, proof.as_ref()) {
+                return Err(refuse(&mut conn, reason).await);
+            }
+        }
+        Ok(Frame::Refused { reason }) => {
+            return Err(HandshakeError::Refused(format!(
+                "node {from} refused our challenge: {reason}"
+            )))
+        }
+        Ok(other) => {
+            let reason = format!("expected a proof, got {}", frame_kind(&other));
+            return Err(refuse(&mut conn, reason).await);
+        }
+        Err(HandshakeError::Refused(reason)) => return Err(refuse(&mut conn, reason).await),
+        Err(e) => return Err(e),
+    }
+    conn.send(encode(&Frame::Welcome)).await.map_err(io)?;
+    conn.codec_mut().set_max_frame_length(MAX_FRAME);
+    Ok((conn, from))
+}
+
+/// A frame's kind for error messages (never its content: a proof must not be logged).
+pub fn frame_kind(f: &Frame) -> &'static str {
+    match f {
+        Frame::Hello { .. } => "Hello",
+        Frame::Challenge { .. } => "Challenge",
+        Frame::Auth { .. } => "Auth",
+        Frame::Welcome => "Welcome",
+        Frame::Refused { .. } => "Refused",
+        Frame::Message(_) => "Message",
+    }
+}
