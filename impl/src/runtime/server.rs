@@ -29,6 +29,7 @@ use super::config::Config;
 use super::metrics::Metrics;
 use super::record::Recorder;
 use super::storage::Storage;
+use super::handshake::PeerAuth;
 use super::transport::{self, Transport};
 use super::wal::StorageError;
 use crate::core::{
@@ -303,6 +304,7 @@ pub fn runtime_params() -> Params {
 /// anything that prevents starting (bad data directory, corrupt log, ports in use).
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), String> {
     cfg.validate()?;
+    let auth = Arc::new(PeerAuth::new(&cfg.cluster_id, cfg.load_peer_secret()?));
     let cfg = Arc::new(cfg);
     let (storage, rec) =
         Storage::open(&cfg.data_dir, &cfg.cluster_id, cfg.id).map_err(|e| e.to_string())?;
@@ -347,16 +349,16 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let status = Arc::new(RwLock::new(Status::default()));
     let (tx, rx) = mpsc::channel(INPUT_QUEUE);
     let peers: Vec<_> = cfg.peers.iter().map(|p| (p.id, p.peer_addr)).collect();
-    let transport = Transport::start(
-        &cfg.cluster_id,
+    let transport = Transport::start_with_auth(
+        auth.clone(),
         cfg.id,
         &peers,
         cfg.peer_queue,
         metrics.clone(),
     );
-    tokio::spawn(transport::listen(
+    tokio::spawn(transport::listen_with_auth(
         peer_listener,
-        cfg.cluster_id.clone(),
+        auth,
         cfg.id,
         cfg.peers.iter().map(|p| p.id).collect(),
         tx.clone(),
