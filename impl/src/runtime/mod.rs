@@ -4,13 +4,15 @@
 //!   recovery;
 //! - [`codec`], [`transport`]: framed, versioned peer messages over TCP with a handshake;
 //! - [`config`]: the TOML configuration;
-//! - [`server`]: the node loop (inputs → core → persist → send → answer) and the HTTP API;
+//! - [`server`]: the node loop (inputs → core → persist → send → answer) and its wiring;
+//! - [`http`]: the HTTP/JSON client API;
 //! - [`metrics`]: Prometheus text metrics;
 //! - [`client`]: the blocking client library used by the CLI.
 
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod http;
 pub mod metrics;
 pub mod record;
 pub mod server;

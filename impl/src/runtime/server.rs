@@ -1,5 +1,5 @@
-//! The server: the node loop (inputs → core → persist → send → answer), the HTTP/JSON API and
-//! the wiring of transport, ticker and shutdown.
+//! The server: the node loop (inputs → core → persist → send → answer) and the wiring of
+//! transport, ticker, HTTP API ([`super::http`]) and shutdown.
 //!
 //! The node loop runs on its own thread and owns the core and the storage. It takes a batch of
 //! inputs (everything queued, up to [`MAX_BATCH`]), steps the core on each and stages each
@@ -10,30 +10,24 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::config::Config;
+use super::http::{self, Api};
 use super::metrics::Metrics;
 use super::record::Recorder;
 use super::storage::Storage;
 use super::transport::{self, Transport};
 use super::wal::StorageError;
 use crate::core::{
-    Answer, ClientId, ClientReply, ClientRequest, Envelope, Input, NodeId, Op, Params, RaftCore,
-    ReadRequest, Ready, Role,
+    ClientId, ClientReply, ClientRequest, Envelope, Input, NodeId, Params, RaftCore, ReadRequest,
+    Ready, Role,
 };
 use crate::driver::{Driver, Timing};
 
@@ -42,7 +36,7 @@ pub const MAX_BATCH: usize = 1024;
 /// Capacity of the node loop's input queue.
 pub const INPUT_QUEUE: usize = 8192;
 /// Read ids carry this bit so that `NotLeader` replies can be routed to reads.
-const READ_BIT: u64 = 1 << 63;
+pub(crate) const READ_BIT: u64 = 1 << 63;
 
 /// Everything the node loop handles.
 #[derive(Debug)]
@@ -274,17 +268,6 @@ impl NodeLoop {
     }
 }
 
-/// Shared by the HTTP handlers.
-struct Api {
-    input: mpsc::Sender<NodeInput>,
-    status: Arc<RwLock<Status>>,
-    metrics: Arc<Metrics>,
-    next_read: AtomicU64,
-    timeout: Duration,
-    id: NodeId,
-    cfg: Arc<Config>,
-}
-
 /// The core parameters the runtime uses: the node defaults with pipelining off.
 ///
 /// With `max_inflight_appends: Some(_)` a follower that was down while the leader filled its
@@ -388,18 +371,16 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         recorder,
     };
     let mut node_loop = tokio::task::spawn_blocking(move || node.run(rx));
-    let api = Arc::new(Api {
-        input: tx.clone(),
+    let api = Arc::new(Api::new(
+        tx.clone(),
         status,
         metrics,
-        next_read: AtomicU64::new(1),
-        timeout: Duration::from_millis(cfg.request_timeout_ms),
-        id: cfg.id,
-        cfg: cfg.clone(),
-    });
+        Duration::from_millis(cfg.request_timeout_ms),
+        cfg.clone(),
+    ));
     let (http_stop, http_stopped) = oneshot::channel::<()>();
     let http = tokio::spawn(async move {
-        let r = axum::serve(http_listener, router(api))
+        let r = axum::serve(http_listener, http::router(api))
             .with_graceful_shutdown(async {
                 let _ = http_stopped.await;
             })
@@ -432,188 +413,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             Err(e) => Err(format!("node loop panicked: {e}")),
         }
     }
-}
-
-fn router(api: Arc<Api>) -> Router {
-    Router::new()
-        .route("/kv/:key", get(kv_get).put(kv_put).delete(kv_delete))
-        .route("/cas/:key", post(kv_cas))
-        .route("/status", get(status))
-        .route("/metrics", get(metrics))
-        .with_state(api)
-}
-
-/// `?client_id=&seq=` of a write (both or neither; neither: a fresh client id, seq 1).
-#[derive(Debug, Deserialize)]
-struct WriteParams {
-    client_id: Option<u64>,
-    seq: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ReadParams {
-    #[serde(default)]
-    stale: bool,
-    client_id: Option<u64>,
-}
-
-/// Body of `POST /cas/KEY`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CasBody {
-    pub expected: Option<String>,
-    pub new: Option<String>,
-}
-
-fn err(code: StatusCode, msg: &str) -> Response {
-    (code, Json(json!({ "error": msg }))).into_response()
-}
-
-fn answer_json(reply: ClientReply, api: &Api, uri: &Uri) -> Response {
-    match reply {
-        ClientReply::Response(r) => {
-            let body = match r.answer {
-                Answer::Ok => json!({ "ok": true, "client_id": r.client_id, "seq": r.seq }),
-                Answer::Value(v) => json!({ "value": v, "client_id": r.client_id, "seq": r.seq }),
-                Answer::Cas { swapped, previous } => json!({
-                    "swapped": swapped, "previous": previous, "client_id": r.client_id, "seq": r.seq
-                }),
-            };
-            (StatusCode::OK, Json(body)).into_response()
-        }
-        ClientReply::Read { value, .. } => {
-            (StatusCode::OK, Json(json!({ "value": value }))).into_response()
-        }
-        ClientReply::NotLeader { hint, .. } => {
-            let leader_http = hint.and_then(|l| api.cfg.http_of(l));
-            match (hint, leader_http) {
-                (Some(l), Some(addr)) if l != api.id => {
-                    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-                    let location = format!("http://{addr}{pq}");
-                    (
-                        StatusCode::TEMPORARY_REDIRECT,
-                        [(header::LOCATION, location)],
-                        Json(json!({ "error": "not leader", "leader": l, "leader_http": addr })),
-                    )
-                        .into_response()
-                }
-                _ => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({ "error": "no leader known; retry", "leader": null })),
-                )
-                    .into_response(),
-            }
-        }
-    }
-}
-
-async fn submit(api: &Api, p: WriteParams, op: Op, uri: &Uri) -> Response {
-    let (client_id, seq) = match (p.client_id, p.seq) {
-        (Some(c), Some(s)) if s > 0 => (c, s),
-        (None, None) => (rand::random::<u64>() >> 1 | 1, 1),
-        _ => {
-            return err(
-                StatusCode::BAD_REQUEST,
-                "client_id and seq go together, seq >= 1",
-            )
-        }
-    };
-    let (tx, rx) = oneshot::channel();
-    let req = ClientRequest { client_id, seq, op };
-    if api.input.try_send(NodeInput::Client(req, tx)).is_err() {
-        return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
-    }
-    match tokio::time::timeout(api.timeout, rx).await {
-        Ok(Ok(reply)) => answer_json(reply, api, uri),
-        Ok(Err(_)) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
-        Err(_) => err(
-            StatusCode::GATEWAY_TIMEOUT,
-            "not committed in time; retry with the same client_id and seq",
-        ),
-    }
-}
-
-async fn kv_put(
-    State(api): State<Arc<Api>>,
-    Path(key): Path<String>,
-    Query(p): Query<WriteParams>,
-    uri: Uri,
-    value: String,
-) -> Response {
-    submit(&api, p, Op::Put { key, value }, &uri).await
-}
-
-async fn kv_delete(
-    State(api): State<Arc<Api>>,
-    Path(key): Path<String>,
-    Query(p): Query<WriteParams>,
-    uri: Uri,
-) -> Response {
-    submit(&api, p, Op::Delete { key }, &uri).await
-}
-
-async fn kv_cas(
-    State(api): State<Arc<Api>>,
-    Path(key): Path<String>,
-    Query(p): Query<WriteParams>,
-    uri: Uri,
-    Json(body): Json<CasBody>,
-) -> Response {
-    let op = Op::Cas {
-        key,
-        expected: body.expected,
-        new: body.new,
-    };
-    submit(&api, p, op, &uri).await
-}
-
-async fn kv_get(
-    State(api): State<Arc<Api>>,
-    Path(key): Path<String>,
-    Query(p): Query<ReadParams>,
-    uri: Uri,
-) -> Response {
-    if p.stale {
-        let (tx, rx) = oneshot::channel();
-        if api.input.try_send(NodeInput::StaleRead(key, tx)).is_err() {
-            return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
-        }
-        return match rx.await {
-            Ok(v) => (StatusCode::OK, Json(json!({ "value": v, "stale": true }))).into_response(),
-            Err(_) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
-        };
-    }
-    let read_id = READ_BIT | api.next_read.fetch_add(1, Ordering::Relaxed);
-    let req = ReadRequest {
-        client_id: p.client_id.unwrap_or(0),
-        read_id,
-        key,
-    };
-    let (tx, rx) = oneshot::channel();
-    if api.input.try_send(NodeInput::Read(req, tx)).is_err() {
-        return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
-    }
-    match tokio::time::timeout(api.timeout, rx).await {
-        Ok(Ok(reply)) => answer_json(reply, &api, &uri),
-        Ok(Err(_)) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
-        Err(_) => err(
-            StatusCode::GATEWAY_TIMEOUT,
-            "read not confirmed in time; retry",
-        ),
-    }
-}
-
-async fn status(State(api): State<Arc<Api>>) -> Response {
-    let s = api.status.read().unwrap().clone();
-    (StatusCode::OK, Json(s)).into_response()
-}
-
-async fn metrics(State(api): State<Arc<Api>>) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        api.metrics.render(api.id),
-    )
-        .into_response()
 }
 
 /// A node running on its own thread and tokio runtime (for embedding and in-process tests).
