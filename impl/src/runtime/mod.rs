@@ -7,12 +7,14 @@
 //! - [`server`]: the node loop (inputs → core → persist → send → answer) and its wiring;
 //! - [`http`]: the HTTP/JSON client API;
 //! - [`metrics`]: Prometheus text metrics;
-//! - [`client`]: the blocking client library used by the CLI.
+//! - [`client`]: the blocking client library used by the CLI;
+//! - [`loadgen`]: the load generator behind `raft-node bench`.
 
 pub mod client;
 pub mod codec;
 pub mod config;
 pub mod http;
+pub mod loadgen;
 pub mod metrics;
 pub mod record;
 pub mod server;

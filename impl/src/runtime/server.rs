@@ -26,8 +26,8 @@ use super::storage::Storage;
 use super::transport::{self, Transport};
 use super::wal::StorageError;
 use crate::core::{
-    ClientId, ClientReply, ClientRequest, Envelope, Input, NodeId, Params, RaftCore, ReadRequest,
-    Ready, Role,
+    ClientId, ClientReply, ClientRequest, Envelope, Input, Message, NodeId, Params, RaftCore,
+    ReadRequest, Ready, Role,
 };
 use crate::driver::{Driver, Timing};
 
@@ -149,7 +149,7 @@ impl NodeLoop {
                     self.recorder = None;
                 }
             }
-            for m in msgs {
+            for m in coalesce(msgs) {
                 self.transport.send(m);
             }
             for r in replies {
@@ -266,6 +266,56 @@ impl NodeLoop {
         };
         *self.status.write().unwrap() = status;
     }
+}
+
+/// Drop the messages of a batch that a later message of the same batch supersedes.
+///
+/// With pipelining off the core answers every proposal with an AppendEntries to each follower
+/// from its `next_index`, so a batch of K proposals makes K appends per follower, each holding
+/// the entries of the one before plus one; a follower answers each of them. Within one term
+/// and one batch the last append to a follower carries everything the earlier ones carry (the
+/// leader's log only grows within its term, and its commit index too), and the success
+/// response with the highest `last_index` says everything the other successes say. Dropping
+/// a message is always safe in Raft (the network may lose any message); the survivors keep
+/// their order.
+pub(crate) fn coalesce(msgs: Vec<Envelope>) -> Vec<Envelope> {
+    if msgs.len() < 2 {
+        return msgs;
+    }
+    // (to, term) -> position of the survivor.
+    let mut last_append: HashMap<(NodeId, u64), usize> = HashMap::new();
+    let mut best_ack: HashMap<(NodeId, u64), (u64, usize)> = HashMap::new();
+    for (i, m) in msgs.iter().enumerate() {
+        match &m.msg {
+            Message::AppendEntries { term, .. } => {
+                last_append.insert((m.to, *term), i);
+            }
+            Message::AppendEntriesResponse {
+                term,
+                success: true,
+                last_index,
+            } => {
+                let e = best_ack.entry((m.to, *term)).or_insert((*last_index, i));
+                if *last_index >= e.0 {
+                    *e = (*last_index, i);
+                }
+            }
+            _ => {}
+        }
+    }
+    msgs.into_iter()
+        .enumerate()
+        .filter(|(i, m)| match &m.msg {
+            Message::AppendEntries { term, .. } => last_append[&(m.to, *term)] == *i,
+            Message::AppendEntriesResponse {
+                term,
+                success: true,
+                ..
+            } => best_ack[&(m.to, *term)].1 == *i,
+            _ => true,
+        })
+        .map(|(_, m)| m)
+        .collect()
 }
 
 /// The core parameters the runtime uses: the node defaults with pipelining off.
