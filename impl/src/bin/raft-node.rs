@@ -45,6 +45,9 @@ enum Cmd {
         /// Record every node's core steps to DIR/node<i>.jsonl (for `raft-conformance validate`).
         #[arg(long)]
         record: bool,
+        /// Require this bearer token on every HTTP request (`api_token` in each node's config).
+        #[arg(long, env = "RAFT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Client commands.
     Kv {
@@ -165,7 +168,8 @@ fn main() -> ExitCode {
             base_port,
             cluster_id,
             record,
-        } => cluster(nodes, data, base_port, cluster_id, record),
+            token,
+        } => cluster(nodes, data, base_port, cluster_id, record, token),
         Cmd::Kv {
             nodes,
             timeout_ms,
@@ -214,7 +218,14 @@ fn serve(path: PathBuf) -> ExitCode {
     }
 }
 
-fn cluster(n: u64, data: PathBuf, base_port: u16, cluster_id: String, record: bool) -> ExitCode {
+fn cluster(
+    n: u64,
+    data: PathBuf,
+    base_port: u16,
+    cluster_id: String,
+    record: bool,
+    token: Option<String>,
+) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&data) {
         eprintln!("error: cannot create {}: {e}", data.display());
         return ExitCode::from(2);
@@ -222,9 +233,14 @@ fn cluster(n: u64, data: PathBuf, base_port: u16, cluster_id: String, record: bo
     let data = data.canonicalize().unwrap_or(data);
     let exe = std::env::current_exe().expect("own executable");
     let mut cfgs = Config::local_cluster(n, &data, base_port, &cluster_id);
-    if record {
-        for c in &mut cfgs {
+    for c in &mut cfgs {
+        if record {
             c.record = Some(data.join(format!("node{}.jsonl", c.id)));
+        }
+        c.api_token = token.clone();
+        if let Err(e) = c.validate() {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
     }
     let mut children: Vec<(u64, Child)> = Vec::new();

@@ -139,7 +139,12 @@ impl Client {
                 let r = self
                     .authorize(self.agent.get(&format!("http://{n}/status")))
                     .call()
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| match e {
+                        ureq::Error::Status(code, r) => {
+                            format!("{code}: {}", r.into_string().unwrap_or_default())
+                        }
+                        e => e.to_string(),
+                    })
                     .and_then(|r| r.into_json::<Value>().map_err(|e| e.to_string()));
                 (n.clone(), r)
             })

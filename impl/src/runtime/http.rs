@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -57,7 +58,39 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
         .route("/cas/:key", post(kv_cas))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(api.clone(), authorize))
         .with_state(api)
+}
+
+/// With `api_token` set, every endpoint (status and metrics included: they reveal the
+/// cluster's layout and load) needs `Authorization: Bearer <token>`; anything else is a 401.
+async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    let Some(token) = api.cfg.api_token.as_deref() else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let problem = match given {
+        None => "missing bearer token: send Authorization: Bearer <token>",
+        Some(t) if same_secret(t.as_bytes(), token.as_bytes()) => {
+            return next.run(req).await;
+        }
+        Some(_) => "wrong bearer token",
+    };
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Json(json!({ "error": problem })),
+    )
+        .into_response()
+}
+
+/// Compare without an early exit, so the time taken does not tell how much of a guess matched.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `?client_id=&seq=` of a write (both or neither; neither: a fresh client id, seq 1).

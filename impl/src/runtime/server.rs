@@ -4,9 +4,11 @@
 //! The node loop runs on its own thread and owns the core and the storage. It takes a batch of
 //! inputs (everything queued, up to [`MAX_BATCH`]), steps the core on each and stages each
 //! `Ready` (log records written at once), then makes the whole batch durable with one fsync
-//! ([`Storage::commit`]: group commit), and only then sends the batch's messages and answers its
-//! clients. A vote, an acknowledgement or a new term therefore never leaves the node before
-//! it is durable.
+//! ([`Storage::commit`]: group commit), and only then sends the batch's messages. A vote, an
+//! acknowledgement or a new term therefore never leaves the node before it is durable. Client
+//! answers of a node with peers leave before that fsync: they only report entries a majority
+//! has already made durable (see the comment in `NodeLoop::run`). Superseded appends and
+//! acknowledgements of a batch are dropped ([`coalesce`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -137,8 +139,20 @@ impl NodeLoop {
                     NodeInput::Shutdown => shutdown = true,
                 }
             }
+            // A client answer depends only on entries that are already durable on a majority
+            // when the cluster has peers: the leader commits N only when a follower acknowledged
+            // N, the follower acknowledged only after its own fsync, and it received N only in a
+            // message this leader sent after fsyncing N (messages leave after the fsync below).
+            // So answers need not wait for this batch's fsync; with no peers the leader's own,
+            // possibly unsynced, copy is the majority, and they must.
+            let early = !self.cfg.peers.is_empty();
+            if early {
+                for r in std::mem::take(&mut replies) {
+                    self.route(r);
+                }
+            }
             // Group commit: one fsync for everything staged by this batch, before any of its
-            // messages or answers leaves the node.
+            // messages (votes, acknowledgements, appends) leaves the node.
             let stats = self.storage.commit()?;
             if let Some(d) = stats.fsync {
                 self.metrics.observe_fsync(d);
