@@ -1,6 +1,6 @@
 //! The HTTP API with real `raft-node` processes: the bearer token (missing and wrong tokens are
-//! refused with a 401 on every endpoint, the right one works through the library, the CLI and
-//! redirects), and `raft-node bench` (argument errors, a short run that completes operations
+//! refused with a 401 on every endpoint, the right one works through the library, the CLI,
+//! redirects and `?forward=true`), and `raft-node bench` (argument errors, a short run that completes operations
 //! with zero errors, a wrong token stops it). Timing is never asserted.
 
 use std::fs::{self, OpenOptions};
@@ -180,6 +180,26 @@ fn bearer_token_is_required_on_every_endpoint() {
     let (code, body) = request("GET", &format!("http://{leader}/metrics"), Some(&bearer));
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("raft_commit_index"));
+
+    // A follower redirects by default and forwards with ?forward=true (the token goes along).
+    let follower = nodes.http().into_iter().find(|n| *n != leader).unwrap();
+    let (code, body) = request("PUT", &format!("http://{follower}/kv/f"), Some(&bearer));
+    assert_eq!(code, 307, "{body}");
+    assert!(body.contains(&leader), "{body}");
+    let (code, body) = request(
+        "PUT",
+        &format!("http://{follower}/kv/f?forward=true"),
+        Some(&bearer),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = request(
+        "GET",
+        &format!("http://{follower}/kv/f?forward=true"),
+        Some(&bearer),
+    );
+    assert_eq!((code, body.as_str()), (200, r#"{"value":"v"}"#));
+    let (code, body) = request("PUT", &format!("http://{follower}/kv/f?forward=true"), None);
+    assert_eq!(code, 401, "{body}");
 
     // The library, starting at every node in turn: followers redirect, the token goes along.
     for start in nodes.http() {

@@ -50,7 +50,11 @@ pub fn framing() -> LengthDelimitedCodec {
 
 /// Encode a frame body.
 pub fn encode(frame: &Frame) -> Bytes {
-    let mut out = vec![WIRE_VERSION];
+    // Sizing first costs one walk of the frame and saves the buffer's repeated regrowth
+    // (measured by `cargo bench -p raft-benches --bench codec`).
+    let size = bincode::serialized_size(frame).expect("frames always encode") as usize;
+    let mut out = Vec::with_capacity(1 + size);
+    out.push(WIRE_VERSION);
     bincode::serialize_into(&mut out, frame).expect("frames always encode");
     Bytes::from(out)
 }

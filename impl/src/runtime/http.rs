@@ -58,6 +58,7 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
         .route("/cas/:key", post(kv_cas))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(api.clone(), forward))
         .layer(middleware::from_fn_with_state(api.clone(), authorize))
         .with_state(api)
 }
@@ -86,6 +87,113 @@ async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
         Json(json!({ "error": problem })),
     )
         .into_response()
+}
+
+/// `?forward=true` on a key-value request to a node that knows another leader: the node sends
+/// the request to the leader itself and relays the answer, instead of the default 307
+/// redirect. The forwarded request loses `forward=true`, so it is forwarded at most once; when
+/// the leader is unknown or this node leads, the request is served here as usual.
+async fn forward(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    let wants = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "forward=true"));
+    let data = req.uri().path().starts_with("/kv/") || req.uri().path().starts_with("/cas/");
+    if !(wants && data) {
+        return next.run(req).await;
+    }
+    let leader = {
+        let s = api.status.read().unwrap();
+        match (s.leader, &s.leader_http) {
+            (Some(l), Some(addr)) if l != api.id => Some(addr.clone()),
+            _ => None,
+        }
+    };
+    let Some(addr) = leader else {
+        return next.run(req).await;
+    };
+    let limit = super::codec::MAX_FRAME;
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) => return err(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
+    };
+    let query: Vec<&str> = parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| *kv != "forward=true" && !kv.is_empty())
+        .collect();
+    let path = if query.is_empty() {
+        parts.uri.path().to_string()
+    } else {
+        format!("{}?{}", parts.uri.path(), query.join("&"))
+    };
+    let sent = tokio::time::timeout(
+        api.timeout + Duration::from_secs(1),
+        relay(&addr, parts.method, &path, &parts.headers, body),
+    )
+    .await;
+    match sent {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => err(
+            StatusCode::BAD_GATEWAY,
+            &format!("forwarding to the leader at {addr} failed: {e}; retry"),
+        ),
+        Err(_) => err(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!("the leader at {addr} did not answer in time; retry"),
+        ),
+    }
+}
+
+/// One request to `addr` on a fresh connection; its status, type, location and body come back.
+async fn relay(
+    addr: &str,
+    method: axum::http::Method,
+    path: &str,
+    headers: &axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, String> {
+    use http_body_util::{BodyExt, Full};
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut out = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, addr);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(v) = headers.get(&name) {
+            out = out.header(name, v);
+        }
+    }
+    let out = out.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let resp = sender.send_request(out).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let mut back = axum::http::Response::builder().status(status);
+    for name in [header::CONTENT_TYPE, header::LOCATION] {
+        if let Some(v) = resp.headers().get(&name) {
+            back = back.header(name, v.clone());
+        }
+    }
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    back.body(axum::body::Body::from(bytes))
+        .map_err(|e| e.to_string())
 }
 
 /// Compare without an early exit, so the time taken does not tell how much of a guess matched.

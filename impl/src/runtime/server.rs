@@ -526,3 +526,83 @@ impl Drop for NodeHandle {
         let _ = self.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Command, Entry, Op};
+
+    fn append(to: NodeId, term: u64, n: u64, commit: u64) -> Envelope {
+        let entries = (1..=n)
+            .map(|k| Entry {
+                term,
+                command: Command::Client {
+                    client_id: 9,
+                    seq: k,
+                    op: Op::Delete { key: k.to_string() },
+                },
+            })
+            .collect();
+        Envelope {
+            from: 1,
+            to,
+            msg: Message::AppendEntries {
+                term,
+                leader: 1,
+                prev_log_index: 0,
+                prev_log_term: 0,
+                entries,
+                leader_commit: commit,
+            },
+        }
+    }
+
+    fn ack(term: u64, success: bool, last_index: u64) -> Envelope {
+        Envelope {
+            from: 2,
+            to: 1,
+            msg: Message::AppendEntriesResponse {
+                term,
+                success,
+                last_index,
+            },
+        }
+    }
+
+    #[test]
+    fn coalesce_keeps_the_last_append_and_the_best_ack_of_each_term() {
+        let vote = Envelope {
+            from: 1,
+            to: 3,
+            msg: Message::RequestVoteResponse {
+                term: 2,
+                granted: true,
+                pre_vote: false,
+            },
+        };
+        let batch = vec![
+            append(2, 1, 1, 0),
+            ack(1, true, 5),
+            append(3, 1, 1, 0),
+            append(2, 1, 2, 1),
+            ack(1, false, 3),
+            vote.clone(),
+            ack(1, true, 7),
+            ack(1, true, 6),
+            append(2, 2, 1, 1),
+            ack(2, true, 1),
+        ];
+        let kept = coalesce(batch.clone());
+        let expected = vec![
+            batch[2].clone(),
+            batch[3].clone(),
+            batch[4].clone(),
+            vote,
+            batch[6].clone(),
+            batch[8].clone(),
+            batch[9].clone(),
+        ];
+        assert_eq!(kept, expected);
+        assert_eq!(coalesce(vec![batch[0].clone()]), vec![batch[0].clone()]);
+    }
+}
