@@ -297,13 +297,23 @@ fn cluster(
         );
     }
     let list: Vec<String> = cfgs.iter().map(|c| c.http_addr.to_string()).collect();
+    // With a token, curl must resend it on the redirect to another port (--location-trusted).
+    let (curl, kv) = if token.is_some() {
+        (
+            "curl --location-trusted -H \"Authorization: Bearer $RAFT_TOKEN\"",
+            "RAFT_TOKEN=... raft-node kv",
+        )
+    } else {
+        ("curl -L", "raft-node kv")
+    };
     println!("try:");
     println!(
-        "  curl -L -X PUT --data world http://{}/kv/hello",
+        "  {curl} -X PUT --data world http://{}/kv/hello",
         cfgs[0].http_addr
     );
-    println!("  curl -L http://{}/kv/hello", cfgs[0].http_addr);
-    println!("  raft-node kv --nodes {} status", list.join(","));
+    println!("  {curl} http://{}/kv/hello", cfgs[0].http_addr);
+    println!("  {kv} --nodes {} status", list.join(","));
+    println!("  raft-node bench --nodes {} --duration 5", list.join(","));
     println!("Ctrl-C stops the cluster.");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
