@@ -288,6 +288,7 @@ impl Worker {
         let start = Instant::now();
         let mut backoff = Duration::from_millis(5);
         let mut first = true;
+        let mut redirects = 0;
         while start.elapsed() < self.cfg.op_timeout {
             if !first {
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
@@ -317,9 +318,9 @@ impl Worker {
             let resp = match sent {
                 Ok(r) => r,
                 Err(_) => {
-                    self.conn = None;
                     self.rotate();
                     tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
                     continue;
                 }
             };
@@ -333,6 +334,8 @@ impl Worker {
                 Ok(b) => b.to_bytes(),
                 Err(_) => {
                     self.conn = None;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
                     continue;
                 }
             };
@@ -342,6 +345,13 @@ impl Worker {
             if status == StatusCode::TEMPORARY_REDIRECT {
                 if let Some(addr) = location.as_deref().and_then(authority) {
                     self.go_to(addr);
+                    redirects += 1;
+                    // Nodes that disagree on the leader (an election under way) must not
+                    // bounce the client back and forth at full speed.
+                    if redirects > 3 {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_millis(200));
+                    }
                     continue;
                 }
             }
