@@ -1,6 +1,7 @@
 //! The HTTP/JSON client API: key-value reads and writes, compare-and-swap, status and metrics.
 //! Handlers hand requests to the node loop and wait for its answer; a non-leader answers with a
-//! redirect to the leader.
+//! redirect to the leader, or relays the request there when asked (`?forward=true`). With
+//! `api_token` configured every request needs the bearer token.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
