@@ -3,12 +3,19 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command as Proc, ExitCode, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use raft_node::runtime::client::Client;
 use raft_node::runtime::config::Config;
+use raft_node::runtime::loadgen::{self, LoadConfig};
 use raft_node::runtime::server;
+
+// A node allocates for every request, entry copy and frame; glibc malloc was about a quarter
+// of the leader's profile under load (impl/RUNTIME.md, "Throughput").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +50,9 @@ enum Cmd {
         /// Record every node's core steps to DIR/node<i>.jsonl (for `raft-conformance validate`).
         #[arg(long)]
         record: bool,
+        /// Require this bearer token on every HTTP request (`api_token` in each node's config).
+        #[arg(long, env = "RAFT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Client commands.
     Kv {
@@ -62,9 +72,14 @@ enum Cmd {
         /// Sequence number of this command (with --client-id; a retry reuses it).
         #[arg(long, requires = "client_id", value_parser = clap::value_parser!(u64).range(1..))]
         seq: Option<u64>,
+        /// Bearer token of the cluster's API (also read from RAFT_TOKEN).
+        #[arg(long, env = "RAFT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         #[command(subcommand)]
         op: KvOp,
     },
+    /// Load generator: concurrent clients against a running cluster; throughput and latency.
+    Bench(BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -89,13 +104,54 @@ enum KvOp {
     },
     /// Status of every node.
     Status,
-    /// Measure write latency: CLIENTS threads, each putting COUNT keys one after another.
-    Bench {
-        #[arg(long, default_value_t = 500)]
-        count: usize,
-        #[arg(long, default_value_t = 1)]
-        clients: usize,
-    },
+}
+
+/// `raft-node bench`: the load generator.
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// HTTP addresses of some nodes, comma-separated (default: `raft-node cluster`'s).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"
+    )]
+    nodes: Vec<String>,
+    /// Concurrent clients (each one keep-alive connection, one request in flight).
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Fraction of operations that are reads (0.0 = writes only, 1.0 = reads only).
+    #[arg(long, default_value_t = 0.0)]
+    reads: f64,
+    /// Reads skip the leader round trip (`?stale=true`) instead of ReadIndex.
+    #[arg(long)]
+    stale_reads: bool,
+    /// Bytes per written value.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Number of distinct keys (`bench-0` .. `bench-{N-1}`), chosen uniformly.
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// Run for this many seconds (default 10 when --ops is not given).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Stop after this many operations.
+    #[arg(long)]
+    ops: Option<u64>,
+    /// Count an operation as an error when it is not answered within this many milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    op_timeout_ms: u64,
+    /// Bearer token of the cluster's API (also read from RAFT_TOKEN).
+    #[arg(long, env = "RAFT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Seed of the key and read/write choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    threads: u64,
+    /// Print the summary as JSON on stdout (progress lines still go to stderr).
+    #[arg(long)]
+    json: bool,
 }
 
 fn init_tracing() {
@@ -117,14 +173,17 @@ fn main() -> ExitCode {
             base_port,
             cluster_id,
             record,
-        } => cluster(nodes, data, base_port, cluster_id, record),
+            token,
+        } => cluster(nodes, data, base_port, cluster_id, record, token),
         Cmd::Kv {
             nodes,
             timeout_ms,
             client_id,
             seq,
+            token,
             op,
-        } => kv(nodes, timeout_ms, client_id.zip(seq), op),
+        } => kv(nodes, timeout_ms, client_id.zip(seq), token, op),
+        Cmd::Bench(args) => bench(args),
     }
 }
 
@@ -164,7 +223,14 @@ fn serve(path: PathBuf) -> ExitCode {
     }
 }
 
-fn cluster(n: u64, data: PathBuf, base_port: u16, cluster_id: String, record: bool) -> ExitCode {
+fn cluster(
+    n: u64,
+    data: PathBuf,
+    base_port: u16,
+    cluster_id: String,
+    record: bool,
+    token: Option<String>,
+) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&data) {
         eprintln!("error: cannot create {}: {e}", data.display());
         return ExitCode::from(2);
@@ -172,9 +238,14 @@ fn cluster(n: u64, data: PathBuf, base_port: u16, cluster_id: String, record: bo
     let data = data.canonicalize().unwrap_or(data);
     let exe = std::env::current_exe().expect("own executable");
     let mut cfgs = Config::local_cluster(n, &data, base_port, &cluster_id);
-    if record {
-        for c in &mut cfgs {
+    for c in &mut cfgs {
+        if record {
             c.record = Some(data.join(format!("node{}.jsonl", c.id)));
+        }
+        c.api_token = token.clone();
+        if let Err(e) = c.validate() {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
     }
     let mut children: Vec<(u64, Child)> = Vec::new();
@@ -226,13 +297,23 @@ fn cluster(n: u64, data: PathBuf, base_port: u16, cluster_id: String, record: bo
         );
     }
     let list: Vec<String> = cfgs.iter().map(|c| c.http_addr.to_string()).collect();
+    // With a token, curl must resend it on the redirect to another port (--location-trusted).
+    let (curl, kv) = if token.is_some() {
+        (
+            "curl --location-trusted -H \"Authorization: Bearer $RAFT_TOKEN\"",
+            "RAFT_TOKEN=... raft-node kv",
+        )
+    } else {
+        ("curl -L", "raft-node kv")
+    };
     println!("try:");
     println!(
-        "  curl -L -X PUT --data world http://{}/kv/hello",
+        "  {curl} -X PUT --data world http://{}/kv/hello",
         cfgs[0].http_addr
     );
-    println!("  curl -L http://{}/kv/hello", cfgs[0].http_addr);
-    println!("  raft-node kv --nodes {} status", list.join(","));
+    println!("  {curl} http://{}/kv/hello", cfgs[0].http_addr);
+    println!("  {kv} --nodes {} status", list.join(","));
+    println!("  raft-node bench --nodes {} --duration 5", list.join(","));
     println!("Ctrl-C stops the cluster.");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -285,12 +366,19 @@ fn stop_all(children: &mut [(u64, Child)]) {
     }
 }
 
-fn kv(nodes: Vec<String>, timeout_ms: u64, id: Option<(u64, u64)>, op: KvOp) -> ExitCode {
+fn kv(
+    nodes: Vec<String>,
+    timeout_ms: u64,
+    id: Option<(u64, u64)>,
+    token: Option<String>,
+    op: KvOp,
+) -> ExitCode {
     let mut c = match id {
         Some((client_id, seq)) => Client::with_id(nodes, client_id, seq - 1),
         None => Client::new(nodes),
     };
     c.set_deadline(Duration::from_millis(timeout_ms));
+    c.set_token(token);
     let out: Result<String, String> =
         match op {
             KvOp::Put { key, value } => c.put(&key, &value).map(|_| "OK".into()),
@@ -312,9 +400,6 @@ fn kv(nodes: Vec<String>, timeout_ms: u64, id: Option<(u64, u64)>, op: KvOp) -> 
                         prev.unwrap_or_else(|| "(none)".into())
                     )
                 }),
-            KvOp::Bench { count, clients } => {
-                return bench(c.nodes().to_vec(), timeout_ms, count, clients);
-            }
             KvOp::Status => {
                 for (node, r) in c.status() {
                     match r {
@@ -344,46 +429,102 @@ fn kv(nodes: Vec<String>, timeout_ms: u64, id: Option<(u64, u64)>, op: KvOp) -> 
     }
 }
 
-fn bench(nodes: Vec<String>, timeout_ms: u64, count: usize, clients: usize) -> ExitCode {
-    let start = Instant::now();
-    let handles: Vec<_> = (0..clients.max(1))
-        .map(|t| {
-            let nodes = nodes.clone();
-            std::thread::spawn(move || -> Result<Vec<Duration>, String> {
-                let mut c = Client::new(nodes);
-                c.set_deadline(Duration::from_millis(timeout_ms));
-                let mut lat = Vec::with_capacity(count);
-                for k in 0..count {
-                    let t0 = Instant::now();
-                    c.put(&format!("bench-{t}-{k}"), "0123456789abcdef")
-                        .map_err(|e| e.to_string())?;
-                    lat.push(t0.elapsed());
-                }
-                Ok(lat)
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for h in handles {
-        match h.join().expect("bench thread") {
-            Ok(l) => all.extend(l),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
+fn bench(a: BenchArgs) -> ExitCode {
+    let duration = match (a.duration, a.ops) {
+        (Some(d), _) if !(d.is_finite() && d > 0.0) => {
+            eprintln!("error: --duration must be a positive number of seconds, got {d}");
+            return ExitCode::from(2);
+        }
+        (Some(d), _) => Some(Duration::from_secs_f64(d)),
+        (None, None) => Some(Duration::from_secs(10)),
+        (None, Some(_)) => None,
+    };
+    let cfg = LoadConfig {
+        nodes: a.nodes,
+        clients: a.clients,
+        reads: a.reads,
+        stale_reads: a.stale_reads,
+        value_size: a.value_size,
+        keys: a.keys,
+        duration,
+        ops: a.ops,
+        op_timeout: Duration::from_millis(a.op_timeout_ms),
+        token: a.token,
+        seed: a.seed,
+    };
+    if let Err(e) = cfg.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    eprintln!(
+        "bench: {} clients, {:.0}% reads{}, {} B values, {} keys, {} against {}",
+        cfg.clients,
+        cfg.reads * 100.0,
+        if cfg.stale_reads { " (stale)" } else { "" },
+        cfg.value_size,
+        cfg.keys,
+        match (cfg.duration, cfg.ops) {
+            (Some(d), Some(n)) => format!("{:.1} s or {n} ops", d.as_secs_f64()),
+            (Some(d), None) => format!("{:.1} s", d.as_secs_f64()),
+            (None, Some(n)) => format!("{n} ops"),
+            (None, None) => unreachable!("validated"),
+        },
+        cfg.nodes.join(",")
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.threads as usize)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut last = (0u64, 0u64);
+    let result = rt.block_on(loadgen::run(cfg, move |t, p| {
+        let w = p.writes.load(Ordering::Relaxed);
+        let r = p.reads.load(Ordering::Relaxed);
+        eprintln!(
+            "[{:>4.0}s] {:>7} ops/s (writes {:>7}/s, reads {:>7}/s)  total {:>9}  errors {}  retries {}",
+            t.as_secs_f64(),
+            (w - last.0) + (r - last.1),
+            w - last.0,
+            r - last.1,
+            w + r,
+            p.errors.load(Ordering::Relaxed),
+            p.retries.load(Ordering::Relaxed),
+        );
+        last = (w, r);
+    }));
+    let s = match result {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s).expect("summary serializes")
+        );
+    } else {
+        println!(
+            "{} ops in {:.2} s by {} clients: {:.0} ops/s ({:.0} writes/s), {} errors, {} retries",
+            s.ops, s.elapsed_s, s.clients, s.ops_per_s, s.writes_per_s, s.errors, s.retries
+        );
+        for (name, l) in [("writes", &s.writes), ("reads", &s.reads)] {
+            if l.count > 0 {
+                println!(
+                    "  {name:<6} {:>9}  p50 {:>6.2} ms  p99 {:>6.2} ms  p99.9 {:>6.2} ms  max {:>6.2} ms",
+                    l.count,
+                    l.p50_us as f64 / 1e3,
+                    l.p99_us as f64 / 1e3,
+                    l.p999_us as f64 / 1e3,
+                    l.max_us as f64 / 1e3
+                );
             }
         }
     }
-    let secs = start.elapsed().as_secs_f64();
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    println!(
-        "{} writes by {} client(s) in {secs:.2}s: {:.0} writes/s; latency p50 {:?} p99 {:?} max {:?}",
-        all.len(),
-        clients.max(1),
-        all.len() as f64 / secs,
-        pct(0.5),
-        pct(0.99),
-        all[all.len() - 1]
-    );
+    if s.errors > 0 {
+        eprintln!("error: {} operations were not answered in time", s.errors);
+        return ExitCode::from(1);
+    }
     ExitCode::SUCCESS
 }

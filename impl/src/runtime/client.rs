@@ -27,6 +27,7 @@ pub struct Client {
     seq: u64,
     agent: ureq::Agent,
     deadline: Duration,
+    token: Option<String>,
 }
 
 impl Client {
@@ -48,6 +49,19 @@ impl Client {
                 .timeout(Duration::from_secs(3))
                 .build(),
             deadline: Duration::from_secs(30),
+            token: None,
+        }
+    }
+
+    /// Send `Authorization: Bearer TOKEN` with every request (`None`: no header).
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.token = token;
+    }
+
+    fn authorize(&self, req: ureq::Request) -> ureq::Request {
+        match &self.token {
+            Some(t) => req.set("authorization", &format!("Bearer {t}")),
+            None => req,
         }
     }
 
@@ -123,10 +137,14 @@ impl Client {
             .iter()
             .map(|n| {
                 let r = self
-                    .agent
-                    .get(&format!("http://{n}/status"))
+                    .authorize(self.agent.get(&format!("http://{n}/status")))
                     .call()
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| match e {
+                        ureq::Error::Status(code, r) => {
+                            format!("{code}: {}", r.into_string().unwrap_or_default())
+                        }
+                        e => e.to_string(),
+                    })
                     .and_then(|r| r.into_json::<Value>().map_err(|e| e.to_string()));
                 (n.clone(), r)
             })
@@ -159,7 +177,7 @@ impl Client {
         let mut redirects = 0;
         while start.elapsed() < self.deadline {
             let url = format!("http://{}{path}{query}", self.nodes[self.current]);
-            let mut req = self.agent.request(method, &url);
+            let mut req = self.authorize(self.agent.request(method, &url));
             if json {
                 req = req.set("content-type", "application/json");
             }

@@ -91,7 +91,13 @@ fn options(limit: usize) -> impl Options {
 
 /// Encode a frame body.
 pub fn encode(frame: &Frame) -> Bytes {
-    let mut out = vec![WIRE_VERSION];
+    // Sizing first costs one walk of the frame and saves the buffer's repeated regrowth
+    // (measured by `cargo bench -p raft-benches --bench codec`).
+    let size = options(MAX_FRAME)
+        .serialized_size(frame)
+        .expect("frames always encode") as usize;
+    let mut out = Vec::with_capacity(1 + size);
+    out.push(WIRE_VERSION);
     options(MAX_FRAME)
         .serialize_into(&mut out, frame)
         .expect("frames always encode");

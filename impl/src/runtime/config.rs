@@ -63,6 +63,9 @@ pub struct Config {
     /// of the configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_secret_file: Option<PathBuf>,
+    /// Opt-in: every HTTP request must carry `Authorization: Bearer <api_token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token: Option<String>,
 }
 
 fn default_tick_ms() -> u64 {
@@ -122,6 +125,11 @@ impl Config {
         }
         if self.election_ticks <= 2 * self.heartbeat_ticks {
             return Err("election_ticks must exceed twice heartbeat_ticks".into());
+        }
+        if let Some(t) = &self.api_token {
+            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err("api_token must be non-empty printable ASCII without spaces".into());
+            }
         }
         if self.request_timeout_ms == 0 || self.peer_queue == 0 {
             return Err("request_timeout_ms and peer_queue must be at least 1".into());
@@ -199,6 +207,7 @@ impl Config {
                 record: None,
                 peer_secret: Some(secret.clone()),
                 peer_secret_file: None,
+                api_token: None,
             })
             .collect()
     }

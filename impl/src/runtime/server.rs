@@ -1,39 +1,35 @@
-//! The server: the node loop (inputs → core → persist → send → answer), the HTTP/JSON API and
-//! the wiring of transport, ticker and shutdown.
+//! The server: the node loop (inputs → core → persist → send → answer) and the wiring of
+//! transport, ticker, HTTP API ([`super::http`]) and shutdown.
 //!
 //! The node loop runs on its own thread and owns the core and the storage. It takes a batch of
 //! inputs (everything queued, up to [`MAX_BATCH`]), steps the core on each and stages each
 //! `Ready` (log records written at once), then makes the whole batch durable with one fsync
-//! ([`Storage::commit`]: group commit), and only then sends the batch's messages and answers its
-//! clients. A vote, an acknowledgement or a new term therefore never leaves the node before
-//! it is durable.
+//! ([`Storage::commit`]: group commit), and only then sends the batch's messages. A vote, an
+//! acknowledgement or a new term therefore never leaves the node before it is durable. Client
+//! answers of a node with peers leave before that fsync: they only report entries a majority
+//! has already made durable (see the comment in `NodeLoop::run`). Superseded appends and
+//! acknowledgements of a batch are dropped ([`coalesce`]).
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::config::Config;
+use super::handshake::PeerAuth;
+use super::http::{self, Api};
 use super::metrics::Metrics;
 use super::record::Recorder;
 use super::storage::Storage;
-use super::handshake::PeerAuth;
 use super::transport::{self, Transport};
 use super::wal::StorageError;
 use crate::core::{
-    Answer, ClientId, ClientReply, ClientRequest, Envelope, Input, NodeId, Op, Params, RaftCore,
+    ClientId, ClientReply, ClientRequest, Envelope, Input, Message, NodeId, Params, RaftCore,
     ReadRequest, Ready, Role,
 };
 use crate::driver::{Driver, Timing};
@@ -43,7 +39,7 @@ pub const MAX_BATCH: usize = 1024;
 /// Capacity of the node loop's input queue.
 pub const INPUT_QUEUE: usize = 8192;
 /// Read ids carry this bit so that `NotLeader` replies can be routed to reads.
-const READ_BIT: u64 = 1 << 63;
+pub(crate) const READ_BIT: u64 = 1 << 63;
 
 /// Everything the node loop handles.
 #[derive(Debug)]
@@ -144,8 +140,20 @@ impl NodeLoop {
                     NodeInput::Shutdown => shutdown = true,
                 }
             }
+            // A client answer depends only on entries that are already durable on a majority
+            // when the cluster has peers: the leader commits N only when a follower acknowledged
+            // N, the follower acknowledged only after its own fsync, and it received N only in a
+            // message this leader sent after fsyncing N (messages leave after the fsync below).
+            // So answers need not wait for this batch's fsync; with no peers the leader's own,
+            // possibly unsynced, copy is the majority, and they must.
+            let early = !self.cfg.peers.is_empty();
+            if early {
+                for r in std::mem::take(&mut replies) {
+                    self.route(r);
+                }
+            }
             // Group commit: one fsync for everything staged by this batch, before any of its
-            // messages or answers leaves the node.
+            // messages (votes, acknowledgements, appends) leaves the node.
             let stats = self.storage.commit()?;
             if let Some(d) = stats.fsync {
                 self.metrics.observe_fsync(d);
@@ -156,7 +164,7 @@ impl NodeLoop {
                     self.recorder = None;
                 }
             }
-            for m in msgs {
+            for m in coalesce(msgs) {
                 self.transport.send(m);
             }
             for r in replies {
@@ -275,15 +283,54 @@ impl NodeLoop {
     }
 }
 
-/// Shared by the HTTP handlers.
-struct Api {
-    input: mpsc::Sender<NodeInput>,
-    status: Arc<RwLock<Status>>,
-    metrics: Arc<Metrics>,
-    next_read: AtomicU64,
-    timeout: Duration,
-    id: NodeId,
-    cfg: Arc<Config>,
+/// Drop the messages of a batch that a later message of the same batch supersedes.
+///
+/// With pipelining off the core answers every proposal with an AppendEntries to each follower
+/// from its `next_index`, so a batch of K proposals makes K appends per follower, each holding
+/// the entries of the one before plus one; a follower answers each of them. Within one term
+/// and one batch the last append to a follower carries everything the earlier ones carry (the
+/// leader's log only grows within its term, and its commit index too), and the success
+/// response with the highest `last_index` says everything the other successes say. Dropping
+/// a message is always safe in Raft (the network may lose any message); the survivors keep
+/// their order.
+pub(crate) fn coalesce(msgs: Vec<Envelope>) -> Vec<Envelope> {
+    if msgs.len() < 2 {
+        return msgs;
+    }
+    // (to, term) -> position of the survivor.
+    let mut last_append: HashMap<(NodeId, u64), usize> = HashMap::new();
+    let mut best_ack: HashMap<(NodeId, u64), (u64, usize)> = HashMap::new();
+    for (i, m) in msgs.iter().enumerate() {
+        match &m.msg {
+            Message::AppendEntries { term, .. } => {
+                last_append.insert((m.to, *term), i);
+            }
+            Message::AppendEntriesResponse {
+                term,
+                success: true,
+                last_index,
+            } => {
+                let e = best_ack.entry((m.to, *term)).or_insert((*last_index, i));
+                if *last_index >= e.0 {
+                    *e = (*last_index, i);
+                }
+            }
+            _ => {}
+        }
+    }
+    msgs.into_iter()
+        .enumerate()
+        .filter(|(i, m)| match &m.msg {
+            Message::AppendEntries { term, .. } => last_append[&(m.to, *term)] == *i,
+            Message::AppendEntriesResponse {
+                term,
+                success: true,
+                ..
+            } => best_ack[&(m.to, *term)].1 == *i,
+            _ => true,
+        })
+        .map(|(_, m)| m)
+        .collect()
 }
 
 /// The core parameters the runtime uses: the node defaults with pipelining off.
@@ -390,18 +437,16 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         recorder,
     };
     let mut node_loop = tokio::task::spawn_blocking(move || node.run(rx));
-    let api = Arc::new(Api {
-        input: tx.clone(),
+    let api = Arc::new(Api::new(
+        tx.clone(),
         status,
         metrics,
-        next_read: AtomicU64::new(1),
-        timeout: Duration::from_millis(cfg.request_timeout_ms),
-        id: cfg.id,
-        cfg: cfg.clone(),
-    });
+        Duration::from_millis(cfg.request_timeout_ms),
+        cfg.clone(),
+    ));
     let (http_stop, http_stopped) = oneshot::channel::<()>();
     let http = tokio::spawn(async move {
-        let r = axum::serve(http_listener, router(api))
+        let r = axum::serve(http_listener, http::router(api))
             .with_graceful_shutdown(async {
                 let _ = http_stopped.await;
             })
@@ -434,188 +479,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             Err(e) => Err(format!("node loop panicked: {e}")),
         }
     }
-}
-
-fn router(api: Arc<Api>) -> Router {
-    Router::new()
-        .route("/kv/:key", get(kv_get).put(kv_put).delete(kv_delete))
-        .route("/cas/:key", post(kv_cas))
-        .route("/status", get(status))
-        .route("/metrics", get(metrics))
-        .with_state(api)
-}
-
-/// `?client_id=&seq=` of a write (both or neither; neither: a fresh client id, seq 1).
-#[derive(Debug, Deserialize)]
-struct WriteParams {
-    client_id: Option<u64>,
-    seq: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ReadParams {
-    #[serde(default)]
-    stale: bool,
-    client_id: Option<u64>,
-}
-
-/// Body of `POST /cas/KEY`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CasBody {
-    pub expected: Option<String>,
-    pub new: Option<String>,
-}
-
-fn err(code: StatusCode, msg: &str) -> Response {
-    (code, Json(json!({ "error": msg }))).into_response()
-}
-
-fn answer_json(reply: ClientReply, api: &Api, uri: &Uri) -> Response {
-    match reply {
-        ClientReply::Response(r) => {
-            let body = match r.answer {
-                Answer::Ok => json!({ "ok": true, "client_id": r.client_id, "seq": r.seq }),
-                Answer::Value(v) => json!({ "value": v, "client_id": r.client_id, "seq": r.seq }),
-                Answer::Cas { swapped, previous } => json!({
-                    "swapped": swapped, "previous": previous, "client_id": r.client_id, "seq": r.seq
-                }),
-            };
-            (StatusCode::OK, Json(body)).into_response()
-        }
-        ClientReply::Read { value, .. } => {
-            (StatusCode::OK, Json(json!({ "value": value }))).into_response()
-        }
-        ClientReply::NotLeader { hint, .. } => {
-            let leader_http = hint.and_then(|l| api.cfg.http_of(l));
-            match (hint, leader_http) {
-                (Some(l), Some(addr)) if l != api.id => {
-                    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-                    let location = format!("http://{addr}{pq}");
-                    (
-                        StatusCode::TEMPORARY_REDIRECT,
-                        [(header::LOCATION, location)],
-                        Json(json!({ "error": "not leader", "leader": l, "leader_http": addr })),
-                    )
-                        .into_response()
-                }
-                _ => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({ "error": "no leader known; retry", "leader": null })),
-                )
-                    .into_response(),
-            }
-        }
-    }
-}
-
-async fn submit(api: &Api, p: WriteParams, op: Op, uri: &Uri) -> Response {
-    let (client_id, seq) = match (p.client_id, p.seq) {
-        (Some(c), Some(s)) if s > 0 => (c, s),
-        (None, None) => (rand::random::<u64>() >> 1 | 1, 1),
-        _ => {
-            return err(
-                StatusCode::BAD_REQUEST,
-                "client_id and seq go together, seq >= 1",
-            )
-        }
-    };
-    let (tx, rx) = oneshot::channel();
-    let req = ClientRequest { client_id, seq, op };
-    if api.input.try_send(NodeInput::Client(req, tx)).is_err() {
-        return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
-    }
-    match tokio::time::timeout(api.timeout, rx).await {
-        Ok(Ok(reply)) => answer_json(reply, api, uri),
-        Ok(Err(_)) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
-        Err(_) => err(
-            StatusCode::GATEWAY_TIMEOUT,
-            "not committed in time; retry with the same client_id and seq",
-        ),
-    }
-}
-
-async fn kv_put(
-    State(api): State<Arc<Api>>,
-    Path(key): Path<String>,
-    Query(p): Query<WriteParams>,
-    uri: Uri,
-    value: String,
-) -> Response {
-    submit(&api, p, Op::Put { key, value }, &uri).await
-}
-
-async fn kv_delete(
-    State(api): State<Arc<Api>>,
-    Path(key): Path<String>,
-    Query(p): Query<WriteParams>,
-    uri: Uri,
-) -> Response {
-    submit(&api, p, Op::Delete { key }, &uri).await
-}
-
-async fn kv_cas(
-    State(api): State<Arc<Api>>,
-    Path(key): Path<String>,
-    Query(p): Query<WriteParams>,
-    uri: Uri,
-    Json(body): Json<CasBody>,
-) -> Response {
-    let op = Op::Cas {
-        key,
-        expected: body.expected,
-        new: body.new,
-    };
-    submit(&api, p, op, &uri).await
-}
-
-async fn kv_get(
-    State(api): State<Arc<Api>>,
-    Path(key): Path<String>,
-    Query(p): Query<ReadParams>,
-    uri: Uri,
-) -> Response {
-    if p.stale {
-        let (tx, rx) = oneshot::channel();
-        if api.input.try_send(NodeInput::StaleRead(key, tx)).is_err() {
-            return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
-        }
-        return match rx.await {
-            Ok(v) => (StatusCode::OK, Json(json!({ "value": v, "stale": true }))).into_response(),
-            Err(_) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
-        };
-    }
-    let read_id = READ_BIT | api.next_read.fetch_add(1, Ordering::Relaxed);
-    let req = ReadRequest {
-        client_id: p.client_id.unwrap_or(0),
-        read_id,
-        key,
-    };
-    let (tx, rx) = oneshot::channel();
-    if api.input.try_send(NodeInput::Read(req, tx)).is_err() {
-        return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
-    }
-    match tokio::time::timeout(api.timeout, rx).await {
-        Ok(Ok(reply)) => answer_json(reply, &api, &uri),
-        Ok(Err(_)) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
-        Err(_) => err(
-            StatusCode::GATEWAY_TIMEOUT,
-            "read not confirmed in time; retry",
-        ),
-    }
-}
-
-async fn status(State(api): State<Arc<Api>>) -> Response {
-    let s = api.status.read().unwrap().clone();
-    (StatusCode::OK, Json(s)).into_response()
-}
-
-async fn metrics(State(api): State<Arc<Api>>) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        api.metrics.render(api.id),
-    )
-        .into_response()
 }
 
 /// A node running on its own thread and tokio runtime (for embedding and in-process tests).
@@ -663,5 +526,85 @@ impl NodeHandle {
 impl Drop for NodeHandle {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Command, Entry, Op};
+
+    fn append(to: NodeId, term: u64, n: u64, commit: u64) -> Envelope {
+        let entries = (1..=n)
+            .map(|k| Entry {
+                term,
+                command: Command::Client {
+                    client_id: 9,
+                    seq: k,
+                    op: Op::Delete { key: k.to_string() },
+                },
+            })
+            .collect();
+        Envelope {
+            from: 1,
+            to,
+            msg: Message::AppendEntries {
+                term,
+                leader: 1,
+                prev_log_index: 0,
+                prev_log_term: 0,
+                entries,
+                leader_commit: commit,
+            },
+        }
+    }
+
+    fn ack(term: u64, success: bool, last_index: u64) -> Envelope {
+        Envelope {
+            from: 2,
+            to: 1,
+            msg: Message::AppendEntriesResponse {
+                term,
+                success,
+                last_index,
+            },
+        }
+    }
+
+    #[test]
+    fn coalesce_keeps_the_last_append_and_the_best_ack_of_each_term() {
+        let vote = Envelope {
+            from: 1,
+            to: 3,
+            msg: Message::RequestVoteResponse {
+                term: 2,
+                granted: true,
+                pre_vote: false,
+            },
+        };
+        let batch = vec![
+            append(2, 1, 1, 0),
+            ack(1, true, 5),
+            append(3, 1, 1, 0),
+            append(2, 1, 2, 1),
+            ack(1, false, 3),
+            vote.clone(),
+            ack(1, true, 7),
+            ack(1, true, 6),
+            append(2, 2, 1, 1),
+            ack(2, true, 1),
+        ];
+        let kept = coalesce(batch.clone());
+        let expected = vec![
+            batch[2].clone(),
+            batch[3].clone(),
+            batch[4].clone(),
+            vote,
+            batch[6].clone(),
+            batch[8].clone(),
+            batch[9].clone(),
+        ];
+        assert_eq!(kept, expected);
+        assert_eq!(coalesce(vec![batch[0].clone()]), vec![batch[0].clone()]);
     }
 }

@@ -1,0 +1,376 @@
+//! The HTTP/JSON client API: key-value reads and writes, compare-and-swap, status and metrics.
+//! Handlers hand requests to the node loop and wait for its answer; a non-leader answers with a
+//! redirect to the leader, or relays the request there when asked (`?forward=true`). With
+//! `api_token` configured every request needs the bearer token.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::config::Config;
+use super::metrics::Metrics;
+use super::server::{NodeInput, Status, READ_BIT};
+use crate::core::{Answer, ClientReply, ClientRequest, NodeId, Op, ReadRequest};
+
+/// Shared by the HTTP handlers.
+pub(crate) struct Api {
+    input: mpsc::Sender<NodeInput>,
+    status: Arc<RwLock<Status>>,
+    metrics: Arc<Metrics>,
+    next_read: AtomicU64,
+    timeout: Duration,
+    id: NodeId,
+    cfg: Arc<Config>,
+}
+
+impl Api {
+    pub(crate) fn new(
+        input: mpsc::Sender<NodeInput>,
+        status: Arc<RwLock<Status>>,
+        metrics: Arc<Metrics>,
+        timeout: Duration,
+        cfg: Arc<Config>,
+    ) -> Api {
+        Api {
+            input,
+            status,
+            metrics,
+            next_read: AtomicU64::new(1),
+            timeout,
+            id: cfg.id,
+            cfg,
+        }
+    }
+}
+
+pub(crate) fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/kv/:key", get(kv_get).put(kv_put).delete(kv_delete))
+        .route("/cas/:key", post(kv_cas))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(api.clone(), forward))
+        .layer(middleware::from_fn_with_state(api.clone(), authorize))
+        .with_state(api)
+}
+
+/// With `api_token` set, every endpoint (status and metrics included: they reveal the
+/// cluster's layout and load) needs `Authorization: Bearer <token>`; anything else is a 401.
+async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    let Some(token) = api.cfg.api_token.as_deref() else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let problem = match given {
+        None => "missing bearer token: send Authorization: Bearer <token>",
+        Some(t) if same_secret(t.as_bytes(), token.as_bytes()) => {
+            return next.run(req).await;
+        }
+        Some(_) => "wrong bearer token",
+    };
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Json(json!({ "error": problem })),
+    )
+        .into_response()
+}
+
+/// `?forward=true` on a key-value request to a node that knows another leader: the node sends
+/// the request to the leader itself and relays the answer, instead of the default 307
+/// redirect. The forwarded request loses `forward=true`, so it is forwarded at most once; when
+/// the leader is unknown or this node leads, the request is served here as usual.
+async fn forward(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    let wants = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "forward=true"));
+    let data = req.uri().path().starts_with("/kv/") || req.uri().path().starts_with("/cas/");
+    if !(wants && data) {
+        return next.run(req).await;
+    }
+    let leader = {
+        let s = api.status.read().unwrap();
+        match (s.leader, &s.leader_http) {
+            (Some(l), Some(addr)) if l != api.id => Some(addr.clone()),
+            _ => None,
+        }
+    };
+    let Some(addr) = leader else {
+        return next.run(req).await;
+    };
+    let limit = super::codec::MAX_FRAME;
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) => return err(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
+    };
+    let query: Vec<&str> = parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| *kv != "forward=true" && !kv.is_empty())
+        .collect();
+    let path = if query.is_empty() {
+        parts.uri.path().to_string()
+    } else {
+        format!("{}?{}", parts.uri.path(), query.join("&"))
+    };
+    let sent = tokio::time::timeout(
+        api.timeout + Duration::from_secs(1),
+        relay(&addr, parts.method, &path, &parts.headers, body),
+    )
+    .await;
+    match sent {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => err(
+            StatusCode::BAD_GATEWAY,
+            &format!("forwarding to the leader at {addr} failed: {e}; retry"),
+        ),
+        Err(_) => err(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!("the leader at {addr} did not answer in time; retry"),
+        ),
+    }
+}
+
+/// One request to `addr` on a fresh connection; its status, type, location and body come back.
+async fn relay(
+    addr: &str,
+    method: axum::http::Method,
+    path: &str,
+    headers: &axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, String> {
+    use http_body_util::{BodyExt, Full};
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut out = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, addr);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(v) = headers.get(&name) {
+            out = out.header(name, v);
+        }
+    }
+    let out = out.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let resp = sender.send_request(out).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let mut back = axum::http::Response::builder().status(status);
+    for name in [header::CONTENT_TYPE, header::LOCATION] {
+        if let Some(v) = resp.headers().get(&name) {
+            back = back.header(name, v.clone());
+        }
+    }
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    back.body(axum::body::Body::from(bytes))
+        .map_err(|e| e.to_string())
+}
+
+/// Compare without an early exit, so the time taken does not tell how much of a guess matched.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `?client_id=&seq=` of a write (both or neither; neither: a fresh client id, seq 1).
+#[derive(Debug, Deserialize)]
+struct WriteParams {
+    client_id: Option<u64>,
+    seq: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReadParams {
+    #[serde(default)]
+    stale: bool,
+    client_id: Option<u64>,
+}
+
+/// Body of `POST /cas/KEY`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CasBody {
+    pub expected: Option<String>,
+    pub new: Option<String>,
+}
+
+fn err(code: StatusCode, msg: &str) -> Response {
+    (code, Json(json!({ "error": msg }))).into_response()
+}
+
+fn answer_json(reply: ClientReply, api: &Api, uri: &Uri) -> Response {
+    match reply {
+        ClientReply::Response(r) => {
+            let body = match r.answer {
+                Answer::Ok => json!({ "ok": true, "client_id": r.client_id, "seq": r.seq }),
+                Answer::Value(v) => json!({ "value": v, "client_id": r.client_id, "seq": r.seq }),
+                Answer::Cas { swapped, previous } => json!({
+                    "swapped": swapped, "previous": previous, "client_id": r.client_id, "seq": r.seq
+                }),
+            };
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        ClientReply::Read { value, .. } => {
+            (StatusCode::OK, Json(json!({ "value": value }))).into_response()
+        }
+        ClientReply::NotLeader { hint, .. } => {
+            let leader_http = hint.and_then(|l| api.cfg.http_of(l));
+            match (hint, leader_http) {
+                (Some(l), Some(addr)) if l != api.id => {
+                    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+                    let location = format!("http://{addr}{pq}");
+                    (
+                        StatusCode::TEMPORARY_REDIRECT,
+                        [(header::LOCATION, location)],
+                        Json(json!({ "error": "not leader", "leader": l, "leader_http": addr })),
+                    )
+                        .into_response()
+                }
+                _ => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": "no leader known; retry", "leader": null })),
+                )
+                    .into_response(),
+            }
+        }
+    }
+}
+
+async fn submit(api: &Api, p: WriteParams, op: Op, uri: &Uri) -> Response {
+    let (client_id, seq) = match (p.client_id, p.seq) {
+        (Some(c), Some(s)) if s > 0 => (c, s),
+        (None, None) => (rand::random::<u64>() >> 1 | 1, 1),
+        _ => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "client_id and seq go together, seq >= 1",
+            )
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    let req = ClientRequest { client_id, seq, op };
+    if api.input.try_send(NodeInput::Client(req, tx)).is_err() {
+        return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
+    }
+    match tokio::time::timeout(api.timeout, rx).await {
+        Ok(Ok(reply)) => answer_json(reply, api, uri),
+        Ok(Err(_)) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
+        Err(_) => err(
+            StatusCode::GATEWAY_TIMEOUT,
+            "not committed in time; retry with the same client_id and seq",
+        ),
+    }
+}
+
+async fn kv_put(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(p): Query<WriteParams>,
+    uri: Uri,
+    value: String,
+) -> Response {
+    submit(&api, p, Op::Put { key, value }, &uri).await
+}
+
+async fn kv_delete(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(p): Query<WriteParams>,
+    uri: Uri,
+) -> Response {
+    submit(&api, p, Op::Delete { key }, &uri).await
+}
+
+async fn kv_cas(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(p): Query<WriteParams>,
+    uri: Uri,
+    Json(body): Json<CasBody>,
+) -> Response {
+    let op = Op::Cas {
+        key,
+        expected: body.expected,
+        new: body.new,
+    };
+    submit(&api, p, op, &uri).await
+}
+
+async fn kv_get(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(p): Query<ReadParams>,
+    uri: Uri,
+) -> Response {
+    if p.stale {
+        let (tx, rx) = oneshot::channel();
+        if api.input.try_send(NodeInput::StaleRead(key, tx)).is_err() {
+            return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
+        }
+        return match rx.await {
+            Ok(v) => (StatusCode::OK, Json(json!({ "value": v, "stale": true }))).into_response(),
+            Err(_) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
+        };
+    }
+    let read_id = READ_BIT | api.next_read.fetch_add(1, Ordering::Relaxed);
+    let req = ReadRequest {
+        client_id: p.client_id.unwrap_or(0),
+        read_id,
+        key,
+    };
+    let (tx, rx) = oneshot::channel();
+    if api.input.try_send(NodeInput::Read(req, tx)).is_err() {
+        return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
+    }
+    match tokio::time::timeout(api.timeout, rx).await {
+        Ok(Ok(reply)) => answer_json(reply, &api, &uri),
+        Ok(Err(_)) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
+        Err(_) => err(
+            StatusCode::GATEWAY_TIMEOUT,
+            "read not confirmed in time; retry",
+        ),
+    }
+}
+
+async fn status(State(api): State<Arc<Api>>) -> Response {
+    let s = api.status.read().unwrap().clone();
+    (StatusCode::OK, Json(s)).into_response()
+}
+
+async fn metrics(State(api): State<Arc<Api>>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        api.metrics.render(api.id),
+    )
+        .into_response()
+}

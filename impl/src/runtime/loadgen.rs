@@ -1,0 +1,482 @@
+//! The load generator behind `raft-node bench`: N concurrent clients on one tokio runtime, each
+//! with its own keep-alive HTTP/1.1 connection, issuing a read/write mix against a running
+//! cluster and recording every operation's latency.
+//!
+//! Each client behaves like the library client: it follows the leader's redirect, rotates
+//! through the nodes on failures, and retries a write with the same `(client_id, seq)` until it
+//! is answered, so a retried write is never applied twice. An operation that is still not
+//! answered after `op_timeout` counts as an error; a 4xx answer (bad token, bad request) stops
+//! the run, since retrying it cannot succeed.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tokio::net::TcpStream;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct LoadConfig {
+    /// HTTP addresses (`host:port`) of some nodes.
+    pub nodes: Vec<String>,
+    /// Concurrent clients, each with one request in flight.
+    pub clients: usize,
+    /// Fraction of operations that are reads, in `[0, 1]`.
+    pub reads: f64,
+    /// Reads are served without the leader round trip (`?stale=true`).
+    pub stale_reads: bool,
+    /// Bytes per written value.
+    pub value_size: usize,
+    /// Keys are drawn uniformly from `bench-0 .. bench-{keys-1}`.
+    pub keys: u64,
+    /// Stop after this long (whichever of `duration` and `ops` comes first).
+    pub duration: Option<Duration>,
+    /// Stop after this many operations.
+    pub ops: Option<u64>,
+    /// Give up on one operation (and count an error) after this long.
+    pub op_timeout: Duration,
+    /// `Authorization: Bearer` token, if the cluster requires one.
+    pub token: Option<String>,
+    /// Seed of the key and read/write choices (client `i` uses `seed + i`).
+    pub seed: u64,
+}
+
+impl LoadConfig {
+    /// Check the settings; every problem is named.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.nodes.is_empty() || self.nodes.iter().any(|n| n.trim().is_empty()) {
+            return Err("--nodes needs at least one host:port".into());
+        }
+        if self.clients == 0 {
+            return Err("--clients must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.reads) {
+            return Err(format!("--reads must be in 0.0..=1.0, got {}", self.reads));
+        }
+        if self.keys == 0 {
+            return Err("--keys must be at least 1".into());
+        }
+        if self.duration.is_none() && self.ops.is_none() {
+            return Err("give --duration or --ops".into());
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) || self.ops == Some(0) {
+            return Err("--duration and --ops must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Latency percentiles of one kind of operation, in microseconds.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub mean_us: u64,
+}
+
+impl Latency {
+    fn of(mut v: Vec<u32>) -> Latency {
+        if v.is_empty() {
+            return Latency::default();
+        }
+        v.sort_unstable();
+        let at = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as u64;
+        Latency {
+            count: v.len() as u64,
+            p50_us: at(0.50),
+            p99_us: at(0.99),
+            p999_us: at(0.999),
+            max_us: *v.last().unwrap() as u64,
+            mean_us: v.iter().map(|&x| x as u64).sum::<u64>() / v.len() as u64,
+        }
+    }
+}
+
+/// The result of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub clients: usize,
+    pub elapsed_s: f64,
+    /// Operations answered (writes acknowledged, reads answered).
+    pub ops: u64,
+    pub ops_per_s: f64,
+    pub writes_per_s: f64,
+    /// Operations given up on after `op_timeout`.
+    pub errors: u64,
+    /// Attempts repeated (redirects, 503/504, connection errors); each retried write kept its
+    /// `(client_id, seq)`.
+    pub retries: u64,
+    pub writes: Latency,
+    pub reads: Latency,
+}
+
+/// Counters shared with the progress reporter.
+#[derive(Default)]
+pub struct Progress {
+    pub writes: AtomicU64,
+    pub reads: AtomicU64,
+    pub errors: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+/// Run the load; `progress` receives the shared counters once a second until the run ends.
+pub async fn run(
+    cfg: LoadConfig,
+    mut progress: impl FnMut(Duration, &Progress) + Send,
+) -> Result<Summary, String> {
+    cfg.validate()?;
+    let cfg = Arc::new(cfg);
+    let counters = Arc::new(Progress::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let issued = Arc::new(AtomicU64::new(0));
+    let fatal: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(cfg.clients);
+    for i in 0..cfg.clients {
+        let client = Worker {
+            cfg: cfg.clone(),
+            counters: counters.clone(),
+            conn: None,
+            current: i % cfg.nodes.len(),
+            nodes: cfg.nodes.clone(),
+            client_id: rand::random::<u64>() >> 1 | 1,
+            seq: 0,
+            rng: StdRng::seed_from_u64(cfg.seed.wrapping_add(i as u64)),
+            value: Bytes::from(vec![b'v'; cfg.value_size]),
+        };
+        let (stop, issued, fatal) = (stop.clone(), issued.clone(), fatal.clone());
+        tasks.push(tokio::spawn(async move {
+            client.run(stop, issued, fatal).await
+        }));
+    }
+    let deadline = cfg.duration.map(|d| start + d);
+    let mut next = start + Duration::from_secs(1);
+    let mut all = tokio::spawn(async move {
+        let mut lat = (Vec::new(), Vec::new());
+        for t in tasks {
+            if let Ok((w, r)) = t.await {
+                lat.0.extend(w);
+                lat.1.extend(r);
+            }
+        }
+        lat
+    });
+    let (w, r) = loop {
+        let wake = deadline.map_or(next, |d| d.min(next));
+        tokio::select! {
+            res = &mut all => break res.map_err(|e| format!("load generator failed: {e}"))?,
+            _ = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                if deadline.is_some_and(|d| now >= d) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                if now >= next {
+                    progress(now - start, &counters);
+                    next += Duration::from_secs(1);
+                }
+            }
+        }
+    };
+    let elapsed = start.elapsed().as_secs_f64();
+    if let Some(e) = fatal.lock().unwrap().take() {
+        return Err(e);
+    }
+    let writes = Latency::of(w);
+    let reads = Latency::of(r);
+    let ops = writes.count + reads.count;
+    Ok(Summary {
+        clients: cfg.clients,
+        elapsed_s: elapsed,
+        ops,
+        ops_per_s: ops as f64 / elapsed,
+        writes_per_s: writes.count as f64 / elapsed,
+        errors: counters.errors.load(Ordering::Relaxed),
+        retries: counters.retries.load(Ordering::Relaxed),
+        writes,
+        reads,
+    })
+}
+
+/// One client: one connection, one request in flight.
+struct Worker {
+    cfg: Arc<LoadConfig>,
+    counters: Arc<Progress>,
+    conn: Option<SendRequest<Full<Bytes>>>,
+    current: usize,
+    nodes: Vec<String>,
+    client_id: u64,
+    seq: u64,
+    rng: StdRng,
+    value: Bytes,
+}
+
+enum Outcome {
+    Done,
+    /// Not answered in time (counted as an error; the run goes on).
+    GaveUp,
+    /// The cluster refuses this request outright (4xx): the run stops.
+    Refused(String),
+}
+
+impl Worker {
+    async fn run(
+        mut self,
+        stop: Arc<AtomicBool>,
+        issued: Arc<AtomicU64>,
+        fatal: Arc<Mutex<Option<String>>>,
+    ) -> (Vec<u32>, Vec<u32>) {
+        let (mut wl, mut rl) = (Vec::new(), Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(max) = self.cfg.ops {
+                if issued.fetch_add(1, Ordering::Relaxed) >= max {
+                    break;
+                }
+            }
+            let key = format!("bench-{}", self.rng.gen_range(0..self.cfg.keys));
+            let read = self.rng.gen_bool(self.cfg.reads);
+            let t0 = Instant::now();
+            let outcome = if read {
+                let q = if self.cfg.stale_reads {
+                    "stale=true".to_string()
+                } else {
+                    format!("client_id={}", self.client_id)
+                };
+                self.attempt(Method::GET, &key, q, Bytes::new()).await
+            } else {
+                self.seq += 1;
+                let q = format!("client_id={}&seq={}", self.client_id, self.seq);
+                let body = self.value.clone();
+                self.attempt(Method::PUT, &key, q, body).await
+            };
+            let us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
+            match outcome {
+                Outcome::Done if read => {
+                    rl.push(us);
+                    self.counters.reads.fetch_add(1, Ordering::Relaxed);
+                }
+                Outcome::Done => {
+                    wl.push(us);
+                    self.counters.writes.fetch_add(1, Ordering::Relaxed);
+                }
+                Outcome::GaveUp => {
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                Outcome::Refused(e) => {
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    fatal.lock().unwrap().get_or_insert(e);
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        (wl, rl)
+    }
+
+    /// Send one operation until it is answered, refused or `op_timeout` passes.
+    async fn attempt(&mut self, method: Method, key: &str, query: String, body: Bytes) -> Outcome {
+        let start = Instant::now();
+        let mut backoff = Duration::from_millis(5);
+        let mut first = true;
+        let mut redirects = 0;
+        while start.elapsed() < self.cfg.op_timeout {
+            if !first {
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            first = false;
+            if self.connect().await.is_err() {
+                self.rotate();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(200));
+                continue;
+            }
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri(format!("/kv/{key}?{query}"))
+                .header(hyper::header::HOST, &self.nodes[self.current]);
+            if let Some(t) = &self.cfg.token {
+                req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            let req = req
+                .body(Full::new(body.clone()))
+                .expect("a request built from valid parts");
+            let sender = self.conn.as_mut().expect("connected above");
+            let sent = match sender.ready().await {
+                Ok(()) => sender.send_request(req).await,
+                Err(e) => Err(e),
+            };
+            let resp = match sent {
+                Ok(r) => r,
+                Err(_) => {
+                    self.rotate();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
+                    continue;
+                }
+            };
+            let status = resp.status();
+            let location = resp
+                .headers()
+                .get(hyper::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = match resp.into_body().collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    self.conn = None;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
+                    continue;
+                }
+            };
+            if status == StatusCode::OK {
+                return Outcome::Done;
+            }
+            if status == StatusCode::TEMPORARY_REDIRECT {
+                if let Some(addr) = location.as_deref().and_then(authority) {
+                    self.go_to(addr);
+                    redirects += 1;
+                    // Nodes that disagree on the leader (an election under way) must not
+                    // bounce the client back and forth at full speed.
+                    if redirects > 3 {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_millis(200));
+                    }
+                    continue;
+                }
+            }
+            if status.is_client_error() {
+                return Outcome::Refused(format!(
+                    "{} answered {status}: {}",
+                    self.nodes[self.current],
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+            // 503 (no leader yet, overloaded) or 504 (not committed in time): retry, same seq.
+            let hint = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["leader_http"].as_str().map(str::to_string));
+            match hint {
+                Some(addr) => self.go_to(&addr),
+                None if status == StatusCode::SERVICE_UNAVAILABLE => self.rotate(),
+                None => {}
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+        Outcome::GaveUp
+    }
+
+    async fn connect(&mut self) -> Result<(), String> {
+        if self.conn.as_ref().is_some_and(|c| c.is_closed()) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            self.conn = None;
+            let stream = TcpStream::connect(&self.nodes[self.current])
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            self.conn = Some(sender);
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) {
+        self.conn = None;
+        self.current = (self.current + 1) % self.nodes.len();
+    }
+
+    fn go_to(&mut self, addr: &str) {
+        if self.nodes[self.current] == addr {
+            return;
+        }
+        self.conn = None;
+        match self.nodes.iter().position(|n| n == addr) {
+            Some(i) => self.current = i,
+            None => {
+                self.nodes.push(addr.to_string());
+                self.current = self.nodes.len() - 1;
+            }
+        }
+    }
+}
+
+/// `host:port` of an absolute `http://host:port/...` URL.
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("http://")?;
+    Some(rest.split('/').next().unwrap_or(rest)).filter(|a| !a.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> LoadConfig {
+        LoadConfig {
+            nodes: vec!["127.0.0.1:1".into()],
+            clients: 1,
+            reads: 0.0,
+            stale_reads: false,
+            value_size: 16,
+            keys: 10,
+            duration: Some(Duration::from_secs(1)),
+            ops: None,
+            op_timeout: Duration::from_secs(1),
+            token: None,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let mut c = cfg();
+        c.reads = 1.5;
+        assert!(c.validate().unwrap_err().contains("--reads"));
+        let mut c = cfg();
+        c.clients = 0;
+        assert!(c.validate().unwrap_err().contains("--clients"));
+        let mut c = cfg();
+        c.duration = None;
+        assert!(c.validate().unwrap_err().contains("--duration or --ops"));
+        let mut c = cfg();
+        c.keys = 0;
+        assert!(c.validate().unwrap_err().contains("--keys"));
+        assert!(cfg().validate().is_ok());
+    }
+
+    #[test]
+    fn percentiles() {
+        let l = Latency::of((1..=1000).collect());
+        assert_eq!(
+            (l.p50_us, l.p99_us, l.p999_us, l.max_us),
+            (501, 991, 1000, 1000)
+        );
+        assert_eq!(Latency::of(Vec::new()).count, 0);
+    }
+
+    #[test]
+    fn redirect_authority() {
+        assert_eq!(
+            authority("http://127.0.0.1:7102/kv/a?x=1"),
+            Some("127.0.0.1:7102")
+        );
+        assert_eq!(authority("https://x/"), None);
+    }
+}
