@@ -262,6 +262,9 @@ impl RaftCore {
             Input::ElectionTimeout => self.on_election_timeout(),
             Input::HeartbeatTimeout => {
                 if self.role == Role::Leader {
+                    if self.params.max_inflight_appends.is_some() {
+                        self.progress.values_mut().for_each(Progress::on_heartbeat);
+                    }
                     self.broadcast_append();
                 }
             }
