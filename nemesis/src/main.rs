@@ -9,7 +9,7 @@ use clap::Parser;
 use rand::SeedableRng;
 use raft_nemesis::run::{run, RunConfig};
 use raft_nemesis::schedule::{self, Kind};
-use raft_nemesis::workload::{Vocabulary, Workload};
+use raft_nemesis::workload::{self, Vocabulary, Workload};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,6 +54,9 @@ struct Args {
     /// Where node data, logs and the history go (default: a fresh directory under /tmp, kept).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Every kill and pause hits the leader.
+    #[arg(long)]
+    target_leader: bool,
     /// Print the fault schedule and exit.
     #[arg(long)]
     print_schedule: bool,
@@ -106,7 +109,10 @@ fn go(a: Args) -> Result<bool, String> {
     let warmup_ms = 1000;
     if a.print_schedule {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        for f in schedule::draw(&mut rng, a.nodes, &faults, warmup_ms, a.time * 1000) {
+        for mut f in schedule::draw(&mut rng, a.nodes, &faults, warmup_ms, a.time * 1000) {
+            if a.target_leader {
+                f.target = schedule::Target::Leader;
+            }
             println!("{f}");
         }
         return Ok(true);
@@ -137,11 +143,17 @@ fn go(a: Args) -> Result<bool, String> {
             max_ops: a.ops,
             max_writes: a.max_writes,
             op_timeout: Duration::from_millis(a.op_timeout_ms),
+            think: if a.record {
+                workload::spread(Duration::from_secs(a.time), a.clients, a.max_writes)
+            } else {
+                Duration::ZERO
+            },
         },
         max_time: Duration::from_secs(a.time),
         faults,
         record: a.record,
         warmup_ms,
+        target_leader: a.target_leader,
         verbose: a.verbose,
     };
     let report = run(&cfg)?;

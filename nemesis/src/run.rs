@@ -40,6 +40,8 @@ pub struct RunConfig {
     pub record: bool,
     /// Quiet time before the first fault.
     pub warmup_ms: u64,
+    /// Every kill and pause hits the leader (instead of the leader or a random node).
+    pub target_leader: bool,
     /// Print each fault as it starts.
     pub verbose: bool,
 }
@@ -234,13 +236,18 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         seed: cfg.seed,
         ..Report::default()
     };
-    let schedule = schedule::draw(
+    let mut schedule = schedule::draw(
         &mut rng,
         cfg.nodes,
         &cfg.faults,
         cfg.warmup_ms,
         cfg.max_time.as_millis() as u64,
     );
+    if cfg.target_leader {
+        for f in &mut schedule {
+            f.target = Target::Leader;
+        }
+    }
     let mut cluster = Cluster::new(&cfg.bin, &cfg.dir, cfg.nodes, cfg.record, rt.handle(), cfg.seed)?;
     for id in cluster.ids() {
         cluster.start(id)?;

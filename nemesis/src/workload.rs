@@ -35,6 +35,9 @@ pub struct Workload {
     pub max_writes: u64,
     /// A client gives up on an operation after this long (outcome `Unknown`).
     pub op_timeout: Duration,
+    /// Pause between a client's operations (spreads the model vocabulary's few writes over
+    /// the run, and keeps recordings, one full core state per step, small).
+    pub think: Duration,
 }
 
 /// Shared between the client threads.
@@ -62,6 +65,12 @@ impl Shared {
     }
 }
 
+/// The pause between a client's operations that makes `max_writes` last about `time` in the
+/// model vocabulary (half the operations are writes).
+pub fn spread(time: Duration, clients: u64, max_writes: u64) -> Duration {
+    time * clients as u32 / (2 * max_writes.max(1) as u32)
+}
+
 /// The client id of harness client `c`.
 pub fn client_id(w: &Workload, c: u64) -> u64 {
     match w.vocabulary {
@@ -81,7 +90,8 @@ pub fn keys(w: &Workload) -> Vec<String> {
     (0..w.keys).map(|k| key_name(w, k)).collect()
 }
 
-/// Run client `c` until the shared stop flag, `max_ops`, or (in `Model`) the write budget.
+/// Run client `c` until the shared stop flag, `max_ops`, or (in `Model`) the end of the write
+/// budget.
 pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) {
     let mut rng = StdRng::seed_from_u64(seed ^ (c + 1).wrapping_mul(0xA24B_AED4_963E_E407));
     let id = client_id(w, c);
@@ -94,6 +104,9 @@ pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) 
             break;
         }
         n += 1;
+        if !w.think.is_zero() {
+            std::thread::sleep(w.think);
+        }
         let key = key_name(w, rng.gen_range(0..w.keys));
         let roll = rng.gen_range(0..100);
         let cmd = match w.vocabulary {
@@ -103,10 +116,9 @@ pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) 
                 } else {
                     let v = sh.writes.fetch_add(1, Ordering::Relaxed) + 1;
                     if v > w.max_writes {
-                        Cmd::Get
-                    } else {
-                        Cmd::Put(v.to_string())
+                        break;
                     }
+                    Cmd::Put(v.to_string())
                 }
             }
             Vocabulary::Full => {
