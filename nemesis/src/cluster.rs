@@ -29,11 +29,17 @@ pub struct Cluster {
     pub proxies: Proxies,
 }
 
-fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+/// Ports for the nodes, held (bound) until the proxies have their own, so a proxy cannot be
+/// given one of them.
+fn reserve_ports(n: usize) -> std::io::Result<(Vec<TcpListener>, Vec<u16>)> {
     let ls = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<std::io::Result<Vec<_>>>()?;
-    ls.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+    let ports = ls
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok((ls, ports))
 }
 
 impl Cluster {
@@ -48,7 +54,8 @@ impl Cluster {
         seed: u64,
     ) -> Result<Cluster, String> {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let ports = free_ports(2 * n as usize).map_err(|e| format!("free ports: {e}"))?;
+        let (held, ports) =
+            reserve_ports(2 * n as usize).map_err(|e| format!("free ports: {e}"))?;
         let addr = |p: u16| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], p)) };
         let real: Vec<PeerConfig> = (0..n)
             .map(|i| PeerConfig {
@@ -67,6 +74,7 @@ impl Cluster {
         }
         let proxies =
             Proxies::start(rt, &links, seed).map_err(|e| format!("starting proxies: {e}"))?;
+        drop(held);
         let mut nodes = Vec::new();
         for me in &real {
             let mut cfg = Config::local_cluster(n, dir, 7000, "nemesis")
