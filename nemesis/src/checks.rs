@@ -208,7 +208,10 @@ mod tests {
         assert!(w.lost[0].contains("client_id: 3"));
         let mut other = log.clone();
         other[1] = put(2, 1, "x", "B");
-        assert_eq!(compare_logs(&[(1, log.clone()), (2, other.clone())], 1), Vec::<String>::new());
+        assert_eq!(
+            compare_logs(&[(1, log.clone()), (2, other.clone())], 1),
+            Vec::<String>::new()
+        );
         assert_eq!(compare_logs(&[(1, log), (2, other)], 3).len(), 1);
     }
 }

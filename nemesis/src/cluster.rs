@@ -77,8 +77,8 @@ impl Cluster {
         drop(held);
         let mut nodes = Vec::new();
         for me in &real {
-            let mut cfg = Config::local_cluster(n, dir, 7000, "nemesis")
-                .swap_remove(me.id as usize - 1);
+            let mut cfg =
+                Config::local_cluster(n, dir, 7000, "nemesis").swap_remove(me.id as usize - 1);
             cfg.peer_addr = me.peer_addr;
             cfg.http_addr = me.http_addr;
             cfg.peers = real

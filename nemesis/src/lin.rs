@@ -452,7 +452,11 @@ mod tests {
             30,
             Outcome::Fail("400".into()),
         );
-        assert!(!ok(&[put(1, "a", 0, 10), failed, get(3, Some("b"), 40, 50)]));
+        assert!(!ok(&[
+            put(1, "a", 0, 10),
+            failed,
+            get(3, Some("b"), 40, 50)
+        ]));
     }
 
     #[test]

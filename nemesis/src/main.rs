@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use rand::SeedableRng;
 use raft_nemesis::run::{run, RunConfig};
 use raft_nemesis::schedule::{self, Kind};
 use raft_nemesis::workload::{self, Vocabulary, Workload};
+use rand::SeedableRng;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -120,7 +120,12 @@ fn go(a: Args) -> Result<bool, String> {
     let bin = raft_nemesis::find_raft_node(a.raft_node)?;
     let dir = match a.dir {
         Some(d) => {
-            if d.exists() && std::fs::read_dir(&d).map_err(|e| e.to_string())?.next().is_some() {
+            if d.exists()
+                && std::fs::read_dir(&d)
+                    .map_err(|e| e.to_string())?
+                    .next()
+                    .is_some()
+            {
                 return Err(format!("{} is not empty", d.display()));
             }
             d
@@ -158,9 +163,6 @@ fn go(a: Args) -> Result<bool, String> {
     };
     let report = run(&cfg)?;
     print!("{}", report.render());
-    println!(
-        "data, node logs and history.jsonl: {}",
-        dir.display()
-    );
+    println!("data, node logs and history.jsonl: {}", dir.display());
     Ok(report.anomalies.is_empty())
 }

@@ -123,7 +123,13 @@ impl Monitor {
 
     /// Every `(term, leader)` seen.
     pub fn leaders(&self) -> Vec<(u64, u64)> {
-        self.state.lock().unwrap().leader_set.iter().copied().collect()
+        self.state
+            .lock()
+            .unwrap()
+            .leader_set
+            .iter()
+            .copied()
+            .collect()
     }
 
     pub fn stop(self) {

@@ -140,7 +140,12 @@ async fn accept_loop(listener: TcpListener, target: SocketAddr, link: Arc<Link>,
             continue;
         }
         link.counters.connections.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(connection(inbound, target, link.clone(), seed.wrapping_add(n)));
+        tokio::spawn(connection(
+            inbound,
+            target,
+            link.clone(),
+            seed.wrapping_add(n),
+        ));
     }
 }
 

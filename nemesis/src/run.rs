@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use raft_node::runtime::client::Client;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use raft_node::runtime::client::Client;
 
 use crate::checks;
 use crate::cluster::Cluster;
@@ -203,9 +203,9 @@ fn converge(https: &[String], within: Duration) -> Result<u64, String> {
         };
         let keys: Vec<_> = st.iter().map(|s| s.as_ref().map(key)).collect();
         let last = format!("{keys:?}");
-        let ok = keys.iter().all(|k| {
-            k.is_some_and(|k| k.1.is_some() && k.2 == k.3 && k.3 == k.4) && *k == keys[0]
-        });
+        let ok = keys
+            .iter()
+            .all(|k| k.is_some_and(|k| k.1.is_some() && k.2 == k.3 && k.3 == k.4) && *k == keys[0]);
         stable = if ok { stable + 1 } else { 0 };
         if stable >= 3 {
             return Ok(keys[0].unwrap().2.unwrap());
@@ -248,7 +248,14 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
             f.target = Target::Leader;
         }
     }
-    let mut cluster = Cluster::new(&cfg.bin, &cfg.dir, cfg.nodes, cfg.record, rt.handle(), cfg.seed)?;
+    let mut cluster = Cluster::new(
+        &cfg.bin,
+        &cfg.dir,
+        cfg.nodes,
+        cfg.record,
+        rt.handle(),
+        cfg.seed,
+    )?;
     for id in cluster.ids() {
         cluster.start(id)?;
     }
@@ -302,10 +309,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         let (applied, what) = apply(f, &mut cluster, &mon, &mut rng)?;
         *report.faults.entry(f.kind.name()).or_default() += 1;
         if cfg.verbose {
-            eprintln!(
-                "[{:>7.3}s] {f} -> {what}",
-                epoch.elapsed().as_secs_f64()
-            );
+            eprintln!("[{:>7.3}s] {f} -> {what}", epoch.elapsed().as_secs_f64());
         }
         nap_until(Instant::now() + Duration::from_millis(f.duration_ms), &done);
         if let Some((term, t0)) = applied.leader_lost {
@@ -459,9 +463,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
                 report.anomalies.push(format!("wrong answer: {l}"));
             }
             for l in &w.refused_but_applied {
-                report
-                    .anomalies
-                    .push(format!("refused write applied: {l}"));
+                report.anomalies.push(format!("refused write applied: {l}"));
             }
         }
     }
@@ -509,14 +511,23 @@ impl Report {
     /// The printed summary.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "seed {} ({:.1} s)", self.seed, self.elapsed.as_secs_f64());
+        let _ = writeln!(
+            s,
+            "seed {} ({:.1} s)",
+            self.seed,
+            self.elapsed.as_secs_f64()
+        );
         let _ = writeln!(
             s,
             "operations: {} ({} ok, {} failed, {} unknown/timed out)",
             self.ops, self.ops_ok, self.ops_fail, self.ops_unknown
         );
         let total: u64 = self.faults.values().sum();
-        let kinds: Vec<String> = self.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let kinds: Vec<String> = self
+            .faults
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         let _ = writeln!(s, "faults injected: {total} ({})", kinds.join(", "));
         let (fw, dr, dl, cn) = self.proxy_frames;
         let _ = writeln!(

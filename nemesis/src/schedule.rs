@@ -56,15 +56,12 @@ impl Kind {
     }
 
     pub fn parse(s: &str) -> Result<Kind, String> {
-        ALL.iter()
-            .copied()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown fault {s:?}; known: {}",
-                    ALL.map(Kind::name).join(",")
-                )
-            })
+        ALL.iter().copied().find(|k| k.name() == s).ok_or_else(|| {
+            format!(
+                "unknown fault {s:?}; known: {}",
+                ALL.map(Kind::name).join(",")
+            )
+        })
     }
 }
 
@@ -104,7 +101,11 @@ impl fmt::Display for Fault {
             self.duration_ms,
             self.kind.name()
         )?;
-        let how = if self.blackhole { "black-hole" } else { "refuse" };
+        let how = if self.blackhole {
+            "black-hole"
+        } else {
+            "refuse"
+        };
         match self.kind {
             Kind::Kill | Kind::Pause => match self.target {
                 Target::Leader => write!(f, " the leader"),
@@ -127,7 +128,13 @@ impl fmt::Display for Fault {
 
 /// Draw a schedule for `nodes` nodes covering `total_ms` (after a quiet `warmup_ms`), using only
 /// `kinds`.
-pub fn draw(rng: &mut StdRng, nodes: u64, kinds: &[Kind], warmup_ms: u64, total_ms: u64) -> Vec<Fault> {
+pub fn draw(
+    rng: &mut StdRng,
+    nodes: u64,
+    kinds: &[Kind],
+    warmup_ms: u64,
+    total_ms: u64,
+) -> Vec<Fault> {
     let ids: Vec<u64> = (1..=nodes).collect();
     let mut out = Vec::new();
     let mut t = warmup_ms;

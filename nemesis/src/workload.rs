@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use raft_node::runtime::client::{Client, ClientError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use raft_node::runtime::client::{Client, ClientError};
 
 use crate::history::{Cmd, Op, Outcome, Ret};
 

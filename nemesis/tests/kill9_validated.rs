@@ -43,8 +43,15 @@ fn kill_9_of_the_leader_recorded_events_pass_the_validator() {
     let kills = report.faults.get("kill").copied().unwrap_or(0);
     assert!(kills >= 2, "only {kills} kills");
     // Every kill took the leader; a new one was seen after at least one of them.
-    assert!(!report.leader_loss.is_empty(), "no new leader was seen after a kill");
+    assert!(
+        !report.leader_loss.is_empty(),
+        "no new leader was seen after a kill"
+    );
     assert_eq!(report.validated_files, 3);
     assert!(report.validated_steps > 50, "{}", report.validated_steps);
-    assert!(report.acknowledged_writes > 10, "{}", report.acknowledged_writes);
+    assert!(
+        report.acknowledged_writes > 10,
+        "{}",
+        report.acknowledged_writes
+    );
 }

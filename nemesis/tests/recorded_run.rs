@@ -41,5 +41,9 @@ fn recorded_nemesis_run_passes_the_validator() {
     assert!(report.anomalies.is_empty(), "anomalies (seed {seed})");
     assert_eq!(report.validated_files, 3);
     assert!(report.validated_steps > 100, "{}", report.validated_steps);
-    assert!(report.acknowledged_writes > 20, "{}", report.acknowledged_writes);
+    assert!(
+        report.acknowledged_writes > 20,
+        "{}",
+        report.acknowledged_writes
+    );
 }
