@@ -232,3 +232,87 @@ async fn read_frame(r: &mut tokio::net::tcp::OwnedReadHalf) -> Option<Vec<u8>> {
     r.read_exact(&mut buf[4..]).await.ok()?;
     Some(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    }
+
+    /// One frame of a one-byte body, or `None` if none arrives within 300 ms.
+    async fn recv(s: &mut TcpStream) -> Option<Vec<u8>> {
+        let mut b = vec![0u8; 5];
+        tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut b))
+            .await
+            .ok()?
+            .ok()?;
+        Some(b)
+    }
+
+    /// Frames pass, are dropped by loss 1.0 (the first frame, the handshake, excepted),
+    /// vanish under a black hole, pass again once healed, and a refused link cuts the
+    /// connection.
+    #[test]
+    fn policies_act_on_whole_frames() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        target.set_nonblocking(true).unwrap();
+        let taddr = target.local_addr().unwrap();
+        let px = Proxies::start(rt.handle(), &[(1, 2, taddr)], 1).unwrap();
+        rt.block_on(async {
+            let target = TcpListener::from_std(target).unwrap();
+            let mut client = TcpStream::connect(px.addr(1, 2)).await.unwrap();
+            let (mut server, _) = target.accept().await.unwrap();
+            px.set(
+                1,
+                2,
+                Policy {
+                    loss: 1.0,
+                    ..Policy::default()
+                },
+            );
+            client.write_all(&frame(b"h")).await.unwrap();
+            assert_eq!(recv(&mut server).await, Some(frame(b"h")));
+            client.write_all(&frame(b"x")).await.unwrap();
+            assert_eq!(recv(&mut server).await, None, "lost frame arrived");
+            px.set(
+                1,
+                2,
+                Policy {
+                    blackhole: true,
+                    ..Policy::default()
+                },
+            );
+            client.write_all(&frame(b"y")).await.unwrap();
+            assert_eq!(recv(&mut server).await, None, "black-holed frame arrived");
+            px.heal();
+            client.write_all(&frame(b"z")).await.unwrap();
+            assert_eq!(recv(&mut server).await, Some(frame(b"z")));
+            px.set(
+                1,
+                2,
+                Policy {
+                    refuse: true,
+                    ..Policy::default()
+                },
+            );
+            // The proxied connection is cut: the server side reads end-of-stream.
+            let mut b = [0u8; 1];
+            let n = tokio::time::timeout(Duration::from_secs(2), server.read(&mut b))
+                .await
+                .unwrap()
+                .unwrap_or(0);
+            assert_eq!(n, 0);
+            let (forwarded, dropped, _, _) = px.totals();
+            assert_eq!((forwarded, dropped), (2, 2));
+        });
+    }
+}

@@ -95,6 +95,11 @@ pub fn keys(w: &Workload) -> Vec<String> {
 pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) {
     let mut rng = StdRng::seed_from_u64(seed ^ (c + 1).wrapping_mul(0xA24B_AED4_963E_E407));
     let id = client_id(w, c);
+    // Each client starts at a different node, so writes enter through every node (followers
+    // redirect them to the leader).
+    let mut nodes = nodes;
+    let k = c as usize % nodes.len();
+    nodes.rotate_left(k);
     let mut cl = Client::with_id(nodes, id, 0);
     cl.set_deadline(w.op_timeout);
     let mut n = 0u64;
