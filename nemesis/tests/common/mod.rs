@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// `$RAFT_NODE_BIN`, else the binary `cargo build -p raft-node` produces for this workspace (a
-/// no-op when `cargo test --workspace` already built it; `cargo test -p raft-nemesis` alone
-/// builds it here).
+/// `$RAFT_NODE_BIN`, else the `raft-node` binary as `cargo test --workspace` builds it for
+/// raft-node's own integration tests (test profile, workspace features), so under `cargo test
+/// --workspace` this build is a no-op; `cargo test -p raft-nemesis` alone builds it here.
 pub fn raft_node() -> PathBuf {
     if let Some(p) = std::env::var_os("RAFT_NODE_BIN") {
         return PathBuf::from(p);
@@ -14,18 +14,19 @@ pub fn raft_node() -> PathBuf {
     let out = Command::new(cargo)
         .args([
             "build",
-            "-p",
-            "raft-node",
+            "--workspace",
+            "--profile",
+            "test",
             "--bin",
             "raft-node",
             "--message-format=json",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .expect("run cargo build -p raft-node");
+        .expect("run cargo build --bin raft-node");
     assert!(
         out.status.success(),
-        "cargo build -p raft-node failed:\n{}",
+        "cargo build --bin raft-node failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout)
