@@ -181,25 +181,29 @@ fn describe(history: &[Op], ops: &[LinOp], at: usize, inconclusive: bool) -> Str
         stuck.ret as f64 / 1e9,
         history[stuck.src]
     )];
-    lines.push("operations of this key around it:".into());
+    lines.push("operations of this key around it (the 40 invoked last before it returned):".into());
     let lo = stuck.call.saturating_sub(2_000_000_000);
-    for o in ops {
-        if o.call <= stuck.ret && (o.ret >= lo) {
-            let h = &history[o.src];
-            lines.push(format!(
-                "  [{:.4}s .. {}] client {} seq {:?} {:?} -> {:?}",
-                h.call_ns as f64 / 1e9,
-                if o.ret == u64::MAX {
-                    "?".to_string()
-                } else {
-                    format!("{:.4}s", h.ret_ns as f64 / 1e9)
-                },
-                h.client,
-                h.seq,
-                h.cmd,
-                h.outcome
-            ));
-        }
+    let mut near: Vec<&LinOp> = ops
+        .iter()
+        .filter(|o| o.call <= stuck.ret && o.ret >= lo)
+        .collect();
+    near.sort_by_key(|o| o.call);
+    let skip = near.len().saturating_sub(40);
+    for o in near.into_iter().skip(skip) {
+        let h = &history[o.src];
+        lines.push(format!(
+            "  [{:.4}s .. {}] client {} seq {:?} {:?} -> {:?}",
+            h.call_ns as f64 / 1e9,
+            if o.ret == u64::MAX {
+                "?".to_string()
+            } else {
+                format!("{:.4}s", h.ret_ns as f64 / 1e9)
+            },
+            h.client,
+            h.seq,
+            h.cmd,
+            h.outcome
+        ));
     }
     lines.join("\n")
 }

@@ -54,6 +54,10 @@ struct Args {
     /// Where node data, logs and the history go (default: a fresh directory under /tmp, kept).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Reads are stale reads from a random node: NOT linearizable, to see the checker catch
+    /// it (expect exit 1).
+    #[arg(long)]
+    stale_reads: bool,
     /// Every kill and pause hits the leader.
     #[arg(long)]
     target_leader: bool,
@@ -153,6 +157,7 @@ fn go(a: Args) -> Result<bool, String> {
             } else {
                 Duration::ZERO
             },
+            stale_reads: a.stale_reads,
         },
         max_time: Duration::from_secs(a.time),
         faults,

@@ -38,6 +38,10 @@ pub struct Workload {
     /// Pause between a client's operations (spreads the model vocabulary's few writes over
     /// the run, and keeps recordings, one full core state per step, small).
     pub think: Duration,
+    /// Reads are stale reads (`?stale=true`) from a random node instead of linearizable
+    /// reads: not linearizable by design, so a run with it shows the checks catch a real
+    /// anomaly end to end.
+    pub stale_reads: bool,
 }
 
 /// Shared between the client threads.
@@ -100,6 +104,14 @@ pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) 
     let mut nodes = nodes;
     let k = c as usize % nodes.len();
     nodes.rotate_left(k);
+    let mut stale: Vec<Client> = nodes
+        .iter()
+        .map(|n| {
+            let mut c = Client::with_id(vec![n.clone()], id, 0);
+            c.set_deadline(w.op_timeout);
+            c
+        })
+        .collect();
     let mut cl = Client::with_id(nodes, id, 0);
     cl.set_deadline(w.op_timeout);
     let mut n = 0u64;
@@ -147,6 +159,10 @@ pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) 
         let call_ns = sh.ns();
         let res: Result<Ret, ClientError> = match &cmd {
             Cmd::Put(v) => cl.put(&key, v).map(|_| Ret::Ok),
+            Cmd::Get if w.stale_reads => {
+                let k = rng.gen_range(0..stale.len());
+                stale[k].get_stale(&key).map(Ret::Value)
+            }
             Cmd::Get => cl.get(&key).map(Ret::Value),
             Cmd::Delete => cl.delete(&key).map(|_| Ret::Ok),
             Cmd::Cas { expected, new } => cl

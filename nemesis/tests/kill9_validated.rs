@@ -29,6 +29,7 @@ fn kill_9_of_the_leader_recorded_events_pass_the_validator() {
             max_writes: 80,
             op_timeout: Duration::from_secs(5),
             think: workload::spread(time, 4, 80),
+            stale_reads: false,
         },
         max_time: time,
         faults: vec![Kind::Kill],

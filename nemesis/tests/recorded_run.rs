@@ -28,6 +28,7 @@ fn recorded_nemesis_run_passes_the_validator() {
             max_writes: 120,
             op_timeout: Duration::from_secs(5),
             think: workload::spread(time, 6, 120),
+            stale_reads: false,
         },
         max_time: time,
         faults: ALL.to_vec(),

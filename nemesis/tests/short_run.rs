@@ -27,6 +27,7 @@ fn short_nemesis_run_has_no_anomaly() {
             max_writes: 0,
             op_timeout: Duration::from_secs(5),
             think: Duration::ZERO,
+            stale_reads: false,
         },
         max_time: Duration::from_secs(45),
         faults: ALL.to_vec(),
