@@ -220,17 +220,24 @@ impl NodeLoop {
             self.record(input, &r);
         }
         let snapshot = r.snapshot;
+        let start = snapshot.map(|_| std::time::Instant::now());
         self.stage(r, msgs, replies)?;
-        if let Some(index) = snapshot {
+        if let (Some(index), Some(start)) = (snapshot, start) {
+            let ms = start.elapsed().as_secs_f64() * 1e3;
             let m = &self.metrics;
             m.inc(&m.snapshots);
             m.set(&m.snapshot_index, index);
             let bytes = self.storage.last_snapshot_bytes();
             if installed {
                 m.inc(&m.snapshots_installed);
-                info!(index, bytes, "snapshot installed from the leader");
+                info!(
+                    index,
+                    bytes,
+                    write_ms = ms,
+                    "snapshot installed from the leader"
+                );
             } else {
-                info!(index, bytes, "log compacted into a snapshot");
+                info!(index, bytes, write_ms = ms, "log compacted into a snapshot");
             }
         }
         Ok(())
