@@ -276,8 +276,7 @@ fn a_lagging_follower_installs_a_snapshot_and_a_compacted_node_recovers_from_one
     let recovered = c
         .log(victim)
         .lines()
-        .filter(|l| l.contains("recovered"))
-        .last()
+        .rfind(|l| l.contains("recovered"))
         .unwrap()
         .to_string();
     let recovered_at: u64 = recovered
