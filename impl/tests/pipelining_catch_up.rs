@@ -1,11 +1,10 @@
-//! Reproduction of a liveness bug found by the runtime's kill-the-leader test: with pipelining
+//! A liveness bug found by the runtime's kill-the-leader test, now fixed: with pipelining
 //! (`max_inflight_appends: Some(_)`) a follower that was unreachable while the leader filled its
-//! pipeline is never caught up. Heartbeats to a full pipeline are empty appends at
+//! pipeline was never caught up. Heartbeats to a full pipeline are empty appends at
 //! `match_index` (0); the follower acknowledges index 0, which frees no pipeline slot, and the
-//! optimistic `next_index` stays past the log end, so no entries are ever sent again.
-//!
-//! The runtime therefore runs with pipelining off (`runtime::server::runtime_params`). The
-//! pipelined case is `#[ignore]`d until the core is fixed (run with `--ignored` to see it fail).
+//! optimistic `next_index` stayed past the log end, so no entries were ever sent again. The fix
+//! (`Progress::on_heartbeat`): two heartbeats with appends in flight and no new entry
+//! acknowledged reset `next_index` to `match_index + 1`.
 
 use raft_node::core::{ClientRequest, Envelope, Input, Op, Params, RaftCore, Role};
 
@@ -65,7 +64,6 @@ fn without_pipelining_a_returning_follower_catches_up() {
 }
 
 #[test]
-#[ignore = "core liveness bug with pipelining; see the module comment"]
 fn with_pipelining_a_returning_follower_catches_up() {
     let (leader, follower) = run(Params::default());
     assert_eq!(

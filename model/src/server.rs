@@ -651,7 +651,14 @@ impl Server {
             term: self.current_term,
             command: Command::Client { client_id, seq, op },
         });
-        self.broadcast_append(cfg, me, fx);
+        // Only peers that held everything before this entry get it now; a peer further behind
+        // has an append in flight (or lost), whose response (or the heartbeat) sends the rest.
+        let last = self.last_log_index();
+        for p in (0..cfg.servers).filter(|&p| p != me) {
+            if self.next_index[p as usize] == last {
+                self.send_append(cfg, me, p, fx);
+            }
+        }
         true
     }
 }

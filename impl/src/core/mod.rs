@@ -262,6 +262,9 @@ impl RaftCore {
             Input::ElectionTimeout => self.on_election_timeout(),
             Input::HeartbeatTimeout => {
                 if self.role == Role::Leader {
+                    if self.params.max_inflight_appends.is_some() {
+                        self.progress.values_mut().for_each(Progress::on_heartbeat);
+                    }
                     self.broadcast_append();
                 }
             }
@@ -906,11 +909,19 @@ impl RaftCore {
             seq: req.seq,
             op: req.op,
         };
-        self.log.push(Entry {
+        let last = self.log.push(Entry {
             term: self.current_term,
             command,
         });
-        self.broadcast_append();
+        // Only peers that held everything before this entry get it now; a peer further behind
+        // has an append in flight (or lost), whose response (or the heartbeat) sends the rest.
+        // A burst of proposals thus costs one append per peer per round trip, not one each.
+        for i in 0..self.peers.len() {
+            let p = self.peers[i];
+            if self.progress.get(&p).is_some_and(|pr| pr.next_index == last) {
+                self.send_append(p, true);
+            }
+        }
         self.maybe_commit();
     }
 }

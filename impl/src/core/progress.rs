@@ -15,6 +15,9 @@ pub struct Progress {
     pub match_index: Index,
     /// Pipelining only: last index of each AppendEntries with entries still unacknowledged.
     inflight: VecDeque<Index>,
+    /// Pipelining only: a heartbeat found appends in flight, and nothing acknowledged new
+    /// entries since.
+    stalled: bool,
 }
 
 impl Progress {
@@ -24,6 +27,7 @@ impl Progress {
             next_index: last_log_index + 1,
             match_index: 0,
             inflight: VecDeque::new(),
+            stalled: false,
         }
     }
 
@@ -40,6 +44,9 @@ impl Progress {
 
     /// A success acknowledging `last_index`.
     pub(crate) fn on_success(&mut self, last_index: Index) {
+        if last_index > self.match_index {
+            self.stalled = false;
+        }
         self.match_index = self.match_index.max(last_index);
         self.next_index = self.next_index.max(last_index + 1);
         while self.inflight.front().is_some_and(|&l| l <= last_index) {
@@ -57,5 +64,23 @@ impl Progress {
             Backoff::Decrement => floor.max(self.next_index.saturating_sub(1)),
         };
         self.inflight.clear();
+        self.stalled = false;
+    }
+
+    /// Pipelining, at each heartbeat: appends in flight over two heartbeats with no new entry
+    /// acknowledged were lost (a follower that was down or cut off), and the optimistic
+    /// `next_index` points past what the follower holds, so only a rejection could ever bring
+    /// it back, and empty heartbeats at `match_index` are never rejected. Fall back to
+    /// `next_index = match_index + 1`, which the next append starts from.
+    pub(crate) fn on_heartbeat(&mut self) {
+        if self.inflight.is_empty() {
+            self.stalled = false;
+        } else if self.stalled {
+            self.inflight.clear();
+            self.next_index = self.match_index + 1;
+            self.stalled = false;
+        } else {
+            self.stalled = true;
+        }
     }
 }

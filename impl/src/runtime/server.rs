@@ -374,13 +374,9 @@ pub(crate) fn coalesce(msgs: Vec<Envelope>) -> Vec<Envelope> {
         .collect()
 }
 
-/// The core parameters the runtime uses: the node defaults with pipelining off.
-///
-/// With `max_inflight_appends: Some(_)` a follower that was down while the leader filled its
-/// pipeline is never caught up: the leader's heartbeats go to `match_index` (0), the follower
-/// acknowledges index 0, which frees no pipeline slot, and `next_index` stays past the log end
-/// (found by `tests/cluster.rs`, reported; the core is not changed here). Without pipelining
-/// every heartbeat carries entries from `next_index` and rejections back off as PROTOCOL.md says.
+/// The core parameters the runtime uses: the node defaults with pipelining off, so that a
+/// recorded run is a sequence of model transitions (`raft-conformance validate`) and every
+/// append carries everything from `next_index` (which `coalesce` relies on).
 pub fn runtime_params() -> Params {
     Params {
         max_inflight_appends: None,

@@ -1,0 +1,173 @@
+//! `raft-nemesis`: one seeded nemesis run against real `raft-node` processes; prints the figures
+//! and exits 1 on any anomaly (2 when the run could not be carried out).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use raft_nemesis::run::{run, RunConfig};
+use raft_nemesis::schedule::{self, Kind};
+use raft_nemesis::workload::{self, Vocabulary, Workload};
+use rand::SeedableRng;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "raft-nemesis",
+    about = "Run a raft-node cluster under faults and check the history"
+)]
+struct Args {
+    /// The raft-node binary (default: $RAFT_NODE_BIN, else next to this executable).
+    #[arg(long)]
+    raft_node: Option<PathBuf>,
+    /// 3 or 5.
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Seed of the fault schedule and the clients' choices (default: random, printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop after this many operations.
+    #[arg(long, default_value_t = 20_000)]
+    ops: u64,
+    /// Stop after this many seconds even if the operations are not done.
+    #[arg(long, default_value_t = 60)]
+    time: u64,
+    #[arg(long, default_value_t = 8)]
+    clients: u64,
+    /// Keys (the model vocabulary of --record has two).
+    #[arg(long, default_value_t = 8)]
+    keys: u64,
+    /// A client gives up on an operation after this many ms (its outcome is then unknown).
+    #[arg(long, default_value_t = 5000)]
+    op_timeout_ms: u64,
+    /// Comma-separated fault kinds (default: all): kill,pause,partition,asymmetric,bridge,
+    /// loss,delay,isolate-leader.
+    #[arg(long)]
+    faults: Option<String>,
+    /// Record every node's core steps and validate them against the model. Uses the model's
+    /// vocabulary: keys k0/k1, put/get, at most --max-writes writes (log indexes stay < 256).
+    #[arg(long)]
+    record: bool,
+    /// With --record: the write budget.
+    #[arg(long, default_value_t = 120)]
+    max_writes: u64,
+    /// Where node data, logs and the history go (default: a fresh directory under /tmp, kept).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Reads are stale reads from a random node: NOT linearizable, to see the checker catch
+    /// it (expect exit 1).
+    #[arg(long)]
+    stale_reads: bool,
+    /// Every kill and pause hits the leader.
+    #[arg(long)]
+    target_leader: bool,
+    /// Print the fault schedule and exit.
+    #[arg(long)]
+    print_schedule: bool,
+    /// Print each fault as it is injected.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    match go(a) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn go(a: Args) -> Result<bool, String> {
+    if a.nodes != 3 && a.nodes != 5 {
+        return Err("--nodes must be 3 or 5".into());
+    }
+    if a.clients == 0 || a.keys == 0 || a.ops == 0 || a.time == 0 {
+        return Err("--clients, --keys, --ops and --time must be at least 1".into());
+    }
+    if a.record && !(1..=250).contains(&a.max_writes) {
+        return Err("--max-writes must be in 1..=250 (model values are below 256)".into());
+    }
+    let faults: Vec<Kind> = match &a.faults {
+        None => schedule::ALL.to_vec(),
+        Some(s) => s
+            .split(',')
+            .map(|x| Kind::parse(x.trim()))
+            .collect::<Result<_, _>>()?,
+    };
+    if faults.is_empty() {
+        return Err("--faults names no fault".into());
+    }
+    let seed = a.seed.unwrap_or_else(rand::random);
+    println!(
+        "raft-nemesis seed {seed} (replay: --seed {seed}), {} nodes, {} clients, up to {} ops / {} s{}",
+        a.nodes,
+        a.clients,
+        a.ops,
+        a.time,
+        if a.record { ", recording" } else { "" }
+    );
+    let warmup_ms = 1000;
+    if a.print_schedule {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for mut f in schedule::draw(&mut rng, a.nodes, &faults, warmup_ms, a.time * 1000) {
+            if a.target_leader {
+                f.target = schedule::Target::Leader;
+            }
+            println!("{f}");
+        }
+        return Ok(true);
+    }
+    let bin = raft_nemesis::find_raft_node(a.raft_node)?;
+    let dir = match a.dir {
+        Some(d) => {
+            if d.exists()
+                && std::fs::read_dir(&d)
+                    .map_err(|e| e.to_string())?
+                    .next()
+                    .is_some()
+            {
+                return Err(format!("{} is not empty", d.display()));
+            }
+            d
+        }
+        None => std::env::temp_dir().join(format!("raft-nemesis-{seed}-{}", std::process::id())),
+    };
+    let cfg = RunConfig {
+        bin,
+        dir: dir.clone(),
+        nodes: a.nodes,
+        seed,
+        workload: Workload {
+            clients: a.clients,
+            keys: if a.record { 2 } else { a.keys },
+            vocabulary: if a.record {
+                Vocabulary::Model
+            } else {
+                Vocabulary::Full
+            },
+            max_ops: a.ops,
+            max_writes: a.max_writes,
+            op_timeout: Duration::from_millis(a.op_timeout_ms),
+            think: if a.record {
+                workload::spread(Duration::from_secs(a.time), a.clients, a.max_writes)
+            } else {
+                Duration::ZERO
+            },
+            stale_reads: a.stale_reads,
+        },
+        max_time: Duration::from_secs(a.time),
+        faults,
+        record: a.record,
+        warmup_ms,
+        target_leader: a.target_leader,
+        verbose: a.verbose,
+    };
+    let report = run(&cfg)?;
+    print!("{}", report.render());
+    println!("data, node logs and history.jsonl: {}", dir.display());
+    Ok(report.anomalies.is_empty())
+}

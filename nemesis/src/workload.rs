@@ -1,0 +1,196 @@
+//! Concurrent clients, one thread each, using `raft_node::runtime::client::Client` (leader
+//! discovery, redirects, retries of a write with the same `(client_id, seq)`). Every operation
+//! is recorded with its invocation and completion time and its outcome.
+//!
+//! Two vocabularies: `Full` (keys `key0..`, put/get/delete/cas, values unique per write), and
+//! `Model` (what `raft-conformance validate` can check: client ids from 100, keys `k0`/`k1`,
+//! put/get only, numeric values below 256 drawn from one shared counter, so every write is
+//! unique and the log stays below 256 entries).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use raft_node::runtime::client::{Client, ClientError};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::history::{Cmd, Op, Outcome, Ret};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vocabulary {
+    Full,
+    Model,
+}
+
+/// The client side of a run.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub clients: u64,
+    pub keys: u64,
+    pub vocabulary: Vocabulary,
+    /// Stop after this many operations in total.
+    pub max_ops: u64,
+    /// `Model`: at most this many writes (values `1..=max_writes`).
+    pub max_writes: u64,
+    /// A client gives up on an operation after this long (outcome `Unknown`).
+    pub op_timeout: Duration,
+    /// Pause between a client's operations (spreads the model vocabulary's few writes over
+    /// the run, and keeps recordings, one full core state per step, small).
+    pub think: Duration,
+    /// Reads are stale reads (`?stale=true`) from a random node instead of linearizable
+    /// reads: not linearizable by design, so a run with it shows the checks catch a real
+    /// anomaly end to end.
+    pub stale_reads: bool,
+}
+
+/// Shared between the client threads.
+pub struct Shared {
+    pub history: Mutex<Vec<Op>>,
+    pub stop: AtomicBool,
+    pub started_ops: AtomicU64,
+    pub writes: AtomicU64,
+    pub epoch: Instant,
+}
+
+impl Shared {
+    pub fn new(epoch: Instant) -> Arc<Shared> {
+        Arc::new(Shared {
+            history: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+            started_ops: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            epoch,
+        })
+    }
+
+    pub fn ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+/// The pause between a client's operations that makes `max_writes` last about `time` in the
+/// model vocabulary (half the operations are writes).
+pub fn spread(time: Duration, clients: u64, max_writes: u64) -> Duration {
+    time * clients as u32 / (2 * max_writes.max(1) as u32)
+}
+
+/// The client id of harness client `c`.
+pub fn client_id(w: &Workload, c: u64) -> u64 {
+    match w.vocabulary {
+        Vocabulary::Model => 100 + c,
+        Vocabulary::Full => 1000 + c,
+    }
+}
+
+pub fn key_name(w: &Workload, k: u64) -> String {
+    match w.vocabulary {
+        Vocabulary::Model => format!("k{k}"),
+        Vocabulary::Full => format!("key{k}"),
+    }
+}
+
+pub fn keys(w: &Workload) -> Vec<String> {
+    (0..w.keys).map(|k| key_name(w, k)).collect()
+}
+
+/// Run client `c` until the shared stop flag, `max_ops`, or (in `Model`) the end of the write
+/// budget.
+pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) {
+    let mut rng = StdRng::seed_from_u64(seed ^ (c + 1).wrapping_mul(0xA24B_AED4_963E_E407));
+    let id = client_id(w, c);
+    // Each client starts at a different node, so writes enter through every node (followers
+    // redirect them to the leader).
+    let mut nodes = nodes;
+    let k = c as usize % nodes.len();
+    nodes.rotate_left(k);
+    let mut stale: Vec<Client> = nodes
+        .iter()
+        .map(|n| {
+            let mut c = Client::with_id(vec![n.clone()], id, 0);
+            c.set_deadline(w.op_timeout);
+            c
+        })
+        .collect();
+    let mut cl = Client::with_id(nodes, id, 0);
+    cl.set_deadline(w.op_timeout);
+    let mut n = 0u64;
+    let mut last_value: Option<String> = None;
+    while !sh.stop.load(Ordering::Relaxed) {
+        if sh.started_ops.fetch_add(1, Ordering::Relaxed) >= w.max_ops {
+            break;
+        }
+        n += 1;
+        if !w.think.is_zero() {
+            std::thread::sleep(w.think);
+        }
+        let key = key_name(w, rng.gen_range(0..w.keys));
+        let roll = rng.gen_range(0..100);
+        let cmd = match w.vocabulary {
+            Vocabulary::Model => {
+                if roll < 50 {
+                    Cmd::Get
+                } else {
+                    let v = sh.writes.fetch_add(1, Ordering::Relaxed) + 1;
+                    if v > w.max_writes {
+                        break;
+                    }
+                    Cmd::Put(v.to_string())
+                }
+            }
+            Vocabulary::Full => {
+                let fresh = format!("{c}.{n}");
+                match roll {
+                    0..=44 => Cmd::Get,
+                    45..=74 => Cmd::Put(fresh),
+                    75..=84 => Cmd::Delete,
+                    // CAS from a value this client saw (often still current), or from absent.
+                    _ => Cmd::Cas {
+                        expected: if rng.gen_bool(0.8) {
+                            last_value.clone()
+                        } else {
+                            None
+                        },
+                        new: if rng.gen_bool(0.9) { Some(fresh) } else { None },
+                    },
+                }
+            }
+        };
+        let call_ns = sh.ns();
+        let res: Result<Ret, ClientError> = match &cmd {
+            Cmd::Put(v) => cl.put(&key, v).map(|_| Ret::Ok),
+            Cmd::Get if w.stale_reads => {
+                let k = rng.gen_range(0..stale.len());
+                stale[k].get_stale(&key).map(Ret::Value)
+            }
+            Cmd::Get => cl.get(&key).map(Ret::Value),
+            Cmd::Delete => cl.delete(&key).map(|_| Ret::Ok),
+            Cmd::Cas { expected, new } => cl
+                .cas(&key, expected.as_deref(), new.as_deref())
+                .map(|(swapped, previous)| Ret::Cas { swapped, previous }),
+        };
+        let ret_ns = sh.ns();
+        match &res {
+            Ok(Ret::Value(v)) => last_value = v.clone(),
+            Ok(Ret::Cas { previous, .. }) => last_value = previous.clone(),
+            _ => {}
+        }
+        let outcome = match res {
+            Ok(r) => Outcome::Ok(r),
+            // A 4xx answer comes before the command is proposed.
+            Err(ClientError::Rejected(e)) => Outcome::Fail(e),
+            Err(e @ ClientError::Timeout(..)) => Outcome::Unknown(e.to_string()),
+        };
+        let seq = cmd.is_write().then(|| cl.seq());
+        sh.history.lock().unwrap().push(Op {
+            client: c,
+            client_id: id,
+            seq,
+            key,
+            cmd,
+            call_ns,
+            ret_ns,
+            outcome,
+        });
+    }
+}
