@@ -19,9 +19,10 @@
 //! The hard state goes first so that, at every instant, the durable term is at least the term
 //! of every durable log entry (a node only appends entries of its current term or older). That
 //! makes a lost hard-state file detectable: a log (or snapshot) holding entries of term `t`
-//! next to a missing
-//! hard state, or one whose term is below `t`, refuses to start instead of letting the node vote
-//! a second time in a term it already voted in.
+//! next to a missing hard state, or one whose term is below `t`, refuses to start instead of
+//! letting the node vote a second time in a term it already voted in. A snapshot write flushes
+//! the staged hard state first for the same reason (an installed snapshot comes with the
+//! leader's term).
 
 use std::fs;
 use std::path::{Path, PathBuf};
