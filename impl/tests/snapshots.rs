@@ -235,7 +235,7 @@ fn a_lagging_follower_installs_a_snapshot_and_a_compacted_node_recovers_from_one
         .as_u64()
         .unwrap();
     assert!(snap > 20, "leader snapshot at {snap}");
-    assert!(c.metric(leader, "raft_snapshots_total") >= 9);
+    assert!(c.metric(leader, "raft_snapshots_total") >= 5);
     assert_eq!(c.metric(leader, "raft_snapshot_index"), snap);
     let first: u64 = c.wal_segments(leader)[0][..20].parse().unwrap();
     assert!(
