@@ -89,19 +89,31 @@ fn options(limit: usize) -> impl Options {
         .with_limit(limit as u64)
 }
 
-/// Encode a frame body.
+/// Encode a frame body; panics on a frame larger than [`MAX_FRAME`] (use [`try_encode`] for
+/// frames whose size is not bounded, such as an `InstallSnapshot`).
 pub fn encode(frame: &Frame) -> Bytes {
+    try_encode(frame).expect("frame within the size limit")
+}
+
+/// Encode a frame body, or refuse one whose body would exceed [`MAX_FRAME`] (the receiver's
+/// framing would refuse it and drop the connection).
+pub fn try_encode(frame: &Frame) -> Result<Bytes, CodecError> {
     // Sizing first costs one walk of the frame and saves the buffer's repeated regrowth
-    // (measured by `cargo bench -p raft-benches --bench codec`).
-    let size = options(MAX_FRAME)
+    // (measured by `cargo bench -p raft-benches --bench codec`). The size is measured without
+    // a limit so that an oversized frame is reported with its size.
+    let size = bincode::DefaultOptions::new()
+        .with_fixint_encoding()
         .serialized_size(frame)
-        .expect("frames always encode") as usize;
+        .map_err(|e| CodecError::Malformed(e.to_string()))? as usize;
+    if 1 + size > MAX_FRAME {
+        return Err(CodecError::TooLarge(1 + size));
+    }
     let mut out = Vec::with_capacity(1 + size);
     out.push(WIRE_VERSION);
     options(MAX_FRAME)
         .serialize_into(&mut out, frame)
-        .expect("frames always encode");
-    Bytes::from(out)
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    Ok(Bytes::from(out))
 }
 
 /// Decode a frame body.
@@ -145,6 +157,17 @@ mod tests {
         let mut trailing = encode(&f).to_vec();
         trailing.push(0);
         assert!(matches!(decode(&trailing), Err(CodecError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_refused_with_its_size_not_a_panic() {
+        let big = Frame::Refused {
+            reason: "x".repeat(MAX_FRAME),
+        };
+        match try_encode(&big) {
+            Err(CodecError::TooLarge(n)) => assert!(n > MAX_FRAME),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -66,6 +66,14 @@ pub struct Config {
     /// Opt-in: every HTTP request must carry `Authorization: Bearer <api_token>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_token: Option<String>,
+    /// Compact the log into a snapshot once this many applied entries are not covered by the
+    /// latest snapshot (0: never compact).
+    #[serde(default = "default_snapshot_entries")]
+    pub snapshot_entries: u64,
+    /// Size at which the log starts a new segment file; compaction deletes whole segments, so
+    /// this bounds what a compacted log keeps on disk besides the snapshot.
+    #[serde(default = "default_wal_segment_bytes")]
+    pub wal_segment_bytes: u64,
 }
 
 fn default_tick_ms() -> u64 {
@@ -82,6 +90,12 @@ fn default_request_timeout_ms() -> u64 {
 }
 fn default_peer_queue() -> usize {
     1024
+}
+fn default_snapshot_entries() -> u64 {
+    10_000
+}
+fn default_wal_segment_bytes() -> u64 {
+    crate::runtime::wal::SEGMENT_BYTES
 }
 
 impl Config {
@@ -130,6 +144,9 @@ impl Config {
             if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err("api_token must be non-empty printable ASCII without spaces".into());
             }
+        }
+        if self.wal_segment_bytes < 4096 {
+            return Err("wal_segment_bytes must be at least 4096".into());
         }
         if self.request_timeout_ms == 0 || self.peer_queue == 0 {
             return Err("request_timeout_ms and peer_queue must be at least 1".into());
@@ -208,6 +225,8 @@ impl Config {
                 peer_secret: Some(secret.clone()),
                 peer_secret_file: None,
                 api_token: None,
+                snapshot_entries: default_snapshot_entries(),
+                wal_segment_bytes: default_wal_segment_bytes(),
             })
             .collect()
     }

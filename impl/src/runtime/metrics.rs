@@ -26,6 +26,10 @@ pub struct Metrics {
     pub messages_received: AtomicU64,
     pub messages_dropped: AtomicU64,
     pub handshakes_refused: AtomicU64,
+    pub snapshot_index: AtomicU64,
+    pub snapshots: AtomicU64,
+    pub snapshots_installed: AtomicU64,
+    pub messages_too_large: AtomicU64,
     fsync_buckets: [AtomicU64; FSYNC_BUCKETS.len()],
     fsync_count: AtomicU64,
     fsync_sum_ns: AtomicU64,
@@ -128,6 +132,30 @@ impl Metrics {
             "counter",
             "Peer handshakes refused.",
             g(&self.handshakes_refused),
+        );
+        one(
+            "snapshot_index",
+            "gauge",
+            "Index of the latest durable snapshot.",
+            g(&self.snapshot_index),
+        );
+        one(
+            "snapshots_total",
+            "counter",
+            "Snapshots made durable (compactions and installs).",
+            g(&self.snapshots),
+        );
+        one(
+            "snapshots_installed_total",
+            "counter",
+            "Snapshots installed from a leader.",
+            g(&self.snapshots_installed),
+        );
+        one(
+            "messages_too_large_total",
+            "counter",
+            "Messages not sent because their frame exceeds the frame limit.",
+            g(&self.messages_too_large),
         );
         let _ = writeln!(
             out,

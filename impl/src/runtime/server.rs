@@ -9,6 +9,10 @@
 //! answers of a node with peers leave before that fsync: they only report entries a majority
 //! has already made durable (see the comment in `NodeLoop::run`). Superseded appends and
 //! acknowledgements of a batch are dropped ([`coalesce`]).
+//!
+//! Snapshot policy: after a batch's inputs, when `snapshot_entries` (config) applied entries
+//! are not covered by the latest snapshot, the loop steps `Input::Compact` like any other input
+//! (recorded when recording is on; its `Ready` is staged in the same batch).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,7 +31,7 @@ use super::metrics::Metrics;
 use super::record::Recorder;
 use super::storage::Storage;
 use super::transport::{self, Transport};
-use super::wal::StorageError;
+use super::wal::{StorageError, WalOptions};
 use crate::core::{
     ClientId, ClientReply, ClientRequest, Envelope, Input, Message, NodeId, Params, RaftCore,
     ReadRequest, Ready, Role,
@@ -66,6 +70,9 @@ pub struct Status {
     pub last_applied: u64,
     pub last_log_index: u64,
     pub members: Vec<NodeId>,
+    /// Index of the latest durable snapshot (0: none).
+    #[serde(default)]
+    pub snapshot_index: u64,
 }
 
 type Waiters = HashMap<(ClientId, u64), Vec<oneshot::Sender<ClientReply>>>;
@@ -140,6 +147,11 @@ impl NodeLoop {
                     NodeInput::Shutdown => shutdown = true,
                 }
             }
+            let every = self.cfg.snapshot_entries;
+            let core = self.driver.core();
+            if every > 0 && core.last_applied() - core.log().snapshot_index() >= every {
+                self.step_input(Input::Compact, &mut msgs, &mut replies)?;
+            }
             // A client answer depends only on entries that are already durable on a majority
             // when the cluster has peers: the leader commits N only when a follower acknowledged
             // N, the follower acknowledged only after its own fsync, and it received N only in a
@@ -195,12 +207,40 @@ impl NodeLoop {
         msgs: &mut Vec<Envelope>,
         replies: &mut Vec<ClientReply>,
     ) -> Result<(), StorageError> {
+        let installed = matches!(
+            &input,
+            Input::Message(Envelope {
+                msg: Message::InstallSnapshot { .. },
+                ..
+            })
+        );
         let copy = self.recorder.is_some().then(|| input.clone());
         let r = self.driver.step(input);
         if let Some(input) = copy {
             self.record(input, &r);
         }
-        self.stage(r, msgs, replies)
+        let snapshot = r.snapshot;
+        let start = snapshot.map(|_| std::time::Instant::now());
+        self.stage(r, msgs, replies)?;
+        if let (Some(index), Some(start)) = (snapshot, start) {
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            let m = &self.metrics;
+            m.inc(&m.snapshots);
+            m.set(&m.snapshot_index, index);
+            let bytes = self.storage.last_snapshot_bytes();
+            if installed {
+                m.inc(&m.snapshots_installed);
+                info!(
+                    index,
+                    bytes,
+                    write_ms = ms,
+                    "snapshot installed from the leader"
+                );
+            } else {
+                info!(index, bytes, write_ms = ms, "log compacted into a snapshot");
+            }
+        }
+        Ok(())
     }
 
     fn record(&mut self, input: Input, ready: &Ready) {
@@ -278,6 +318,7 @@ impl NodeLoop {
             last_applied: core.last_applied(),
             last_log_index: core.log().last_index(),
             members: self.cfg.members(),
+            snapshot_index: core.log().snapshot_index(),
         };
         *self.status.write().unwrap() = status;
     }
@@ -349,8 +390,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     cfg.validate()?;
     let auth = Arc::new(PeerAuth::new(&cfg.cluster_id, cfg.load_peer_secret()?));
     let cfg = Arc::new(cfg);
-    let (storage, rec) =
-        Storage::open(&cfg.data_dir, &cfg.cluster_id, cfg.id).map_err(|e| e.to_string())?;
+    let wal_opts = WalOptions {
+        segment_bytes: cfg.wal_segment_bytes,
+        faults: None,
+    };
+    let (storage, rec) = Storage::open_with(&cfg.data_dir, &cfg.cluster_id, cfg.id, wal_opts)
+        .map_err(|e| e.to_string())?;
     if let Some(t) = &rec.torn_tail {
         warn!(
             file = %t.path.display(),
@@ -365,6 +410,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         data = %cfg.data_dir.display(),
         term = rec.hard_state.current_term,
         voted_for = ?rec.hard_state.voted_for,
+        snapshot_index = rec.snapshot.last_included_index,
         last_index = rec.log.last_index(),
         "recovered"
     );
@@ -375,7 +421,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         .await
         .map_err(|e| format!("cannot listen for HTTP on {}: {e}", cfg.http_addr))?;
     let members = cfg.members();
-    let core = RaftCore::from_durable(cfg.id, &members, runtime_params(), rec.hard_state, rec.log);
+    let snapshot_index = rec.snapshot.last_included_index;
+    let core = RaftCore::restore(
+        cfg.id,
+        &members,
+        runtime_params(),
+        rec.hard_state,
+        rec.snapshot,
+        rec.log,
+    );
     let timing = Timing {
         election_ticks: cfg.election_ticks,
         heartbeat_ticks: cfg.heartbeat_ticks,
@@ -389,6 +443,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     };
     let driver = Driver::new(core, timing, rand::random());
     let metrics = Arc::new(Metrics::default());
+    metrics.set(&metrics.snapshot_index, snapshot_index);
     let status = Arc::new(RwLock::new(Status::default()));
     let (tx, rx) = mpsc::channel(INPUT_QUEUE);
     let peers: Vec<_> = cfg.peers.iter().map(|p| (p.id, p.peer_addr)).collect();

@@ -8,11 +8,21 @@
 //! then one fsync of the log. Only after `commit` returns are the batch's messages sent and its
 //! clients answered.
 //!
+//! A snapshot (log compaction, or one installed from the leader) is written when its `Ready`
+//! is staged, in this order: a log suffix the snapshot discards (an installed snapshot that
+//! replaced a conflicting log) is truncated and fsynced; the staged hard state is written; the
+//! `snapshot` file is replaced atomically (`[magic "RSNP"][version: u32 LE][crc32c: u32 LE]
+//! [bincode(Snapshot)]`); only then does the log forget the records the snapshot covers
+//! ([`Wal::compact_to`] deletes whole segments). A crash anywhere in between recovers: the log
+//! skips the records a snapshot covers and deletes the segments left over.
+//!
 //! The hard state goes first so that, at every instant, the durable term is at least the term
 //! of every durable log entry (a node only appends entries of its current term or older). That
-//! makes a lost hard-state file detectable: a log holding entries of term `t` next to a missing
-//! hard state, or one whose term is below `t`, refuses to start instead of letting the node vote
-//! a second time in a term it already voted in.
+//! makes a lost hard-state file detectable: a log (or snapshot) holding entries of term `t`
+//! next to a missing hard state, or one whose term is below `t`, refuses to start instead of
+//! letting the node vote a second time in a term it already voted in. A snapshot write flushes
+//! the staged hard state first for the same reason (an installed snapshot comes with the
+//! leader's term).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,9 +34,14 @@ use serde::{Deserialize, Serialize};
 use super::wal::{
     io_err, sync_dir, sync_file, write_file, DiskFaults, StorageError, TornTail, Wal, WalOptions,
 };
-use crate::core::{HardState, Log, NodeId, RaftCore, Ready};
+use crate::core::{HardState, Index, Log, NodeId, RaftCore, Ready, Snapshot};
 
 const HARD_STATE: &str = "hard_state";
+/// The snapshot file's name in the data directory.
+pub const SNAPSHOT: &str = "snapshot";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"RSNP";
+const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_HEADER: usize = 12;
 const META: &str = "meta.json";
 
 /// The identity a data directory belongs to.
@@ -65,6 +80,54 @@ fn decode_hard_state(path: &Path, data: &[u8]) -> Result<HardState, StorageError
         .map_err(|e| corrupt(&format!("undecodable hard state: {e}")))
 }
 
+/// Encode a snapshot as `[magic][version: u32 LE][crc32c(body): u32 LE][body]`, the body
+/// being `bincode(Snapshot)`.
+pub fn encode_snapshot(snap: &Snapshot) -> Vec<u8> {
+    let body = bincode::serialize(snap).expect("snapshots encode");
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER + body.len());
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decode a snapshot file's bytes (`path` names it in errors).
+pub fn decode_snapshot(path: &Path, data: &[u8]) -> Result<Snapshot, StorageError> {
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
+    if data.len() < SNAPSHOT_HEADER {
+        return Err(corrupt(
+            0,
+            format!("snapshot file too short ({} bytes)", data.len()),
+        ));
+    }
+    if &data[..4] != SNAPSHOT_MAGIC {
+        return Err(corrupt(0, "not a snapshot file (bad magic)".into()));
+    }
+    let version = u32::from_le_bytes(data[4..8].try_into().unwrap());
+    if version != SNAPSHOT_VERSION {
+        return Err(corrupt(
+            4,
+            format!("unsupported snapshot version {version} (this node reads {SNAPSHOT_VERSION})"),
+        ));
+    }
+    let crc = u32::from_le_bytes(data[8..12].try_into().unwrap());
+    let body = &data[SNAPSHOT_HEADER..];
+    if crc32c::crc32c(body) != crc {
+        return Err(corrupt(8, "snapshot checksum mismatch".into()));
+    }
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_limit(body.len() as u64)
+        .deserialize(body)
+        .map_err(|e| corrupt(SNAPSHOT_HEADER as u64, format!("undecodable snapshot: {e}")))
+}
+
 /// Write `data` to `dir/name` atomically and durably.
 pub(crate) fn write_atomic(
     dir: &Path,
@@ -87,6 +150,9 @@ pub(crate) fn write_atomic(
 #[derive(Debug)]
 pub struct Recovered {
     pub hard_state: HardState,
+    /// The latest durable snapshot (the empty one when the node never made one).
+    pub snapshot: Snapshot,
+    /// The entries after the snapshot.
     pub log: Log,
     pub torn_tail: Option<TornTail>,
 }
@@ -106,6 +172,8 @@ pub struct Storage {
     hard_state: HardState,
     staged_hard_state: Option<HardState>,
     log_dirty: bool,
+    snapshot_index: Index,
+    last_snapshot_bytes: u64,
     faults: Option<Arc<DiskFaults>>,
     /// Set by the first failed commit: nothing more is acknowledged until a restart.
     failed: Option<String>,
@@ -166,7 +234,7 @@ impl Storage {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // A directory that already holds state but lost its identity is not new.
-                for other in [HARD_STATE, "wal"] {
+                for other in [HARD_STATE, SNAPSHOT, "wal"] {
                     if dir.join(other).exists() {
                         return Err(StorageError::Invalid(format!(
                             "{} is missing but {} exists: refusing to adopt a data directory \
@@ -187,10 +255,35 @@ impl Storage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io_err(&hs_path)(e)),
         };
+        let snap_path = dir.join(SNAPSHOT);
+        let snapshot = match fs::read(&snap_path) {
+            Ok(data) => Some(decode_snapshot(&snap_path, &data)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&snap_path)(e)),
+        };
         let wal_dir = dir.join("wal");
         let faults = opts.faults.clone();
-        let (wal, entries, torn_tail) = Wal::open_with(&wal_dir, opts)?;
-        let log_term = entries.iter().map(|e| e.term).max().unwrap_or(0);
+        let have_snapshot = snapshot.is_some();
+        let snapshot = snapshot.unwrap_or_default();
+        let (wal, entries, torn_tail) =
+            Wal::open_after(&wal_dir, opts, snapshot.last_included_index).map_err(|e| match e {
+                StorageError::Corrupt {
+                    path,
+                    offset,
+                    reason,
+                } if !have_snapshot && reason.contains("no snapshot") => StorageError::Corrupt {
+                    path,
+                    offset,
+                    reason: format!("{reason} ({} is missing)", snap_path.display()),
+                },
+                e => e,
+            })?;
+        let log_term = entries
+            .iter()
+            .map(|e| e.term)
+            .max()
+            .unwrap_or(0)
+            .max(snapshot.last_included_term);
         let hard_state = match hard_state {
             Some(hs) if hs.current_term >= log_term => hs,
             Some(hs) => {
@@ -218,12 +311,19 @@ impl Storage {
                 hard_state,
                 staged_hard_state: None,
                 log_dirty: false,
+                snapshot_index: snapshot.last_included_index,
+                last_snapshot_bytes: 0,
                 faults,
                 failed: None,
             },
             Recovered {
                 hard_state,
-                log: Log::from_entries(entries),
+                log: Log::after_snapshot(
+                    snapshot.last_included_index,
+                    snapshot.last_included_term,
+                    entries,
+                ),
+                snapshot,
                 torn_tail,
             },
         ))
@@ -244,6 +344,16 @@ impl Storage {
         self.hard_state
     }
 
+    /// The index of the latest durable snapshot (0: none).
+    pub fn snapshot_index(&self) -> Index {
+        self.snapshot_index
+    }
+
+    /// Size of the snapshot file written last by this process (0: none yet).
+    pub fn last_snapshot_bytes(&self) -> u64 {
+        self.last_snapshot_bytes
+    }
+
     /// The last index of the staged log.
     pub fn last_index(&self) -> u64 {
         self.wal.last_index()
@@ -261,8 +371,22 @@ impl Storage {
     }
 
     fn stage_inner(&mut self, ready: &Ready, core: &RaftCore) -> Result<(), StorageError> {
+        if let Some(hs) = ready.hard_state {
+            self.staged_hard_state = Some(hs);
+        }
         if let Some(w) = ready.log_write {
+            let before = self.wal.last_index();
             self.wal.truncate_from(w.from_index)?;
+            if ready.snapshot.is_some() && w.from_index <= before {
+                // An installed snapshot replaced a conflicting log: the discarded suffix must
+                // be gone from the disk before a snapshot vouches for whatever follows it.
+                self.wal.sync()?;
+            }
+        }
+        if let Some(index) = ready.snapshot {
+            self.write_snapshot(core.snapshot(), index)?;
+        }
+        if let Some(w) = ready.log_write {
             // The log numbers records itself; a write that does not continue it would store
             // entries under the wrong index.
             if w.from_index <= w.last_index && self.wal.last_index() + 1 != w.from_index {
@@ -276,8 +400,41 @@ impl Storage {
                 .append(core.log().slice(w.from_index, w.last_index))?;
             self.log_dirty = true;
         }
-        if let Some(hs) = ready.hard_state {
-            self.staged_hard_state = Some(hs);
+        Ok(())
+    }
+
+    /// Make `snap` (at `index`) durable, then let the log forget what it covers.
+    fn write_snapshot(&mut self, snap: &Snapshot, index: Index) -> Result<(), StorageError> {
+        if snap.last_included_index != index {
+            return Err(StorageError::Invalid(format!(
+                "the Ready names a snapshot at index {index} but the core holds one at {}",
+                snap.last_included_index
+            )));
+        }
+        // The durable term must never be below the term of a durable entry (see above); a
+        // snapshot installed from a leader of a new term comes with that term's hard state.
+        self.write_staged_hard_state()?;
+        let data = encode_snapshot(snap);
+        write_atomic(&self.dir, SNAPSHOT, &data, self.faults.as_deref())?;
+        self.snapshot_index = index;
+        self.last_snapshot_bytes = data.len() as u64;
+        self.wal.compact_to(index)?;
+        // Compaction deletes and may create segments: the next commit syncs the directory.
+        self.log_dirty = true;
+        Ok(())
+    }
+
+    fn write_staged_hard_state(&mut self) -> Result<(), StorageError> {
+        if let Some(hs) = self.staged_hard_state.take() {
+            if hs != self.hard_state {
+                write_atomic(
+                    &self.dir,
+                    HARD_STATE,
+                    &encode_hard_state(&hs),
+                    self.faults.as_deref(),
+                )?;
+                self.hard_state = hs;
+            }
         }
         Ok(())
     }
@@ -314,17 +471,7 @@ impl Storage {
     }
 
     fn commit_inner(&mut self) -> Result<(), StorageError> {
-        if let Some(hs) = self.staged_hard_state.take() {
-            if hs != self.hard_state {
-                write_atomic(
-                    &self.dir,
-                    HARD_STATE,
-                    &encode_hard_state(&hs),
-                    self.faults.as_deref(),
-                )?;
-                self.hard_state = hs;
-            }
-        }
+        self.write_staged_hard_state()?;
         if self.log_dirty {
             self.wal.sync()?;
             self.log_dirty = false;
@@ -336,7 +483,263 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Input, Params, Role};
+    use crate::core::{ClientRequest, Command, Entry, Envelope, Input, Message, Op, Params, Role};
+
+    fn put(k: u64) -> Input {
+        Input::Client(ClientRequest {
+            client_id: 7,
+            seq: k,
+            op: Op::Put {
+                key: format!("k{}", k % 5),
+                value: "v".repeat(40) + &k.to_string(),
+            },
+        })
+    }
+
+    fn persist(st: &mut Storage, core: &mut RaftCore, input: Input) -> Ready {
+        let r = core.step(input);
+        st.stage(&r, core).unwrap();
+        st.commit().unwrap();
+        r
+    }
+
+    fn reopen(dir: &Path) -> (Storage, Recovered) {
+        Storage::open_with_segment_bytes(dir, "c", 1, 512).unwrap()
+    }
+
+    fn restore(rec: Recovered, peers: &[NodeId]) -> RaftCore {
+        RaftCore::restore(
+            1,
+            peers,
+            Params::default(),
+            rec.hard_state,
+            rec.snapshot,
+            rec.log,
+        )
+    }
+
+    fn wal_files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir.join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A single-node leader with `n` committed writes, persisted through small segments.
+    fn leader_with_writes(dir: &Path, n: u64) -> (Storage, RaftCore) {
+        let (mut st, rec) = reopen(dir);
+        let mut core = restore(rec, &[1]);
+        persist(&mut st, &mut core, Input::ElectionTimeout);
+        assert_eq!(core.role(), Role::Leader);
+        for k in 1..=n {
+            persist(&mut st, &mut core, put(k));
+        }
+        assert_eq!(core.last_applied(), n + 1);
+        (st, core)
+    }
+
+    #[test]
+    fn compaction_deletes_covered_segments_and_a_restart_recovers_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut st, mut core) = leader_with_writes(dir.path(), 40);
+        let before = wal_files(dir.path());
+        assert!(before.len() > 4, "{before:?}");
+        let r = persist(&mut st, &mut core, Input::Compact);
+        assert_eq!(r.snapshot, Some(41));
+        assert_eq!(st.snapshot_index(), 41);
+        let after = wal_files(dir.path());
+        assert!(after.len() < before.len(), "{before:?} -> {after:?}");
+        assert_ne!(after[0], before[0], "the first segment is covered");
+        // Writes after the compaction land after the snapshot.
+        for k in 41..=45 {
+            persist(&mut st, &mut core, put(k));
+        }
+        drop(st);
+        let (_, rec) = reopen(dir.path());
+        assert_eq!(&rec.snapshot, core.snapshot());
+        assert_eq!(&rec.log, core.log());
+        let mut restarted = restore(rec, &[1]);
+        assert_eq!(restarted.last_applied(), 41);
+        assert_eq!(restarted.kv(), core.snapshot().state.kv());
+        // The entries after the snapshot commit again under the next leader.
+        restarted.step(Input::ElectionTimeout);
+        assert_eq!(restarted.kv(), core.kv());
+    }
+
+    #[test]
+    fn a_crash_between_the_snapshot_and_the_log_compaction_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (st, mut core) = leader_with_writes(dir.path(), 30);
+        let files = wal_files(dir.path());
+        // The core compacts; the snapshot file reaches the disk, the log compaction does not.
+        let r = core.step(Input::Compact);
+        let index = r.snapshot.unwrap();
+        write_atomic(
+            dir.path(),
+            SNAPSHOT,
+            &encode_snapshot(core.snapshot()),
+            None,
+        )
+        .unwrap();
+        drop(st);
+        assert_eq!(wal_files(dir.path()), files);
+        let (mut st, rec) = reopen(dir.path());
+        assert_eq!(rec.snapshot.last_included_index, index);
+        assert_eq!(&rec.log, core.log());
+        assert!(
+            wal_files(dir.path()).len() < files.len(),
+            "covered segments deleted on open"
+        );
+        // And the log keeps working.
+        persist(&mut st, &mut core, put(31));
+        drop(st);
+        let (_, rec) = reopen(dir.path());
+        assert_eq!(&rec.log, core.log());
+    }
+
+    fn entries(term: u64, n: u64) -> Vec<Entry> {
+        (1..=n)
+            .map(|k| Entry {
+                term,
+                command: Command::Client {
+                    client_id: 3,
+                    seq: k,
+                    op: Op::Delete {
+                        key: format!("x{k}"),
+                    },
+                },
+            })
+            .collect()
+    }
+
+    /// A follower of three whose log holds `n` entries of term 1 from leader 2 (uncommitted).
+    fn follower_with_log(dir: &Path, n: u64) -> (Storage, RaftCore) {
+        let (mut st, rec) = reopen(dir);
+        let mut core = restore(rec, &[1, 2, 3]);
+        let append = Message::AppendEntries {
+            term: 1,
+            leader: 2,
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: entries(1, n),
+            leader_commit: 0,
+        };
+        let msg = Input::Message(Envelope {
+            from: 2,
+            to: 1,
+            msg: append,
+        });
+        persist(&mut st, &mut core, msg);
+        assert_eq!(core.log().last_index(), n);
+        (st, core)
+    }
+
+    /// A snapshot at `index` of term 2, as leader 3 of term 2 would send it.
+    fn install(index: u64) -> Input {
+        let mut leader = RaftCore::new(3, &[3], Params::default());
+        leader.step(Input::ElectionTimeout);
+        for k in 1..index {
+            leader.step(put(k));
+        }
+        leader.step(Input::Compact);
+        let mut snapshot = leader.snapshot().clone();
+        assert_eq!(snapshot.last_included_index, index);
+        snapshot.last_included_term = 2;
+        Input::Message(Envelope {
+            from: 3,
+            to: 1,
+            msg: Message::InstallSnapshot {
+                term: 2,
+                leader: 3,
+                snapshot,
+            },
+        })
+    }
+
+    #[test]
+    fn an_installed_snapshot_discards_a_conflicting_log_durably() {
+        // The conflicting log reaches past the snapshot (30 > 20), or ends before it (10 < 20).
+        for n in [30u64, 10] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut st, mut core) = follower_with_log(dir.path(), n);
+            let r = persist(&mut st, &mut core, install(20));
+            assert_eq!(r.snapshot, Some(20));
+            let w = r.log_write.expect("the conflicting log is dropped");
+            assert!(w.from_index == 21 && w.last_index == 20, "{w:?}");
+            assert_eq!(core.log().last_index(), 20);
+            drop(st);
+            let (mut st, rec) = reopen(dir.path());
+            assert_eq!(rec.hard_state.current_term, 2);
+            assert_eq!(&rec.snapshot, core.snapshot());
+            assert_eq!(&rec.log, core.log(), "n = {n}");
+            assert!(rec.log.entries().is_empty());
+            // The leader goes on from the snapshot.
+            let mut core = restore(rec, &[1, 2, 3]);
+            let append = Message::AppendEntries {
+                term: 2,
+                leader: 3,
+                prev_log_index: 20,
+                prev_log_term: 2,
+                entries: entries(2, 3),
+                leader_commit: 20,
+            };
+            let msg = Input::Message(Envelope {
+                from: 3,
+                to: 1,
+                msg: append,
+            });
+            persist(&mut st, &mut core, msg);
+            assert_eq!(core.log().last_index(), 23);
+            drop(st);
+            let (_, rec) = reopen(dir.path());
+            assert_eq!(&rec.log, core.log(), "n = {n}");
+            // Segments holding only covered records are gone; a log that ended before the
+            // snapshot restarted right after it.
+            let first: u64 = wal_files(dir.path())[0][..20].parse().unwrap();
+            assert!(first <= 21 && (n > 20 || first == 21), "n = {n}: {first}");
+        }
+    }
+
+    #[test]
+    fn corrupt_or_missing_snapshot_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut st, mut core) = leader_with_writes(dir.path(), 40);
+        persist(&mut st, &mut core, Input::Compact);
+        drop(st);
+        let p = dir.path().join(SNAPSHOT);
+        let good = fs::read(&p).unwrap();
+        for (at, what) in [(good.len() - 1, "checksum"), (0, "magic"), (5, "version")] {
+            let mut data = good.clone();
+            data[at] ^= 1;
+            fs::write(&p, &data).unwrap();
+            let e = reopen_err(dir.path());
+            assert!(
+                e.contains(&p.display().to_string()) && e.contains(what),
+                "{e}"
+            );
+        }
+        fs::write(&p, &good[..good.len() / 2]).unwrap();
+        assert!(reopen_err(dir.path()).contains("checksum"));
+        // Without the snapshot the log no longer starts at index 1.
+        fs::remove_file(&p).unwrap();
+        let e = reopen_err(dir.path());
+        assert!(
+            e.contains(&p.display().to_string()) && e.contains("missing"),
+            "{e}"
+        );
+        // Nothing was lost: the snapshot restored, the node recovers.
+        fs::write(&p, &good).unwrap();
+        let (_, rec) = reopen(dir.path());
+        assert_eq!(&rec.log, core.log());
+    }
+
+    fn reopen_err(dir: &Path) -> String {
+        Storage::open_with_segment_bytes(dir, "c", 1, 512)
+            .unwrap_err()
+            .to_string()
+    }
 
     #[test]
     fn a_node_restarts_from_what_it_persisted() {

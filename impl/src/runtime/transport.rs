@@ -15,9 +15,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use super::codec::{decode, encode, Frame};
+use super::codec::{decode, try_encode, Frame};
 use super::handshake::{self, frame_kind, HandshakeError, PeerAuth};
 use super::metrics::Metrics;
 use super::server::NodeInput;
@@ -99,7 +99,7 @@ async fn dial_loop(
                     let Some(env) = rx.recv().await else {
                         return;
                     };
-                    if let Err(e) = send_burst(&mut conn, env, &mut rx).await {
+                    if let Err(e) = send_burst(&mut conn, env, &mut rx, &metrics).await {
                         warn!(peer, %addr, error = %e, "peer connection lost");
                         break;
                     }
@@ -125,15 +125,56 @@ async fn send_burst(
     conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
     first: Envelope,
     rx: &mut mpsc::Receiver<Envelope>,
+    metrics: &Metrics,
 ) -> std::io::Result<()> {
-    conn.feed(encode(&Frame::Message(first))).await?;
+    feed(conn, first, metrics).await?;
     for _ in 1..BURST {
         match rx.try_recv() {
-            Ok(env) => conn.feed(encode(&Frame::Message(env))).await?,
+            Ok(env) => feed(conn, env, metrics).await?,
             Err(_) => break,
         }
     }
     SinkExt::<bytes::Bytes>::flush(conn).await
+}
+
+/// Queue one message on the connection. A message whose frame exceeds the frame limit (an
+/// `InstallSnapshot` of a state larger than 16 MiB: the snapshot travels in one frame) is not
+/// sent: it is logged, counted in `messages_too_large_total` and dropped, like a lost message.
+/// The leader retries it every heartbeat, so the log line is rate-limited.
+async fn feed(
+    conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
+    env: Envelope,
+    metrics: &Metrics,
+) -> std::io::Result<()> {
+    let (to, kind) = (env.to, message_kind(&env));
+    match try_encode(&Frame::Message(env)) {
+        Ok(bytes) => conn.feed(bytes).await,
+        Err(e) => {
+            let n = metrics
+                .messages_too_large
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n.is_power_of_two() || n == 0 {
+                error!(
+                    peer = to,
+                    message = kind,
+                    error = %e,
+                    dropped_so_far = n + 1,
+                    "message not sent: it does not fit in one frame (a snapshot larger than the \
+                     frame limit cannot be installed on this peer)"
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn message_kind(env: &Envelope) -> &'static str {
+    use crate::core::Message;
+    match &env.msg {
+        Message::InstallSnapshot { .. } => "InstallSnapshot",
+        Message::AppendEntries { .. } => "AppendEntries",
+        _ => "other",
+    }
 }
 
 /// Accept peer connections and feed their messages to the node loop, without a peer secret

@@ -399,13 +399,32 @@ impl Wal {
         dir: &Path,
         opts: WalOptions,
     ) -> Result<(Wal, Vec<Entry>, Option<TornTail>), StorageError> {
+        Self::open_after(dir, opts, 0)
+    }
+
+    /// Open the log of a node whose snapshot ends at `snapshot_index` (0: no snapshot) and
+    /// recover the entries after it.
+    ///
+    /// Records up to the snapshot are covered by it and skipped. Segments that hold nothing
+    /// past the snapshot are what an interrupted compaction left behind and are deleted, so a
+    /// crash between writing a snapshot and compacting the log recovers. The first segment
+    /// kept must start at or before `snapshot_index + 1`: a gap between the snapshot and the
+    /// log is corruption. (A record at or before the snapshot may disagree with it: an
+    /// installed snapshot replaces a conflicting log, and the storage drops the conflicting
+    /// records after the snapshot durably before writing it.) When every record is covered (the node installed a snapshot past its
+    /// log's end), the log restarts with an empty segment at `snapshot_index + 1`.
+    pub fn open_after(
+        dir: &Path,
+        opts: WalOptions,
+        snapshot_index: Index,
+    ) -> Result<(Wal, Vec<Entry>, Option<TornTail>), StorageError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut names: Vec<(Index, PathBuf)> = Vec::new();
         for e in fs::read_dir(dir).map_err(io_err(dir))? {
             let e = e.map_err(io_err(dir))?;
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(stem) = name.strip_suffix(".wal") {
-                let first: Index = stem.parse().map_err(|_| {
+                let first: Index = stem.parse().ok().filter(|&f| f > 0).ok_or_else(|| {
                     StorageError::Invalid(format!(
                         "unexpected file {} in the log directory {}",
                         name,
@@ -416,21 +435,44 @@ impl Wal {
             }
         }
         names.sort();
+        // Segments followed by one starting at or before `snapshot_index + 1` hold only
+        // covered records: finish the compaction that was interrupted.
+        let mut removed = false;
+        while names.len() > 1 && names[1].0 <= snapshot_index + 1 {
+            let (_, path) = names.remove(0);
+            fs::remove_file(&path).map_err(io_err(&path))?;
+            removed = true;
+        }
+        if removed {
+            sync_dir(dir)?;
+        }
         let mut entries = Vec::new();
         let mut segments = Vec::new();
         let mut torn = None;
+        // Index of the last record read so far.
+        let mut wal_end: Index = 0;
         let n = names.len();
         for (k, (first, path)) in names.into_iter().enumerate() {
             let is_last = k + 1 == n;
-            let expected_first = entries.len() as Index + 1;
-            if first != expected_first {
+            let gap = if k == 0 {
+                first > snapshot_index + 1
+            } else {
+                first != wal_end + 1
+            };
+            if gap {
+                let what = if k == 0 && snapshot_index > 0 {
+                    format!("the snapshot ends at index {snapshot_index}")
+                } else if k == 0 {
+                    "there is no snapshot (the log must start at index 1)".to_string()
+                } else {
+                    format!("the log before it ends at index {wal_end}")
+                };
                 return Err(StorageError::Corrupt {
                     path,
                     offset: 0,
                     reason: format!(
-                        "segment starts at index {first} but the log before it ends at index {}: \
-                         a segment is missing or an earlier one lost records",
-                        expected_first - 1
+                        "segment starts at index {first} but {what}: a segment or the \
+                         snapshot is missing, or an earlier segment lost records"
                     ),
                 });
             }
@@ -450,7 +492,14 @@ impl Wal {
                     reason,
                 });
             }
-            entries.extend(scanned.entries);
+            let count = scanned.entries.len() as Index;
+            for (j, e) in scanned.entries.into_iter().enumerate() {
+                let index = first + j as Index;
+                if index > snapshot_index {
+                    entries.push(e);
+                }
+            }
+            wal_end = first + count - 1;
             segments.push(Segment {
                 first_index: first,
                 path,
@@ -458,34 +507,48 @@ impl Wal {
                 len: scanned.valid_len,
             });
         }
-        if segments.is_empty() {
-            let path = dir.join(segment_name(1));
+        let ends_before_snapshot = segments.is_empty() || wal_end < snapshot_index;
+        if ends_before_snapshot {
+            // Nothing past the snapshot: start an empty segment right after it, then drop the
+            // old ones (a crash in between leaves segments the next open removes as covered).
+            let path = dir.join(segment_name(snapshot_index + 1));
             File::create(&path).map_err(io_err(&path))?;
             sync_dir(dir)?;
+            for seg in segments.drain(..) {
+                if seg.path != path {
+                    fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+                }
+            }
+            sync_dir(dir)?;
             segments.push(Segment {
-                first_index: 1,
+                first_index: snapshot_index + 1,
                 path,
                 offsets: Vec::new(),
                 len: 0,
             });
         }
-        let last = segments.last().unwrap();
+        let last_seg = segments.last().unwrap();
         let active = OpenOptions::new()
             .append(true)
-            .open(&last.path)
-            .map_err(io_err(&last.path))?;
+            .open(&last_seg.path)
+            .map_err(io_err(&last_seg.path))?;
         let wal = Wal {
             dir: dir.to_path_buf(),
             segments,
             active,
             pending: Vec::new(),
-            last_index: entries.len() as Index,
+            last_index: snapshot_index + entries.len() as Index,
             segment_bytes: opts.segment_bytes,
             dir_dirty: false,
             faults: opts.faults,
             failed: None,
         };
         Ok((wal, entries, torn))
+    }
+
+    /// Index of the first segment's first record (records before it were compacted away).
+    pub fn first_segment_index(&self) -> Index {
+        self.segments[0].first_index
     }
 
     /// Index of the last entry staged.
@@ -585,6 +648,12 @@ impl Wal {
     fn truncate_inner(&mut self, from: Index) -> Result<(), StorageError> {
         self.flush()?;
         let from = from.max(1);
+        if from < self.segments[0].first_index {
+            return Err(StorageError::Invalid(format!(
+                "truncating the log from index {from}, below its first record at {}                  (compacted entries are never truncated)",
+                self.segments[0].first_index
+            )));
+        }
         // Later segments go first: a crash in between leaves a prefix of the old log.
         while self.segments.len() > 1 && self.segments.last().unwrap().first_index >= from {
             let seg = self.segments.pop().unwrap();
@@ -603,6 +672,32 @@ impl Wal {
             .map_err(io_err(&path))?;
         self.active.set_len(offset).map_err(io_err(&path))?;
         self.last_index = from - 1;
+        Ok(())
+    }
+
+    /// Forget every record up to `index`, which a durable snapshot now covers: delete the
+    /// segments holding nothing past it, oldest first (a crash in between leaves a log that
+    /// still continues the snapshot). The active segment is never deleted; a log that ends
+    /// before `index` (a snapshot installed past its end) first rolls to a new segment at
+    /// `index + 1`, so that the next append is numbered right.
+    pub fn compact_to(&mut self, index: Index) -> Result<(), StorageError> {
+        self.check()?;
+        let r = self.compact_inner(index);
+        self.poison(r)
+    }
+
+    fn compact_inner(&mut self, index: Index) -> Result<(), StorageError> {
+        if self.last_index < index {
+            // What is buffered is covered too; it is written out with the old segment,
+            // which the loop below deletes.
+            self.last_index = index;
+            self.roll()?;
+        }
+        while self.segments.len() > 1 && self.segments[1].first_index <= index + 1 {
+            let seg = self.segments.remove(0);
+            fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+            self.dir_dirty = true;
+        }
         Ok(())
     }
 
@@ -672,6 +767,40 @@ mod tests {
         assert_eq!(got, es);
         assert!(torn.is_none());
         assert_eq!(wal.last_index(), 20);
+    }
+
+    #[test]
+    fn compaction_keeps_what_follows_the_snapshot_and_a_gap_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = || WalOptions {
+            segment_bytes: 300,
+            faults: None,
+        };
+        let (mut wal, _, _) = Wal::open_with(dir.path(), opts()).unwrap();
+        let es = entries(20);
+        wal.append(&es).unwrap();
+        wal.compact_to(12).unwrap();
+        wal.sync().unwrap();
+        assert!(wal.first_segment_index() > 1 && wal.first_segment_index() <= 13);
+        drop(wal);
+        let (mut wal, got, _) = Wal::open_after(dir.path(), opts(), 12).unwrap();
+        assert_eq!(got, es[12..].to_vec());
+        assert_eq!(wal.last_index(), 20);
+        // A snapshot past the end: the log restarts right after it.
+        wal.compact_to(25).unwrap();
+        wal.append(&es[..2]).unwrap();
+        wal.sync().unwrap();
+        assert_eq!(wal.segment_count(), 1);
+        drop(wal);
+        let (_, got, _) = Wal::open_after(dir.path(), opts(), 25).unwrap();
+        assert_eq!(got, es[..2].to_vec());
+        // Without the snapshot, or with an older one, entries are missing.
+        for snap in [0u64, 20] {
+            let e = Wal::open_after(dir.path(), opts(), snap).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains("00000000000000000026.wal"), "{msg}");
+            assert!(msg.contains("starts at index 26"), "{msg}");
+        }
     }
 
     #[test]
