@@ -76,9 +76,10 @@ impl Cluster {
             Proxies::start(rt, &links, seed).map_err(|e| format!("starting proxies: {e}"))?;
         drop(held);
         let mut nodes = Vec::new();
+        // One call: every member must get the same generated peer secret.
+        let base = Config::local_cluster(n, dir, 7000, "nemesis");
         for me in &real {
-            let mut cfg =
-                Config::local_cluster(n, dir, 7000, "nemesis").swap_remove(me.id as usize - 1);
+            let mut cfg = base[me.id as usize - 1].clone();
             cfg.peer_addr = me.peer_addr;
             cfg.http_addr = me.http_addr;
             cfg.peers = real

@@ -918,7 +918,11 @@ impl RaftCore {
         // A burst of proposals thus costs one append per peer per round trip, not one each.
         for i in 0..self.peers.len() {
             let p = self.peers[i];
-            if self.progress.get(&p).is_some_and(|pr| pr.next_index == last) {
+            if self
+                .progress
+                .get(&p)
+                .is_some_and(|pr| pr.next_index == last)
+            {
                 self.send_append(p, true);
             }
         }
