@@ -92,7 +92,7 @@ fn default_peer_queue() -> usize {
     1024
 }
 fn default_snapshot_entries() -> u64 {
-    10_000
+    100_000
 }
 fn default_wal_segment_bytes() -> u64 {
     crate::runtime::wal::SEGMENT_BYTES
