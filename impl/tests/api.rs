@@ -3,26 +3,17 @@
 //! redirects and `?forward=true`), and `raft-node bench` (argument errors, a short run that completes operations
 //! with zero errors, a wrong token stops it). Timing is never asserted.
 
-use std::fs::{self, OpenOptions};
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use raft_node::runtime::client::Client;
-use raft_node::runtime::config::{Config, PeerConfig};
+use raft_node::runtime::config::Config;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
-const WAIT: Duration = Duration::from_secs(20);
-const TOKEN: &str = "s3cret-Token";
+mod process_cluster;
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
+use process_cluster::{configs, free_ports, spawn, BIN, WAIT};
+const TOKEN: &str = "s3cret-Token";
 
 /// Three nodes with `api_token` set, killed on drop.
 struct Nodes {
@@ -35,22 +26,9 @@ impl Nodes {
     fn start(token: Option<&str>) -> Nodes {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        let ports = free_ports(6);
-        let addr = |p: u16| format!("127.0.0.1:{p}").parse().unwrap();
-        let all: Vec<PeerConfig> = (0..3)
-            .map(|i| PeerConfig {
-                id: i as u64 + 1,
-                peer_addr: addr(ports[2 * i]),
-                http_addr: addr(ports[2 * i + 1]),
-            })
-            .collect();
-        let mut cfgs = Config::local_cluster(3, dir, 7000, "api-test");
+        let mut cfgs = configs(3, dir, "api-test");
         let mut procs = Vec::new();
         for c in &mut cfgs {
-            let me = &all[c.id as usize - 1];
-            c.peer_addr = me.peer_addr;
-            c.http_addr = me.http_addr;
-            c.peers = all.iter().filter(|p| p.id != c.id).cloned().collect();
             c.api_token = token.map(str::to_string);
             procs.push(spawn(c, dir));
         }
@@ -94,23 +72,6 @@ impl Drop for Nodes {
             let _ = ch.wait();
         }
     }
-}
-
-fn spawn(cfg: &Config, dir: &Path) -> Child {
-    let path = dir.join(format!("node{}.toml", cfg.id));
-    fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(format!("node{}.log", cfg.id)))
-        .unwrap();
-    Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
 }
 
 /// Status code and JSON body of a request (`auth`: the Authorization header to send).

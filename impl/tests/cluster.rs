@@ -5,219 +5,14 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod process_cluster;
+
+use process_cluster::{configs, free_ports, Cluster, BIN, WAIT};
 use raft_node::runtime::client::Client;
-use raft_node::runtime::config::{Config, PeerConfig};
-use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
-const WAIT: Duration = Duration::from_secs(20);
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
-
-fn configs(n: u64, dir: &Path, cluster_id: &str) -> Vec<Config> {
-    let ports = free_ports(2 * n as usize);
-    let addr = |p: u16| format!("127.0.0.1:{p}").parse().unwrap();
-    let all: Vec<PeerConfig> = (0..n)
-        .map(|i| PeerConfig {
-            id: i + 1,
-            peer_addr: addr(ports[2 * i as usize]),
-            http_addr: addr(ports[2 * i as usize + 1]),
-        })
-        .collect();
-    let mut v = Config::local_cluster(n, dir, 7000, cluster_id);
-    for c in &mut v {
-        let me = &all[c.id as usize - 1];
-        c.peer_addr = me.peer_addr;
-        c.http_addr = me.http_addr;
-        c.peers = all.iter().filter(|p| p.id != c.id).cloned().collect();
-    }
-    v
-}
-
-struct Cluster {
-    dir: PathBuf,
-    cfgs: Vec<Config>,
-    procs: Vec<Option<Child>>,
-    _tmp: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn new(n: u64) -> Cluster {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let cfgs = configs(n, &dir, "test-cluster");
-        let mut c = Cluster {
-            dir,
-            cfgs,
-            procs: (0..n).map(|_| None).collect(),
-            _tmp: tmp,
-        };
-        for id in 1..=n {
-            c.start(id);
-        }
-        c
-    }
-
-    fn log_path(&self, id: u64) -> PathBuf {
-        self.dir.join(format!("node{id}.log"))
-    }
-
-    fn log(&self, id: u64) -> String {
-        fs::read_to_string(self.log_path(id)).unwrap_or_default()
-    }
-
-    fn spawn(&self, id: u64) -> Child {
-        let cfg = &self.cfgs[id as usize - 1];
-        let path = self.dir.join(format!("node{id}.toml"));
-        fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path(id))
-            .unwrap();
-        Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap()
-    }
-
-    fn start(&mut self, id: u64) {
-        let ch = self.spawn(id);
-        self.procs[id as usize - 1] = Some(ch);
-    }
-
-    fn kill9(&mut self, id: u64) {
-        if let Some(mut ch) = self.procs[id as usize - 1].take() {
-            ch.kill().unwrap();
-            ch.wait().unwrap();
-        }
-    }
-
-    fn http(&self, id: u64) -> String {
-        self.cfgs[id as usize - 1].http_addr.to_string()
-    }
-
-    fn all_http(&self) -> Vec<String> {
-        (1..=self.cfgs.len() as u64).map(|i| self.http(i)).collect()
-    }
-
-    fn status(&self, id: u64) -> Option<Value> {
-        ureq::get(&format!("http://{}/status", self.http(id)))
-            .timeout(Duration::from_secs(1))
-            .call()
-            .ok()?
-            .into_json()
-            .ok()
-    }
-
-    /// A leader that every running node agrees on.
-    fn wait_leader(&self) -> u64 {
-        let until = Instant::now() + WAIT;
-        while Instant::now() < until {
-            let live: Vec<u64> = (1..=self.cfgs.len() as u64)
-                .filter(|&i| self.procs[i as usize - 1].is_some())
-                .collect();
-            let sts: Vec<Option<Value>> = live.iter().map(|&i| self.status(i)).collect();
-            if let Some(Some(first)) = sts.first() {
-                if let Some(l) = first["leader"].as_u64() {
-                    let agree = sts
-                        .iter()
-                        .all(|s| s.as_ref().is_some_and(|s| s["leader"].as_u64() == Some(l)));
-                    let leads =
-                        live.contains(&l) && self.status(l).is_some_and(|s| s["role"] == "Leader");
-                    if agree && leads {
-                        return l;
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no leader within {WAIT:?}");
-    }
-
-    /// Wait until node `id` has applied at least `index`.
-    fn wait_applied(&self, id: u64, index: u64) {
-        let until = Instant::now() + WAIT;
-        while Instant::now() < until {
-            if self
-                .status(id)
-                .is_some_and(|s| s["last_applied"].as_u64().unwrap_or(0) >= index)
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "node {id} did not apply index {index}: {:?}",
-            self.status(id)
-        );
-    }
-
-    fn wait_log(&self, id: u64, needle: &str) {
-        let until = Instant::now() + WAIT;
-        while Instant::now() < until {
-            if self.log(id).contains(needle) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("node {id} never logged {needle:?}:\n{}", self.log(id));
-    }
-
-    fn sigterm_all(&mut self) {
-        for (k, p) in self.procs.iter_mut().enumerate() {
-            if let Some(mut ch) = p.take() {
-                Command::new("kill")
-                    .args(["-TERM", &ch.id().to_string()])
-                    .status()
-                    .unwrap();
-                let until = Instant::now() + Duration::from_secs(10);
-                loop {
-                    if let Some(st) = ch.try_wait().unwrap() {
-                        assert!(st.success(), "node {} exited with {st}", k + 1);
-                        break;
-                    }
-                    assert!(Instant::now() < until, "node {} ignored SIGTERM", k + 1);
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-    }
-
-    fn last_segment(&self, id: u64) -> PathBuf {
-        let mut v: Vec<PathBuf> = fs::read_dir(self.dir.join(format!("node{id}/wal")))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        v.sort();
-        v.pop().unwrap()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for p in self.procs.iter_mut() {
-            if let Some(mut ch) = p.take() {
-                let _ = ch.kill();
-                let _ = ch.wait();
-            }
-        }
-    }
-}
+use raft_node::runtime::config::Config;
 
 fn client(nodes: Vec<String>) -> Client {
     let mut c = Client::new(nodes);
@@ -227,7 +22,7 @@ fn client(nodes: Vec<String>) -> Client {
 
 #[test]
 fn kill_the_leader_acked_writes_survive_and_the_node_catches_up() {
-    let mut c = Cluster::new(3);
+    let mut c = Cluster::new(3, "test-cluster", |_| {});
     let leader = c.wait_leader();
     // Write through every node: a client that knows only a follower is redirected.
     let mut acked = Vec::new();
@@ -285,7 +80,7 @@ fn kill_the_leader_acked_writes_survive_and_the_node_catches_up() {
 
 #[test]
 fn torn_tail_recovers_and_corruption_refuses_to_start() {
-    let mut c = Cluster::new(3);
+    let mut c = Cluster::new(3, "test-cluster", |_| {});
     c.wait_leader();
     let mut cl = client(c.all_http());
     for k in 0..5 {
@@ -294,7 +89,7 @@ fn torn_tail_recovers_and_corruption_refuses_to_start() {
     let victim = (c.wait_leader() % 3) + 1;
     c.kill9(victim);
     // A torn write: half a record at the end of the last segment.
-    let seg = c.last_segment(victim);
+    let seg = c.wal_segments(victim).pop().unwrap();
     let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
     f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 5, 6]).unwrap();
     drop(f);
@@ -307,7 +102,7 @@ fn torn_tail_recovers_and_corruption_refuses_to_start() {
 
     // Corruption in the middle: the node refuses to start, naming the file and the offset.
     c.kill9(victim);
-    let seg = c.last_segment(victim);
+    let seg = c.wal_segments(victim).pop().unwrap();
     let mut data = fs::read(&seg).unwrap();
     data[12] ^= 0xFF;
     fs::write(&seg, &data).unwrap();
