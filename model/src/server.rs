@@ -399,21 +399,9 @@ impl Server {
                 ref entries,
                 leader_commit,
             } => {
-                if term < self.current_term {
-                    reply(
-                        fx,
-                        Msg::AppendEntriesResponse {
-                            term: self.current_term,
-                            success: false,
-                            last_index: self.last_log_index(),
-                        },
-                    );
+                if !self.accept_leader(me, src, term, leader, fx) {
                     return;
                 }
-                if self.role != Role::Follower {
-                    self.become_follower();
-                }
-                self.leader_id = Some(leader);
                 // Compacted entries are committed, so they match the leader's.
                 let matches = prev_log_index <= self.last_log_index()
                     && (prev_log_index < self.snapshot_index()
@@ -463,21 +451,9 @@ impl Server {
                 leader,
                 ref snapshot,
             } => {
-                if term < self.current_term {
-                    reply(
-                        fx,
-                        Msg::AppendEntriesResponse {
-                            term: self.current_term,
-                            success: false,
-                            last_index: self.last_log_index(),
-                        },
-                    );
+                if !self.accept_leader(me, src, term, leader, fx) {
                     return;
                 }
-                if self.role != Role::Follower {
-                    self.become_follower();
-                }
-                self.leader_id = Some(leader);
                 self.install_snapshot(cfg, snapshot, fx);
                 reply(
                     fx,
@@ -515,6 +491,29 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// A message from a leader (AppendEntries or InstallSnapshot): one of an older term gets a
+    /// rejecting response carrying `current_term` (returns false); otherwise this server follows
+    /// `leader`, stepping down from (pre-)candidate.
+    fn accept_leader(&mut self, me: Id, src: Id, term: Term, leader: Id, fx: &mut Effects) -> bool {
+        if term < self.current_term {
+            fx.out.push(Envelope {
+                src: me,
+                dst: src,
+                msg: Msg::AppendEntriesResponse {
+                    term: self.current_term,
+                    success: false,
+                    last_index: self.last_log_index(),
+                },
+            });
+            return false;
+        }
+        if self.role != Role::Follower {
+            self.become_follower();
+        }
+        self.leader_id = Some(leader);
+        true
     }
 
     /// A leader's snapshot replaces what this server has up to its index, unless this server
