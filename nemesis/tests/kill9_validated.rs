@@ -7,37 +7,17 @@ mod common;
 
 use std::time::Duration;
 
-use raft_nemesis::run::{run, RunConfig};
+use raft_nemesis::run::run;
 use raft_nemesis::schedule::Kind;
-use raft_nemesis::workload::{self, Vocabulary, Workload};
 
 #[test]
 fn kill_9_of_the_leader_recorded_events_pass_the_validator() {
-    let seed = common::seed("kill9_validated");
     let dir = tempfile::tempdir().unwrap();
-    let time = Duration::from_secs(15);
-    let cfg = RunConfig {
-        bin: common::raft_node(),
-        dir: dir.path().join("run"),
-        nodes: 3,
-        seed,
-        workload: Workload {
-            clients: 4,
-            keys: 2,
-            vocabulary: Vocabulary::Model,
-            max_ops: 1_000_000,
-            max_writes: 80,
-            op_timeout: Duration::from_secs(5),
-            think: workload::spread(time, 4, 80),
-            stale_reads: false,
-        },
-        max_time: time,
-        faults: vec![Kind::Kill],
-        record: true,
-        warmup_ms: 1000,
-        target_leader: true,
-        verbose: true,
-    };
+    let mut cfg = common::base_run("kill9_validated", dir.path());
+    common::recorded(&mut cfg, Duration::from_secs(15), 4, 80);
+    cfg.faults = vec![Kind::Kill];
+    cfg.target_leader = true;
+    let seed = cfg.seed;
     let report = run(&cfg).expect("the run could not be carried out");
     println!("{}", report.render());
     assert!(report.anomalies.is_empty(), "anomalies (seed {seed})");

@@ -4,38 +4,13 @@
 
 mod common;
 
-use std::time::Duration;
-
-use raft_nemesis::run::{run, RunConfig};
-use raft_nemesis::schedule::ALL;
-use raft_nemesis::workload::{Vocabulary, Workload};
+use raft_nemesis::run::run;
 
 #[test]
 fn short_nemesis_run_has_no_anomaly() {
-    let seed = common::seed("short_run");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = RunConfig {
-        bin: common::raft_node(),
-        dir: dir.path().join("run"),
-        nodes: 3,
-        seed,
-        workload: Workload {
-            clients: 6,
-            keys: 6,
-            vocabulary: Vocabulary::Full,
-            max_ops: 1_000_000,
-            max_writes: 0,
-            op_timeout: Duration::from_secs(5),
-            think: Duration::ZERO,
-            stale_reads: false,
-        },
-        max_time: Duration::from_secs(45),
-        faults: ALL.to_vec(),
-        record: false,
-        warmup_ms: 1000,
-        target_leader: false,
-        verbose: true,
-    };
+    let cfg = common::base_run("short_run", dir.path());
+    let seed = cfg.seed;
     let report = run(&cfg).expect("the run could not be carried out");
     println!("{}", report.render());
     assert!(report.anomalies.is_empty(), "anomalies (seed {seed})");

@@ -6,36 +6,18 @@ mod common;
 
 use std::time::Duration;
 
-use raft_nemesis::run::{run, RunConfig};
+use raft_nemesis::run::run;
 use raft_nemesis::schedule::Kind;
-use raft_nemesis::workload::{Vocabulary, Workload};
 
 #[test]
 fn stale_reads_from_a_real_cluster_are_reported_as_not_linearizable() {
-    let seed = common::seed("stale_reads_caught");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = RunConfig {
-        bin: common::raft_node(),
-        dir: dir.path().join("run"),
-        nodes: 3,
-        seed,
-        workload: Workload {
-            clients: 6,
-            keys: 2,
-            vocabulary: Vocabulary::Full,
-            max_ops: 1_000_000,
-            max_writes: 0,
-            op_timeout: Duration::from_secs(5),
-            think: Duration::ZERO,
-            stale_reads: true,
-        },
-        max_time: Duration::from_secs(12),
-        faults: vec![Kind::IsolateLeader, Kind::Partition, Kind::Delay],
-        record: false,
-        warmup_ms: 1000,
-        target_leader: false,
-        verbose: true,
-    };
+    let mut cfg = common::base_run("stale_reads_caught", dir.path());
+    cfg.workload.keys = 2;
+    cfg.workload.stale_reads = true;
+    cfg.max_time = Duration::from_secs(12);
+    cfg.faults = vec![Kind::IsolateLeader, Kind::Partition, Kind::Delay];
+    let seed = cfg.seed;
     let report = run(&cfg).expect("the run could not be carried out");
     println!("{}", report.render());
     assert!(

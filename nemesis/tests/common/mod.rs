@@ -1,4 +1,6 @@
-//! Shared by the nemesis tests: the `raft-node` binary and a seed that replays.
+//! Shared by the nemesis tests: the `raft-node` binary, a seed that replays, and the run they
+//! start from.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -45,4 +47,52 @@ pub fn seed(test: &str) -> u64 {
         .unwrap_or_else(rand::random);
     println!("{test}: seed {seed} (replay: NEMESIS_SEED={seed} cargo test -p raft-nemesis --test {test})");
     seed
+}
+
+/// The run every test starts from: three nodes of the `raft-node` binary, six clients with
+/// put/get/delete/cas on six keys, every fault kind for 45 s, no recording; `test` names the
+/// seed's replay command.
+pub fn base_run(test: &str, dir: &std::path::Path) -> raft_nemesis::run::RunConfig {
+    use raft_nemesis::workload::{Vocabulary, Workload};
+    use std::time::Duration;
+    raft_nemesis::run::RunConfig {
+        bin: raft_node(),
+        dir: dir.join("run"),
+        nodes: 3,
+        seed: seed(test),
+        workload: Workload {
+            clients: 6,
+            keys: 6,
+            vocabulary: Vocabulary::Full,
+            max_ops: 1_000_000,
+            max_writes: 0,
+            op_timeout: Duration::from_secs(5),
+            think: Duration::ZERO,
+            stale_reads: false,
+        },
+        max_time: Duration::from_secs(45),
+        faults: raft_nemesis::schedule::ALL.to_vec(),
+        record: false,
+        warmup_ms: 1000,
+        target_leader: false,
+        verbose: true,
+    }
+}
+
+/// Recording on, for `time`: `clients` clients in the model's vocabulary (two keys, put and
+/// get) writing at most `writes` times, spread over the run so that the validator's bounds hold.
+pub fn recorded(
+    cfg: &mut raft_nemesis::run::RunConfig,
+    time: std::time::Duration,
+    clients: u64,
+    writes: u64,
+) {
+    use raft_nemesis::workload::{spread, Vocabulary};
+    cfg.max_time = time;
+    cfg.record = true;
+    cfg.workload.clients = clients;
+    cfg.workload.keys = 2;
+    cfg.workload.vocabulary = Vocabulary::Model;
+    cfg.workload.max_writes = writes;
+    cfg.workload.think = spread(time, clients, writes);
 }
