@@ -15,53 +15,9 @@ use raft_node::core as c;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-/// The durable state a node's storage holds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Storage {
-    pub hard_state: c::HardState,
-    pub snapshot: c::Snapshot,
-    /// The entries after the snapshot.
-    pub log: Vec<c::Entry>,
-}
-
-impl Storage {
-    /// Make a `Ready`'s snapshot, hard state and log write durable, in the order the runtime
-    /// does: the snapshot first (it drops the entries it covers), then the log write.
-    pub fn persist(&mut self, core: &c::RaftCore, ready: &c::Ready) {
-        if let Some(index) = ready.snapshot {
-            let covered = index - self.snapshot.last_included_index;
-            self.log.drain(..(covered as usize).min(self.log.len()));
-            self.snapshot = core.snapshot().clone();
-        }
-        if let Some(hs) = ready.hard_state {
-            self.hard_state = hs;
-        }
-        if let Some(w) = ready.log_write {
-            let first = self.snapshot.last_included_index + 1;
-            self.log
-                .truncate(w.from_index.saturating_sub(first) as usize);
-            self.log
-                .extend_from_slice(core.log().slice(w.from_index, w.last_index));
-        }
-    }
-
-    /// The core a restart rebuilds from this storage.
-    pub fn restore(&self, id: c::NodeId, ids: &[c::NodeId], params: c::Params) -> c::RaftCore {
-        let snap = &self.snapshot;
-        c::RaftCore::restore(
-            id,
-            ids,
-            params,
-            self.hard_state,
-            snap.clone(),
-            c::Log::after_snapshot(
-                snap.last_included_index,
-                snap.last_included_term,
-                self.log.clone(),
-            ),
-        )
-    }
-}
+/// The durable state a node's storage holds: the simulator's in-memory storage, persisted and
+/// restored the way the runtime does it.
+pub use raft_node::sim::cluster::Durable as Storage;
 
 /// A snapshot as compared: `(last_included_index, last_included_term, kv, sessions)`.
 pub type SnapView = (c::Index, c::Term, Kv, Sessions);

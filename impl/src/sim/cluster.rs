@@ -12,13 +12,48 @@ use crate::driver::{Driver, SimRng, Timing};
 use super::network::{NetConfig, Network, Payload};
 use super::safety::SafetyChecker;
 
-/// What a server has on disk.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a server has on disk: in-memory durable storage, as the simulator and conformance
+/// keep it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Durable {
     pub hard_state: HardState,
     pub snapshot: Snapshot,
     /// The entries after the snapshot.
     pub log: Vec<Entry>,
+}
+
+impl Durable {
+    /// Make a `Ready`'s snapshot, hard state and log write durable, in the order the runtime
+    /// does: the snapshot first (it drops the entries it covers), then the log write. `core`
+    /// produced the `Ready` and was not stepped since.
+    pub fn persist(&mut self, core: &RaftCore, ready: &Ready) {
+        if let Some(index) = ready.snapshot {
+            let covered = index - self.snapshot.last_included_index;
+            self.log.drain(..(covered as usize).min(self.log.len()));
+            self.snapshot = core.snapshot().clone();
+        }
+        if let Some(hs) = ready.hard_state {
+            self.hard_state = hs;
+        }
+        if let Some(w) = ready.log_write {
+            let first = self.snapshot.last_included_index + 1;
+            self.log
+                .truncate(w.from_index.saturating_sub(first) as usize);
+            self.log
+                .extend_from_slice(core.log().slice(w.from_index, w.last_index));
+        }
+    }
+
+    /// The core a restart rebuilds from this storage.
+    pub fn restore(&self, id: NodeId, ids: &[NodeId], params: Params) -> RaftCore {
+        let snap = self.snapshot.clone();
+        let log = Log::after_snapshot(
+            snap.last_included_index,
+            snap.last_included_term,
+            self.log.clone(),
+        );
+        RaftCore::restore(id, ids, params, self.hard_state, snap, log)
+    }
 }
 
 /// Where a crash hits relative to the next input's `Ready`.
@@ -169,22 +204,11 @@ impl Cluster {
         self.checker
             .check_step(core, before.0, before.1, &ready)
             .map_err(|e| format!("{e}\n  at n{id}: {}", core.clone_shallow_view()))?;
-        let d = self.durable.get_mut(&id).expect("durable");
         let core = self.nodes[&id].as_ref().expect("up").core();
-        if let Some(index) = ready.snapshot {
-            let covered = index - d.snapshot.last_included_index;
-            d.log.drain(..(covered as usize).min(d.log.len()));
-            d.snapshot = core.snapshot().clone();
-        }
-        if let Some(hs) = ready.hard_state {
-            d.hard_state = hs;
-        }
-        if let Some(w) = ready.log_write {
-            let first = d.snapshot.last_included_index + 1;
-            d.log.truncate(w.from_index.saturating_sub(first) as usize);
-            d.log
-                .extend_from_slice(core.log().slice(w.from_index, w.last_index));
-        }
+        self.durable
+            .get_mut(&id)
+            .expect("durable")
+            .persist(core, &ready);
         if crash == Some(CrashPoint::BeforeSend) {
             self.log_event(|| format!("n{id} CRASH after persisting, before sending"));
             self.crash_now(id);
@@ -282,14 +306,7 @@ impl Cluster {
             return;
         }
         self.restarts += 1;
-        let d = &self.durable[&id];
-        let snap = d.snapshot.clone();
-        let log = Log::after_snapshot(
-            snap.last_included_index,
-            snap.last_included_term,
-            d.log.clone(),
-        );
-        let core = RaftCore::restore(id, &self.ids, self.params.clone(), d.hard_state, snap, log);
+        let core = self.durable[&id].restore(id, &self.ids, self.params.clone());
         let seed = self
             .seed
             .wrapping_mul(7919)
