@@ -7,11 +7,12 @@ use stateright::Model;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-#[test]
-fn reduced_configuration_is_safe_and_exhaustive() {
-    let summary = run(Config::small(), &RunOptions::default());
+/// Checks `cfg` and asserts the run was exhaustive, every always-property held and every
+/// named witness was found.
+fn assert_safe_and_exhaustive(name: &str, cfg: Config, witnesses: &[&str]) {
+    let summary = run(cfg, &RunOptions::default());
     println!(
-        "small: {} unique states in {:.1}s",
+        "{name}: {} unique states in {:.1}s",
         summary.unique_states, summary.seconds
     );
     assert!(summary.complete, "{:?}", summary.incomplete_reason);
@@ -20,13 +21,22 @@ fn reduced_configuration_is_safe_and_exhaustive() {
             assert_eq!(p.status, Status::Holds, "{} on {:?}", p.name, p.path);
         }
     }
-    for witness in [
-        "leader elected",
-        "client entry committed",
-        "two leaders at once",
-    ] {
+    for witness in witnesses {
         assert_eq!(summary.status_of(witness), Some(Status::Found), "{witness}");
     }
+}
+
+#[test]
+fn reduced_configuration_is_safe_and_exhaustive() {
+    assert_safe_and_exhaustive(
+        "small",
+        Config::small(),
+        &[
+            "leader elected",
+            "client entry committed",
+            "two leaders at once",
+        ],
+    );
 }
 
 #[test]
@@ -104,22 +114,13 @@ fn snapshot_configuration_is_safe_and_reaches_install_and_restore() {
         max_in_flight: 2,
         ..Config::small()
     };
-    let summary = run(cfg, &RunOptions::default());
-    println!(
-        "snapshots: {} unique states in {:.1}s",
-        summary.unique_states, summary.seconds
+    assert_safe_and_exhaustive(
+        "snapshots",
+        cfg,
+        &[
+            raft_model::properties::SNAPSHOT_INSTALLED,
+            raft_model::properties::RESTORED_FROM_SNAPSHOT,
+            "client entry committed",
+        ],
     );
-    assert!(summary.complete, "{:?}", summary.incomplete_reason);
-    for p in &summary.properties {
-        if p.expectation == "always" {
-            assert_eq!(p.status, Status::Holds, "{} on {:?}", p.name, p.path);
-        }
-    }
-    for witness in [
-        raft_model::properties::SNAPSHOT_INSTALLED,
-        raft_model::properties::RESTORED_FROM_SNAPSHOT,
-        "client entry committed",
-    ] {
-        assert_eq!(summary.status_of(witness), Some(Status::Found), "{witness}");
-    }
 }
