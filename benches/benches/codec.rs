@@ -16,8 +16,8 @@ fn append(n: usize) -> Frame {
                 client_id: 42,
                 seq: i as u64 + 1,
                 op: Op::Put {
-                    key: format!("key-{i:08}"),
-                    value: "v".repeat(256),
+                    key: format!("key-{i:08}").into(),
+                    value: "v".repeat(256).into(),
                 },
             },
         })

@@ -48,8 +48,8 @@ fn entry(writer: usize, seq: u64) -> Entry {
             client_id: writer as u64 + 1,
             seq,
             op: Op::Put {
-                key: format!("key-{writer}-{seq}"),
-                value: "v".repeat(VALUE),
+                key: format!("key-{writer}-{seq}").into(),
+                value: "v".repeat(VALUE).into(),
             },
         },
     }

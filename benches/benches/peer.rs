@@ -8,6 +8,11 @@
 
 #![forbid(unsafe_code)]
 
+// Both implementations run in this one process, so they share the allocator; it is mimalloc,
+// as in the `raft-node` binary that ships the core.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use raft_benches::core_cluster::CoreCluster;
 use raft_benches::peer::{PeerCluster, PeerParams};

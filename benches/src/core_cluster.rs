@@ -1,12 +1,12 @@
 //! A 3-server in-memory cluster driven through `raft_node::core::RaftCore`: messages delivered
 //! in FIFO order, each input's `Ready` handled completely before the next input. Persistence is
 //! a no-op (the core keeps its own in-memory log; the WAL is the runtime's business), client
-//! replies are counted and dropped. Messages are moved, never cloned: the only copies the
-//! harness makes are the key and payload of each proposal, as a client request would bring.
+//! replies are counted and dropped. Messages are moved, never cloned; each proposal's key and
+//! value are fresh buffers made before the round is timed, as a client request would bring.
 
 use std::collections::VecDeque;
 
-use raft_node::core::{ClientRequest, Envelope, Input, NodeId, Op, Params, RaftCore};
+use raft_node::core::{ClientRequest, Envelope, Input, NodeId, Op, Params, RaftCore, Text};
 
 use crate::workload::ProposalCluster;
 
@@ -64,16 +64,19 @@ impl CoreCluster {
 }
 
 impl ProposalCluster for CoreCluster {
-    fn propose_and_commit(&mut self, n: usize) {
-        for _ in 0..n {
+    type Payload = (Text, Text);
+
+    fn payload(&self) -> (Text, Text) {
+        (self.key.as_str().into(), self.payload.as_str().into())
+    }
+
+    fn propose_and_commit(&mut self, payloads: Vec<(Text, Text)>) {
+        for (key, value) in payloads {
             self.seq += 1;
             let request = ClientRequest {
                 client_id: CLIENT,
                 seq: self.seq,
-                op: Op::Put {
-                    key: self.key.clone(),
-                    value: self.payload.clone(),
-                },
+                op: Op::Put { key, value },
             };
             self.step(1, Input::Client(request));
         }
@@ -94,8 +97,8 @@ mod tests {
     fn every_proposal_commits_and_is_answered() {
         for params in [Params::default(), Params::conformance_off()] {
             let mut c = CoreCluster::new(params, 16);
-            c.propose_and_commit(1);
-            c.propose_and_commit(100);
+            c.propose_and_commit(vec![c.payload()]);
+            c.propose_and_commit((0..100).map(|_| c.payload()).collect());
             assert_eq!(c.replies, 101);
             for id in IDS {
                 assert_eq!(c.node(id).log().last_index(), c.leader_commit());

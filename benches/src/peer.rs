@@ -195,11 +195,17 @@ fn apply(kv: &mut HashMap<Vec<u8>, Vec<u8>>, entries: Vec<Entry>, leader: bool) 
 }
 
 impl ProposalCluster for PeerCluster {
-    fn propose_and_commit(&mut self, n: usize) {
-        for _ in 0..n {
+    type Payload = Vec<u8>;
+
+    fn payload(&self) -> Vec<u8> {
+        self.payload.clone()
+    }
+
+    fn propose_and_commit(&mut self, payloads: Vec<Vec<u8>>) {
+        for data in payloads {
             self.peers[0]
                 .node
-                .propose(Vec::new(), self.payload.clone())
+                .propose(Vec::new(), data)
                 .expect("propose");
         }
         self.run_until_quiet();
@@ -218,8 +224,8 @@ mod tests {
     fn every_proposal_commits_and_is_applied() {
         for params in [PeerParams::node_defaults(), PeerParams::conformance_off()] {
             let mut c = PeerCluster::new(params, 16);
-            c.propose_and_commit(1);
-            c.propose_and_commit(100);
+            c.propose_and_commit(vec![c.payload()]);
+            c.propose_and_commit((0..100).map(|_| c.payload()).collect());
             assert_eq!(c.applied, 101);
             for id in IDS {
                 assert_eq!(c.last_index(id), c.leader_commit());

@@ -1,7 +1,10 @@
 //! The proposal workload: propose at the leader, deliver every message until the cluster is
 //! quiet, count what the leader committed. Both the core and the peer run it through
 //! [`timed_proposals`], so only the proposal rounds are timed, never building or dropping a
-//! cluster.
+//! cluster, nor building the round's client payloads: each proposal's payload is a fresh buffer
+//! of its own, made before the clock starts, as a request read off the network would be. What
+//! the clock sees is what the implementation does with it (raft-rs copies it into its storage
+//! and its messages; the core shares it).
 
 use std::time::{Duration, Instant};
 
@@ -17,9 +20,13 @@ pub const PROPOSALS_PER_CLUSTER: usize = 4096;
 
 /// An in-memory 3-server cluster with an elected leader.
 pub trait ProposalCluster {
-    /// Proposes `n` commands at the leader (each carrying the cluster's payload), then delivers
-    /// messages until none is left; every proposal is committed at the leader by then.
-    fn propose_and_commit(&mut self, n: usize);
+    /// One client command's payload, in the form the implementation's API takes.
+    type Payload;
+    /// A fresh copy of the cluster's payload (untimed).
+    fn payload(&self) -> Self::Payload;
+    /// Proposes one command per payload at the leader, then delivers messages until none is
+    /// left; every proposal is committed at the leader by then.
+    fn propose_and_commit(&mut self, payloads: Vec<Self::Payload>);
     /// The leader's commit index.
     fn leader_commit(&self) -> u64;
 }
@@ -38,11 +45,12 @@ pub fn timed_proposals<C: ProposalCluster>(
         let n = left.min(per_cluster);
         let mut cluster = make();
         let before = cluster.leader_commit();
-        let start = Instant::now();
         for _ in 0..n {
-            cluster.propose_and_commit(batch);
+            let payloads = (0..batch).map(|_| cluster.payload()).collect();
+            let start = Instant::now();
+            cluster.propose_and_commit(payloads);
+            total += start.elapsed();
         }
-        total += start.elapsed();
         let committed = cluster.leader_commit() - before;
         assert_eq!(
             committed,

@@ -38,8 +38,8 @@ pub fn model_client(cl: c::ClientId) -> Result<m::ClientId, String> {
         .ok_or_else(|| format!("client id {cl} has no model id"))
 }
 
-pub fn key(k: m::Key) -> String {
-    format!("k{k}")
+pub fn key(k: m::Key) -> c::Text {
+    format!("k{k}").into()
 }
 
 pub fn model_key(k: &str) -> Result<m::Key, String> {
@@ -49,8 +49,8 @@ pub fn model_key(k: &str) -> Result<m::Key, String> {
         .ok_or_else(|| format!("key {k:?} has no model key"))
 }
 
-pub fn value(v: m::Value) -> String {
-    v.to_string()
+pub fn value(v: m::Value) -> c::Text {
+    v.to_string().into()
 }
 
 pub fn model_value(v: &str) -> Result<m::Value, String> {

@@ -21,7 +21,7 @@ pub use raft_node::sim::cluster::Durable as Storage;
 
 /// A snapshot as compared: `(last_included_index, last_included_term, kv, sessions)`.
 pub type SnapView = (c::Index, c::Term, Kv, Sessions);
-pub type Kv = BTreeMap<String, String>;
+pub type Kv = BTreeMap<c::Text, c::Text>;
 /// Per client `(last_seq, answer)`.
 pub type Sessions = BTreeMap<c::ClientId, (u64, c::Answer)>;
 

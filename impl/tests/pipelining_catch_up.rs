@@ -38,7 +38,7 @@ fn run(params: Params) -> (u64, u64) {
             seq,
             op: Op::Put {
                 key: "k".into(),
-                value: seq.to_string(),
+                value: seq.to_string().into(),
             },
         }));
         queue.extend(r.messages);

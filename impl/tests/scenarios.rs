@@ -105,7 +105,7 @@ fn f2(p: Params) -> Story {
             c.node(1).log() == c.node(2).log()
         })
         .expect("x = a applied once everywhere", |c| {
-            (1..=3).all(|i| c.node(i).kv().get("x").map(String::as_str) == Some("a"))
+            (1..=3).all(|i| c.node(i).kv().get("x").map(|v| &**v) == Some("a"))
         });
     s
 }
@@ -140,7 +140,7 @@ fn f3_leader_dies_during_replication() {
             .request(winner, 9, 1, cas("x", "a"))
             .heartbeat(winner)
             .expect("x = a everywhere alive", |c| {
-                (2..=5).all(|i| c.node(i).kv().get("x").map(String::as_str) == Some("a"))
+                (2..=5).all(|i| c.node(i).kv().get("x").map(|v| &**v) == Some("a"))
             });
         assert_applied_once(&s);
         s.outcome().unwrap();
@@ -235,7 +235,7 @@ fn f5_leader_dies_after_partial_commit_notification() {
         .elect(4)
         .heartbeat(4)
         .expect("all alive servers applied x = a", |c| {
-            (2..=5).all(|i| c.node(i).kv().get("x").map(String::as_str) == Some("a"))
+            (2..=5).all(|i| c.node(i).kv().get("x").map(|v| &**v) == Some("a"))
         });
     s.outcome().unwrap();
 }
@@ -268,7 +268,7 @@ fn f6_split_brain() {
             c.node(1).log() == c.node(3).log()
         })
         .expect("x = new everywhere", |c| {
-            (1..=5).all(|i| c.node(i).kv().get("x").map(String::as_str) == Some("new"))
+            (1..=5).all(|i| c.node(i).kv().get("x").map(|v| &**v) == Some("new"))
         });
     assert!(
         s.answers(8, 1).is_empty(),

@@ -43,8 +43,8 @@ fn entry(term: u64, k: u64) -> Entry {
             client_id: 7,
             seq: k,
             op: Op::Put {
-                key: format!("k{k}"),
-                value: "v".repeat(10 + (k as usize % 7)),
+                key: format!("k{k}").into(),
+                value: "v".repeat(10 + (k as usize % 7)).into(),
             },
         },
     }
@@ -337,6 +337,14 @@ fn a_truncated_segment_that_is_not_the_last_is_refused_at_every_length() {
     }
 }
 
+/// How a batch is made durable: [`Storage::commit`] (a node alone), or
+/// [`Storage::commit_async`] and its `LogSync` on another thread (a node with peers).
+#[derive(Clone, Copy, Debug)]
+enum Commit {
+    InLoop,
+    Staged,
+}
+
 /// A one-node cluster: every proposal is committed by its own leader, so a test can drive the
 /// core and the storage the way the node loop does (stage, commit, then acknowledge).
 struct Node {
@@ -365,11 +373,27 @@ impl Node {
 
     /// One batch through the node loop's order; `Ok` means it may be acknowledged.
     fn step(&mut self, inputs: Vec<Input>) -> Result<(), StorageError> {
+        self.step_with(inputs, Commit::InLoop)
+    }
+
+    fn step_with(&mut self, inputs: Vec<Input>, commit: Commit) -> Result<(), StorageError> {
         for input in inputs {
             let ready = self.core.step(input);
             self.storage.stage(&ready, &self.core)?;
         }
-        self.storage.commit()?;
+        match commit {
+            Commit::InLoop => {
+                self.storage.commit()?;
+            }
+            // As a node with peers does: the log's fsync runs on the sync stage's thread.
+            Commit::Staged => {
+                if let Some(sync) = self.storage.commit_async()? {
+                    std::thread::spawn(move || sync.sync())
+                        .join()
+                        .expect("sync thread")?;
+                }
+            }
+        }
         self.acked = self.core.log().entries().to_vec();
         self.acked_hs = self.core.hard_state();
         Ok(())
@@ -383,8 +407,8 @@ impl Node {
                     client_id: 9,
                     seq: self.seq,
                     op: Op::Put {
-                        key: format!("key{}", self.seq),
-                        value: "x".repeat(24),
+                        key: format!("key{}", self.seq).into(),
+                        value: "x".repeat(24).into(),
                     },
                 })
             })
@@ -509,6 +533,15 @@ fn dir_bytes(dir: &Path) -> u64 {
 
 #[test]
 fn a_failed_fsync_poisons_storage_until_restart() {
+    failed_fsync_poisons_storage_until_restart(Commit::InLoop);
+}
+
+#[test]
+fn a_failed_fsync_on_the_sync_stage_poisons_storage_until_restart() {
+    failed_fsync_poisons_storage_until_restart(Commit::Staged);
+}
+
+fn failed_fsync_poisons_storage_until_restart(commit: Commit) {
     let tmp = scratch();
     let dir = tmp.path();
     let faults = DiskFaults::new();
@@ -517,18 +550,20 @@ fn a_failed_fsync_poisons_storage_until_restart() {
         faults: Some(faults.clone()),
     };
     let mut node = Node::open(dir, opts).unwrap();
-    node.step(vec![Input::ElectionTimeout]).unwrap();
+    node.step_with(vec![Input::ElectionTimeout], commit)
+        .unwrap();
     let b = node.puts(4);
-    node.step(b).unwrap();
+    node.step_with(b, commit).unwrap();
     faults.fail_syncs(true);
     let b = node.puts(2);
-    let e = node.step(b).unwrap_err();
+    let e = node.step_with(b, commit).unwrap_err();
     assert!(e.to_string().contains("fsync failed"), "{e}");
     // The device recovers, but the failed batch was never durable: retrying the fsync could
     // report pages the kernel already dropped as durable. Every later commit is refused.
     faults.clear();
+    assert!(node.storage.failure().is_some());
     let b = node.puts(1);
-    let e = node.step(b).unwrap_err();
+    let e = node.step_with(b, commit).unwrap_err();
     assert!(matches!(e, StorageError::Failed(_)), "{e}");
     assert!(e.to_string().contains("until the node restarts"), "{e}");
     assert_eq!(faults.refused(), 1);
@@ -668,8 +703,8 @@ fn compacting_node(dir: &Path, opts: WalOptions, n: u64) -> (Storage, RaftCore) 
             client_id: 9,
             seq: k,
             op: Op::Put {
-                key: format!("key{}", k % 7),
-                value: format!("{k:024}"),
+                key: format!("key{}", k % 7).into(),
+                value: format!("{k:024}").into(),
             },
         })
     }));

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use raft_node::core::{Answer, Command, Entry, Op as NOp};
+use raft_node::core::{Answer, Command, Entry, Op as NOp, Text};
 use raft_node::runtime::wal::Wal;
 
 use crate::history::{Cmd, Op, Outcome, Ret};
@@ -54,7 +54,7 @@ pub fn compare_logs(logs: &[(u64, Vec<Entry>)], commit: u64) -> Vec<String> {
 /// The committed log applied by the harness.
 #[derive(Debug, Default)]
 pub struct Replay {
-    pub kv: BTreeMap<String, String>,
+    pub kv: BTreeMap<Text, Text>,
     /// The answer of each applied `(client_id, seq)`.
     pub answers: HashMap<(u64, u64), Answer>,
     /// Entries skipped because their `(client_id, seq)` was already applied (a retry that
@@ -137,7 +137,7 @@ pub fn check_writes(history: &[Op], r: &Replay) -> WriteCheck {
                             swapped: s,
                             previous: p,
                         },
-                    ) => swapped == s && previous == p,
+                    ) => swapped == s && previous.as_deref() == p.as_deref(),
                     _ => false,
                 };
                 if !same {
@@ -200,7 +200,7 @@ mod tests {
             put(1, 1, "x", "a"),
         ];
         let r = replay(&log);
-        assert_eq!(r.kv["x"], "b");
+        assert_eq!(r.kv["x"], "b".into());
         assert_eq!(r.duplicate_entries, 1);
         let w = check_writes(&[acked(1, 1, "a"), acked(2, 1, "b"), acked(3, 1, "c")], &r);
         assert_eq!(w.acknowledged, 3);

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use raft_node::core::Text;
 use raft_node::runtime::client::Client;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -387,7 +388,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
             },
         });
     }
-    let mut node_states: Vec<(u64, BTreeMap<String, String>)> = Vec::new();
+    let mut node_states: Vec<(u64, BTreeMap<Text, Text>)> = Vec::new();
     for (k, h) in https.iter().enumerate() {
         let mut c = Client::with_id(vec![h.clone()], 1, 0);
         c.set_deadline(Duration::from_secs(5));
@@ -395,7 +396,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         for key in &keys {
             match c.get_stale(key) {
                 Ok(Some(v)) => {
-                    kv.insert(key.clone(), v);
+                    kv.insert(key.as_str().into(), v.into());
                 }
                 Ok(None) => {}
                 Err(e) => report

@@ -1,24 +1,31 @@
 //! The replicated log: entries, commands and index arithmetic (indexes start at 1).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::message::{ClientId, Index, Term};
+
+/// A key or a value. Immutable and shared: the log, every AppendEntries that carries the entry,
+/// the state machine and the client's answer all hold the same allocation, so replicating or
+/// applying a command never copies its payload.
+pub type Text = Arc<str>;
 
 /// A key-value operation. The model uses `Put` and `Get`; the node also has `Delete` and `Cas`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Op {
     /// Set `key` to `value`; answers `Answer::Ok`.
-    Put { key: String, value: String },
+    Put { key: Text, value: Text },
     /// Read `key` through the log; answers `Answer::Value`.
-    Get { key: String },
+    Get { key: Text },
     /// Remove `key`; answers `Answer::Ok`.
-    Delete { key: String },
+    Delete { key: Text },
     /// Set `key` to `new` iff its value is `expected` (`None`: absent / delete);
     /// answers `Answer::Cas`.
     Cas {
-        key: String,
-        expected: Option<String>,
-        new: Option<String>,
+        key: Text,
+        expected: Option<Text>,
+        new: Option<Text>,
     },
 }
 
@@ -62,8 +69,8 @@ impl Entry {
                     Op::Get { key } | Op::Delete { key } => key.len(),
                     Op::Cas { key, expected, new } => {
                         key.len()
-                            + expected.as_ref().map_or(0, String::len)
-                            + new.as_ref().map_or(0, String::len)
+                            + expected.as_ref().map_or(0, |t| t.len())
+                            + new.as_ref().map_or(0, |t| t.len())
                     }
                 }
             }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::log::{Entry, Op};
+use super::log::{Entry, Op, Text};
 use super::snapshot::Snapshot;
 
 /// A server id.
@@ -97,7 +97,7 @@ pub struct ReadRequest {
     pub client_id: ClientId,
     /// Chosen by the client; echoed in the answer.
     pub read_id: u64,
-    pub key: String,
+    pub key: Text,
 }
 
 /// The answer of an applied op.
@@ -106,11 +106,11 @@ pub enum Answer {
     /// `Put` and `Delete`.
     Ok,
     /// `Get`: the value, or `None`.
-    Value(Option<String>),
+    Value(Option<Text>),
     /// `Cas`: whether it swapped, and the value before the op.
     Cas {
         swapped: bool,
-        previous: Option<String>,
+        previous: Option<Text>,
     },
 }
 
@@ -138,7 +138,7 @@ pub enum ClientReply {
     Read {
         client_id: ClientId,
         read_id: u64,
-        value: Option<String>,
+        value: Option<Text>,
     },
 }
 

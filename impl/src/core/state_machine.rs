@@ -11,7 +11,7 @@
 use im::OrdMap;
 use serde::{Deserialize, Serialize};
 
-use super::log::{Command, Op};
+use super::log::{Command, Op, Text};
 use super::message::{Answer, ClientId, Index};
 
 /// `sessions[client_id]`: the last applied seq and its answer.
@@ -42,18 +42,18 @@ pub enum Applied {
 /// clone that shares them, taken in constant time however large the state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KvStateMachine {
-    kv: OrdMap<String, String>,
+    kv: OrdMap<Text, Text>,
     sessions: OrdMap<ClientId, Session>,
 }
 
 impl KvStateMachine {
     /// A state machine holding exactly these maps (conformance builds the model's snapshots
     /// with it).
-    pub fn from_parts(kv: OrdMap<String, String>, sessions: OrdMap<ClientId, Session>) -> Self {
+    pub fn from_parts(kv: OrdMap<Text, Text>, sessions: OrdMap<ClientId, Session>) -> Self {
         KvStateMachine { kv, sessions }
     }
     /// The key-value map.
-    pub fn kv(&self) -> &OrdMap<String, String> {
+    pub fn kv(&self) -> &OrdMap<Text, Text> {
         &self.kv
     }
     /// The session table.
@@ -61,7 +61,7 @@ impl KvStateMachine {
         &self.sessions
     }
     /// A key's value.
-    pub fn get(&self, key: &str) -> Option<&String> {
+    pub fn get(&self, key: &str) -> Option<&Text> {
         self.kv.get(key)
     }
     /// Session of a client.
@@ -95,26 +95,33 @@ impl KvStateMachine {
             }
         }
         let answer = self.run(op);
-        if let Some(max) = max_sessions {
-            if !self.sessions.contains_key(&client_id) && self.sessions.len() >= max.max(1) {
-                let victim = self
-                    .sessions
-                    .iter()
-                    .min_by_key(|(id, s)| (s.last_index, **id))
-                    .map(|(id, _)| *id);
-                if let Some(v) = victim {
-                    self.sessions.remove(&v);
+        // Updating in place is the common case (a known client) and skips the map's insert path.
+        if let Some(s) = self.sessions.get_mut(&client_id) {
+            s.last_seq = seq;
+            s.answer = answer.clone();
+            s.last_index = index;
+        } else {
+            if let Some(max) = max_sessions {
+                if self.sessions.len() >= max.max(1) {
+                    let victim = self
+                        .sessions
+                        .iter()
+                        .min_by_key(|(id, s)| (s.last_index, **id))
+                        .map(|(id, _)| *id);
+                    if let Some(v) = victim {
+                        self.sessions.remove(&v);
+                    }
                 }
             }
+            self.sessions.insert(
+                client_id,
+                Session {
+                    last_seq: seq,
+                    answer: answer.clone(),
+                    last_index: index,
+                },
+            );
         }
-        self.sessions.insert(
-            client_id,
-            Session {
-                last_seq: seq,
-                answer: answer.clone(),
-                last_index: index,
-            },
-        );
         Applied::Client {
             client_id,
             seq,
@@ -126,7 +133,7 @@ impl KvStateMachine {
     fn run(&mut self, op: &Op) -> Answer {
         match op {
             Op::Put { key, value } => {
-                self.kv.insert(key.clone(), value.clone());
+                self.set(key, value);
                 Answer::Ok
             }
             Op::Get { key } => Answer::Value(self.kv.get(key).cloned()),
@@ -139,11 +146,23 @@ impl KvStateMachine {
                 let swapped = previous == *expected;
                 if swapped {
                     match new {
-                        Some(v) => self.kv.insert(key.clone(), v.clone()),
-                        None => self.kv.remove(key),
-                    };
+                        Some(v) => self.set(key, v),
+                        None => {
+                            self.kv.remove(key);
+                        }
+                    }
                 }
                 Answer::Cas { swapped, previous }
+            }
+        }
+    }
+
+    /// `kv[key] = value`, in place when the key exists.
+    fn set(&mut self, key: &Text, value: &Text) {
+        match self.kv.get_mut(key) {
+            Some(v) => *v = value.clone(),
+            None => {
+                self.kv.insert(key.clone(), value.clone());
             }
         }
     }

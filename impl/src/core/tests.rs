@@ -173,7 +173,7 @@ fn success_advances_commit_and_answers_the_client() {
         },
     ));
     assert_eq!(n.commit_index(), 2);
-    assert_eq!(n.kv().get("k").map(String::as_str), Some("v"));
+    assert_eq!(n.kv().get("k").map(|v| &**v), Some("v"));
     assert_eq!(
         r.replies,
         vec![ClientReply::Response(ClientResponse {
@@ -205,7 +205,7 @@ fn conflict_hint_backoff() {
     for s in 1..=3 {
         let op = Op::Put {
             key: "k".into(),
-            value: s.to_string(),
+            value: s.to_string().into(),
         };
         n.step(Input::Client(ClientRequest {
             client_id: 7,

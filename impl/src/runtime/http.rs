@@ -298,7 +298,11 @@ async fn kv_put(
     uri: Uri,
     value: String,
 ) -> Response {
-    submit(&api, p, Op::Put { key, value }, &uri).await
+    let op = Op::Put {
+        key: key.into(),
+        value: value.into(),
+    };
+    submit(&api, p, op, &uri).await
 }
 
 async fn kv_delete(
@@ -307,7 +311,7 @@ async fn kv_delete(
     Query(p): Query<WriteParams>,
     uri: Uri,
 ) -> Response {
-    submit(&api, p, Op::Delete { key }, &uri).await
+    submit(&api, p, Op::Delete { key: key.into() }, &uri).await
 }
 
 async fn kv_cas(
@@ -318,9 +322,9 @@ async fn kv_cas(
     Json(body): Json<CasBody>,
 ) -> Response {
     let op = Op::Cas {
-        key,
-        expected: body.expected,
-        new: body.new,
+        key: key.into(),
+        expected: body.expected.map(Into::into),
+        new: body.new.map(Into::into),
     };
     submit(&api, p, op, &uri).await
 }
@@ -345,7 +349,7 @@ async fn kv_get(
     let req = ReadRequest {
         client_id: p.client_id.unwrap_or(0),
         read_id,
-        key,
+        key: key.into(),
     };
     let (tx, rx) = oneshot::channel();
     if api.input.try_send(NodeInput::Read(req, tx)).is_err() {

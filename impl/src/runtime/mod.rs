@@ -6,6 +6,7 @@
 //!   by a handshake that checks the cluster id, the node ids and (optionally) a shared secret;
 //! - [`config`]: the TOML configuration;
 //! - [`server`]: the node loop (inputs → core → persist → send → answer) and its wiring;
+//!   `outbound`, its sync stage: each batch's fsync, then its messages, on a thread of its own;
 //! - [`http`]: the HTTP/JSON client API;
 //! - [`metrics`]: Prometheus text metrics;
 //! - [`client`]: the blocking client library used by the CLI;
@@ -18,6 +19,7 @@ pub mod handshake;
 pub mod http;
 pub mod loadgen;
 pub mod metrics;
+mod outbound;
 pub mod record;
 pub mod server;
 pub mod storage;

@@ -3,12 +3,15 @@
 //!
 //! The node loop runs on its own thread and owns the core and the storage. It takes a batch of
 //! inputs (everything queued, up to [`MAX_BATCH`]), steps the core on each and stages each
-//! `Ready` (log records written at once), then makes the whole batch durable with one fsync
-//! ([`Storage::commit`]: group commit), and only then sends the batch's messages. A vote, an
-//! acknowledgement or a new term therefore never leaves the node before it is durable. Client
-//! answers of a node with peers leave before that fsync: they only report entries a majority
-//! has already made durable (see the comment in `NodeLoop::run`). Superseded appends and
-//! acknowledgements of a batch are dropped ([`coalesce`]).
+//! `Ready`, then makes the whole batch durable with one fsync (group commit), and only then
+//! sends the batch's messages. A vote, an acknowledgement or a new term therefore never leaves
+//! the node before it is durable. With peers, that fsync and the sends run on the sync stage
+//! (`outbound`): the loop writes the batch to the log file ([`Storage::commit_async`]) and
+//! goes on with the next batch while the stage fsyncs and then sends, so the disk and the core
+//! work at once. A node alone fsyncs in the loop ([`Storage::commit`]). Client answers of a
+//! node with peers leave before the fsync: they only report entries a majority has already
+//! made durable (see the comment in `NodeLoop::run`). Superseded appends and acknowledgements
+//! of a batch are dropped ([`coalesce`]).
 //!
 //! Snapshot policy: after a batch's inputs, when `snapshot_entries` (config) applied entries
 //! are not covered by the latest snapshot, the loop steps `Input::Compact` like any other input
@@ -28,13 +31,14 @@ use super::config::Config;
 use super::handshake::PeerAuth;
 use super::http::{self, Api};
 use super::metrics::Metrics;
+use super::outbound::Outbound;
 use super::record::Recorder;
 use super::storage::Storage;
 use super::transport::{self, Transport};
 use super::wal::{StorageError, WalOptions};
 use crate::core::{
     ClientId, ClientReply, ClientRequest, Envelope, Input, Message, NodeId, Params, RaftCore,
-    ReadRequest, Ready, Role,
+    ReadRequest, Ready, Role, Text,
 };
 use crate::driver::{Driver, Timing};
 
@@ -52,7 +56,7 @@ pub enum NodeInput {
     Tick,
     Client(ClientRequest, oneshot::Sender<ClientReply>),
     Read(ReadRequest, oneshot::Sender<ClientReply>),
-    StaleRead(String, oneshot::Sender<Option<String>>),
+    StaleRead(String, oneshot::Sender<Option<Text>>),
     Shutdown,
 }
 
@@ -77,10 +81,18 @@ pub struct Status {
 
 type Waiters = HashMap<(ClientId, u64), Vec<oneshot::Sender<ClientReply>>>;
 
+/// Where a batch's messages go once it is durable.
+enum Outgoing {
+    /// A node alone: fsync in the loop, then send (nothing, but the rule is the same).
+    AfterCommit(Transport),
+    /// A node with peers: the sync stage.
+    Staged(Outbound),
+}
+
 struct NodeLoop {
     driver: Driver,
     storage: Storage,
-    transport: Transport,
+    outgoing: Outgoing,
     writes: Waiters,
     reads: Waiters,
     status: Arc<RwLock<Status>>,
@@ -142,7 +154,7 @@ impl NodeLoop {
                     }
                     NodeInput::StaleRead(key, tx) => {
                         self.metrics.inc(&self.metrics.reads);
-                        let _ = tx.send(self.driver.core().kv().get(&key).cloned());
+                        let _ = tx.send(self.driver.core().kv().get(key.as_str()).cloned());
                     }
                     NodeInput::Shutdown => shutdown = true,
                 }
@@ -164,20 +176,24 @@ impl NodeLoop {
                     self.route(r);
                 }
             }
-            // Group commit: one fsync for everything staged by this batch, before any of its
-            // messages (votes, acknowledgements, appends) leaves the node.
-            let stats = self.storage.commit()?;
-            if let Some(d) = stats.fsync {
-                self.metrics.observe_fsync(d);
-            }
             if let Some(rec) = self.recorder.as_mut() {
                 if let Err(e) = rec.flush() {
                     warn!(error = %e, "recording failed; recording stops");
                     self.recorder = None;
                 }
             }
-            for m in coalesce(msgs) {
-                self.transport.send(m);
+            // Group commit: one fsync for everything staged by this batch, before any of its
+            // messages (votes, acknowledgements, appends) leaves the node.
+            match &self.outgoing {
+                Outgoing::Staged(out) => out.send_after(self.storage.commit_async()?, msgs),
+                Outgoing::AfterCommit(transport) => {
+                    if let Some(d) = self.storage.commit()?.fsync {
+                        self.metrics.observe_fsync(d);
+                    }
+                    for m in coalesce(msgs) {
+                        transport.send(m);
+                    }
+                }
             }
             for r in replies {
                 self.route(r);
@@ -194,10 +210,17 @@ impl NodeLoop {
             }
             self.publish();
             if shutdown {
-                info!("node loop stopped; everything acknowledged is durable");
                 break;
             }
         }
+        if let Outgoing::Staged(out) = &mut self.outgoing {
+            out.finish();
+        }
+        // The last batches were fsynced by the stage, which cannot report a failure itself.
+        if let Some(why) = self.storage.failure() {
+            return Err(StorageError::Failed(why.to_string()));
+        }
+        info!("node loop stopped; everything acknowledged is durable");
         Ok(())
     }
 
@@ -475,10 +498,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             let _ = ticker.try_send(NodeInput::Tick);
         }
     });
+    let outgoing = if cfg.peers.is_empty() {
+        Outgoing::AfterCommit(transport)
+    } else {
+        Outgoing::Staged(Outbound::start(transport, metrics.clone()))
+    };
     let node = NodeLoop {
         driver,
         storage,
-        transport,
+        outgoing,
         writes: HashMap::new(),
         reads: HashMap::new(),
         status: status.clone(),
@@ -592,7 +620,9 @@ mod tests {
                 command: Command::Client {
                     client_id: 9,
                     seq: k,
-                    op: Op::Delete { key: k.to_string() },
+                    op: Op::Delete {
+                        key: k.to_string().into(),
+                    },
                 },
             })
             .collect();

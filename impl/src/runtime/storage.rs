@@ -26,13 +26,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::wal::{
-    io_err, sync_dir, sync_file, write_file, DiskFaults, StorageError, TornTail, Wal, WalOptions,
+    io_err, sync_dir, sync_file, write_file, DiskFaults, PendingSync, StorageError, TornTail, Wal,
+    WalOptions,
 };
 use crate::core::{HardState, Index, Log, NodeId, RaftCore, Ready, Snapshot};
 
@@ -138,8 +139,8 @@ pub(crate) fn write_atomic(
     let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
     {
-        let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        write_file(faults, &mut f, data).map_err(io_err(&tmp))?;
+        let f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        write_file(faults, &f, data).map_err(io_err(&tmp))?;
         sync_file(faults, &f).map_err(io_err(&tmp))?;
     }
     fs::rename(&tmp, &path).map_err(io_err(&path))?;
@@ -177,6 +178,41 @@ pub struct Storage {
     faults: Option<Arc<DiskFaults>>,
     /// Set by the first failed commit: nothing more is acknowledged until a restart.
     failed: Option<String>,
+    /// Set by the first failed [`LogSync`] (which runs on another thread): the same.
+    sync_failed: Arc<OnceLock<String>>,
+}
+
+/// The log fsync of a [`Storage::commit_async`], to run while the node goes on.
+#[derive(Debug)]
+pub struct LogSync {
+    pending: PendingSync,
+    failed: Arc<OnceLock<String>>,
+}
+
+impl LogSync {
+    /// One fsync covering `self` and `later` (handed out after it).
+    pub fn merge(self, later: LogSync) -> LogSync {
+        LogSync {
+            pending: self.pending.merge(later.pending),
+            failed: later.failed,
+        }
+    }
+
+    /// Make the log durable up to the commit that handed this out (and any merged into it). A
+    /// failure poisons the storage: its every later call fails, as after a failed `commit`.
+    pub fn sync(self) -> Result<Duration, StorageError> {
+        if let Some(why) = self.failed.get() {
+            return Err(StorageError::Failed(why.clone()));
+        }
+        let start = Instant::now();
+        match self.pending.sync() {
+            Ok(()) => Ok(start.elapsed()),
+            Err(e) => {
+                let _ = self.failed.set(e.to_string());
+                Err(e)
+            }
+        }
+    }
 }
 
 impl Storage {
@@ -315,6 +351,7 @@ impl Storage {
                 last_snapshot_bytes: 0,
                 faults,
                 failed: None,
+                sync_failed: Arc::new(OnceLock::new()),
             },
             Recovered {
                 hard_state,
@@ -441,12 +478,12 @@ impl Storage {
 
     /// Why storage stopped accepting writes, if it did.
     pub fn failure(&self) -> Option<&str> {
-        self.failed.as_deref()
+        (self.failed.as_deref()).or_else(|| self.sync_failed.get().map(String::as_str))
     }
 
     fn check(&self) -> Result<(), StorageError> {
-        match &self.failed {
-            Some(why) => Err(StorageError::Failed(why.clone())),
+        match self.failure() {
+            Some(why) => Err(StorageError::Failed(why.to_string())),
             None => Ok(()),
         }
     }
@@ -470,6 +507,32 @@ impl Storage {
         })
     }
 
+    /// [`Storage::commit`] without waiting for the log's fsync: the hard state is made durable
+    /// here (it changes only on elections), the log is written to its file, and the returned
+    /// [`LogSync`] (none when the log is clean) makes it durable. Nothing that depends on what
+    /// was staged may leave the node before that sync returns.
+    pub fn commit_async(&mut self) -> Result<Option<LogSync>, StorageError> {
+        self.check()?;
+        let r = self.commit_async_inner();
+        if let Err(e) = &r {
+            self.failed.get_or_insert_with(|| e.to_string());
+        }
+        r
+    }
+
+    fn commit_async_inner(&mut self) -> Result<Option<LogSync>, StorageError> {
+        self.write_staged_hard_state()?;
+        if !self.log_dirty {
+            return Ok(None);
+        }
+        let pending = self.wal.write_out()?;
+        self.log_dirty = false;
+        Ok(Some(LogSync {
+            pending,
+            failed: self.sync_failed.clone(),
+        }))
+    }
+
     fn commit_inner(&mut self) -> Result<(), StorageError> {
         self.write_staged_hard_state()?;
         if self.log_dirty {
@@ -490,8 +553,8 @@ mod tests {
             client_id: 7,
             seq: k,
             op: Op::Put {
-                key: format!("k{}", k % 5),
-                value: "v".repeat(40) + &k.to_string(),
+                key: format!("k{}", k % 5).into(),
+                value: ("v".repeat(40) + &k.to_string()).into(),
             },
         })
     }
@@ -607,7 +670,7 @@ mod tests {
                     client_id: 3,
                     seq: k,
                     op: Op::Delete {
-                        key: format!("x{k}"),
+                        key: format!("x{k}").into(),
                     },
                 },
             })

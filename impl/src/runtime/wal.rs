@@ -104,7 +104,7 @@ impl DiskFaults {
         self.refused.load(Ordering::SeqCst)
     }
 
-    fn write(&self, f: &mut File, buf: &[u8]) -> io::Result<()> {
+    fn write(&self, mut f: &File, buf: &[u8]) -> io::Result<()> {
         let space = self.space.load(Ordering::SeqCst);
         if space >= buf.len() as u64 {
             if space != u64::MAX {
@@ -131,7 +131,7 @@ impl DiskFaults {
 }
 
 /// Write `buf` to `f`, through the injected faults if any.
-pub(crate) fn write_file(faults: Option<&DiskFaults>, f: &mut File, buf: &[u8]) -> io::Result<()> {
+pub(crate) fn write_file(faults: Option<&DiskFaults>, mut f: &File, buf: &[u8]) -> io::Result<()> {
     match faults {
         Some(x) => x.write(f, buf),
         None => f.write_all(buf),
@@ -346,7 +346,8 @@ impl Default for WalOptions {
 pub struct Wal {
     dir: PathBuf,
     segments: Vec<Segment>,
-    active: File,
+    /// Shared with [`PendingSync`]s, which fsync it on the node's sync thread.
+    active: Arc<File>,
     pending: Vec<u8>,
     last_index: Index,
     segment_bytes: u64,
@@ -361,10 +362,47 @@ fn segment_name(first: Index) -> String {
 }
 
 fn encode_record(index: Index, entry: &Entry, out: &mut Vec<u8>) {
-    let payload = bincode::serialize(&(index, entry)).expect("entries always encode");
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    // Encoded in place after room for the header, which is filled in once the length is known.
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    bincode::serialize_into(&mut *out, &(index, entry)).expect("entries always encode");
+    let payload = &out[start + 8..];
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32c::crc32c(payload).to_le_bytes();
+    out[start..start + 4].copy_from_slice(&len);
+    out[start + 4..start + 8].copy_from_slice(&crc);
+}
+
+/// Everything written to the log before [`Wal::write_out`] returned it, made durable by
+/// [`PendingSync::sync`], possibly on another thread while the log takes more writes. A later
+/// roll, truncation or compaction does not invalidate it: it holds the file, not the path.
+#[derive(Debug)]
+pub struct PendingSync {
+    file: Arc<File>,
+    path: PathBuf,
+    /// The directory, when segments were created or deleted since the last sync.
+    dir: Option<PathBuf>,
+    faults: Option<Arc<DiskFaults>>,
+}
+
+impl PendingSync {
+    /// fsync the segment, then the directory if it changed.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        sync_file(self.faults.as_deref(), &self.file).map_err(io_err(&self.path))?;
+        match &self.dir {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
+        }
+    }
+
+    /// One sync covering `self` and `later` (taken after it): the later segment (an earlier one
+    /// was fsynced when the log rolled past it) and the directory if either changed it.
+    pub fn merge(self, later: PendingSync) -> PendingSync {
+        PendingSync {
+            dir: later.dir.or(self.dir),
+            ..later
+        }
+    }
 }
 
 /// fsync a directory so that created, renamed and deleted files are durable.
@@ -528,10 +566,12 @@ impl Wal {
             });
         }
         let last_seg = segments.last().unwrap();
-        let active = OpenOptions::new()
-            .append(true)
-            .open(&last_seg.path)
-            .map_err(io_err(&last_seg.path))?;
+        let active = Arc::new(
+            OpenOptions::new()
+                .append(true)
+                .open(&last_seg.path)
+                .map_err(io_err(&last_seg.path))?,
+        );
         let wal = Wal {
             dir: dir.to_path_buf(),
             segments,
@@ -604,7 +644,7 @@ impl Wal {
     fn flush(&mut self) -> Result<(), StorageError> {
         if !self.pending.is_empty() {
             let seg = self.segments.last_mut().unwrap();
-            write_file(self.faults.as_deref(), &mut self.active, &self.pending)
+            write_file(self.faults.as_deref(), &self.active, &self.pending)
                 .map_err(io_err(&seg.path))?;
             seg.len += self.pending.len() as u64;
             self.pending.clear();
@@ -619,12 +659,14 @@ impl Wal {
         sync_file(self.faults.as_deref(), &self.active).map_err(io_err(old))?;
         let first = self.last_index + 1;
         let path = self.dir.join(segment_name(first));
-        self.active = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        self.active = Arc::new(
+            OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&path)
+                .map_err(io_err(&path))?,
+        );
         self.segments.push(Segment {
             first_index: first,
             path,
@@ -666,10 +708,12 @@ impl Wal {
         seg.offsets.truncate(k);
         seg.len = offset;
         let path = seg.path.clone();
-        self.active = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        self.active = Arc::new(
+            OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(io_err(&path))?,
+        );
         self.active.set_len(offset).map_err(io_err(&path))?;
         self.last_index = from - 1;
         Ok(())
@@ -699,6 +743,22 @@ impl Wal {
             self.dir_dirty = true;
         }
         Ok(())
+    }
+
+    /// Write everything staged to the file, without waiting for it to be durable: that is the
+    /// returned [`PendingSync`]'s job. A failure of that sync is the caller's to report (the
+    /// log cannot see it).
+    pub fn write_out(&mut self) -> Result<PendingSync, StorageError> {
+        self.check()?;
+        let r = self.flush();
+        self.poison(r)?;
+        let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
+        Ok(PendingSync {
+            file: self.active.clone(),
+            path: self.segments.last().unwrap().path.clone(),
+            dir,
+            faults: self.faults.clone(),
+        })
     }
 
     /// Write everything staged and fsync it (one fsync for the whole batch).
@@ -733,8 +793,8 @@ mod tests {
                 client_id: 7,
                 seq: k,
                 op: Op::Put {
-                    key: format!("k{k}"),
-                    value: "v".repeat(20),
+                    key: format!("k{k}").into(),
+                    value: "v".repeat(20).into(),
                 },
             },
         }

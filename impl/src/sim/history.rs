@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::core::{Answer, ClientId, Command, Entry, Index, KvStateMachine, Op};
+use crate::core::{Answer, ClientId, Command, Entry, Index, KvStateMachine, Op, Text};
 
 /// What the client asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub enum OpKind {
     /// A command through the log.
     Write(Op),
     /// A ReadIndex read of a key.
-    Read(String),
+    Read(Text),
 }
 
 /// One client operation.
@@ -31,7 +31,7 @@ pub struct OpRecord {
     pub invoked_at: u64,
     pub responded_at: Option<u64>,
     pub answer: Option<Answer>,
-    pub read_value: Option<Option<String>>,
+    pub read_value: Option<Option<Text>>,
     /// Committed length (global) when the answer arrived.
     pub committed_at_response: Index,
 }
@@ -39,13 +39,13 @@ pub struct OpRecord {
 /// The result of replaying the committed log.
 struct Replay {
     first: HashMap<(ClientId, u64), (Index, Answer)>,
-    changes: HashMap<String, Vec<(Index, Option<String>)>>,
+    changes: HashMap<Text, Vec<(Index, Option<Text>)>>,
 }
 
 fn replay(committed: &[Entry]) -> Replay {
     let mut sm = KvStateMachine::default();
     let mut first = HashMap::new();
-    let mut changes: HashMap<String, Vec<(Index, Option<String>)>> = HashMap::new();
+    let mut changes: HashMap<Text, Vec<(Index, Option<Text>)>> = HashMap::new();
     for (i, e) in committed.iter().enumerate() {
         let index = i as Index + 1;
         if let Command::Client { client_id, seq, op } = &e.command {
@@ -62,7 +62,7 @@ fn replay(committed: &[Entry]) -> Replay {
             let after = sm.get(op.key()).cloned();
             if before != after {
                 changes
-                    .entry(op.key().to_string())
+                    .entry(op.key().into())
                     .or_default()
                     .push((index, after));
             }
@@ -128,7 +128,7 @@ pub fn check_history(history: &[OpRecord], committed: &[Entry]) -> Result<(), St
                 let lo = lower_bound(op.invoked_at);
                 let hi = op.committed_at_response;
                 let ch = r.changes.get(key).map(Vec::as_slice).unwrap_or(&[]);
-                let value_at = |k: Index| -> Option<String> {
+                let value_at = |k: Index| -> Option<Text> {
                     ch.iter()
                         .take_while(|(i, _)| *i <= k)
                         .last()

@@ -18,6 +18,7 @@ use std::fmt;
 
 use crate::core::{
     Answer, Backoff, ClientReply, ClientRequest, Entry, Input, NodeId, Op, Params, ReadRequest,
+    Text,
 };
 use crate::driver::{SimRng, Timing};
 
@@ -144,7 +145,7 @@ struct Client {
     pending: Option<usize>,
     sent_at: u64,
     hint: Option<NodeId>,
-    last_seen: Option<String>,
+    last_seen: Option<Text>,
 }
 
 /// Run one seed with the configuration drawn from it.
@@ -363,8 +364,8 @@ fn drive_client(
         cl.ops_left -= 1;
         let seq = cl.next_seq;
         cl.next_seq += 1;
-        let key = ["a", "b", "c"][c.rng.index(3)].to_string();
-        let value = format!("c{}-{}", cl.id, seq);
+        let key: Text = ["a", "b", "c"][c.rng.index(3)].into();
+        let value: Text = format!("c{}-{}", cl.id, seq).into();
         let kind = match c.rng.index(10) {
             0..=3 => OpKind::Write(Op::Put { key, value }),
             4 => OpKind::Write(Op::Get { key }),

@@ -39,15 +39,22 @@ fn text() -> impl Strategy<Value = String> {
 
 pub fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (text(), text()).prop_map(|(key, value)| Op::Put { key, value }),
-        text().prop_map(|key| Op::Get { key }),
-        text().prop_map(|key| Op::Delete { key }),
+        (text(), text()).prop_map(|(key, value)| Op::Put {
+            key: key.into(),
+            value: value.into()
+        }),
+        text().prop_map(|key| Op::Get { key: key.into() }),
+        text().prop_map(|key| Op::Delete { key: key.into() }),
         (
             text(),
             proptest::option::of(text()),
             proptest::option::of(text())
         )
-            .prop_map(|(key, expected, new)| Op::Cas { key, expected, new }),
+            .prop_map(|(key, expected, new)| Op::Cas {
+                key: key.into(),
+                expected: expected.map(Into::into),
+                new: new.map(Into::into),
+            }),
     ]
 }
 
