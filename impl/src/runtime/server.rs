@@ -15,12 +15,17 @@
 //!
 //! Snapshot policy: after a batch's inputs, when `snapshot_entries` (config) applied entries
 //! are not covered by the latest snapshot, the loop steps `Input::Compact` like any other input
-//! (recorded when recording is on; its `Ready` is staged in the same batch).
+//! (recorded when recording is on). The core's snapshot is a constant-time clone of its
+//! persistent maps; once the batch is committed, a thread encodes it and writes the snapshot
+//! file while the loop goes on, and only when that file is durable does the log drop the
+//! entries it covers (`finish_snapshot`). One such write at a time; a snapshot installed from
+//! the leader waits for it and is written in the loop, before the acknowledgement.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -33,7 +38,7 @@ use super::http::{self, Api};
 use super::metrics::Metrics;
 use super::outbound::Outbound;
 use super::record::Recorder;
-use super::storage::Storage;
+use super::storage::{SnapshotWrite, Storage, WrittenSnapshot};
 use super::transport::{self, Transport};
 use super::wal::{StorageError, WalOptions};
 use crate::core::{
@@ -100,6 +105,10 @@ struct NodeLoop {
     cfg: Arc<Config>,
     known_leader: Option<NodeId>,
     recorder: Option<Recorder>,
+    /// A compaction's snapshot staged by this batch, to write once the batch is committed.
+    compacted: Option<SnapshotWrite>,
+    /// The compaction snapshot being written on its own thread, and when that started.
+    writing: Option<(JoinHandle<Result<WrittenSnapshot, StorageError>>, Instant)>,
 }
 
 impl NodeLoop {
@@ -159,9 +168,13 @@ impl NodeLoop {
                     NodeInput::Shutdown => shutdown = true,
                 }
             }
+            if self.writing.as_ref().is_some_and(|(w, _)| w.is_finished()) {
+                self.finish_snapshot()?;
+            }
             let every = self.cfg.snapshot_entries;
             let core = self.driver.core();
-            if every > 0 && core.last_applied() - core.log().snapshot_index() >= every {
+            let due = core.last_applied() - core.log().snapshot_index() >= every;
+            if every > 0 && due && self.writing.is_none() {
                 self.step_input(Input::Compact, &mut msgs, &mut replies)?;
             }
             // A client answer depends only on entries that are already durable on a majority
@@ -198,6 +211,14 @@ impl NodeLoop {
             for r in replies {
                 self.route(r);
             }
+            // The batch (and the hard state with it) is committed: the snapshot may follow.
+            if let Some(w) = self.compacted.take() {
+                let thread = std::thread::Builder::new()
+                    .name("raft-snapshot".into())
+                    .spawn(move || w.run())
+                    .map_err(|e| StorageError::Failed(format!("cannot start a thread: {e}")))?;
+                self.writing = Some((thread, Instant::now()));
+            }
             self.metrics.inc(&self.metrics.batches);
             batches += 1;
             if batches.is_multiple_of(512) {
@@ -215,6 +236,9 @@ impl NodeLoop {
         }
         if let Outgoing::Staged(out) = &mut self.outgoing {
             out.finish();
+        }
+        if self.writing.is_some() {
+            self.finish_snapshot()?;
         }
         // The last batches were fsynced by the stage, which cannot report a failure itself.
         if let Some(why) = self.storage.failure() {
@@ -237,13 +261,26 @@ impl NodeLoop {
                 ..
             })
         );
+        // The storage writes one snapshot file at a time, in order.
+        if installed && self.writing.is_some() {
+            self.finish_snapshot()?;
+        }
+        let compaction = matches!(input, Input::Compact);
         let copy = self.recorder.is_some().then(|| input.clone());
         let r = self.driver.step(input);
         if let Some(input) = copy {
             self.record(input, &r);
         }
+        if compaction {
+            // Written off the loop (see `finish_snapshot`): encoding and writing a large state
+            // would stall every client for as long.
+            self.compacted = self.storage.stage_deferring(&r, self.driver.core())?;
+            msgs.extend(r.messages);
+            replies.extend(r.replies);
+            return Ok(());
+        }
         let snapshot = r.snapshot;
-        let start = snapshot.map(|_| std::time::Instant::now());
+        let start = snapshot.map(|_| Instant::now());
         self.stage(r, msgs, replies)?;
         if let (Some(index), Some(start)) = (snapshot, start) {
             let ms = start.elapsed().as_secs_f64() * 1e3;
@@ -263,6 +300,28 @@ impl NodeLoop {
                 info!(index, bytes, write_ms = ms, "log compacted into a snapshot");
             }
         }
+        Ok(())
+    }
+
+    /// Wait for the compaction snapshot being written, then let the log forget what it covers.
+    fn finish_snapshot(&mut self) -> Result<(), StorageError> {
+        let Some((thread, start)) = self.writing.take() else {
+            return Ok(());
+        };
+        let written = thread
+            .join()
+            .map_err(|_| StorageError::Failed("the snapshot thread panicked".into()))??;
+        self.storage.snapshot_written(written)?;
+        let m = &self.metrics;
+        m.inc(&m.snapshots);
+        m.set(&m.snapshot_index, written.index);
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        info!(
+            index = written.index,
+            bytes = written.bytes,
+            write_ms = ms,
+            "log compacted into a snapshot (written off the node loop)"
+        );
         Ok(())
     }
 
@@ -514,6 +573,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         cfg: cfg.clone(),
         known_leader: None,
         recorder,
+        compacted: None,
+        writing: None,
     };
     let mut node_loop = tokio::task::spawn_blocking(move || node.run(rx));
     let api = Arc::new(Api::new(

@@ -165,6 +165,48 @@ pub struct CommitStats {
     pub fsync: Option<Duration>,
 }
 
+/// A compaction's snapshot, to be written off the node loop ([`Storage::stage_deferring`]).
+/// Until [`Storage::snapshot_written`] takes its result, the log keeps every entry the snapshot
+/// covers, so a crash at any point recovers (from the older snapshot and the whole log, or from
+/// this one and the log after it).
+#[derive(Debug)]
+pub struct SnapshotWrite {
+    dir: PathBuf,
+    snapshot: Snapshot,
+    faults: Option<Arc<DiskFaults>>,
+    failed: Arc<OnceLock<String>>,
+}
+
+/// A snapshot file [`SnapshotWrite::run`] made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WrittenSnapshot {
+    pub index: Index,
+    pub bytes: u64,
+}
+
+impl SnapshotWrite {
+    /// The index the snapshot covers.
+    pub fn index(&self) -> Index {
+        self.snapshot.last_included_index
+    }
+
+    /// Encode the snapshot and replace the snapshot file with it, atomically and durably. A
+    /// failure poisons the storage, as a failed synchronous snapshot write does.
+    pub fn run(self) -> Result<WrittenSnapshot, StorageError> {
+        let data = encode_snapshot(&self.snapshot);
+        match write_atomic(&self.dir, SNAPSHOT, &data, self.faults.as_deref()) {
+            Ok(()) => Ok(WrittenSnapshot {
+                index: self.index(),
+                bytes: data.len() as u64,
+            }),
+            Err(e) => {
+                let _ = self.failed.set(e.to_string());
+                Err(e)
+            }
+        }
+    }
+}
+
 /// The durable state of one node.
 #[derive(Debug)]
 pub struct Storage {
@@ -440,6 +482,61 @@ impl Storage {
         Ok(())
     }
 
+    /// [`Storage::stage`] for the `Ready` of an `Input::Compact`, except that its snapshot is
+    /// not written here but returned, to be run (on any thread) once this batch is committed
+    /// (so that the hard state is never behind the snapshot's term on disk), and then handed
+    /// to [`Storage::snapshot_written`]. Only one may be outstanding: the storage writes one
+    /// snapshot file at a time.
+    pub fn stage_deferring(
+        &mut self,
+        ready: &Ready,
+        core: &RaftCore,
+    ) -> Result<Option<SnapshotWrite>, StorageError> {
+        let Some(index) = ready.snapshot else {
+            return self.stage(ready, core).map(|()| None);
+        };
+        let snapshot = core.snapshot();
+        if snapshot.last_included_index != index || ready.log_write.is_some() {
+            let e = StorageError::Invalid(format!(
+                "a deferred snapshot must come from a compaction: the Ready names index {index} \
+                 (the core holds {}) and a log write {:?}",
+                snapshot.last_included_index, ready.log_write
+            ));
+            self.failed.get_or_insert_with(|| e.to_string());
+            return Err(e);
+        }
+        let rest = Ready {
+            snapshot: None,
+            ..ready.clone()
+        };
+        self.stage(&rest, core)?;
+        Ok(Some(SnapshotWrite {
+            dir: self.dir.clone(),
+            snapshot: snapshot.clone(),
+            faults: self.faults.clone(),
+            failed: self.sync_failed.clone(),
+        }))
+    }
+
+    /// A deferred snapshot is durable: the log forgets what it covers. A snapshot older than
+    /// the storage's (one installed from the leader since) changes nothing.
+    pub fn snapshot_written(&mut self, written: WrittenSnapshot) -> Result<(), StorageError> {
+        self.check()?;
+        if written.index <= self.snapshot_index {
+            return Ok(());
+        }
+        self.snapshot_index = written.index;
+        self.last_snapshot_bytes = written.bytes;
+        let r = self.wal.compact_to(written.index);
+        if let Err(e) = &r {
+            self.failed.get_or_insert_with(|| e.to_string());
+        }
+        r?;
+        // Compaction deletes segments: the next commit syncs the directory.
+        self.log_dirty = true;
+        Ok(())
+    }
+
     /// Make `snap` (at `index`) durable, then let the log forget what it covers.
     fn write_snapshot(&mut self, snap: &Snapshot, index: Index) -> Result<(), StorageError> {
         if snap.last_included_index != index {
@@ -660,6 +757,109 @@ mod tests {
         drop(st);
         let (_, rec) = reopen(dir.path());
         assert_eq!(&rec.log, core.log());
+    }
+
+    #[test]
+    fn a_deferred_snapshot_compacts_the_log_only_once_it_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut st, mut core) = leader_with_writes(dir.path(), 40);
+        let before = wal_files(dir.path());
+        let r = core.step(Input::Compact);
+        let write = st
+            .stage_deferring(&r, &core)
+            .unwrap()
+            .expect("a snapshot to write");
+        assert_eq!(write.index(), 41);
+        st.commit().unwrap();
+        // The node goes on while the snapshot is written; the log still holds everything.
+        persist(&mut st, &mut core, put(41));
+        assert_eq!(st.snapshot_index(), 0);
+        let now = wal_files(dir.path());
+        assert!(
+            before.iter().all(|f| now.contains(f)),
+            "{before:?} -> {now:?}"
+        );
+        let written = std::thread::spawn(move || write.run())
+            .join()
+            .unwrap()
+            .unwrap();
+        assert_eq!(written.index, 41);
+        // A crash here recovers from the new snapshot and the log after it.
+        {
+            let copy = tempfile::tempdir().unwrap();
+            for name in [META, HARD_STATE, SNAPSHOT] {
+                fs::copy(dir.path().join(name), copy.path().join(name)).unwrap();
+            }
+            fs::create_dir(copy.path().join("wal")).unwrap();
+            for f in wal_files(dir.path()) {
+                fs::copy(
+                    dir.path().join("wal").join(&f),
+                    copy.path().join("wal").join(&f),
+                )
+                .unwrap();
+            }
+            let (_, rec) = reopen(copy.path());
+            assert_eq!(rec.snapshot.last_included_index, 41);
+            assert_eq!(&rec.log, core.log());
+        }
+        st.snapshot_written(written).unwrap();
+        assert_eq!(st.snapshot_index(), 41);
+        let after = wal_files(dir.path());
+        assert!(after.len() < before.len(), "{before:?} -> {after:?}");
+        persist(&mut st, &mut core, put(42));
+        // An older snapshot reported late (one was installed since) changes nothing.
+        st.snapshot_written(WrittenSnapshot {
+            index: 30,
+            bytes: 1,
+        })
+        .unwrap();
+        assert_eq!(st.snapshot_index(), 41);
+        drop(st);
+        let (_, rec) = reopen(dir.path());
+        assert_eq!(&rec.snapshot, core.snapshot());
+        assert_eq!(&rec.log, core.log());
+    }
+
+    #[test]
+    fn a_failed_deferred_snapshot_poisons_storage_and_keeps_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (st, mut core) = leader_with_writes(dir.path(), 20);
+        drop(st);
+        let faults = DiskFaults::new();
+        let opts = WalOptions {
+            segment_bytes: 512,
+            faults: Some(faults.clone()),
+        };
+        let (mut st, _) = Storage::open_with(dir.path(), "c", 1, opts).unwrap();
+        let r = core.step(Input::Compact);
+        let write = st.stage_deferring(&r, &core).unwrap().unwrap();
+        st.commit().unwrap();
+        faults.disk_full_after(100);
+        let e = write.run().unwrap_err();
+        assert!(e.to_string().contains("no space left"), "{e}");
+        assert!(st.failure().is_some());
+        assert!(matches!(st.commit(), Err(StorageError::Failed(_))));
+        drop(st);
+        faults.clear();
+        let (_, rec) = reopen(dir.path());
+        assert_eq!(
+            rec.snapshot.last_included_index, 0,
+            "the old snapshot stays"
+        );
+        assert_eq!(rec.log.last_index(), 21);
+    }
+
+    #[test]
+    fn only_a_compaction_is_deferred() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut st, mut core) = leader_with_writes(dir.path(), 3);
+        let r = core.step(put(4));
+        assert!(st.stage_deferring(&r, &core).unwrap().is_none());
+        st.commit().unwrap();
+        let mut r = core.step(Input::Compact);
+        r.snapshot = Some(2);
+        let e = st.stage_deferring(&r, &core).unwrap_err();
+        assert!(e.to_string().contains("must come from a compaction"), "{e}");
     }
 
     fn entries(term: u64, n: u64) -> Vec<Entry> {
