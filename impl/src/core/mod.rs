@@ -28,7 +28,7 @@ pub use self::progress::Progress;
 pub use self::read::ReadState;
 pub use self::ready::{HardState, Input, LogWrite, Ready};
 pub use self::snapshot::Snapshot;
-pub use self::state_machine::{Applied, KvStateMachine, Session};
+pub use self::state_machine::{Applied, Kv, KvStateMachine, Session};
 
 use self::params::BugId;
 
@@ -236,7 +236,7 @@ impl RaftCore {
         &self.sm
     }
     /// The key-value map.
-    pub fn kv(&self) -> &im::OrdMap<Text, Text> {
+    pub fn kv(&self) -> &Kv {
         self.sm.kv()
     }
     /// `sessions`: per client, the last applied seq and its answer.

@@ -8,6 +8,9 @@
 //! the number of clients that can have a request outstanding at once. `None` (the model's
 //! setting) keeps every session.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::BuildHasherDefault;
+
 use im::OrdMap;
 use serde::{Deserialize, Serialize};
 
@@ -38,22 +41,29 @@ pub enum Applied {
     },
 }
 
+/// The key-value map. Hashed rather than ordered (the node serves no range reads): a lookup
+/// hashes the key once, where a B-tree of 100 000 keys compared it with about twenty others
+/// (18 % of the throughput of `raft-node bench`, BENCHMARKS.md section 7). The hasher is std's
+/// SipHash with its fixed keys, so a build makes the same map from the same commands on every
+/// replica and in every replay (no per-process random seed).
+pub type Kv = im::HashMap<Text, Text, BuildHasherDefault<DefaultHasher>>;
+
 /// The key-value map and the session table. The maps are persistent (`im`): a snapshot is a
 /// clone that shares them, taken in constant time however large the state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KvStateMachine {
-    kv: OrdMap<Text, Text>,
+    kv: Kv,
     sessions: OrdMap<ClientId, Session>,
 }
 
 impl KvStateMachine {
     /// A state machine holding exactly these maps (conformance builds the model's snapshots
     /// with it).
-    pub fn from_parts(kv: OrdMap<Text, Text>, sessions: OrdMap<ClientId, Session>) -> Self {
+    pub fn from_parts(kv: Kv, sessions: OrdMap<ClientId, Session>) -> Self {
         KvStateMachine { kv, sessions }
     }
     /// The key-value map.
-    pub fn kv(&self) -> &OrdMap<Text, Text> {
+    pub fn kv(&self) -> &Kv {
         &self.kv
     }
     /// The session table.

@@ -171,10 +171,9 @@ impl NodeLoop {
             if self.writing.as_ref().is_some_and(|(w, _)| w.is_finished()) {
                 self.finish_snapshot()?;
             }
-            let every = self.cfg.snapshot_entries;
-            let core = self.driver.core();
-            let due = core.last_applied() - core.log().snapshot_index() >= every;
-            if every > 0 && due && self.writing.is_none() {
+            if self.writing.is_none()
+                && compaction_due(self.driver.core(), self.cfg.snapshot_entries)
+            {
                 self.step_input(Input::Compact, &mut msgs, &mut replies)?;
             }
             // A client answer depends only on entries that are already durable on a majority
@@ -456,6 +455,21 @@ pub(crate) fn coalesce(msgs: Vec<Envelope>) -> Vec<Envelope> {
         .collect()
 }
 
+/// The snapshot policy: compact once `every` applied entries are not covered by the snapshot
+/// (0: never). A leader also waits until every follower has all it applied, for up to half
+/// as many entries again: a snapshot covers everything applied, so compacting while a follower
+/// is one round trip behind would send it the whole state (InstallSnapshot) instead of its next
+/// append. A follower that is further behind than that gets the snapshot.
+fn compaction_due(core: &RaftCore, every: u64) -> bool {
+    let uncovered = core.last_applied() - core.log().snapshot_index();
+    if every == 0 || uncovered < every {
+        return false;
+    }
+    let applied = core.last_applied();
+    let followers_have_it = (core.progress().values()).all(|p| p.match_index >= applied);
+    !core.is_leader() || followers_have_it || uncovered >= every + every / 2
+}
+
 /// The core parameters the runtime uses: the node defaults with pipelining off, so that a
 /// recorded run is a sequence of model transitions (`raft-conformance validate`) and every
 /// append carries everything from `next_index` (which `coalesce` relies on).
@@ -711,6 +725,62 @@ mod tests {
                 last_index,
             },
         }
+    }
+
+    /// Leader 1 of {1, 2, 3} in term 1, with `n` commands applied; follower 2 has all of
+    /// them, follower 3 has `lagging`.
+    fn leader_with_followers(n: u64, lagging: u64) -> RaftCore {
+        let mut core = RaftCore::new(1, &[1, 2, 3], runtime_params());
+        let vote = |pre_vote| Envelope {
+            from: 2,
+            to: 1,
+            msg: Message::RequestVoteResponse {
+                term: 1,
+                granted: true,
+                pre_vote,
+            },
+        };
+        core.step(Input::ElectionTimeout);
+        core.step(Input::Message(vote(true)));
+        core.step(Input::Message(vote(false)));
+        assert!(core.is_leader());
+        for seq in 1..=n {
+            core.step(Input::Client(ClientRequest {
+                client_id: 5,
+                seq,
+                op: Op::Delete { key: "k".into() },
+            }));
+        }
+        let last = core.log().last_index();
+        core.step(Input::Message(ack(1, true, last)));
+        let mut from_3 = ack(1, true, lagging);
+        from_3.from = 3;
+        core.step(Input::Message(from_3));
+        assert_eq!(core.last_applied(), last);
+        core
+    }
+
+    #[test]
+    fn a_leader_compacts_when_its_followers_have_everything_or_one_is_far_behind() {
+        // 10 commands and the new leader's no-op: 11 entries applied.
+        let caught_up = leader_with_followers(10, 11);
+        assert!(compaction_due(&caught_up, 10));
+        assert!(!compaction_due(&caught_up, 12), "not due yet");
+        assert!(!compaction_due(&caught_up, 0), "0: never");
+        let behind = leader_with_followers(10, 9);
+        assert!(
+            !compaction_due(&behind, 10),
+            "follower 3 would need the whole state"
+        );
+        assert!(
+            compaction_due(&behind, 7),
+            "11 >= 7 + 3: it gets the snapshot"
+        );
+        // A follower compacts when due, whatever the others have.
+        let mut follower = RaftCore::new(2, &[1, 2, 3], runtime_params());
+        follower.step(Input::Message(append(2, 1, 3, 3)));
+        assert_eq!(follower.last_applied(), 3);
+        assert!(compaction_due(&follower, 3));
     }
 
     #[test]
