@@ -7,6 +7,10 @@
 
 #![forbid(unsafe_code)]
 
+// mimalloc, as in the `raft-node` binary and the peer comparison.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use raft_benches::core_cluster::CoreCluster;
 use raft_benches::workload::{timed_proposals, BATCH, PAYLOADS};
