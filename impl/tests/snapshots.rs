@@ -58,7 +58,8 @@ fn a_lagging_follower_installs_a_snapshot_and_a_compacted_node_recovers_from_one
         .unwrap();
     assert!(snap > 20, "leader snapshot at {snap}");
     assert!(c.metric(leader, "raft_snapshots_total") >= 5);
-    assert_eq!(c.metric(leader, "raft_snapshot_index"), snap);
+    // Both name the latest durable snapshot; the metric is read second and never goes back.
+    assert!(c.metric(leader, "raft_snapshot_index") >= snap);
     let first = first_index(&c.wal_segments(leader)[0]);
     assert!(
         first > 20,

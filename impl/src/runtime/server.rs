@@ -38,7 +38,7 @@ use super::http::{self, Api};
 use super::metrics::Metrics;
 use super::outbound::Outbound;
 use super::record::Recorder;
-use super::storage::{SnapshotWrite, Storage, WrittenSnapshot};
+use super::storage::{DeferredSnapshot, Storage, WrittenSnapshot};
 use super::transport::{self, Transport};
 use super::wal::{StorageError, WalOptions};
 use crate::core::{
@@ -106,9 +106,19 @@ struct NodeLoop {
     known_leader: Option<NodeId>,
     recorder: Option<Recorder>,
     /// A compaction's snapshot staged by this batch, to write once the batch is committed.
-    compacted: Option<SnapshotWrite>,
+    compacted: Option<DeferredSnapshot>,
     /// The compaction snapshot being written on its own thread, and when that started.
     writing: Option<(JoinHandle<Result<WrittenSnapshot, StorageError>>, Instant)>,
+}
+
+impl Drop for NodeLoop {
+    /// Stopped by an error with a snapshot write still running: wait for it, so that a node
+    /// started again in this process never shares the snapshot file with it.
+    fn drop(&mut self) {
+        if let Some((thread, _)) = self.writing.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl NodeLoop {
@@ -211,7 +221,8 @@ impl NodeLoop {
                 self.route(r);
             }
             // The batch (and the hard state with it) is committed: the snapshot may follow.
-            if let Some(w) = self.compacted.take() {
+            if let Some(deferred) = self.compacted.take() {
+                let w = self.storage.snapshot_after_commit(deferred)?;
                 let thread = std::thread::Builder::new()
                     .name("raft-snapshot".into())
                     .spawn(move || w.run())
@@ -399,7 +410,7 @@ impl NodeLoop {
             last_applied: core.last_applied(),
             last_log_index: core.log().last_index(),
             members: self.cfg.members(),
-            snapshot_index: core.log().snapshot_index(),
+            snapshot_index: self.storage.snapshot_index(),
         };
         *self.status.write().unwrap() = status;
     }

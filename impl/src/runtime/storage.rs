@@ -165,14 +165,25 @@ pub struct CommitStats {
     pub fsync: Option<Duration>,
 }
 
-/// A compaction's snapshot, to be written off the node loop ([`Storage::stage_deferring`]).
-/// Until [`Storage::snapshot_written`] takes its result, the log keeps every entry the snapshot
-/// covers, so a crash at any point recovers (from the older snapshot and the whole log, or from
-/// this one and the log after it).
+/// A compaction's snapshot staged by [`Storage::stage_deferring`], not yet released to be
+/// written: [`Storage::snapshot_after_commit`] turns it into a [`SnapshotWrite`] once its batch
+/// is committed.
+#[derive(Debug)]
+pub struct DeferredSnapshot {
+    snapshot: Snapshot,
+}
+
+/// A compaction's snapshot, to be written off the node loop. It first makes the log durable as
+/// written when it was released (segment and directory: a truncation of a conflicting suffix
+/// in this or an earlier batch must be on disk before a snapshot that follows it is), then
+/// the snapshot file. Until [`Storage::snapshot_written`] takes its result, the log keeps every
+/// entry the snapshot covers, so a crash at any point recovers (from the older snapshot and the
+/// whole log, or from this one and the log after it).
 #[derive(Debug)]
 pub struct SnapshotWrite {
     dir: PathBuf,
     snapshot: Snapshot,
+    log: PendingSync,
     faults: Option<Arc<DiskFaults>>,
     failed: Arc<OnceLock<String>>,
 }
@@ -190,14 +201,18 @@ impl SnapshotWrite {
         self.snapshot.last_included_index
     }
 
-    /// Encode the snapshot and replace the snapshot file with it, atomically and durably. A
-    /// failure poisons the storage, as a failed synchronous snapshot write does.
+    /// Make the log durable as written when this was released, then encode the snapshot and
+    /// replace the snapshot file with it, atomically and durably. A failure poisons the
+    /// storage, as a failed synchronous snapshot write does.
     pub fn run(self) -> Result<WrittenSnapshot, StorageError> {
-        let data = encode_snapshot(&self.snapshot);
-        match write_atomic(&self.dir, SNAPSHOT, &data, self.faults.as_deref()) {
-            Ok(()) => Ok(WrittenSnapshot {
+        let written = self.log.sync().and_then(|()| {
+            let data = encode_snapshot(&self.snapshot);
+            write_atomic(&self.dir, SNAPSHOT, &data, self.faults.as_deref()).map(|()| data.len())
+        });
+        match written {
+            Ok(bytes) => Ok(WrittenSnapshot {
                 index: self.index(),
-                bytes: data.len() as u64,
+                bytes: bytes as u64,
             }),
             Err(e) => {
                 let _ = self.failed.set(e.to_string());
@@ -453,6 +468,12 @@ impl Storage {
         if let Some(hs) = ready.hard_state {
             self.staged_hard_state = Some(hs);
         }
+        // Records can become durable before the commit (a segment roll fsyncs the segment it
+        // closes; an install fsyncs a truncation), and the durable term must never be below
+        // the term of a durable record: a changed hard state goes first.
+        if ready.log_write.is_some() || ready.snapshot.is_some() {
+            self.write_staged_hard_state()?;
+        }
         if let Some(w) = ready.log_write {
             let before = self.wal.last_index();
             self.wal.truncate_from(w.from_index)?;
@@ -483,15 +504,15 @@ impl Storage {
     }
 
     /// [`Storage::stage`] for the `Ready` of an `Input::Compact`, except that its snapshot is
-    /// not written here but returned, to be run (on any thread) once this batch is committed
-    /// (so that the hard state is never behind the snapshot's term on disk), and then handed
-    /// to [`Storage::snapshot_written`]. Only one may be outstanding: the storage writes one
+    /// not written here but returned, to be released by [`Storage::snapshot_after_commit`] once
+    /// this batch is committed, run on any thread, and its result handed to
+    /// [`Storage::snapshot_written`]. Only one may be outstanding: the storage writes one
     /// snapshot file at a time.
     pub fn stage_deferring(
         &mut self,
         ready: &Ready,
         core: &RaftCore,
-    ) -> Result<Option<SnapshotWrite>, StorageError> {
+    ) -> Result<Option<DeferredSnapshot>, StorageError> {
         let Some(index) = ready.snapshot else {
             return self.stage(ready, core).map(|()| None);
         };
@@ -510,12 +531,32 @@ impl Storage {
             ..ready.clone()
         };
         self.stage(&rest, core)?;
-        Ok(Some(SnapshotWrite {
-            dir: self.dir.clone(),
+        Ok(Some(DeferredSnapshot {
             snapshot: snapshot.clone(),
+        }))
+    }
+
+    /// Release a deferred snapshot after its batch's [`Storage::commit`] or
+    /// [`Storage::commit_async`] (so the hard state on disk is not behind the snapshot's term
+    /// and everything staged is written to the log file). The write it returns first fsyncs the
+    /// log and the directory as they are now, whatever fsyncs are still queued elsewhere.
+    pub fn snapshot_after_commit(
+        &self,
+        deferred: DeferredSnapshot,
+    ) -> Result<SnapshotWrite, StorageError> {
+        self.check()?;
+        if self.log_dirty || self.staged_hard_state.is_some() {
+            return Err(StorageError::Invalid(
+                "a deferred snapshot is released before its batch is committed".into(),
+            ));
+        }
+        Ok(SnapshotWrite {
+            dir: self.dir.clone(),
+            snapshot: deferred.snapshot,
+            log: self.wal.barrier(),
             faults: self.faults.clone(),
             failed: self.sync_failed.clone(),
-        }))
+        })
     }
 
     /// A deferred snapshot is durable: the log forgets what it covers. A snapshot older than
@@ -765,12 +806,13 @@ mod tests {
         let (mut st, mut core) = leader_with_writes(dir.path(), 40);
         let before = wal_files(dir.path());
         let r = core.step(Input::Compact);
-        let write = st
+        let deferred = st
             .stage_deferring(&r, &core)
             .unwrap()
             .expect("a snapshot to write");
-        assert_eq!(write.index(), 41);
         st.commit().unwrap();
+        let write = st.snapshot_after_commit(deferred).unwrap();
+        assert_eq!(write.index(), 41);
         // The node goes on while the snapshot is written; the log still holds everything.
         persist(&mut st, &mut core, put(41));
         assert_eq!(st.snapshot_index(), 0);
@@ -832,8 +874,9 @@ mod tests {
         };
         let (mut st, _) = Storage::open_with(dir.path(), "c", 1, opts).unwrap();
         let r = core.step(Input::Compact);
-        let write = st.stage_deferring(&r, &core).unwrap().unwrap();
+        let deferred = st.stage_deferring(&r, &core).unwrap().unwrap();
         st.commit().unwrap();
+        let write = st.snapshot_after_commit(deferred).unwrap();
         faults.disk_full_after(100);
         let e = write.run().unwrap_err();
         assert!(e.to_string().contains("no space left"), "{e}");
@@ -856,10 +899,115 @@ mod tests {
         let r = core.step(put(4));
         assert!(st.stage_deferring(&r, &core).unwrap().is_none());
         st.commit().unwrap();
+        // Released before its batch is committed (a put staged with it is not yet written).
+        let r = core.step(Input::Compact);
+        let deferred = st.stage_deferring(&r, &core).unwrap().unwrap();
+        let r = core.step(put(5));
+        st.stage(&r, &core).unwrap();
+        let e = st.snapshot_after_commit(deferred).unwrap_err();
+        assert!(
+            e.to_string().contains("before its batch is committed"),
+            "{e}"
+        );
         let mut r = core.step(Input::Compact);
         r.snapshot = Some(2);
         let e = st.stage_deferring(&r, &core).unwrap_err();
         assert!(e.to_string().contains("must come from a compaction"), "{e}");
+    }
+
+    /// An AppendEntries from `leader` of `term` to node 1.
+    fn append_from(
+        leader: NodeId,
+        term: u64,
+        prev: (u64, u64),
+        entries: Vec<Entry>,
+        commit: u64,
+    ) -> Input {
+        Input::Message(Envelope {
+            from: leader,
+            to: 1,
+            msg: Message::AppendEntries {
+                term,
+                leader,
+                prev_log_index: prev.0,
+                prev_log_term: prev.1,
+                entries,
+                leader_commit: commit,
+            },
+        })
+    }
+
+    /// `n` entries of `term` numbered from `first`.
+    fn entries_from(term: u64, first: u64, n: u64) -> Vec<Entry> {
+        let mut es = entries(term, first + n - 1);
+        es.drain(..first as usize - 1);
+        es
+    }
+
+    /// A segment roll fsyncs the segment it closes, records of the `Ready` being staged
+    /// included: the hard state of their term must already be on disk, or a crash before the
+    /// commit leaves a log ahead of its hard state, which recovery refuses.
+    #[test]
+    fn a_segment_roll_never_makes_records_durable_before_their_terms_hard_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut st, rec) = reopen(dir.path());
+        let mut core = restore(rec, &[1, 2, 3]);
+        persist(
+            &mut st,
+            &mut core,
+            append_from(2, 1, (0, 0), entries(1, 3), 0),
+        );
+        // Term 2: enough entries to roll the 512-byte segment within this one stage.
+        let r = core.step(append_from(3, 2, (3, 1), entries_from(2, 4, 40), 0));
+        assert_eq!(r.hard_state.map(|h| h.current_term), Some(2));
+        st.stage(&r, &core).unwrap();
+        // A crash here, before the commit.
+        drop(st);
+        let (_, rec) = reopen(dir.path());
+        assert_eq!(rec.hard_state.current_term, 2);
+    }
+
+    /// A follower truncates a conflicting suffix and compacts in the same batch, its log fsync
+    /// still queued on the sync stage. Its deferred snapshot must not become durable while the
+    /// truncation may not be: recovery would continue a term-2 snapshot with stale term-1
+    /// records. So the write syncs the log first; with fsyncs failing it stops there, before any
+    /// snapshot file exists.
+    #[test]
+    fn a_deferred_snapshot_is_never_durable_before_the_truncation_it_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = DiskFaults::new();
+        let opts = WalOptions {
+            segment_bytes: 512,
+            faults: Some(faults.clone()),
+        };
+        let (mut st, rec) = Storage::open_with(dir.path(), "c", 1, opts).unwrap();
+        let mut core = restore(rec, &[1, 2, 3]);
+        persist(
+            &mut st,
+            &mut core,
+            append_from(2, 1, (0, 0), entries(1, 50), 0),
+        );
+        // Leader 3 of term 2 replaces 11.. with 11..=30 and commits 30, as one batch of a node
+        // with peers: stage, compact, commit_async (its LogSync queued, not run).
+        let r = core.step(append_from(3, 2, (10, 1), entries_from(2, 11, 20), 30));
+        st.stage(&r, &core).unwrap();
+        assert_eq!(core.last_applied(), 30);
+        let r = core.step(Input::Compact);
+        let deferred = st.stage_deferring(&r, &core).unwrap().unwrap();
+        let _queued = st.commit_async().unwrap().expect("a log sync");
+        let write = st.snapshot_after_commit(deferred).unwrap();
+        faults.fail_syncs(true);
+        let e = write.run().unwrap_err().to_string();
+        assert!(e.contains(".wal"), "the log is synced first: {e}");
+        assert!(!dir.path().join(SNAPSHOT).exists());
+        assert!(!dir.path().join(format!("{SNAPSHOT}.tmp")).exists());
+        assert!(st.failure().is_some());
+        // A restart recovers the truncated log as written, without a snapshot.
+        faults.clear();
+        drop(st);
+        let (_, rec) = reopen(dir.path());
+        assert_eq!(rec.snapshot.last_included_index, 0);
+        assert!((11..=rec.log.last_index()).all(|i| rec.log.term_at(i) == Some(2)));
     }
 
     fn entries(term: u64, n: u64) -> Vec<Entry> {
