@@ -458,10 +458,7 @@ impl Storage {
     pub fn stage(&mut self, ready: &Ready, core: &RaftCore) -> Result<(), StorageError> {
         self.check()?;
         let r = self.stage_inner(ready, core);
-        if let Err(e) = &r {
-            self.failed.get_or_insert_with(|| e.to_string());
-        }
-        r
+        self.poison(r)
     }
 
     fn stage_inner(&mut self, ready: &Ready, core: &RaftCore) -> Result<(), StorageError> {
@@ -523,8 +520,7 @@ impl Storage {
                  (the core holds {}) and a log write {:?}",
                 snapshot.last_included_index, ready.log_write
             ));
-            self.failed.get_or_insert_with(|| e.to_string());
-            return Err(e);
+            return self.poison(Err(e));
         }
         let rest = Ready {
             snapshot: None,
@@ -569,10 +565,7 @@ impl Storage {
         self.snapshot_index = written.index;
         self.last_snapshot_bytes = written.bytes;
         let r = self.wal.compact_to(written.index);
-        if let Err(e) = &r {
-            self.failed.get_or_insert_with(|| e.to_string());
-        }
-        r?;
+        self.poison(r)?;
         // Compaction deletes segments: the next commit syncs the directory.
         self.log_dirty = true;
         Ok(())
@@ -586,9 +579,8 @@ impl Storage {
                 snap.last_included_index
             )));
         }
-        // The durable term must never be below the term of a durable entry (see above); a
-        // snapshot installed from a leader of a new term comes with that term's hard state.
-        self.write_staged_hard_state()?;
+        // The hard state staged with it (an installed snapshot comes with the leader's term)
+        // is already durable: `stage_inner` writes it before any log write or snapshot.
         let data = encode_snapshot(snap);
         write_atomic(&self.dir, SNAPSHOT, &data, self.faults.as_deref())?;
         self.snapshot_index = index;
@@ -619,6 +611,14 @@ impl Storage {
         (self.failed.as_deref()).or_else(|| self.sync_failed.get().map(String::as_str))
     }
 
+    /// Record the first failure: every later call refuses.
+    fn poison<T>(&mut self, r: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(e) = &r {
+            self.failed.get_or_insert_with(|| e.to_string());
+        }
+        r
+    }
+
     fn check(&self) -> Result<(), StorageError> {
         match self.failure() {
             Some(why) => Err(StorageError::Failed(why.to_string())),
@@ -636,10 +636,7 @@ impl Storage {
         }
         let start = Instant::now();
         let r = self.commit_inner();
-        if let Err(e) = &r {
-            self.failed.get_or_insert_with(|| e.to_string());
-        }
-        r?;
+        self.poison(r)?;
         Ok(CommitStats {
             fsync: Some(start.elapsed()),
         })
@@ -652,10 +649,7 @@ impl Storage {
     pub fn commit_async(&mut self) -> Result<Option<LogSync>, StorageError> {
         self.check()?;
         let r = self.commit_async_inner();
-        if let Err(e) = &r {
-            self.failed.get_or_insert_with(|| e.to_string());
-        }
-        r
+        self.poison(r)
     }
 
     fn commit_async_inner(&mut self) -> Result<Option<LogSync>, StorageError> {
@@ -950,13 +944,7 @@ mod tests {
     #[test]
     fn a_segment_roll_never_makes_records_durable_before_their_terms_hard_state() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut st, rec) = reopen(dir.path());
-        let mut core = restore(rec, &[1, 2, 3]);
-        persist(
-            &mut st,
-            &mut core,
-            append_from(2, 1, (0, 0), entries(1, 3), 0),
-        );
+        let (mut st, mut core) = follower_with_log(dir.path(), 3);
         // Term 2: enough entries to roll the 512-byte segment within this one stage.
         let r = core.step(append_from(3, 2, (3, 1), entries_from(2, 4, 40), 0));
         assert_eq!(r.hard_state.map(|h| h.current_term), Some(2));
@@ -980,13 +968,8 @@ mod tests {
             segment_bytes: 512,
             faults: Some(faults.clone()),
         };
-        let (mut st, rec) = Storage::open_with(dir.path(), "c", 1, opts).unwrap();
-        let mut core = restore(rec, &[1, 2, 3]);
-        persist(
-            &mut st,
-            &mut core,
-            append_from(2, 1, (0, 0), entries(1, 50), 0),
-        );
+        let opened = Storage::open_with(dir.path(), "c", 1, opts).unwrap();
+        let (mut st, mut core) = follower_of(opened, 50);
         // Leader 3 of term 2 replaces 11.. with 11..=30 and commits 30, as one batch of a node
         // with peers: stage, compact, commit_async (its LogSync queued, not run).
         let r = core.step(append_from(3, 2, (10, 1), entries_from(2, 11, 20), 30));
@@ -1027,22 +1010,17 @@ mod tests {
 
     /// A follower of three whose log holds `n` entries of term 1 from leader 2 (uncommitted).
     fn follower_with_log(dir: &Path, n: u64) -> (Storage, RaftCore) {
-        let (mut st, rec) = reopen(dir);
+        follower_of(reopen(dir), n)
+    }
+
+    /// [`follower_with_log`] on a storage already opened.
+    fn follower_of((mut st, rec): (Storage, Recovered), n: u64) -> (Storage, RaftCore) {
         let mut core = restore(rec, &[1, 2, 3]);
-        let append = Message::AppendEntries {
-            term: 1,
-            leader: 2,
-            prev_log_index: 0,
-            prev_log_term: 0,
-            entries: entries(1, n),
-            leader_commit: 0,
-        };
-        let msg = Input::Message(Envelope {
-            from: 2,
-            to: 1,
-            msg: append,
-        });
-        persist(&mut st, &mut core, msg);
+        persist(
+            &mut st,
+            &mut core,
+            append_from(2, 1, (0, 0), entries(1, n), 0),
+        );
         assert_eq!(core.log().last_index(), n);
         (st, core)
     }

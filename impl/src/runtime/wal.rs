@@ -758,24 +758,24 @@ impl Wal {
         let r = self.flush();
         self.poison(r)?;
         let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
-        Ok(PendingSync {
+        Ok(self.pending_sync(dir))
+    }
+
+    /// A sync of the active segment (and of `dir`, when given).
+    fn pending_sync(&self, dir: Option<PathBuf>) -> PendingSync {
+        PendingSync {
             file: self.active.clone(),
             path: self.segments.last().unwrap().path.clone(),
             dir,
             faults: self.faults.clone(),
-        })
+        }
     }
 
     /// A sync of the log as written so far (records already handed to [`Wal::write_out`] or
     /// [`Wal::sync`]) and of its directory, taken without consuming anything: for a writer that
     /// must not get ahead of the log on disk, whatever other syncs are still pending.
     pub fn barrier(&self) -> PendingSync {
-        PendingSync {
-            file: self.active.clone(),
-            path: self.segments.last().unwrap().path.clone(),
-            dir: Some(self.dir.clone()),
-            faults: self.faults.clone(),
-        }
+        self.pending_sync(Some(self.dir.clone()))
     }
 
     /// Write everything staged and fsync it (one fsync for the whole batch).
