@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{Decoder, Encoder};
 
-use fuzz_support::{apply, config, envelope, mutation};
+use fuzz_support::{apply, config, envelope, mutation, Mutation};
 use raft_node::runtime::codec::{
     decode, encode, framing, handshake_framing, Frame, HANDSHAKE_MAX_FRAME, MAX_FRAME, NONCE,
     WIRE_VERSION,
@@ -184,14 +184,30 @@ fn a_length_prefix_claiming_more_than_the_limit_is_refused_before_reading_the_bo
     assert!(cap <= 2 * HANDSHAKE_MAX_FRAME, "{cap}");
 }
 
-/// The frames a dialer would send, as one byte stream, for the handshake fuzzing below.
-fn handshake_stream(frames: &[Frame]) -> Vec<u8> {
+/// `frames` as one byte stream, then `ms` applied to it, for the handshake fuzzing below.
+fn handshake_stream(frames: &[Frame], ms: &[Mutation]) -> Vec<u8> {
     let mut codec = framing();
     let mut out = BytesMut::new();
     for f in frames {
         codec.encode(encode(f), &mut out).unwrap();
     }
-    out.to_vec()
+    let mut stream = out.to_vec();
+    for m in ms {
+        apply(&mut stream, m);
+    }
+    stream
+}
+
+/// Both ends of the fuzzed handshakes share this secret.
+fn secret_auth() -> PeerAuth {
+    PeerAuth::new("c", Some(b"fuzzing secret 0123456789".to_vec()))
+}
+
+fn local_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 proptest! {
@@ -207,21 +223,16 @@ proptest! {
         from in prop_oneof![Just(1u64), any::<u64>()],
         ms in proptest::collection::vec(mutation(), 0..3),
     ) {
-        let mut stream = handshake_stream(&[
+        let stream = handshake_stream(&[
             Frame::Hello { cluster_id: "c".into(), from, to: 2, nonce },
             Frame::Auth { proof },
-        ]);
-        for m in &ms {
-            apply(&mut stream, m);
-        }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let r = rt.block_on(async move {
+        ], &ms);
+        let r = local_runtime().block_on(async move {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = l.local_addr().unwrap();
             let server = tokio::spawn(async move {
                 let (s, _) = l.accept().await.unwrap();
-                let auth = PeerAuth::new("c", Some(b"fuzzing secret 0123456789".to_vec()));
-                handshake::accept(s, &auth, 2, &[1, 3]).await.map(|(_, from)| from)
+                handshake::accept(s, &secret_auth(), 2, &[1, 3]).await.map(|(_, from)| from)
             });
             let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
             c.write_all(&stream).await.unwrap();
@@ -242,12 +253,8 @@ proptest! {
         proof in proptest::option::of(any::<[u8; NONCE]>()),
         ms in proptest::collection::vec(mutation(), 0..3),
     ) {
-        let mut stream = handshake_stream(&[Frame::Challenge { nonce, proof }, Frame::Welcome]);
-        for m in &ms {
-            apply(&mut stream, m);
-        }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let r = rt.block_on(async move {
+        let stream = handshake_stream(&[Frame::Challenge { nonce, proof }, Frame::Welcome], &ms);
+        let r = local_runtime().block_on(async move {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = l.local_addr().unwrap();
             let fake = tokio::spawn(async move {
@@ -259,10 +266,9 @@ proptest! {
                 let _ = tokio::io::AsyncReadExt::read_to_end(&mut s, &mut sink).await;
             });
             let s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let auth = PeerAuth::new("c", Some(b"fuzzing secret 0123456789".to_vec()));
             let r = tokio::time::timeout(
                 std::time::Duration::from_secs(10),
-                handshake::dial(s, &auth, 1, 2),
+                handshake::dial(s, &secret_auth(), 1, 2),
             )
             .await;
             fake.abort();
@@ -276,12 +282,8 @@ proptest! {
 #[test]
 fn an_unmutated_forged_stream_is_refused_for_its_proof_not_its_framing() {
     // Sanity for the test above: without mutations, the refusal is the proof check.
-    let auth = PeerAuth::new("c", Some(b"fuzzing secret 0123456789".to_vec()));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let reason = rt.block_on(async move {
+    let auth = secret_auth();
+    let reason = local_runtime().block_on(async move {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let server = tokio::spawn(async move {
