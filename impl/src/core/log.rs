@@ -43,12 +43,17 @@ impl Op {
 pub enum Command {
     /// The empty entry a new leader appends (`noop_on_election`).
     Noop,
-    /// A client command.
+    /// A client command. `client_id` is the index of the client's `Register` entry, or
+    /// `NO_SESSION` for a write that takes no session (applied once per entry, never retried).
     Client {
         client_id: ClientId,
         seq: u64,
         op: Op,
     },
+    /// Opens a client session whose id is this entry's index (Raft thesis §6.3), so an id is
+    /// never reused and a command of an evicted session can be told from a new client's.
+    /// `nonce`, chosen by the requester, only routes the answer back to it.
+    Register { nonce: u64 },
 }
 
 /// A log entry `{ term, command }`.
@@ -62,7 +67,7 @@ impl Entry {
     /// Approximate encoded size, used by `max_bytes_per_append`.
     pub fn approx_size(&self) -> usize {
         16 + match &self.command {
-            Command::Noop => 0,
+            Command::Noop | Command::Register { .. } => 0,
             Command::Client { op, .. } => {
                 16 + match op {
                     Op::Put { key, value } => key.len() + value.len(),

@@ -11,8 +11,11 @@ pub type NodeId = u64;
 pub type Term = u64;
 /// A log index (1-based; 0 means "before the first entry").
 pub type Index = u64;
-/// A client id.
+/// A client id: the index of the client's `Register` entry (so never 0).
 pub type ClientId = u64;
+/// The `client_id` of a write that takes no session: it is applied once per log entry and is
+/// not safe to retry. Its `seq` is a nonce that only routes the answer.
+pub const NO_SESSION: ClientId = 0;
 
 /// A message between servers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -112,6 +115,10 @@ pub enum Answer {
         swapped: bool,
         previous: Option<Text>,
     },
+    /// The command's client has no session: it was evicted (or the id was never registered).
+    /// Nothing was applied; the command may or may not have taken effect under an earlier
+    /// attempt, and the client must register again before it sends anything else.
+    SessionExpired,
 }
 
 /// `ClientResponse { client_id, seq, answer }`.
@@ -140,6 +147,15 @@ pub enum ClientReply {
         read_id: u64,
         value: Option<Text>,
     },
+    /// A `Register` entry was applied: the session `client_id` is open. Routed by `nonce`.
+    Registered { nonce: u64, client_id: ClientId },
+    /// A request whose `seq` is below its session's last applied seq: its answer is no longer
+    /// kept, and it is never applied. Answered at once rather than left to time out.
+    Stale {
+        client_id: ClientId,
+        seq: u64,
+        last_seq: u64,
+    },
 }
 
 impl ClientReply {
@@ -147,9 +163,10 @@ impl ClientReply {
     pub fn client_id(&self) -> ClientId {
         match self {
             ClientReply::Response(r) => r.client_id,
-            ClientReply::NotLeader { client_id, .. } | ClientReply::Read { client_id, .. } => {
-                *client_id
-            }
+            ClientReply::NotLeader { client_id, .. }
+            | ClientReply::Read { client_id, .. }
+            | ClientReply::Stale { client_id, .. } => *client_id,
+            ClientReply::Registered { .. } => NO_SESSION,
         }
     }
 }

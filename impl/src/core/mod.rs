@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use self::log::{Command, Entry, Log, Op, Text};
 pub use self::message::{
     Answer, ClientId, ClientReply, ClientRequest, ClientResponse, Envelope, Index, Message, NodeId,
-    ReadRequest, Term,
+    ReadRequest, Term, NO_SESSION,
 };
 #[cfg(feature = "mutants")]
 pub use self::params::Bug;
@@ -269,6 +269,7 @@ impl RaftCore {
                 }
             }
             Input::Client(req) => self.on_client_request(req),
+            Input::Register { nonce } => self.on_register(nonce),
             Input::Read(req) => self.on_read_request(req),
             Input::Compact => self.compact(),
         }
@@ -874,19 +875,9 @@ impl RaftCore {
                 .sm
                 .apply(index, &entry.command, self.params.max_sessions, dedup);
             self.last_applied = index;
-            if let Applied::Client {
-                client_id,
-                seq,
-                answer: Some(answer),
-                ..
-            } = applied
-            {
-                if is_leader {
-                    self.out.replies.push(ClientReply::Response(ClientResponse {
-                        client_id,
-                        seq,
-                        answer,
-                    }));
+            if is_leader {
+                if let Some(reply) = reply_of(&self.sm, applied) {
+                    self.out.replies.push(reply);
                 }
             }
         }
@@ -903,26 +894,21 @@ impl RaftCore {
             });
             return;
         }
-        if !self.params.has_bug(BugId::NoDedup) {
-            if let Some(s) = self.sm.session(req.client_id) {
-                if s.last_seq >= req.seq {
-                    if s.last_seq == req.seq {
-                        let answer = s.answer.clone();
-                        self.out.replies.push(ClientReply::Response(ClientResponse {
-                            client_id: req.client_id,
-                            seq: req.seq,
-                            answer,
-                        }));
-                    }
-                    return;
-                }
+        if req.client_id != NO_SESSION && !self.params.has_bug(BugId::NoDedup) {
+            if let Some(reply) = self.answer_from_sessions(&req) {
+                self.out.replies.push(reply);
+                return;
             }
         }
-        let command = Command::Client {
+        self.append_and_replicate(Command::Client {
             client_id: req.client_id,
             seq: req.seq,
             op: req.op,
-        };
+        });
+    }
+
+    /// A leader appends a client's entry and sends it to the peers that are caught up.
+    fn append_and_replicate(&mut self, command: Command) {
         let last = self.log.push(Entry {
             term: self.current_term,
             command,
@@ -941,6 +927,79 @@ impl RaftCore {
             }
         }
         self.maybe_commit();
+    }
+
+    /// The answer a leader gives without appending, from its session table: a duplicate of
+    /// the last applied command gets its answer, an older one is stale, and a session that is
+    /// gone stays gone (ids are never reused, so once `last_applied` covers the `Register`
+    /// entry the session can only have been evicted). `None`: append the command.
+    fn answer_from_sessions(&self, req: &ClientRequest) -> Option<ClientReply> {
+        let (client_id, seq) = (req.client_id, req.seq);
+        match self.sm.session(client_id) {
+            Some(s) if s.last_seq == seq => Some(ClientReply::Response(ClientResponse {
+                client_id,
+                seq,
+                answer: s.answer.clone(),
+            })),
+            Some(s) if s.last_seq > seq => Some(ClientReply::Stale {
+                client_id,
+                seq,
+                last_seq: s.last_seq,
+            }),
+            None if client_id <= self.last_applied => {
+                Some(ClientReply::Response(ClientResponse {
+                    client_id,
+                    seq,
+                    answer: Answer::SessionExpired,
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    /// A client asks for a session: the leader appends `Register`, whose index becomes the
+    /// client id once it is applied.
+    fn on_register(&mut self, nonce: u64) {
+        if self.role != Role::Leader {
+            self.out.replies.push(ClientReply::NotLeader {
+                client_id: NO_SESSION,
+                seq: nonce,
+                hint: self.leader_id,
+            });
+            return;
+        }
+        self.append_and_replicate(Command::Register { nonce });
+    }
+}
+
+/// What a leader tells the client about an entry it applied.
+fn reply_of(sm: &KvStateMachine, applied: Applied) -> Option<ClientReply> {
+    match applied {
+        Applied::Noop => None,
+        Applied::Registered { nonce, client_id } => {
+            Some(ClientReply::Registered { nonce, client_id })
+        }
+        Applied::Client {
+            client_id,
+            seq,
+            answer: Some(answer),
+            ..
+        } => Some(ClientReply::Response(ClientResponse {
+            client_id,
+            seq,
+            answer,
+        })),
+        // A stale duplicate committed behind a newer command of its client.
+        Applied::Client {
+            client_id,
+            seq,
+            answer: None,
+            ..
+        } => Some(ClientReply::Stale {
+            client_id,
+            seq,
+            last_seq: sm.session(client_id).map_or(seq, |s| s.last_seq),
+        }),
     }
 }
 

@@ -29,6 +29,11 @@ pub enum Bug {
     InstallSnapshotKeepsStateMachine,
 }
 
+/// The node's default session bound. A session costs its last answer plus about 100 bytes;
+/// only registrations evict, so this many clients can work at once without one losing its
+/// session.
+pub const DEFAULT_MAX_SESSIONS: usize = 16_384;
+
 /// Protocol parameters. The first five fields have exactly the PROTOCOL.md names and meaning;
 /// the rest are node-only features (conformance gaps when switched on).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -50,8 +55,9 @@ pub struct Params {
     /// follower, with `next_index` advanced optimistically on send. `None`: PROTOCOL.md
     /// behaviour (sending never moves `next_index`).
     pub max_inflight_appends: Option<usize>,
-    /// Node-only: most client sessions kept; when a new client is applied and the table is
-    /// full, the session applied at the lowest log index is evicted (`None`: unlimited).
+    /// Most client sessions kept: applying a `Register` while the table is full first evicts
+    /// the session used at the lowest log index (`None`: unlimited). The model's
+    /// `--max-sessions`.
     pub max_sessions: Option<usize>,
     /// Test-only: inject a known bug.
     #[cfg(feature = "mutants")]
@@ -131,7 +137,7 @@ impl Default for Params {
             noop_on_election: true,
             max_bytes_per_append: Some(1 << 20),
             max_inflight_appends: Some(8),
-            max_sessions: Some(4096),
+            max_sessions: Some(DEFAULT_MAX_SESSIONS),
             #[cfg(feature = "mutants")]
             bug: None,
         }

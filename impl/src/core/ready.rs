@@ -17,6 +17,8 @@ pub enum Input {
     HeartbeatTimeout,
     /// A client command arrived.
     Client(ClientRequest),
+    /// A client asks for a session (`Command::Register { nonce }`).
+    Register { nonce: u64 },
     /// A linearizable read arrived (served by ReadIndex).
     Read(ReadRequest),
     /// Compact the log: the state machine as of `last_applied` becomes the snapshot and the

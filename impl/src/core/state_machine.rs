@@ -1,12 +1,16 @@
 //! The replicated key-value state machine and its per-client session table.
 //!
-//! Session expiry is deterministic: it is driven by the log, never by a clock. Every session
-//! remembers the log index at which it was last applied. With `Params::max_sessions = Some(n)`,
-//! applying a command of a client that has no session while `n` sessions exist first evicts the
-//! session with the lowest such index (least recently used by log index). A client whose
-//! session was evicted loses its dedup guarantee for a retry still in flight, so `n` must exceed
-//! the number of clients that can have a request outstanding at once. `None` (the model's
-//! setting) keeps every session.
+//! Sessions follow the Raft thesis §6.3. A client opens one with a `Register` entry, and the
+//! entry's log index is its client id, so ids are never reused. A command applies only through
+//! its session: a client whose session is gone (evicted, or an id never registered) gets
+//! `SessionExpired` and nothing is applied, so a retry can never be applied twice.
+//!
+//! Eviction is deterministic, driven by the log and never by a clock: with
+//! `Params::max_sessions = Some(n)`, applying a `Register` while `n` sessions exist first evicts
+//! the session whose last command was applied at the lowest log index (least recently used).
+//! Only a registration evicts, so a busy cluster of registered clients evicts nobody; a client
+//! loses its session only after `n` other registrations or sessions were more recent than its
+//! own last request. Writes without a session (`NO_SESSION`) never touch the table.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::BuildHasherDefault;
@@ -15,7 +19,7 @@ use im::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use super::log::{Command, Op, Text};
-use super::message::{Answer, ClientId, Index};
+use super::message::{Answer, ClientId, Index, NO_SESSION};
 
 /// `sessions[client_id]`: the last applied seq and its answer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,8 +35,11 @@ pub struct Session {
 pub enum Applied {
     /// A `Noop`.
     Noop,
+    /// A `Register`: the session `client_id` (the entry's index) is open.
+    Registered { nonce: u64, client_id: ClientId },
     /// A client command that ran (`duplicate == false`) or was found in the session table.
-    /// `answer` is `None` for a stale duplicate (seq below the session's last seq).
+    /// `answer` is `None` for a stale duplicate (seq below the session's last seq), and
+    /// `Answer::SessionExpired` for a command whose client has no session.
     Client {
         client_id: ClientId,
         seq: u64,
@@ -89,55 +96,61 @@ impl KvStateMachine {
     ) -> Applied {
         let (client_id, seq, op) = match command {
             Command::Noop => return Applied::Noop,
+            Command::Register { nonce } => {
+                self.register(index, max_sessions);
+                return Applied::Registered {
+                    nonce: *nonce,
+                    client_id: index,
+                };
+            }
             Command::Client { client_id, seq, op } => (*client_id, *seq, op),
         };
-        if dedup {
-            if let Some(s) = self.sessions.get(&client_id) {
-                if seq <= s.last_seq {
-                    let answer = (seq == s.last_seq).then(|| s.answer.clone());
-                    return Applied::Client {
-                        client_id,
-                        seq,
-                        answer,
-                        duplicate: true,
-                    };
-                }
-            }
-        }
-        let answer = self.run(op);
-        // Updating in place is the common case (a known client) and skips the map's insert path.
-        if let Some(s) = self.sessions.get_mut(&client_id) {
-            s.last_seq = seq;
-            s.answer = answer.clone();
-            s.last_index = index;
-        } else {
-            if let Some(max) = max_sessions {
-                if self.sessions.len() >= max.max(1) {
-                    let victim = self
-                        .sessions
-                        .iter()
-                        .min_by_key(|(id, s)| (s.last_index, **id))
-                        .map(|(id, _)| *id);
-                    if let Some(v) = victim {
-                        self.sessions.remove(&v);
-                    }
-                }
-            }
-            self.sessions.insert(
-                client_id,
-                Session {
-                    last_seq: seq,
-                    answer: answer.clone(),
-                    last_index: index,
-                },
-            );
-        }
-        Applied::Client {
+        let client = |answer, duplicate| Applied::Client {
             client_id,
             seq,
-            answer: Some(answer),
-            duplicate: false,
+            answer,
+            duplicate,
+        };
+        if client_id == NO_SESSION {
+            return client(Some(self.run(op)), false);
         }
+        let Some(s) = self.sessions.get(&client_id) else {
+            return client(Some(Answer::SessionExpired), false);
+        };
+        if dedup && seq <= s.last_seq {
+            let answer = (seq == s.last_seq).then(|| s.answer.clone());
+            return client(answer, true);
+        }
+        let answer = self.run(op);
+        let s = self.sessions.get_mut(&client_id).expect("looked up above");
+        s.last_seq = seq;
+        s.answer = answer.clone();
+        s.last_index = index;
+        client(Some(answer), false)
+    }
+
+    /// Opens the session `index`, first evicting the least recently used one if the table is
+    /// full.
+    fn register(&mut self, index: Index, max_sessions: Option<usize>) {
+        if let Some(max) = max_sessions {
+            while self.sessions.len() >= max.max(1) {
+                let victim = self
+                    .sessions
+                    .iter()
+                    .min_by_key(|(id, s)| (s.last_index, **id))
+                    .map(|(id, _)| *id)
+                    .expect("a full table is not empty");
+                self.sessions.remove(&victim);
+            }
+        }
+        self.sessions.insert(
+            index,
+            Session {
+                last_seq: 0,
+                answer: Answer::Ok,
+                last_index: index,
+            },
+        );
     }
 
     fn run(&mut self, op: &Op) -> Answer {

@@ -236,12 +236,36 @@ fn answer_json(reply: ClientReply, api: &Api, uri: &Uri) -> Response {
                 Answer::Cas { swapped, previous } => json!({
                     "swapped": swapped, "previous": previous, "client_id": r.client_id, "seq": r.seq
                 }),
+                Answer::SessionExpired => {
+                    return (
+                        StatusCode::CONFLICT,
+                        Json(json!({
+                            "error": "session expired", "client_id": r.client_id, "seq": r.seq
+                        })),
+                    )
+                        .into_response()
+                }
             };
             (StatusCode::OK, Json(body)).into_response()
         }
         ClientReply::Read { value, .. } => {
             (StatusCode::OK, Json(json!({ "value": value }))).into_response()
         }
+        ClientReply::Registered { client_id, .. } => {
+            (StatusCode::OK, Json(json!({ "client_id": client_id }))).into_response()
+        }
+        ClientReply::Stale {
+            client_id,
+            seq,
+            last_seq,
+        } => (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error": "stale request: a later seq of this session was applied",
+                "client_id": client_id, "seq": seq, "last_seq": last_seq
+            })),
+        )
+            .into_response(),
         ClientReply::NotLeader { hint, .. } => {
             let leader_http = hint.and_then(|l| api.cfg.http_of(l));
             match (hint, leader_http) {

@@ -43,6 +43,7 @@ use super::transport::{self, Transport};
 use super::wal::{StorageError, WalOptions};
 use crate::core::{
     ClientId, ClientReply, ClientRequest, Envelope, Input, Message, NodeId, Params, RaftCore,
+    NO_SESSION,
     ReadRequest, Ready, Role, Text,
 };
 use crate::driver::{Driver, Timing};
@@ -366,6 +367,8 @@ impl NodeLoop {
             ClientReply::Read {
                 client_id, read_id, ..
             } => (&mut self.reads, (*client_id, *read_id)),
+            ClientReply::Registered { nonce, .. } => (&mut self.writes, (NO_SESSION, *nonce)),
+            ClientReply::Stale { client_id, seq, .. } => (&mut self.writes, (*client_id, *seq)),
         };
         if let Some(waiters) = map.remove(&key) {
             for w in waiters {
