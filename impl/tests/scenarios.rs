@@ -48,6 +48,7 @@ fn assert_applied_once(s: &Story) {
 fn f1_leader_unreachable_before_request() {
     let mut s = Story::new(3, scripted());
     s.elect(1)
+        .register(1, 9)
         .unreachable_by_clients(1)
         .expect("server 1 leads", |c| c.leader() == Some(1));
     let lens: Vec<u64> = (1..=3).map(|i| s.c.node(i).log().last_index()).collect();
@@ -55,7 +56,7 @@ fn f1_leader_unreachable_before_request() {
     s.c.client_send(
         1,
         Input::Client(raft_node::core::ClientRequest {
-            client_id: 9,
+            client_id: s.client_id(9),
             seq: 1,
             op: cas("x", "a"),
         }),
@@ -86,10 +87,11 @@ fn f1_leader_unreachable_before_request() {
 fn f2(p: Params) -> Story {
     let mut s = Story::new(3, p);
     s.elect(1)
+        .register(1, 9)
         .isolate(1)
         .put(1, 9, 1, "x", "a")
         .expect("only the old leader has the entry", |c| {
-            c.node(1).log().last_index() == 2 && c.node(2).log().last_index() == 1
+            c.node(1).log().last_index() == 3 && c.node(2).log().last_index() == 2
         })
         .crash(1)
         .heal()
@@ -124,14 +126,15 @@ fn f3_leader_dies_during_replication() {
     for winner in [2, 3] {
         let mut s = Story::new(5, scripted());
         s.elect(1)
+            .register(1, 9)
             .cut(1, 3)
             .cut(1, 4)
             .cut(1, 5)
             .request(1, 9, 1, cas("x", "a"))
             .expect("a minority (1, 2) holds the entry, uncommitted", |c| {
-                c.node(2).log().last_index() == 2
-                    && c.node(3).log().last_index() == 1
-                    && c.node(1).commit_index() == 1
+                c.node(2).log().last_index() == 3
+                    && c.node(3).log().last_index() == 2
+                    && c.node(1).commit_index() == 2
             })
             .crash(1)
             .heal()
@@ -152,6 +155,7 @@ fn f3_leader_dies_during_replication() {
 fn f3_stale_candidate_cannot_win() {
     let mut s = Story::new(3, scripted());
     s.elect(1)
+        .register(1, 9)
         .cut(1, 3)
         .put(1, 9, 1, "x", "a")
         .crash(1)
@@ -163,7 +167,7 @@ fn f3_stale_candidate_cannot_win() {
         .elect(2)
         .expect("server 2 (has the entry) wins", |c| c.leader() == Some(2))
         .expect("and keeps the committed entry", |c| {
-            c.node(2).log().last_index() >= 2
+            c.node(2).log().last_index() >= 3
         });
     s.outcome().unwrap();
 }
@@ -172,18 +176,19 @@ fn f3_stale_candidate_cannot_win() {
 /// is answered from the session table, not applied again.
 fn f4(p: Params) -> Story {
     let mut s = Story::new(3, p);
-    s.elect(1).unreachable_by_clients(1);
+    s.elect(1).register(1, 9).unreachable_by_clients(1);
+    let client_id = s.client_id(9);
     s.inject(
         1,
         Input::Client(raft_node::core::ClientRequest {
-            client_id: 9,
+            client_id,
             seq: 1,
             op: cas("x", "a"),
         }),
     )
     .settle()
     .expect("committed at the old leader", |c| {
-        c.node(1).commit_index() == 2
+        c.node(1).commit_index() == 3
     })
     .crash(1)
     .heal()
@@ -206,13 +211,15 @@ fn f4_leader_dies_after_commit_client_retries() {
 fn client_retry_after_leader_died_post_commit_is_applied_once() {
     let mut s = Story::new(3, scripted());
     s.elect(1)
+        .register(1, 9)
         .request(1, 9, 1, cas("x", "a"))
         .crash(1)
         .elect(2)
         .request(2, 9, 1, cas("x", "a"));
     assert_applied_once(&s);
+    let c9 = s.client_id(9);
     s.expect("the session table holds seq 1", |c| {
-        c.node(2).sessions()[&9].last_seq == 1
+        c.node(2).sessions()[&c9].last_seq == 1
     });
     s.outcome().unwrap();
 }
@@ -223,12 +230,14 @@ fn client_retry_after_leader_died_post_commit_is_applied_once() {
 fn f5_leader_dies_after_partial_commit_notification() {
     let mut s = Story::new(5, scripted());
     s.elect(1)
+        .register(1, 9)
+        .heartbeat(1)
         .put(1, 9, 1, "x", "a")
         .cut(1, 4)
         .cut(1, 5)
         .heartbeat(1)
         .expect("2 and 3 know the commit, 4 and 5 do not", |c| {
-            c.node(2).commit_index() == 2 && c.node(4).commit_index() < 2
+            c.node(2).commit_index() == 3 && c.node(4).commit_index() < 3
         })
         .crash(1)
         .heal()
@@ -246,16 +255,19 @@ fn f5_leader_dies_after_partial_commit_notification() {
 fn f6_split_brain() {
     let mut s = Story::new(5, scripted());
     s.elect(1)
+        .register(1, 8)
+        .register(1, 9)
+        .heartbeat(1)
         .partition(&[1, 2], &[3, 4, 5])
         .put(1, 8, 1, "x", "old")
         .heartbeat(1)
         .expect("the minority leader cannot commit", |c| {
-            c.node(1).commit_index() == 1
+            c.node(1).commit_index() == 3
         })
         .elect(3)
         .put(3, 9, 1, "x", "new")
         .expect("the majority leader commits", |c| {
-            c.node(3).commit_index() == 3
+            c.node(3).commit_index() == 5
         })
         .heal()
         .heartbeat(3)
@@ -383,6 +395,7 @@ fn partial_connectivity_keeps_a_stable_leader() {
     let leader = s.c.leader().expect("a leader");
     let term = s.c.node(leader).current_term();
     let follower = (1..=3).find(|&i| i != leader).unwrap();
+    s.register(leader, 5);
     s.cut(leader, follower).cut(follower, leader);
     for round in 0..10 {
         s.run(20).expect("same leader, same term", |c| {
@@ -391,7 +404,8 @@ fn partial_connectivity_keeps_a_stable_leader() {
         s.put(leader, 5, round + 1, "k", &round.to_string());
     }
     let committed = s.c.node(leader).commit_index();
-    s.expect("writes committed", |_| committed >= 11);
+    s.expect("writes committed", |_| committed >= 12);
+    assert_eq!(s.answers(5, 10), vec![Answer::Ok]);
     s.outcome().unwrap();
 }
 
@@ -401,9 +415,9 @@ fn stale_append_response_never_moves_match_index_back() {
     use raft_node::core::{Envelope, Message};
     let mut s = Story::new(3, scripted());
     s.elect(1)
+        .register(1, 1)
         .put(1, 1, 1, "a", "1")
-        .put(1, 1, 2, "b", "2")
-        .put(1, 1, 3, "c", "3");
+        .put(1, 1, 2, "b", "2");
     let term = s.c.node(1).current_term();
     let before = (s.c.node(1).match_index(2), s.c.node(1).next_index(2));
     assert_eq!(before, (Some(4), Some(5)));

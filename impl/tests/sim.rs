@@ -25,17 +25,22 @@ fn many_seeds() {
                 total.committed += s.committed;
                 total.crashes += s.crashes;
                 total.compactions += s.compactions;
+                total.sessions_expired += s.sessions_expired;
             }
             Err(f) => panic!("{f}"),
         }
     }
     println!(
-        "simulation: {n} seeds ok; {} of {} client ops answered, {} entries committed, {} crashes, {} compactions",
-        total.ops_answered, total.ops_invoked, total.committed, total.crashes, total.compactions
+        "simulation: {n} seeds ok; {} of {} client ops answered, {} entries committed, {} crashes, {} compactions, {} ops answered session-expired",
+        total.ops_answered, total.ops_invoked, total.committed, total.crashes, total.compactions, total.sessions_expired
     );
     assert!(total.compactions > 0, "no seed compacted a log");
     assert!(
-        total.ops_answered * 10 >= total.ops_invoked * 9,
+        n < 100 || total.sessions_expired > 0,
+        "no seed evicted a session under a client"
+    );
+    assert!(
+        (total.ops_answered + total.sessions_expired) * 10 >= total.ops_invoked * 9,
         "too few client ops completed"
     );
 }

@@ -151,49 +151,176 @@ fn becoming_leader_appends_a_noop_and_broadcasts() {
     assert_eq!(n.match_index(2), Some(0));
 }
 
-#[test]
-fn success_advances_commit_and_answers_the_client() {
-    let mut n = leader_of_three(off());
-    let op = Op::Put {
-        key: "k".into(),
-        value: "v".into(),
-    };
-    n.step(Input::Client(ClientRequest {
-        client_id: 7,
-        seq: 1,
-        op,
-    }));
-    let r = n.step(msg(
-        2,
+fn ack(from: NodeId, last_index: Index) -> Input {
+    msg(
+        from,
         1,
         Message::AppendEntriesResponse {
             term: 1,
             success: true,
-            last_index: 2,
+            last_index,
         },
-    ));
-    assert_eq!(n.commit_index(), 2);
-    assert_eq!(n.kv().get("k").map(|v| &**v), Some("v"));
+    )
+}
+
+fn put(client_id: ClientId, seq: u64, value: &str) -> Input {
+    Input::Client(ClientRequest {
+        client_id,
+        seq,
+        op: Op::Put {
+            key: "k".into(),
+            value: value.into(),
+        },
+    })
+}
+
+/// Registers a client at a leader of three whose follower 2 acknowledges everything; returns
+/// the client id (the `Register` entry's index).
+fn register(n: &mut RaftCore, nonce: u64) -> ClientId {
+    n.step(Input::Register { nonce });
+    let index = n.log().last_index();
+    let r = n.step(ack(2, index));
     assert_eq!(
         r.replies,
-        vec![ClientReply::Response(ClientResponse {
-            client_id: 7,
-            seq: 1,
-            answer: Answer::Ok
-        })]
+        vec![ClientReply::Registered {
+            nonce,
+            client_id: index
+        }]
     );
+    index
+}
+
+fn response(client_id: ClientId, seq: u64, answer: Answer) -> ClientReply {
+    ClientReply::Response(ClientResponse {
+        client_id,
+        seq,
+        answer,
+    })
+}
+
+#[test]
+fn success_advances_commit_and_answers_the_client() {
+    let mut n = leader_of_three(off());
+    let c = register(&mut n, 9);
+    assert_eq!(c, 2, "the client id is the Register entry's index");
+    n.step(put(c, 1, "v"));
+    let r = n.step(ack(2, 3));
+    assert_eq!(n.commit_index(), 3);
+    assert_eq!(n.kv().get("k").map(|v| &**v), Some("v"));
+    assert_eq!(r.replies, vec![response(c, 1, Answer::Ok)]);
     // A retry is answered from the session table without a new entry.
-    let op = Op::Put {
-        key: "k".into(),
-        value: "v".into(),
-    };
-    let r = n.step(Input::Client(ClientRequest {
-        client_id: 7,
-        seq: 1,
-        op,
-    }));
-    assert_eq!(n.log().last_index(), 2);
-    assert_eq!(r.replies.len(), 1);
+    let r = n.step(put(c, 1, "v"));
+    assert_eq!(n.log().last_index(), 3);
+    assert_eq!(r.replies, vec![response(c, 1, Answer::Ok)]);
+}
+
+#[test]
+fn an_older_seq_is_answered_stale_at_once_and_never_applied() {
+    let mut n = leader_of_three(off());
+    let c = register(&mut n, 1);
+    n.step(put(c, 1, "a"));
+    n.step(put(c, 2, "b"));
+    n.step(ack(2, 4));
+    let r = n.step(put(c, 1, "a"));
+    assert_eq!(
+        r.replies,
+        vec![ClientReply::Stale {
+            client_id: c,
+            seq: 1,
+            last_seq: 2
+        }]
+    );
+    assert_eq!(n.log().last_index(), 4, "nothing appended");
+    assert_eq!(n.kv().get("k").map(|v| &**v), Some("b"));
+}
+
+#[test]
+fn a_stale_duplicate_committed_behind_a_newer_command_is_answered_stale() {
+    let mut n = leader_of_three(off());
+    let c = register(&mut n, 1);
+    // seq 2 is appended, then a delayed seq 1 (not yet applied, so it is appended too).
+    n.step(put(c, 2, "b"));
+    n.step(put(c, 1, "a"));
+    let r = n.step(ack(2, 4));
+    assert_eq!(
+        r.replies,
+        vec![
+            response(c, 2, Answer::Ok),
+            ClientReply::Stale {
+                client_id: c,
+                seq: 1,
+                last_seq: 2
+            }
+        ]
+    );
+    assert_eq!(n.kv().get("k").map(|v| &**v), Some("b"));
+}
+
+#[test]
+fn a_registration_into_a_full_table_evicts_the_least_recently_used_session() {
+    let mut n = leader_of_three(Params {
+        max_sessions: Some(2),
+        ..off()
+    });
+    let a = register(&mut n, 1);
+    let b = register(&mut n, 2);
+    n.step(put(a, 1, "x1"));
+    n.step(put(b, 1, "y"));
+    n.step(ack(2, n.log().last_index()));
+    // a was used at index 4, b at 5: a third client evicts a.
+    let c = register(&mut n, 3);
+    assert!(n.sessions().get(&a).is_none());
+    assert!(n.sessions().contains_key(&b) && n.sessions().contains_key(&c));
+    // a's retry is refused at once, and the later write stays.
+    let last = n.log().last_index();
+    let r = n.step(put(a, 1, "x1"));
+    assert_eq!(r.replies, vec![response(a, 1, Answer::SessionExpired)]);
+    assert_eq!(n.log().last_index(), last, "nothing appended");
+    assert_eq!(n.kv().get("k").map(|v| &**v), Some("y"));
+}
+
+#[test]
+fn a_command_of_an_evicted_session_already_in_the_log_is_refused_when_applied() {
+    let mut n = leader_of_three(Params {
+        max_sessions: Some(1),
+        ..off()
+    });
+    let a = register(&mut n, 1);
+    n.step(Input::Register { nonce: 2 });
+    n.step(put(a, 1, "x1")); // appended behind the registration that evicts a
+    let r = n.step(ack(2, n.log().last_index()));
+    assert_eq!(r.replies[1], response(a, 1, Answer::SessionExpired));
+    assert_eq!(n.kv().get("k"), None);
+}
+
+#[test]
+fn a_write_without_a_session_takes_none() {
+    let mut n = leader_of_three(Params {
+        max_sessions: Some(1),
+        ..off()
+    });
+    let a = register(&mut n, 1);
+    for nonce in 10..20 {
+        n.step(put(NO_SESSION, nonce, "s"));
+    }
+    let r = n.step(ack(2, n.log().last_index()));
+    assert_eq!(r.replies.len(), 10);
+    assert_eq!(r.replies[0], response(NO_SESSION, 10, Answer::Ok));
+    assert_eq!(n.sessions().keys().copied().collect::<Vec<_>>(), vec![a]);
+}
+
+#[test]
+fn a_non_leader_answers_a_registration_not_leader() {
+    let mut n = RaftCore::new(1, &[1, 2, 3], off());
+    let r = n.step(Input::Register { nonce: 4 });
+    assert_eq!(
+        r.replies,
+        vec![ClientReply::NotLeader {
+            client_id: NO_SESSION,
+            seq: 4,
+            hint: None
+        }]
+    );
 }
 
 #[test]
@@ -203,15 +330,7 @@ fn conflict_hint_backoff() {
         ..off()
     });
     for s in 1..=3 {
-        let op = Op::Put {
-            key: "k".into(),
-            value: s.to_string().into(),
-        };
-        n.step(Input::Client(ClientRequest {
-            client_id: 7,
-            seq: s,
-            op,
-        }));
+        n.step(put(NO_SESSION, s, &s.to_string()));
     }
     // next_index[3] = 1 (set at election); a hint of 0 keeps it at match_index + 1 = 1.
     let r = n.step(msg(

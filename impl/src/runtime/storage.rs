@@ -680,9 +680,10 @@ mod tests {
     use super::*;
     use crate::core::{ClientRequest, Command, Entry, Envelope, Input, Message, Op, Params, Role};
 
+    /// A sessionless write (the log and snapshot are what these tests look at).
     fn put(k: u64) -> Input {
         Input::Client(ClientRequest {
-            client_id: 7,
+            client_id: crate::core::NO_SESSION,
             seq: k,
             op: Op::Put {
                 key: format!("k{}", k % 5).into(),

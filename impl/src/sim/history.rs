@@ -42,22 +42,28 @@ struct Replay {
     changes: HashMap<Text, Vec<(Index, Option<Text>)>>,
 }
 
-fn replay(committed: &[Entry]) -> Replay {
+fn replay(committed: &[Entry], max_sessions: Option<usize>) -> Replay {
     let mut sm = KvStateMachine::default();
     let mut first = HashMap::new();
     let mut changes: HashMap<Text, Vec<(Index, Option<Text>)>> = HashMap::new();
     for (i, e) in committed.iter().enumerate() {
         let index = i as Index + 1;
-        if let Command::Client { client_id, seq, op } = &e.command {
+        let Command::Client { client_id, seq, op } = &e.command else {
+            sm.apply(index, &e.command, max_sessions, true);
+            continue;
+        };
+        {
             let before = sm.get(op.key()).cloned();
-            let applied = sm.apply(index, &e.command, None, true);
+            let applied = sm.apply(index, &e.command, max_sessions, true);
             if let crate::core::Applied::Client {
                 answer: Some(a),
                 duplicate: false,
                 ..
             } = applied
             {
-                first.insert((*client_id, *seq), (index, a));
+                if a != Answer::SessionExpired {
+                    first.insert((*client_id, *seq), (index, a));
+                }
             }
             let after = sm.get(op.key()).cloned();
             if before != after {
@@ -72,8 +78,12 @@ fn replay(committed: &[Entry]) -> Replay {
 }
 
 /// Check the client history against the committed log.
-pub fn check_history(history: &[OpRecord], committed: &[Entry]) -> Result<(), String> {
-    let r = replay(committed);
+pub fn check_history(
+    history: &[OpRecord],
+    committed: &[Entry],
+    max_sessions: Option<usize>,
+) -> Result<(), String> {
+    let r = replay(committed, max_sessions);
     // Writes answered, by answer time, with the running max of their log index.
     let mut answered: Vec<(u64, Index)> = Vec::new();
     for op in history {
@@ -154,10 +164,11 @@ pub fn check_state_machine(
     sm: &KvStateMachine,
     applied: Index,
     committed: &[Entry],
+    max_sessions: Option<usize>,
 ) -> Result<(), String> {
     let mut expected = KvStateMachine::default();
     for (i, e) in committed.iter().take(applied as usize).enumerate() {
-        expected.apply(i as Index + 1, &e.command, None, true);
+        expected.apply(i as Index + 1, &e.command, max_sessions, true);
     }
     if expected.kv() != sm.kv() {
         return Err(format!(

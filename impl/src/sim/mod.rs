@@ -17,8 +17,8 @@ pub mod scenario;
 use std::fmt;
 
 use crate::core::{
-    Answer, Backoff, ClientReply, ClientRequest, Entry, Input, NodeId, Op, Params, ReadRequest,
-    Text,
+    Answer, Backoff, ClientId, ClientReply, ClientRequest, Entry, Input, NodeId, Op, Params,
+    ReadRequest, Text,
 };
 use crate::driver::{SimRng, Timing};
 
@@ -51,7 +51,8 @@ impl SimConfig {
     /// Draw a configuration from a seed, optionally forcing parameters.
     pub fn from_seed(seed: u64, base: Option<Params>) -> Self {
         let mut rng = SimRng::new(seed ^ 0xC0FF_EE00);
-        let mut params = base.unwrap_or_else(|| Params {
+        let random_params = base.is_none();
+        let params = base.unwrap_or_else(|| Params {
             pre_vote: rng.chance(0.5),
             check_quorum: rng.chance(0.5),
             max_entries_per_append: [1, 2, 64][rng.index(3)],
@@ -67,11 +68,11 @@ impl SimConfig {
                 None
             },
             max_bytes_per_append: if rng.chance(0.3) { Some(64) } else { None },
+            max_sessions: None,
             ..Params::default()
         });
-        params.max_sessions = None;
         let max_delay = 1 + rng.range(0, 4);
-        SimConfig {
+        let mut cfg = SimConfig {
             servers: if rng.chance(0.7) { 3 } else { 5 },
             params,
             timing: Timing {
@@ -91,7 +92,14 @@ impl SimConfig {
             fault_rate: 1.0,
             retry_ticks: 15 + 2 * max_delay,
             compact_chance: [0.0, 0.02, 0.2][rng.index(3)],
+        };
+        // A third of the seeds bound the session table at or below the number of clients, so
+        // sessions are evicted under the clients' feet (drawn last: the rest of a seed's
+        // configuration is what it was before the bound existed).
+        if random_params && rng.chance(0.3) {
+            cfg.params.max_sessions = Some(1 + rng.range(0, cfg.clients) as usize);
         }
+        cfg
     }
 }
 
@@ -135,10 +143,21 @@ pub struct SimStats {
     pub committed: u64,
     pub crashes: u64,
     pub compactions: u64,
+    /// Operations answered `SessionExpired` (outcome unknown; the client registered again).
+    pub sessions_expired: u64,
 }
 
 struct Client {
-    id: u64,
+    /// Which client this is (1..).
+    name: u64,
+    /// Routes the answer of the current registration. A new one for every registration, so a
+    /// late answer to an earlier one (a new leader applying an old `Register` answers again)
+    /// is never taken for it.
+    nonce: u64,
+    /// The open session, once a registration was answered.
+    session: Option<ClientId>,
+    /// When the pending registration was last sent (0: not yet).
+    register_sent_at: u64,
     next_seq: u64,
     ops_left: u64,
     /// Index in the history of the op in flight.
@@ -181,8 +200,11 @@ fn run_inner(seed: u64, cfg: &SimConfig, tracing: bool) -> Result<SimStats, (Str
     let mut stats = SimStats::default();
     let mut history: Vec<OpRecord> = Vec::new();
     let mut clients: Vec<Client> = (1..=cfg.clients)
-        .map(|id| Client {
-            id,
+        .map(|name| Client {
+            name,
+            nonce: name << 32,
+            session: None,
+            register_sent_at: 0,
             next_seq: 1,
             ops_left: cfg.ops_per_client,
             pending: None,
@@ -241,10 +263,16 @@ fn run_inner(seed: u64, cfg: &SimConfig, tracing: bool) -> Result<SimStats, (Str
             }
         }
         let committed: Vec<Entry> = c.checker.committed().cloned().collect();
-        check_history(&history, &committed)?;
+        check_history(&history, &committed, cfg.params.max_sessions)?;
         for &id in &c.ids {
             if let Some(core) = c.core(id) {
-                check_state_machine(id, core.state_machine(), core.last_applied(), &committed)?;
+                check_state_machine(
+                    id,
+                    core.state_machine(),
+                    core.last_applied(),
+                    &committed,
+                    cfg.params.max_sessions,
+                )?;
             }
         }
         stats.committed = committed.len() as u64;
@@ -318,12 +346,45 @@ fn on_reply(
     reply: ClientReply,
     stats: &mut SimStats,
 ) {
-    let Some(cl) = clients.iter_mut().find(|cl| cl.id == reply.client_id()) else {
+    if let ClientReply::Registered { nonce, client_id } = reply {
+        // A retried registration may open a second session; the client keeps the first.
+        if let Some(cl) = clients.iter_mut().find(|cl| cl.nonce == nonce) {
+            if cl.session.is_none() && cl.register_sent_at != 0 {
+                cl.session = Some(client_id);
+                cl.next_seq = 1;
+            }
+        }
+        return;
+    }
+    let Some(cl) = clients
+        .iter_mut()
+        .find(|cl| cl.session.is_some_and(|s| s == reply.client_id()))
+    else {
+        if let ClientReply::NotLeader { seq, hint, .. } = reply {
+            if let Some(cl) = clients.iter_mut().find(|cl| cl.session.is_none() && cl.nonce == seq) {
+                cl.hint = hint;
+                cl.register_sent_at = 0;
+            }
+        }
         return;
     };
     let Some(h) = cl.pending else { return };
     let op = &mut history[h];
     match reply {
+        ClientReply::Response(r)
+            if r.seq == op.seq
+                && r.answer == Answer::SessionExpired
+                && matches!(op.kind, OpKind::Write(_)) =>
+        {
+            // The outcome is unknown (an earlier attempt may have been applied): the op stays
+            // unanswered in the history, and the client opens a new session.
+            cl.pending = None;
+            cl.session = None;
+            cl.nonce += 1;
+            cl.register_sent_at = 0;
+            stats.sessions_expired += 1;
+            return;
+        }
         ClientReply::Response(r) if r.seq == op.seq && matches!(op.kind, OpKind::Write(_)) => {
             if let Answer::Value(v) | Answer::Cas { previous: v, .. } = &r.answer {
                 cl.last_seen = v.clone();
@@ -349,6 +410,23 @@ fn on_reply(
     stats.ops_answered += 1;
 }
 
+/// Sends (or re-sends) a client's registration; true while the client has no session.
+fn register(c: &mut Cluster, cl: &mut Client, cfg: &SimConfig) -> bool {
+    if cl.session.is_some() {
+        return false;
+    }
+    if cl.register_sent_at != 0 && c.now < cl.register_sent_at + cfg.retry_ticks {
+        return true;
+    }
+    let target = match cl.hint.take() {
+        Some(t) if cl.register_sent_at == 0 => t,
+        _ => c.ids[c.rng.index(c.ids.len())],
+    };
+    cl.register_sent_at = c.now.max(1);
+    c.client_send(target, Input::Register { nonce: cl.nonce });
+    true
+}
+
 fn drive_client(
     c: &mut Cluster,
     cl: &mut Client,
@@ -358,14 +436,15 @@ fn drive_client(
 ) {
     let n = c.ids.len();
     if cl.pending.is_none() {
-        if cl.ops_left == 0 || !c.rng.chance(0.3) {
+        if cl.ops_left == 0 || register(c, cl, cfg) || !c.rng.chance(0.3) {
             return;
         }
+        let session = cl.session.expect("registered");
         cl.ops_left -= 1;
         let seq = cl.next_seq;
         cl.next_seq += 1;
         let key: Text = ["a", "b", "c"][c.rng.index(3)].into();
-        let value: Text = format!("c{}-{}", cl.id, seq).into();
+        let value: Text = format!("c{}-{}-{}", cl.name, session, seq).into();
         let kind = match c.rng.index(10) {
             0..=3 => OpKind::Write(Op::Put { key, value }),
             4 => OpKind::Write(Op::Get { key }),
@@ -378,7 +457,7 @@ fn drive_client(
             _ => OpKind::Read(key),
         };
         history.push(OpRecord {
-            client_id: cl.id,
+            client_id: session,
             seq,
             kind,
             invoked_at: c.now,
@@ -403,12 +482,12 @@ fn drive_client(
     let op = &history[h];
     let input = match &op.kind {
         OpKind::Write(o) => Input::Client(ClientRequest {
-            client_id: cl.id,
+            client_id: op.client_id,
             seq: op.seq,
             op: o.clone(),
         }),
         OpKind::Read(k) => Input::Read(ReadRequest {
-            client_id: cl.id,
+            client_id: op.client_id,
             read_id: op.seq,
             key: k.clone(),
         }),

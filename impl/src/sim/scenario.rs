@@ -13,12 +13,19 @@
 //! let mut s = Story::new(3, Params::conformance_off());
 //! s.timeout(1).settle()
 //!     .expect("server 1 leads", |c| c.leader() == Some(1))
+//!     .register(1, 7)
 //!     .put(1, 7, 1, "x", "1")
 //!     .expect("x = 1 everywhere after a heartbeat", |c| c.node(1).kv().get("x").is_some());
 //! s.outcome().unwrap();
 //! ```
+//!
+//! A client is named by a small number of the story's choosing (`7` above); `register` opens
+//! its session, and from then on the story's client steps and queries use that session's id
+//! (the `Register` entry's index) wherever they are given the name.
 
-use crate::core::{Answer, ClientReply, ClientRequest, Input, NodeId, Op, Params};
+use std::collections::BTreeMap;
+
+use crate::core::{Answer, ClientId, ClientReply, ClientRequest, Input, NodeId, Op, Params};
 use crate::driver::Timing;
 
 use super::cluster::{Cluster, CrashPoint};
@@ -29,19 +36,29 @@ pub struct Story {
     /// The cluster under test.
     pub c: Cluster,
     failure: Option<String>,
+    /// Client name -> session id, once registered.
+    sessions: BTreeMap<u64, ClientId>,
 }
 
 impl Story {
     /// `n` servers (ids `1..=n`) with the given parameters.
     pub fn new(n: u64, params: Params) -> Self {
         let c = Cluster::new(n, params, Timing::default(), NetConfig::reliable(), 42);
-        Story { c, failure: None }
+        Story {
+            c,
+            failure: None,
+            sessions: BTreeMap::new(),
+        }
     }
 
     /// A story with a given seed for the timers (used by `run`).
     pub fn with_seed(n: u64, params: Params, seed: u64) -> Self {
         let c = Cluster::new(n, params, Timing::default(), NetConfig::reliable(), seed);
-        Story { c, failure: None }
+        Story {
+            c,
+            failure: None,
+            sessions: BTreeMap::new(),
+        }
     }
 
     fn record(&mut self, r: Result<(), String>) -> &mut Self {
@@ -108,8 +125,35 @@ impl Story {
         self
     }
 
+    /// Client `client` asks server `to` for a session (using its name as the nonce) and the
+    /// network settles; the story fails if no session was opened.
+    pub fn register(&mut self, to: NodeId, client: u64) -> &mut Self {
+        let r = self.c.input(to, Input::Register { nonce: client });
+        self.record(r).settle();
+        let opened = self.c.delivered_replies.iter().find_map(|(_, _, r)| match r {
+            ClientReply::Registered { nonce, client_id } if *nonce == client => Some(*client_id),
+            _ => None,
+        });
+        match opened {
+            Some(id) => {
+                self.sessions.insert(client, id);
+            }
+            None if self.failure.is_none() => {
+                self.failure = Some(format!("client {client} got no session from n{to}"));
+            }
+            None => {}
+        }
+        self
+    }
+
+    /// The session id of client `client` (its name when it has not registered).
+    pub fn client_id(&self, client: u64) -> ClientId {
+        self.sessions.get(&client).copied().unwrap_or(client)
+    }
+
     /// Client `client` sends `op` with `seq` straight to server `to`, then the network settles.
     pub fn request(&mut self, to: NodeId, client: u64, seq: u64, op: Op) -> &mut Self {
+        let client = self.client_id(client);
         let r = self.c.input(
             to,
             Input::Client(ClientRequest {
@@ -198,6 +242,7 @@ impl Story {
 
     /// The answers client `client` received for `seq`, in order.
     pub fn answers(&self, client: u64, seq: u64) -> Vec<Answer> {
+        let client = self.client_id(client);
         self.c
             .delivered_replies
             .iter()
@@ -212,6 +257,7 @@ impl Story {
 
     /// The `NotLeader` hints client `client` received for `seq`.
     pub fn not_leader_hints(&self, client: u64, seq: u64) -> Vec<Option<NodeId>> {
+        let client = self.client_id(client);
         self.c
             .delivered_replies
             .iter()
