@@ -20,6 +20,9 @@ pub struct Params {
     pub max_entries_per_append: u8,
     pub backoff: Backoff,
     pub noop_on_election: bool,
+    /// Most sessions kept (0: no bound); applying a `Register` into a full table evicts the
+    /// least recently used session.
+    pub max_sessions: u8,
 }
 
 impl Default for Params {
@@ -30,6 +33,7 @@ impl Default for Params {
             max_entries_per_append: 1,
             backoff: Backoff::ConflictHint,
             noop_on_election: true,
+            max_sessions: 1,
         }
     }
 }
@@ -80,6 +84,10 @@ pub struct Config {
     pub max_restarts: u8,
     /// Each client's operations, in order; client `c`'s `k`-th operation has `seq = k + 1`.
     pub client_ops: Vec<Vec<Op>>,
+    /// Bit `c` set: client `c` opens its session with a `Register` through the log. Otherwise
+    /// its session was opened before the run (id `PRE_REGISTERED + c`, in the initial state of
+    /// every server, as if its `Register` were in a compacted prefix).
+    pub registering: u8,
     /// Sends of one operation beyond its first.
     pub max_retries: u8,
     /// Most server-to-server messages in flight at once (0 = no bound).
@@ -122,7 +130,8 @@ impl Default for Config {
             max_term: 3,
             max_log_len: 3,
             max_restarts: 1,
-            client_ops: vec![vec![put(0), get()]],
+            client_ops: vec![vec![put(0), get()], vec![]],
+            registering: 0b10,
             max_retries: 1,
             max_in_flight: 2,
             max_inbox: 0,
@@ -141,6 +150,7 @@ impl Config {
             max_term: 2,
             max_log_len: 2,
             client_ops: vec![vec![put(0)]],
+            registering: 0,
             max_in_flight: 3,
             drops: false,
             ..Config::default()
@@ -155,17 +165,45 @@ impl Config {
         self.bug == Some(bug)
     }
 
-    /// Where operation `seq` of `client_id` is counted in `Server::applied`.
-    pub fn op_slot(&self, client_id: u8, seq: u8) -> usize {
-        let before: usize = self.client_ops[..client_id as usize]
-            .iter()
-            .map(Vec::len)
-            .sum();
-        before + seq as usize - 1
+    /// True when client `c` registers through the log.
+    pub fn registers(&self, c: u8) -> bool {
+        self.registering & (1 << c) != 0
     }
 
-    pub fn op_count(&self) -> usize {
-        self.client_ops.iter().map(Vec::len).sum()
+    /// The sessions every server starts with: one per client registered before the run.
+    pub fn initial_sessions(&self) -> Vec<crate::types::Session> {
+        (0..self.client_ops.len() as u8)
+            .filter(|&c| !self.registers(c))
+            .map(|c| crate::types::Session {
+                client_id: crate::types::PRE_REGISTERED + c,
+                last_seq: 0,
+                answer: crate::types::Answer::Ok,
+                last_index: 0,
+            })
+            .collect()
+    }
+
+}
+
+impl Config {
+    /// The clients as `--clients` spells them (`r`: registers through the log).
+    pub fn clients_spec(&self) -> String {
+        let items: Vec<String> = (self.client_ops.iter().enumerate())
+            .map(|(c, ops)| {
+                let mut s = String::new();
+                if self.registers(c as u8) {
+                    s.push('r');
+                }
+                for op in ops {
+                    s.push(match op {
+                        Op::Put { .. } => 'p',
+                        Op::Get { .. } => 'g',
+                    });
+                }
+                s
+            })
+            .collect();
+        items.join(",")
     }
 }
 
@@ -193,17 +231,25 @@ impl fmt::Display for Config {
         )?;
         writeln!(
             f,
-            "network={:?} drops={} snapshots={} clients={:?}",
-            self.network, self.drops, self.snapshots, self.client_ops
+            "network={:?} drops={} snapshots={} clients={}",
+            self.network,
+            self.drops,
+            self.snapshots,
+            self.clients_spec()
         )?;
         write!(
             f,
-            "pre_vote={} check_quorum={} max_entries_per_append={} backoff={:?} noop_on_election={} bug={}",
+            "pre_vote={} check_quorum={} max_entries_per_append={} backoff={:?} noop_on_election={} max_sessions={} bug={}",
             p.pre_vote,
             p.check_quorum,
             p.max_entries_per_append,
             p.backoff,
             p.noop_on_election,
+            if p.max_sessions == 0 {
+                "unbounded".to_string()
+            } else {
+                p.max_sessions.to_string()
+            },
             self.bug.map_or("none".to_string(), |b| format!("{b:?}"))
         )
     }

@@ -102,10 +102,26 @@ impl RaftModel {
         RaftModel { cfg }
     }
 
-    /// The operation client `c` has in hand, if any.
+    /// The operation client `c` has in hand, if any (its session must be open).
     pub fn op_in_hand(&self, state: &State, c: ClientId) -> Option<Op> {
-        let done = state.clients[c as usize].done as usize;
-        self.cfg.client_ops[c as usize].get(done).copied()
+        let client = state.clients[c as usize];
+        if client.expired || client.session == 0 {
+            return None;
+        }
+        self.cfg.client_ops[c as usize]
+            .get(client.done as usize)
+            .copied()
+    }
+
+    /// True when client `c` still has to register.
+    pub fn must_register(&self, state: &State, c: ClientId) -> bool {
+        let client = state.clients[c as usize];
+        client.session == 0 && !client.expired
+    }
+
+    /// The client whose session is `client_id`.
+    pub fn client_of(state: &State, client_id: ClientId) -> Option<usize> {
+        client_of(&state.clients, client_id)
     }
 
     /// Runs one server's step and folds what it produced into the state: messages into the
@@ -161,7 +177,8 @@ impl RaftModel {
                 .any(|&e| {
                     matches!(e.command, Command::Client { client_id, .. }
                         if e.term < after.current_term
-                            && state.clients[client_id as usize].attempts >= 2)
+                            && Self::client_of(state, client_id)
+                                .is_some_and(|c| state.clients[c].attempts >= 2))
                 });
             if carried {
                 fx.events |= event::F3;
@@ -273,18 +290,24 @@ impl RaftModel {
                 state.servers[id as usize].compact();
             }
             Action::ClientRequest { client_id, server } => {
-                let op = self.op_in_hand(&state, client_id)?;
                 let client = state.clients[client_id as usize];
-                if client.attempts == 0 {
-                    std::sync::Arc::make_mut(&mut state.history)
-                        .on_invoke(client_id, op)
-                        .ok()?;
-                }
-                let seq = client.done + 1;
                 let mut at_leader = true;
-                self.step_server(&mut state, &mut record, server, |s, fx| {
-                    at_leader = s.client_request(cfg, server, client_id, seq, op, fx);
-                });
+                if self.must_register(&state, client_id) {
+                    self.step_server(&mut state, &mut record, server, |s, fx| {
+                        at_leader = s.register_request(cfg, server, client_id, fx);
+                    });
+                } else {
+                    let op = self.op_in_hand(&state, client_id)?;
+                    if client.attempts == 0 {
+                        std::sync::Arc::make_mut(&mut state.history)
+                            .on_invoke(client_id, op)
+                            .ok()?;
+                    }
+                    let (session, seq) = (client.session, client.done + 1);
+                    self.step_server(&mut state, &mut record, server, |s, fx| {
+                        at_leader = s.client_request(cfg, server, session, seq, op, fx);
+                    });
+                }
                 record.not_leader = !at_leader;
                 let client = &mut state.clients[client_id as usize];
                 client.attempts += 1;
@@ -293,20 +316,7 @@ impl RaftModel {
             Action::DeliverResponse(r) => {
                 let at = state.responses.binary_search(&r).ok()?;
                 state.responses.remove(at);
-                let client = state.clients[r.client_id as usize];
-                if client.attempts > 0 && r.seq == client.done + 1 {
-                    std::sync::Arc::make_mut(&mut state.history)
-                        .on_return(r.client_id, r.answer)
-                        .ok()?;
-                    if client.missed {
-                        state.events |= event::F1;
-                    }
-                    state.clients[r.client_id as usize] = crate::state::Client {
-                        done: client.done + 1,
-                        attempts: 0,
-                        missed: false,
-                    };
-                }
+                self.deliver_response(&mut state, r)?;
             }
             Action::DropResponse(r) => {
                 let at = state.responses.binary_search(&r).ok()?;
@@ -315,6 +325,47 @@ impl RaftModel {
         }
         self.collect_garbage(&mut state);
         Some((state, record))
+    }
+
+    /// A client takes an answer meant for what it has in hand and ignores any other.
+    fn deliver_response(&self, state: &mut State, r: ClientResponse) -> Option<()> {
+        if r.seq == 0 {
+            let c = r.client_id;
+            if let Answer::Registered(id) = r.answer {
+                if self.must_register(state, c) && state.clients[c as usize].attempts > 0 {
+                    state.clients[c as usize] = crate::state::Client {
+                        session: id,
+                        ..Default::default()
+                    };
+                }
+            }
+            return Some(());
+        }
+        let Some(c) = Self::client_of(state, r.client_id) else {
+            return Some(());
+        };
+        let client = state.clients[c];
+        if client.attempts == 0 || client.expired || r.seq != client.done + 1 {
+            return Some(());
+        }
+        if r.answer == Answer::SessionExpired {
+            // The outcome is unknown: the operation stays pending in the history for ever
+            // (it may or may not have taken effect), and the client stops.
+            state.clients[c].expired = true;
+            return Some(());
+        }
+        std::sync::Arc::make_mut(&mut state.history)
+            .on_return(c as ClientId, r.answer)
+            .ok()?;
+        if client.missed {
+            state.events |= event::F1;
+        }
+        state.clients[c] = crate::state::Client {
+            done: client.done + 1,
+            session: client.session,
+            ..Default::default()
+        };
+        Some(())
     }
 
     /// Removes messages whose delivery can never change anything again: a response is useful
@@ -344,10 +395,19 @@ impl RaftModel {
             }
         });
         let clients = &state.clients;
-        state
-            .responses
-            .retain(|r| r.seq > clients[r.client_id as usize].done);
+        state.responses.retain(|r| {
+            if r.seq == 0 {
+                return clients[r.client_id as usize].session == 0;
+            }
+            client_of(clients, r.client_id)
+                .is_some_and(|c| !clients[c].expired && r.seq > clients[c].done)
+        });
     }
+}
+
+/// The client whose session is `client_id`.
+fn client_of(clients: &[crate::state::Client], client_id: ClientId) -> Option<usize> {
+    clients.iter().position(|c| c.session == client_id && client_id != 0)
 }
 
 impl Model for RaftModel {
@@ -391,7 +451,9 @@ impl Model for RaftModel {
         }
         for (c, client) in state.clients.iter().enumerate() {
             let c = c as ClientId;
-            if self.op_in_hand(state, c).is_some() && client.attempts <= cfg.max_retries {
+            let next = self.op_in_hand(state, c).is_some()
+                || (self.must_register(state, c) && client.session == 0);
+            if next && client.attempts <= cfg.max_retries {
                 for server in 0..cfg.servers {
                     actions.push(Action::ClientRequest {
                         client_id: c,

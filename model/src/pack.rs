@@ -49,7 +49,7 @@ impl<'h, H: Hasher> Packer<'h, H> {
     fn sessions(&mut self, sessions: &[Session]) {
         self.bytes(&[sessions.len() as u8]);
         for s in sessions {
-            self.bytes(&[s.last_seq]);
+            self.bytes(&[s.client_id, s.last_seq, s.last_index]);
             self.bytes(&s.answer.packed());
         }
     }
@@ -81,6 +81,8 @@ impl Answer {
             Answer::Ok => [0, 0, 0],
             Answer::Value(None) => [1, 0, 0],
             Answer::Value(Some(v)) => [1, 1, v],
+            Answer::SessionExpired => [2, 0, 0],
+            Answer::Registered(id) => [3, id, 0],
         }
     }
 }
@@ -93,6 +95,7 @@ impl Entry {
                 let [t, k, v] = op.packed();
                 [self.term, 1, client_id, seq, t, k, v]
             }
+            Command::Register { nonce } => [self.term, 2, nonce, 0, 0, 0, 0],
         }
     }
 }
@@ -125,7 +128,9 @@ impl Hash for Server {
         p.sessions(&self.sessions);
         p.snapshot(&self.snapshot);
         p.bytes(&[self.applied.len() as u8]);
-        p.bytes(&self.applied);
+        for &(c, s, n) in &self.applied {
+            p.bytes(&[c, s, n]);
+        }
         p.finish();
     }
 }

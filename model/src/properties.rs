@@ -7,7 +7,8 @@ use crate::config::Config;
 use crate::model::RaftModel;
 use crate::server::event;
 use crate::state::State;
-use crate::types::{Answer, Command, Index, Op, Role, Session, Value};
+use crate::server::{register, run};
+use crate::types::{Command, Index, Role, Session, Value};
 use stateright::Property;
 
 /// Bits of `State::broken`: properties of transitions, checked as the step is taken.
@@ -27,6 +28,7 @@ pub const SANITY: &str = "sanity";
 pub const SNAPSHOT_SAFETY: &str = "snapshot safety";
 pub const SNAPSHOT_INSTALLED: &str = "follower catches up by InstallSnapshot";
 pub const RESTORED_FROM_SNAPSHOT: &str = "restart restores from a snapshot";
+pub const EXPIRED_RETRY_REFUSED: &str = "retry refused after its session was evicted";
 pub const F1: &str = "F1 client retries after missing the leader";
 pub const F2: &str = "F2 lost uncommitted entry overwritten by the retried command";
 pub const F3: &str = "F3 entry outlives its leader, successor commits it during retry";
@@ -40,6 +42,12 @@ pub const F_WITNESSES: [&str; 6] = [F1, F2, F3, F4, F5, F6];
 /// that cannot happen would be reported as missing).
 pub fn all(cfg: &Config) -> Vec<Property<RaftModel>> {
     let mut all = always_and_witnesses();
+    // Eviction needs a bound and a registration through the log.
+    if cfg.params.max_sessions > 0 && cfg.registering != 0 {
+        all.push(Property::sometimes(EXPIRED_RETRY_REFUSED, |_, s: &State| {
+            s.events & event::EXPIRED_RETRY_REFUSED != 0
+        }));
+    }
     if cfg.snapshots {
         all.push(Property::always(
             SNAPSHOT_SAFETY,
@@ -69,7 +77,9 @@ fn always_and_witnesses() -> Vec<Property<RaftModel>> {
             s.history.serialized_history().is_some()
         }),
         Property::always(EXACTLY_ONCE, |_, s: &State| {
-            s.servers.iter().all(|v| v.applied.iter().all(|&n| n <= 1))
+            s.servers
+                .iter()
+                .all(|v| v.applied.iter().all(|&(_, _, n)| n <= 1))
         }),
         Property::always(SANITY, |_, s: &State| sanity(s)),
         Property::sometimes("leader elected", |_, s: &State| {
@@ -154,30 +164,26 @@ fn state_machine_safety(s: &State) -> bool {
 /// each index.
 fn replay_committed(cfg: &Config, s: &State, upto: Index) -> ([Option<Value>; 2], Vec<Session>) {
     let mut kv = [None; 2];
-    let mut sessions = vec![
-        Session {
-            last_seq: 0,
-            answer: Answer::Ok
-        };
-        cfg.client_ops.len()
-    ];
-    for (e, _) in &s.committed[..upto as usize] {
-        if let Command::Client { client_id, seq, op } = e.command {
-            let session = &mut sessions[client_id as usize];
-            if seq <= session.last_seq {
-                continue;
-            }
-            let answer = match op {
-                Op::Put { key, value } => {
-                    kv[key as usize] = Some(value);
-                    Answer::Ok
+    let mut sessions = cfg.initial_sessions();
+    for (i, (e, _)) in s.committed[..upto as usize].iter().enumerate() {
+        let index = i as Index + 1;
+        match e.command {
+            Command::Noop => {}
+            Command::Register { .. } => register(&mut sessions, cfg, index),
+            Command::Client { client_id, seq, op } => {
+                let Some(session) = sessions.iter_mut().find(|s| s.client_id == client_id) else {
+                    continue;
+                };
+                if seq <= session.last_seq {
+                    continue;
                 }
-                Op::Get { key } => Answer::Value(kv[key as usize]),
-            };
-            *session = Session {
-                last_seq: seq,
-                answer,
-            };
+                *session = Session {
+                    client_id,
+                    last_seq: seq,
+                    answer: run(&mut kv, op),
+                    last_index: index,
+                };
+            }
         }
     }
     (kv, sessions)

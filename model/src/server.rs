@@ -29,11 +29,11 @@ pub struct Server {
     pub recent_active: u8,
     /// The key-value state machine: `kv[key]`.
     pub kv: [Option<Value>; 2],
-    /// The session table, one slot per client.
+    /// The session table, sorted by `client_id`, at most `max_sessions` long.
     pub sessions: Vec<Session>,
-    /// How often each client operation was applied since the last restart: not server state but
-    /// a record for the exactly-once property (slot numbering in `Config::op_slot`).
-    pub applied: Vec<u8>,
+    /// Ghost, not server state: each `(client_id, seq)` applied since the last restart, with
+    /// how often, sorted; for the exactly-once property.
+    pub applied: Vec<(ClientId, Seq, u8)>,
 }
 
 /// What one step of a server produced besides its own state change.
@@ -64,6 +64,8 @@ pub mod event {
     pub const F6: u16 = 1 << 8;
     pub const SNAPSHOT_INSTALLED: u16 = 1 << 9;
     pub const RESTORED_FROM_SNAPSHOT: u16 = 1 << 10;
+    /// A retry is refused because its session was evicted after the command was applied.
+    pub const EXPIRED_RETRY_REFUSED: u16 = 1 << 11;
 }
 
 pub fn bit(id: Id) -> u8 {
@@ -72,13 +74,7 @@ pub fn bit(id: Id) -> u8 {
 
 impl Server {
     pub fn new(cfg: &Config) -> Self {
-        let sessions = vec![
-            Session {
-                last_seq: 0,
-                answer: Answer::Ok
-            };
-            cfg.client_ops.len()
-        ];
+        let sessions = cfg.initial_sessions();
         Server {
             current_term: 0,
             voted_for: None,
@@ -98,7 +94,7 @@ impl Server {
             recent_active: 0,
             kv: [None; 2],
             sessions,
-            applied: vec![0; cfg.op_count()],
+            applied: Vec::new(),
         }
     }
 
@@ -582,27 +578,45 @@ impl Server {
 
     fn apply(&mut self, cfg: &Config, index: Index, fx: &mut Effects) {
         let entry = *self.entry(index).expect("apply within the log");
-        let Command::Client { client_id, seq, op } = entry.command else {
-            return;
-        };
-        let session = self.sessions[client_id as usize];
-        let answer = if seq <= session.last_seq && !cfg.has_bug(Bug::NoDedup) {
-            (seq == session.last_seq).then_some(session.answer)
-        } else {
-            let answer = match op {
-                Op::Put { key, value } => {
-                    self.kv[key as usize] = Some(value);
-                    Answer::Ok
+        let answer = match entry.command {
+            Command::Noop => return,
+            Command::Register { nonce } => {
+                register(&mut self.sessions, cfg, index);
+                if self.role == Role::Leader {
+                    fx.responses.push(ClientResponse {
+                        client_id: nonce,
+                        seq: 0,
+                        answer: Answer::Registered(index),
+                    });
                 }
-                Op::Get { key } => Answer::Value(self.kv[key as usize]),
-            };
-            self.sessions[client_id as usize] = Session {
-                last_seq: seq,
-                answer,
-            };
-            let slot = cfg.op_slot(client_id, seq);
-            self.applied[slot] = self.applied[slot].saturating_add(1);
-            Some(answer)
+                return;
+            }
+            Command::Client { client_id, seq, op } => {
+                match self.session_at(client_id) {
+                    None => {
+                        self.refuse_expired(client_id, seq, fx);
+                        Some(Answer::SessionExpired)
+                    }
+                    Some(at) if seq <= self.sessions[at].last_seq && !cfg.has_bug(Bug::NoDedup) => {
+                        let s = self.sessions[at];
+                        (seq == s.last_seq).then_some(s.answer)
+                    }
+                    Some(at) => {
+                        let answer = run(&mut self.kv, op);
+                        self.sessions[at] = Session {
+                            client_id,
+                            last_seq: seq,
+                            answer,
+                            last_index: index,
+                        };
+                        self.count_applied(client_id, seq);
+                        Some(answer)
+                    }
+                }
+            }
+        };
+        let Command::Client { client_id, seq, .. } = entry.command else {
+            unreachable!()
         };
         if let (Role::Leader, Some(answer)) = (self.role, answer) {
             fx.responses.push(ClientResponse {
@@ -610,6 +624,35 @@ impl Server {
                 seq,
                 answer,
             });
+        }
+    }
+
+    /// The position of session `client_id` in the table.
+    fn session_at(&self, client_id: ClientId) -> Option<usize> {
+        self.sessions
+            .binary_search_by_key(&client_id, |s| s.client_id)
+            .ok()
+    }
+
+    /// A command of a session that is gone is refused; the witness event marks a refusal of a
+    /// command this server had applied (a retry after its session was evicted).
+    fn refuse_expired(&self, client_id: ClientId, seq: Seq, fx: &mut Effects) {
+        if self
+            .applied
+            .iter()
+            .any(|&(c, s, _)| c == client_id && s == seq)
+        {
+            fx.events |= event::EXPIRED_RETRY_REFUSED;
+        }
+    }
+
+    fn count_applied(&mut self, client_id: ClientId, seq: Seq) {
+        match self
+            .applied
+            .binary_search_by_key(&(client_id, seq), |&(c, s, _)| (c, s))
+        {
+            Ok(at) => self.applied[at].2 = self.applied[at].2.saturating_add(1),
+            Err(at) => self.applied.insert(at, (client_id, seq, 1)),
         }
     }
 
@@ -627,28 +670,67 @@ impl Server {
         if self.role != Role::Leader {
             return false;
         }
-        let session = self.sessions[client_id as usize];
-        if session.last_seq >= seq && !cfg.has_bug(Bug::NoDedup) {
-            if session.last_seq == seq {
+        if !cfg.has_bug(Bug::NoDedup) && self.answer_from_sessions(client_id, seq, fx) {
+            return true;
+        }
+        self.append_and_replicate(cfg, me, Command::Client { client_id, seq, op }, fx);
+        true
+    }
+
+    /// A client asks for a session. Returns false when this server is not the leader.
+    pub fn register_request(&mut self, cfg: &Config, me: Id, nonce: u8, fx: &mut Effects) -> bool {
+        if self.role != Role::Leader {
+            return false;
+        }
+        self.append_and_replicate(cfg, me, Command::Register { nonce }, fx);
+        true
+    }
+
+    /// The answer a leader gives without appending, from its session table (true: answered or
+    /// dropped). A duplicate of the last applied command gets its answer; an older one is
+    /// stale (the node answers `Stale`; the model's clients never send one); a session that is
+    /// gone stays gone (ids are never reused, so once `commit_index` covers the id's
+    /// `Register` the session can only have been evicted).
+    fn answer_from_sessions(&self, client_id: ClientId, seq: Seq, fx: &mut Effects) -> bool {
+        let Some(at) = self.session_at(client_id) else {
+            if client_id <= self.commit_index {
                 fx.responses.push(ClientResponse {
                     client_id,
                     seq,
-                    answer: session.answer,
+                    answer: Answer::SessionExpired,
                 });
-                fx.events |= event::DEDUP_ANSWER;
-                let from_older_leader = self.log.iter().any(|e| {
-                    e.term < self.current_term
-                        && matches!(e.command, Command::Client { client_id: c, seq: s, .. } if c == client_id && s == seq)
-                });
-                if from_older_leader {
-                    fx.events |= event::F4;
-                }
+                self.refuse_expired(client_id, seq, fx);
+                return true;
             }
-            return true;
+            return false;
+        };
+        let session = self.sessions[at];
+        if session.last_seq < seq {
+            return false;
         }
+        if session.last_seq == seq {
+            fx.responses.push(ClientResponse {
+                client_id,
+                seq,
+                answer: session.answer,
+            });
+            fx.events |= event::DEDUP_ANSWER;
+            let from_older_leader = self.log.iter().any(|e| {
+                e.term < self.current_term
+                    && matches!(e.command, Command::Client { client_id: c, seq: s, .. } if c == client_id && s == seq)
+            });
+            if from_older_leader {
+                fx.events |= event::F4;
+            }
+        }
+        true
+    }
+
+    /// A leader appends a client's entry and sends it to the peers that are caught up.
+    fn append_and_replicate(&mut self, cfg: &Config, me: Id, command: Command, fx: &mut Effects) {
         self.log.push(Entry {
             term: self.current_term,
-            command: Command::Client { client_id, seq, op },
+            command,
         });
         // Only peers that held everything before this entry get it now; a peer further behind
         // has an append in flight (or lost), whose response (or the heartbeat) sends the rest.
@@ -658,6 +740,38 @@ impl Server {
                 self.send_append(cfg, me, p, fx);
             }
         }
-        true
+    }
+}
+
+/// Opens session `index` (a `Register` applied there), first evicting the least recently used
+/// session if the table is full.
+pub fn register(sessions: &mut Vec<Session>, cfg: &Config, index: Index) {
+    let max = cfg.params.max_sessions as usize;
+    while max > 0 && sessions.len() >= max {
+        let victim = (0..sessions.len())
+            .min_by_key(|&i| (sessions[i].last_index, sessions[i].client_id))
+            .expect("a full table is not empty");
+        sessions.remove(victim);
+    }
+    let session = Session {
+        client_id: index,
+        last_seq: 0,
+        answer: Answer::Ok,
+        last_index: index,
+    };
+    let at = sessions
+        .binary_search_by_key(&index, |s| s.client_id)
+        .unwrap_or_else(|at| at);
+    sessions.insert(at, session);
+}
+
+/// Runs a key-value operation.
+pub fn run(kv: &mut [Option<Value>; 2], op: Op) -> Answer {
+    match op {
+        Op::Put { key, value } => {
+            kv[key as usize] = Some(value);
+            Answer::Ok
+        }
+        Op::Get { key } => Answer::Value(kv[key as usize]),
     }
 }

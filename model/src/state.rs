@@ -11,6 +11,10 @@ use std::fmt;
 /// A client: at most one operation in flight, retried with the same `(client_id, seq)`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Client {
+    /// Its session id (0: it has none yet and registers first).
+    pub session: ClientId,
+    /// Its session expired: the operation in hand has an unknown outcome and the client stops.
+    pub expired: bool,
     /// Operations completed; the one in hand has `seq = done + 1`.
     pub done: u8,
     /// Sends of the operation in hand (0: not yet invoked).
@@ -60,7 +64,16 @@ impl State {
             servers: (0..cfg.servers).map(|_| Server::new(cfg)).collect(),
             network: Vec::new(),
             responses: Vec::new(),
-            clients: vec![Client::default(); cfg.client_ops.len()],
+            clients: (0..cfg.client_ops.len() as ClientId)
+                .map(|c| Client {
+                    session: if cfg.registers(c) {
+                        0
+                    } else {
+                        PRE_REGISTERED + c
+                    },
+                    ..Client::default()
+                })
+                .collect(),
             history: std::sync::Arc::new(History::new(KvSpec::default())),
             restarts: 0,
             elected: vec![0; cfg.max_term as usize + 1],
@@ -121,10 +134,8 @@ impl fmt::Debug for Server {
                 .collect();
             write!(f, " kv=[{}]", pairs.join(" "))?;
         }
-        for (c, s) in self.sessions.iter().enumerate() {
-            if s.last_seq > 0 {
-                write!(f, " session[c{c}]=#{}:{:?}", s.last_seq, s.answer)?;
-            }
+        if !self.sessions.is_empty() {
+            write!(f, " sessions={:?}", self.sessions)?;
         }
         Ok(())
     }
@@ -134,10 +145,12 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "done={} attempts={}{}",
+            "session={} done={} attempts={}{}{}",
+            self.session,
             self.done,
             self.attempts,
-            if self.missed { " missed-leader" } else { "" }
+            if self.missed { " missed-leader" } else { "" },
+            if self.expired { " EXPIRED" } else { "" }
         )
     }
 }

@@ -9,7 +9,12 @@ pub type Id = u8;
 pub type Term = u8;
 /// Log indexes start at 1; 0 means "before the first entry".
 pub type Index = u8;
+/// A session's id: the index of its `Register` entry (or, for a client whose session was
+/// opened before the run, `PRE_REGISTERED + c`). Client commands carry it.
 pub type ClientId = u8;
+/// The session ids of the clients registered before the run: `PRE_REGISTERED + c` for client
+/// `c`, above every log index the bounds allow.
+pub const PRE_REGISTERED: ClientId = 100;
 /// A client's request number; its first request is 1.
 pub type Seq = u8;
 pub type Key = u8;
@@ -33,6 +38,10 @@ pub enum Op {
 pub enum Answer {
     Ok,
     Value(Option<Value>),
+    /// The command's session is gone (evicted): nothing was applied.
+    SessionExpired,
+    /// A `Register` was applied: the session with this id is open.
+    Registered(ClientId),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -43,6 +52,9 @@ pub enum Command {
         seq: Seq,
         op: Op,
     },
+    /// Opens a session whose id is this entry's index. `nonce` (the model's client number)
+    /// routes the answer back to the client that asked.
+    Register { nonce: u8 },
 }
 
 /// (`Hash` is in `pack.rs`.)
@@ -52,12 +64,16 @@ pub struct Entry {
     pub command: Command,
 }
 
-/// The answer a client's last applied request got, per client.
+/// One open session: the answer its client's last applied request got.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Session {
+    pub client_id: ClientId,
     /// 0 when the client has had nothing applied.
     pub last_seq: Seq,
     pub answer: Answer,
+    /// The log index of the session's last applied command (of its `Register` at first): the
+    /// least recently used session is the one with the lowest.
+    pub last_index: Index,
 }
 
 /// The state machine as of `last_included_index`, which replaces the log up to it
@@ -129,7 +145,8 @@ pub struct Envelope {
 
 /// A leader's answer to a client, in flight to that client. The model carries only real
 /// answers: a `NotLeader` reply changes nothing the client does next (it may retry anywhere at
-/// any moment), so the model records the miss in the client's state instead.
+/// any moment), so the model records the miss in the client's state instead. The answer to a
+/// `Register` has `seq = 0` and the nonce as `client_id`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ClientResponse {
     pub client_id: ClientId,
@@ -152,6 +169,8 @@ impl fmt::Debug for Answer {
             Answer::Ok => write!(f, "ok"),
             Answer::Value(Some(v)) => write!(f, "{v}"),
             Answer::Value(None) => write!(f, "none"),
+            Answer::SessionExpired => write!(f, "expired"),
+            Answer::Registered(id) => write!(f, "session={id}"),
         }
     }
 }
@@ -161,6 +180,7 @@ impl fmt::Debug for Command {
         match self {
             Command::Noop => write!(f, "noop"),
             Command::Client { client_id, seq, op } => write!(f, "c{client_id}#{seq}:{op:?}"),
+            Command::Register { nonce } => write!(f, "register(n{nonce})"),
         }
     }
 }
@@ -226,7 +246,11 @@ impl fmt::Debug for Msg {
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "#{}:{:?}", self.last_seq, self.answer)
+        write!(
+            f,
+            "c{}#{}:{:?}@{}",
+            self.client_id, self.last_seq, self.answer, self.last_index
+        )
     }
 }
 

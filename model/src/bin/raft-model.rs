@@ -54,9 +54,16 @@ struct Bounds {
     #[arg(long, default_value_t = Config::default().max_restarts)]
     max_restarts: u8,
     /// Client workload: one client per comma-separated item, each a sequence of `p` (put its own
-    /// value) and `g` (get), e.g. `p,g` (two clients) or `pg` (one client, put then get).
-    #[arg(long, default_value = "pg", value_delimiter = ',', value_parser = parse_clients)]
-    clients: Vec<Vec<raft_model::types::Op>>,
+    /// value) and `g` (get), e.g. `p,g` (two clients) or `pg` (one client, put then get). An
+    /// item starting with `r` registers its session through the log first; the others have a
+    /// session opened before the run. `pg,r`: a client that puts then gets, and a second one
+    /// that only registers (with `--max-sessions 1` its registration evicts the first).
+    #[arg(long, default_value = "pg,r", value_delimiter = ',', value_parser = parse_clients)]
+    clients: Vec<(bool, Vec<raft_model::types::Op>)>,
+    /// Most sessions the state machine keeps (0: no bound); a registration into a full table
+    /// evicts the least recently used session.
+    #[arg(long, default_value_t = Config::default().params.max_sessions)]
+    max_sessions: u8,
     /// Re-sends of one operation beyond its first send.
     #[arg(long, default_value_t = Config::default().max_retries)]
     max_retries: u8,
@@ -97,21 +104,27 @@ struct Bounds {
     bug: Option<Bug>,
 }
 
-fn parse_clients(s: &str) -> Result<Vec<raft_model::types::Op>, String> {
+fn parse_clients(s: &str) -> Result<(bool, Vec<raft_model::types::Op>), String> {
     // clap calls this once per comma-separated item.
+    let (registers, s) = match s.strip_prefix('r') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
     s.chars()
         .map(|c| match c {
             'p' => Ok(None),
             'g' => Ok(Some(raft_model::config::get())),
             other => Err(format!(
-                "unknown operation '{other}': use p (put) or g (get)"
+                "unknown operation '{other}': use p (put) or g (get), after an optional leading r (register)"
             )),
         })
         .collect::<Result<Vec<_>, _>>()
         .map(|ops| {
-            ops.into_iter()
+            let ops = ops
+                .into_iter()
                 .map(|o| o.unwrap_or(raft_model::config::put(0)))
-                .collect()
+                .collect();
+            (registers, ops)
         })
 }
 
@@ -122,7 +135,7 @@ impl Bounds {
             .clients
             .iter()
             .enumerate()
-            .map(|(c, ops)| {
+            .map(|(c, (_, ops))| {
                 ops.iter()
                     .map(|op| match op {
                         raft_model::types::Op::Put { .. } => raft_model::config::put(c as u8),
@@ -131,7 +144,11 @@ impl Bounds {
                     .collect()
             })
             .collect();
+        let registering = (self.clients.iter().enumerate())
+            .filter(|(_, (r, _))| *r)
+            .fold(0u8, |m, (c, _)| m | 1 << c);
         Config {
+            registering,
             servers: self.servers,
             max_term: self.max_term,
             max_log_len: self.max_log_len,
@@ -149,6 +166,7 @@ impl Bounds {
                 max_entries_per_append: self.max_entries_per_append,
                 backoff: self.backoff,
                 noop_on_election: !self.no_noop_on_election,
+                max_sessions: self.max_sessions,
             },
             bug: self.bug,
         }
