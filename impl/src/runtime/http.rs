@@ -224,10 +224,23 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 
 /// `?client_id=&seq=` of a write: both (a write of that session), or neither (a write that
 /// takes no session).
+/// Taken as text, so that a bad number is answered naming the parameter.
 #[derive(Debug, Deserialize)]
 struct WriteParams {
-    client_id: Option<u64>,
-    seq: Option<u64>,
+    client_id: Option<String>,
+    seq: Option<String>,
+}
+
+fn number(name: &str, v: Option<String>) -> Result<Option<u64>, Response> {
+    v.map(|v| {
+        v.parse().map_err(|_| {
+            err(
+                StatusCode::BAD_REQUEST,
+                &format!("{name} must be a decimal number below 2^64, got {v:?}"),
+            )
+        })
+    })
+    .transpose()
 }
 
 #[derive(Debug, Deserialize)]
@@ -421,7 +434,12 @@ async fn propose(api: &Api, input: NodeInput, rx: oneshot::Receiver<ClientReply>
 }
 
 async fn submit(api: &Api, p: WriteParams, op: Op, uri: &Uri) -> Response {
-    let (client_id, seq, kind) = match (p.client_id, p.seq) {
+    let parsed = number("client_id", p.client_id).and_then(|c| Ok((c, number("seq", p.seq)?)));
+    let (client_id, seq) = match parsed {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let (client_id, seq, kind) = match (client_id, seq) {
         (Some(NO_SESSION), _) => {
             return err(
                 StatusCode::BAD_REQUEST,
