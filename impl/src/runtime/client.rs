@@ -112,6 +112,11 @@ impl Client {
         self.seq
     }
 
+    /// Whether the next write goes through an open session (otherwise it registers first).
+    pub fn has_session(&self) -> bool {
+        self.client_id != crate::core::NO_SESSION && !self.expired
+    }
+
     /// Open a new session (`POST /register`), retried across leaders until the deadline; its
     /// id is the index of its `Register` entry in the log. A registration retried after a lost
     /// answer may open a session nobody uses; that is harmless (it is evicted first).
