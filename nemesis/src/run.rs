@@ -604,15 +604,20 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "sessions: {} registrations committed ({} answered to the churn thread), {} evicted; {} entries of clients without a session not applied ({} of them retries of an applied write); {} writes without a session ({} answered to the churn thread)",
+            "sessions: {} registrations committed, {} evicted; {} entries of clients without a session not applied ({} of them retries of an applied write); {} writes without a session",
             self.registrations,
-            self.churn.0,
             self.evictions,
             self.expired_entries,
             self.refused_retries,
             self.sessionless_entries,
-            self.churn.1
         );
+        if self.churn != (0, 0) {
+            let _ = writeln!(
+                s,
+                "churn thread: {} registrations and {} writes without a session answered",
+                self.churn.0, self.churn.1
+            );
+        }
         if let Some(x) = &self.lin {
             let _ = writeln!(
                 s,
