@@ -53,6 +53,10 @@ enum Cmd {
         /// Require this bearer token on every HTTP request (`api_token` in each node's config).
         #[arg(long, env = "RAFT_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Client sessions each node keeps (`max_sessions`; default 16384). Only registrations
+        /// evict, the least recently used session first.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        max_sessions: Option<u64>,
     },
     /// Client commands.
     Kv {
@@ -178,7 +182,16 @@ fn main() -> ExitCode {
             cluster_id,
             record,
             token,
-        } => cluster(nodes, data, base_port, cluster_id, record, token),
+            max_sessions,
+        } => cluster(
+            nodes,
+            data,
+            base_port,
+            cluster_id,
+            record,
+            token,
+            max_sessions,
+        ),
         Cmd::Kv {
             nodes,
             timeout_ms,
@@ -234,6 +247,7 @@ fn cluster(
     cluster_id: String,
     record: bool,
     token: Option<String>,
+    max_sessions: Option<u64>,
 ) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&data) {
         eprintln!("error: cannot create {}: {e}", data.display());
@@ -247,6 +261,9 @@ fn cluster(
             c.record = Some(data.join(format!("node{}.jsonl", c.id)));
         }
         c.api_token = token.clone();
+        if let Some(m) = max_sessions {
+            c.max_sessions = m as usize;
+        }
         if let Err(e) = c.validate() {
             eprintln!("error: {e}");
             return ExitCode::from(2);
