@@ -113,7 +113,11 @@ mod tests {
             c.propose_and_commit(vec![c.payload()]);
             c.propose_and_commit((0..100).map(|_| c.payload()).collect());
             assert_eq!(c.replies, 101);
-            assert_eq!(c.leader_commit(), before + 101, "every proposal was appended");
+            assert_eq!(
+                c.leader_commit(),
+                before + 101,
+                "every proposal was appended"
+            );
             for id in IDS {
                 assert_eq!(c.node(id).log().last_index(), c.leader_commit());
             }

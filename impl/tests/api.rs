@@ -163,7 +163,11 @@ fn bearer_token_is_required_on_every_endpoint() {
     let (code, body) = request("PUT", &format!("http://{follower}/kv/f?forward=true"), None);
     assert_eq!(code, 401, "{body}");
     // A registration follows the same rules.
-    let (code, body) = request("POST", &format!("http://{follower}/register"), Some(&bearer));
+    let (code, body) = request(
+        "POST",
+        &format!("http://{follower}/register"),
+        Some(&bearer),
+    );
     assert_eq!(code, 307, "{body}");
     assert!(body.contains(&leader), "{body}");
     for at in [&follower, &leader] {

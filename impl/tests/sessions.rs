@@ -34,7 +34,10 @@ fn call(method: &str, url: &str, body: &str) -> (u16, Value) {
             Err(e) => panic!("{method} {url}: {e}"),
         };
         if code == 307 {
-            url = r.header("location").expect("a redirect names the leader").into();
+            url = r
+                .header("location")
+                .expect("a redirect names the leader")
+                .into();
             continue;
         }
         let text = r.into_string().unwrap();
@@ -94,7 +97,10 @@ fn ok(r: (u16, Value), id: u64, seq: u64) {
 fn expired(r: (u16, Value), id: u64, seq: u64) {
     assert_eq!(r.0, 409, "{}", r.1);
     assert_eq!(r.1["error"], "session expired", "{}", r.1);
-    assert_eq!((r.1["client_id"].as_u64(), r.1["seq"].as_u64()), (Some(id), Some(seq)));
+    assert_eq!(
+        (r.1["client_id"].as_u64(), r.1["seq"].as_u64()),
+        (Some(id), Some(seq))
+    );
 }
 
 /// Sessionless writes this test sends (the figure): they take no session, so the
@@ -165,7 +171,11 @@ fn sessionless_writes_evict_nobody_and_an_evicted_clients_retry_is_refused_not_r
             .as_u64()
             .unwrap();
         c.wait_applied(id, commit);
-        let (code, v) = call("GET", &format!("http://{}/kv/evk?stale=true", c.http(id)), "");
+        let (code, v) = call(
+            "GET",
+            &format!("http://{}/kv/evk?stale=true", c.http(id)),
+            "",
+        );
         assert_eq!((code, v["value"].as_str()), (200, Some("y")), "node {id}");
     }
 
@@ -176,12 +186,24 @@ fn sessionless_writes_evict_nobody_and_an_evicted_clients_retry_is_refused_not_r
     assert_eq!(api.get("evk").as_deref(), Some("y"));
 
     // Bad parameters: 400 with a JSON reason.
-    for q in ["?client_id=0&seq=1", "?client_id=5", "?seq=3", "?client_id=5&seq=0"] {
+    for q in [
+        "?client_id=0&seq=1",
+        "?client_id=5",
+        "?seq=3",
+        "?client_id=5&seq=0",
+    ] {
         let (code, v) = call("PUT", &format!("{}/kv/evk{q}", api.base), "bad");
         assert_eq!(code, 400, "{q}: {v}");
-        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{q}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{q}: {v}"
+        );
     }
-    let (code, v) = call("PUT", &format!("{}/kv/evk?client_id=x&seq=1", api.base), "bad");
+    let (code, v) = call(
+        "PUT",
+        &format!("{}/kv/evk?client_id=x&seq=1", api.base),
+        "bad",
+    );
     assert_eq!(code, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("client_id"), "{v}");
     let (code, v) = call("GET", &format!("{}/nowhere", api.base), "");
@@ -234,7 +256,11 @@ fn a_stale_seq_is_refused_at_once() {
         assert_eq!(code, 409, "{v}");
         assert_eq!(v["error"], "stale seq", "{v}");
         assert_eq!(
-            (v["client_id"].as_u64(), v["seq"].as_u64(), v["last_seq"].as_u64()),
+            (
+                v["client_id"].as_u64(),
+                v["seq"].as_u64(),
+                v["last_seq"].as_u64()
+            ),
             (Some(a), Some(1), Some(2)),
             "{v}"
         );
@@ -271,7 +297,11 @@ fn the_client_library_and_the_cli_surface_an_expired_session_as_an_error() {
         }
         other => panic!("expected SessionExpired, got {other:?}"),
     }
-    assert_eq!(x.get("cx").unwrap().as_deref(), Some("1"), "nothing applied");
+    assert_eq!(
+        x.get("cx").unwrap().as_deref(),
+        Some("1"),
+        "nothing applied"
+    );
     // The next write opens a new session.
     x.put("cx", "3").unwrap();
     assert!(x.client_id() > first);

@@ -295,16 +295,16 @@ mod tests {
     #[test]
     fn only_registrations_evict_and_an_evicted_retry_is_not_applied_again() {
         let log = vec![
-            register(),            // 1: session A
-            put(1, 1, "x", "a"),   // A's write
-            register(),            // 3: session B
-            put(3, 1, "x", "b"),   // B's write
-            put(0, 91, "n", "1"),  // sessionless writes: no session, no eviction
+            register(),           // 1: session A
+            put(1, 1, "x", "a"),  // A's write
+            register(),           // 3: session B
+            put(3, 1, "x", "b"),  // B's write
+            put(0, 91, "n", "1"), // sessionless writes: no session, no eviction
             put(0, 92, "n", "2"),
-            put(1, 1, "x", "a"),   // A's retry: a duplicate, skipped
-            register(),            // 8: the table (2) is full: A (least recently used) goes
-            put(1, 1, "x", "a"),   // A's retry again: no session, not applied
-            put(7, 1, "x", "z"),   // never registered
+            put(1, 1, "x", "a"), // A's retry: a duplicate, skipped
+            register(),          // 8: the table (2) is full: A (least recently used) goes
+            put(1, 1, "x", "a"), // A's retry again: no session, not applied
+            put(7, 1, "x", "z"), // never registered
         ];
         let r = replay(&log, Some(2));
         assert_eq!(r.kv["x"], "b".into());
@@ -316,7 +316,10 @@ mod tests {
         assert_eq!(r.answers.len(), 2);
         // Unbounded, A keeps its session and its retry is a duplicate.
         let r = replay(&log, None);
-        assert_eq!((r.evictions, r.duplicate_entries, r.expired_entries), (0, 2, 1));
+        assert_eq!(
+            (r.evictions, r.duplicate_entries, r.expired_entries),
+            (0, 2, 1)
+        );
         assert_eq!(r.kv["x"], "b".into());
     }
 }

@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use raft_node::runtime::client::{Client, ClientError};
-use serde_json::Value;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde_json::Value;
 
 use crate::history::{Cmd, Op, Outcome, Ret};
 
@@ -174,10 +174,8 @@ pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) 
         };
         // A session first (the first write, or after "session expired"): a registration that
         // fails is no operation; the write is not sent.
-        if cmd.is_write() && !cl.has_session() {
-            if cl.register().is_err() {
-                continue;
-            }
+        if cmd.is_write() && !cl.has_session() && cl.register().is_err() {
+            continue;
         }
         let call_ns = sh.ns();
         let res: Result<Ret, ClientError> = match &cmd {

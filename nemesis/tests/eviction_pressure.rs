@@ -31,5 +31,9 @@ fn eviction_pressure_run_has_no_anomaly() {
         report.registrations
     );
     assert!(report.evictions > 0, "no session was evicted");
-    assert!(report.sessionless_entries > 20, "{}", report.sessionless_entries);
+    assert!(
+        report.sessionless_entries > 20,
+        "{}",
+        report.sessionless_entries
+    );
 }

@@ -400,48 +400,45 @@ fn kv(
     };
     c.set_deadline(Duration::from_millis(timeout_ms));
     c.set_token(token);
-    let write = matches!(
-        op,
-        KvOp::Put { .. } | KvOp::Del { .. } | KvOp::Cas { .. }
-    );
-    let out: Result<String, ClientError> =
-        match op {
-            KvOp::Register => c.register().map(|id| id.to_string()),
-            KvOp::Put { key, value } => c.put(&key, &value).map(|_| "OK".into()),
-            KvOp::Get { key, stale } => {
-                let r = if stale {
-                    c.get_stale(&key)
-                } else {
-                    c.get(&key)
-                };
-                r.map(|v| v.unwrap_or_else(|| "(none)".into()))
-            }
-            KvOp::Del { key } => c.delete(&key).map(|_| "OK".into()),
-            KvOp::Cas { key, expected, new } => c
-                .cas(&key, expected.as_deref(), new.as_deref())
+    let write = matches!(op, KvOp::Put { .. } | KvOp::Del { .. } | KvOp::Cas { .. });
+    let out: Result<String, ClientError> = match op {
+        KvOp::Register => c.register().map(|id| id.to_string()),
+        KvOp::Put { key, value } => c.put(&key, &value).map(|_| "OK".into()),
+        KvOp::Get { key, stale } => {
+            let r = if stale {
+                c.get_stale(&key)
+            } else {
+                c.get(&key)
+            };
+            r.map(|v| v.unwrap_or_else(|| "(none)".into()))
+        }
+        KvOp::Del { key } => c.delete(&key).map(|_| "OK".into()),
+        KvOp::Cas { key, expected, new } => {
+            c.cas(&key, expected.as_deref(), new.as_deref())
                 .map(|(swapped, prev)| {
                     format!(
                         "{} (previous: {})",
                         if swapped { "swapped" } else { "not swapped" },
                         prev.unwrap_or_else(|| "(none)".into())
                     )
-                }),
-            KvOp::Status => {
-                for (node, r) in c.status() {
-                    match r {
-                        Ok(v) => {
-                            println!(
+                })
+        }
+        KvOp::Status => {
+            for (node, r) in c.status() {
+                match r {
+                    Ok(v) => {
+                        println!(
                         "{node}: id {} {} term {} leader {} commit {} applied {} last_log {} sessions {}",
                         v["id"], v["role"].as_str().unwrap_or("?"), v["term"], v["leader"],
                         v["commit_index"], v["last_applied"], v["last_log_index"], v["sessions"]
                     )
-                        }
-                        Err(e) => println!("{node}: unreachable ({e})"),
                     }
+                    Err(e) => println!("{node}: unreachable ({e})"),
                 }
-                return ExitCode::SUCCESS;
             }
-        };
+            return ExitCode::SUCCESS;
+        }
+    };
     match out {
         Ok(s) => {
             println!("{s}");

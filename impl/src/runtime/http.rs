@@ -231,14 +231,10 @@ struct WriteParams {
     seq: Option<String>,
 }
 
-fn number(name: &str, v: Option<String>) -> Result<Option<u64>, Response> {
+fn number(name: &str, v: Option<String>) -> Result<Option<u64>, String> {
     v.map(|v| {
-        v.parse().map_err(|_| {
-            err(
-                StatusCode::BAD_REQUEST,
-                &format!("{name} must be a decimal number below 2^64, got {v:?}"),
-            )
-        })
+        v.parse()
+            .map_err(|_| format!("{name} must be a decimal number below 2^64, got {v:?}"))
     })
     .transpose()
 }
@@ -395,7 +391,13 @@ fn answer_json(reply: ClientReply, api: &Api, uri: &Uri) -> Response {
 }
 
 /// Hand a write or a registration to the node loop and wait for its answer.
-async fn propose(api: &Api, input: NodeInput, rx: oneshot::Receiver<ClientReply>, kind: Kind, uri: &Uri) -> Response {
+async fn propose(
+    api: &Api,
+    input: NodeInput,
+    rx: oneshot::Receiver<ClientReply>,
+    kind: Kind,
+    uri: &Uri,
+) -> Response {
     if api.input.try_send(input).is_err() {
         return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
     }
@@ -437,7 +439,7 @@ async fn submit(api: &Api, p: WriteParams, op: Op, uri: &Uri) -> Response {
     let parsed = number("client_id", p.client_id).and_then(|c| Ok((c, number("seq", p.seq)?)));
     let (client_id, seq) = match parsed {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(why) => return err(StatusCode::BAD_REQUEST, &why),
     };
     let (client_id, seq, kind) = match (client_id, seq) {
         (Some(NO_SESSION), _) => {

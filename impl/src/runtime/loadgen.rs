@@ -319,7 +319,10 @@ impl Worker {
     /// Open a session (`POST /register`, retried like any request). `Err(None)`: not answered
     /// in time; `Err(Some(why))`: refused.
     async fn register(&mut self) -> Result<(), Option<String>> {
-        let body = match self.attempt(Method::POST, "/register".into(), Bytes::new()).await {
+        let body = match self
+            .attempt(Method::POST, "/register".into(), Bytes::new())
+            .await
+        {
             Outcome::Done(b) => b,
             Outcome::GaveUp => return Err(None),
             Outcome::Expired => return Err(Some("a registration answered 409".into())),
