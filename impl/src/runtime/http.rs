@@ -306,7 +306,9 @@ fn answer_json(reply: ClientReply, api: &Api, uri: &Uri) -> Response {
     match reply {
         // A write without a session has no (client_id, seq) worth showing: its seq is only
         // the nonce that routed the answer here, and it cannot be retried.
-        ClientReply::Response(r) if r.client_id == NO_SESSION => {
+        ClientReply::Response(r)
+            if r.client_id == NO_SESSION && r.answer != Answer::SessionExpired =>
+        {
             let body = match r.answer {
                 Answer::Ok | Answer::SessionExpired => json!({ "ok": true }),
                 Answer::Value(v) => json!({ "value": v }),
