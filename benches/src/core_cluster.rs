@@ -3,6 +3,7 @@
 //! a no-op (the core keeps its own in-memory log; the WAL is the runtime's business), client
 //! replies are counted and dropped. Messages are moved, never cloned; each proposal's key and
 //! value are fresh buffers made before the round is timed, as a client request would bring.
+//! Proposals go through one client session, registered (untimed) when the cluster is made.
 
 use std::collections::VecDeque;
 
@@ -11,13 +12,14 @@ use raft_node::core::{ClientRequest, Envelope, Input, NodeId, Op, Params, RaftCo
 use crate::workload::ProposalCluster;
 
 const IDS: [NodeId; 3] = [1, 2, 3];
-const CLIENT: u64 = 1;
 
 pub struct CoreCluster {
     nodes: Vec<RaftCore>,
     queue: VecDeque<Envelope>,
     key: String,
     payload: String,
+    /// The session the proposals go through.
+    client_id: u64,
     seq: u64,
     /// Client replies received so far.
     pub replies: usize,
@@ -35,12 +37,22 @@ impl CoreCluster {
             queue: VecDeque::with_capacity(1024),
             key: "k".to_string(),
             payload: "x".repeat(payload_size),
+            client_id: 0,
             seq: 0,
             replies: 0,
         };
         cluster.step(1, Input::ElectionTimeout);
         cluster.deliver_all();
         assert!(cluster.nodes[0].is_leader(), "server 1 was not elected");
+        cluster.step(1, Input::Register { nonce: 1 });
+        cluster.deliver_all();
+        // The session's id is the index of its `Register` entry: the leader's last entry.
+        cluster.client_id = cluster.nodes[0].log().last_index();
+        assert!(
+            cluster.nodes[0].sessions().contains_key(&cluster.client_id),
+            "the session was not opened"
+        );
+        cluster.replies = 0;
         cluster
     }
 
@@ -74,7 +86,7 @@ impl ProposalCluster for CoreCluster {
         for (key, value) in payloads {
             self.seq += 1;
             let request = ClientRequest {
-                client_id: CLIENT,
+                client_id: self.client_id,
                 seq: self.seq,
                 op: Op::Put { key, value },
             };
@@ -97,9 +109,15 @@ mod tests {
     fn every_proposal_commits_and_is_answered() {
         for params in [Params::default(), Params::conformance_off()] {
             let mut c = CoreCluster::new(params, 16);
+            let before = c.leader_commit();
             c.propose_and_commit(vec![c.payload()]);
             c.propose_and_commit((0..100).map(|_| c.payload()).collect());
             assert_eq!(c.replies, 101);
+            assert_eq!(
+                c.leader_commit(),
+                before + 101,
+                "every proposal was appended"
+            );
             for id in IDS {
                 assert_eq!(c.node(id).log().last_index(), c.leader_commit());
             }

@@ -120,6 +120,7 @@ fn bearer_token_is_required_on_every_endpoint() {
         ("GET", "/kv/a"),
         ("DELETE", "/kv/a"),
         ("POST", "/cas/a"),
+        ("POST", "/register"),
         ("GET", "/status"),
         ("GET", "/metrics"),
     ] {
@@ -161,6 +162,24 @@ fn bearer_token_is_required_on_every_endpoint() {
     assert_eq!((code, body.as_str()), (200, r#"{"value":"v"}"#));
     let (code, body) = request("PUT", &format!("http://{follower}/kv/f?forward=true"), None);
     assert_eq!(code, 401, "{body}");
+    // A registration follows the same rules.
+    let (code, body) = request(
+        "POST",
+        &format!("http://{follower}/register"),
+        Some(&bearer),
+    );
+    assert_eq!(code, 307, "{body}");
+    assert!(body.contains(&leader), "{body}");
+    for at in [&follower, &leader] {
+        let (code, body) = request(
+            "POST",
+            &format!("http://{at}/register?forward=true"),
+            Some(&bearer),
+        );
+        assert_eq!(code, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(v["client_id"].as_u64().is_some_and(|id| id > 0), "{body}");
+    }
 
     // The library, starting at every node in turn: followers redirect, the token goes along.
     for start in nodes.http() {

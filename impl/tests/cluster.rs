@@ -35,9 +35,11 @@ fn kill_the_leader_acked_writes_survive_and_the_node_catches_up() {
         }
     }
     // Exactly once: a retry with the same (client_id, seq) is answered from the session table.
-    let mut a = Client::with_id(c.all_http(), 4242, 0);
+    let mut a = client(c.all_http());
     assert_eq!(a.cas("ctr", None, Some("1")).unwrap(), (true, None));
-    let mut retry = Client::with_id(c.all_http(), 4242, 0);
+    assert_eq!(a.seq(), 1);
+    let mut retry = Client::with_id(c.all_http(), a.client_id(), 0);
+    retry.set_deadline(WAIT);
     assert_eq!(retry.cas("ctr", None, Some("2")).unwrap(), (true, None));
     let mut cl = client(c.all_http());
     assert_eq!(cl.get("ctr").unwrap().as_deref(), Some("1"));

@@ -147,6 +147,7 @@ fn path() -> impl Strategy<Value = String> {
     prop_oneof![
         segment().prop_map(|k| format!("/kv/{k}")),
         segment().prop_map(|k| format!("/cas/{k}")),
+        Just("/register".to_string()),
         Just("/status".to_string()),
         Just("/metrics".to_string()),
         proptest::collection::vec(segment(), 0..4).prop_map(|v| format!("/{}", v.join("/"))),
@@ -208,7 +209,7 @@ proptest! {
 
     #[test]
     fn mutated_valid_requests_get_an_answer_that_is_not_a_server_error(
-        which in 0usize..4,
+        which in 0usize..5,
         ms in proptest::collection::vec(mutation(), 1..4),
     ) {
         let valid = [
@@ -216,6 +217,7 @@ proptest! {
             http("POST", "/cas/a", "", br#"{"expected":"hello","new":"bye"}"#, None),
             http("GET", "/kv/a", "?stale=true", b"", None),
             http("DELETE", "/kv/a", "?client_id=5&seq=1", b"", None),
+            http("POST", "/register", "", b"", None),
         ];
         let mut raw = valid[which].clone();
         for m in &ms {
@@ -228,15 +230,34 @@ proptest! {
 #[test]
 fn the_node_keeps_serving_writes_and_reads() {
     let addr = node();
+    let (code, body) = request(addr, &http("POST", "/register", "", b"", None)).expect("an answer");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = v["client_id"].as_u64().unwrap();
     let put = http(
         "PUT",
         "/kv/after",
-        "?client_id=77&seq=1",
+        &format!("?client_id={id}&seq=1"),
         b"still here",
         None,
     );
     let (code, body) = request(addr, &put).expect("an answer");
     assert_eq!(code, 200, "{body}");
+    // Every answer of the API, errors included, is JSON.
+    for raw in [
+        http("GET", "/nowhere", "", b"", None),
+        http("PUT", "/kv/after", "?client_id=x&seq=1", b"", None),
+        http("PUT", "/kv/after", "?client_id=0&seq=1", b"", None),
+        http("POST", "/cas/after", "", b"{not json", None),
+        http("GET", "/register", "", b"", None),
+        http("PUT", "/kv/after", "", &[0xff, 0xfe], None),
+    ] {
+        let (code, body) = request(addr, &raw).expect("an answer");
+        assert!((400..500).contains(&code), "{code}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{code}, not JSON ({e}): {body:?}"));
+        assert!(v["error"].is_string(), "{body}");
+    }
     let (code, body) = request(addr, &http("GET", "/kv/after", "", b"", None)).expect("an answer");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("still here"), "{body}");

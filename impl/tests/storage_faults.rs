@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use raft_node::core::{
-    ClientRequest, Command, Entry, HardState, Input, Op, Params, RaftCore, Role,
+    ClientRequest, Command, Entry, HardState, Input, Op, Params, RaftCore, Role, NO_SESSION,
 };
 use raft_node::runtime::storage::Storage;
 use raft_node::runtime::wal::{DiskFaults, StorageError, Wal, WalOptions};
@@ -403,8 +403,9 @@ impl Node {
         (0..n)
             .map(|_| {
                 self.seq += 1;
+                // Writes without a session (the seq is only a nonce): each one is appended.
                 Input::Client(ClientRequest {
-                    client_id: 9,
+                    client_id: NO_SESSION,
                     seq: self.seq,
                     op: Op::Put {
                         key: format!("key{}", self.seq).into(),
@@ -700,7 +701,7 @@ fn compacting_node(dir: &Path, opts: WalOptions, n: u64) -> (Storage, RaftCore) 
     let mut inputs = vec![Input::ElectionTimeout];
     inputs.extend((1..=n).map(|k| {
         Input::Client(ClientRequest {
-            client_id: 9,
+            client_id: NO_SESSION,
             seq: k,
             op: Op::Put {
                 key: format!("key{}", k % 7).into(),

@@ -2,11 +2,17 @@
 //! that log replayed (each `(client_id, seq)` applied at most once, by this module's own
 //! state machine, not the node's) gives the state every node reports, every acknowledged
 //! write is in it with the answer its client received, and no refused write is.
+//!
+//! The replay follows the session rules of the Raft thesis §6.3 on its own: a `Register` entry
+//! opens the session whose id is its index, evicting the least recently used session (lowest
+//! index of its last applied command) when `max_sessions` are open; a command applies only
+//! through its session (none: it is skipped, as the node answers "session expired"), once per
+//! seq; a write without a session (`client_id` 0) applies once per entry.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use raft_node::core::{Answer, Command, Entry, Op as NOp, Text};
+use raft_node::core::{Answer, Command, Entry, Op as NOp, Text, NO_SESSION};
 use raft_node::runtime::wal::Wal;
 
 use crate::history::{Cmd, Op, Outcome, Ret};
@@ -55,54 +61,117 @@ pub fn compare_logs(logs: &[(u64, Vec<Entry>)], commit: u64) -> Vec<String> {
 #[derive(Debug, Default)]
 pub struct Replay {
     pub kv: BTreeMap<Text, Text>,
-    /// The answer of each applied `(client_id, seq)`.
+    /// The answer of each applied `(client_id, seq)` (session commands only).
     pub answers: HashMap<(u64, u64), Answer>,
     /// Entries skipped because their `(client_id, seq)` was already applied (a retry that
     /// reached the log twice).
     pub duplicate_entries: usize,
+    /// Entries of a client without a session (evicted, or never registered): not applied.
+    pub expired_entries: usize,
+    /// Of those, the entries whose `(client_id, seq)` had been applied before: retries that
+    /// a table without sessions would have applied a second time.
+    pub refused_retries: usize,
+    /// `Register` entries (sessions opened).
+    pub registrations: usize,
+    /// Sessions evicted by registrations.
+    pub evictions: usize,
+    /// Writes without a session, each applied once.
+    pub sessionless: usize,
     pub noops: usize,
 }
 
-/// Apply `entries` with the exactly-once rule: a command whose seq is not above its client's
-/// last applied seq is skipped.
-pub fn replay(entries: &[Entry]) -> Replay {
+/// One open session: the last applied seq and the log index it was applied at.
+struct Session {
+    last_seq: u64,
+    last_index: u64,
+}
+
+/// Apply `entries` (the log from index 1) with the session rules, keeping at most
+/// `max_sessions` sessions (`None`: unbounded).
+pub fn replay(entries: &[Entry], max_sessions: Option<usize>) -> Replay {
     let mut r = Replay::default();
-    let mut last: HashMap<u64, u64> = HashMap::new();
-    for e in entries {
-        let Command::Client { client_id, seq, op } = &e.command else {
-            r.noops += 1;
+    let mut sessions: HashMap<u64, Session> = HashMap::new();
+    // Every (client_id, seq) ever applied, evicted sessions included.
+    let mut applied: HashMap<u64, u64> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let index = i as u64 + 1;
+        let (client_id, seq, op) = match &e.command {
+            Command::Noop => {
+                r.noops += 1;
+                continue;
+            }
+            Command::Register { .. } => {
+                r.registrations += 1;
+                if let Some(max) = max_sessions {
+                    while sessions.len() >= max.max(1) {
+                        let victim = sessions
+                            .iter()
+                            .min_by_key(|(id, s)| (s.last_index, **id))
+                            .map(|(id, _)| *id)
+                            .expect("a full table is not empty");
+                        sessions.remove(&victim);
+                        r.evictions += 1;
+                    }
+                }
+                sessions.insert(
+                    index,
+                    Session {
+                        last_seq: 0,
+                        last_index: index,
+                    },
+                );
+                continue;
+            }
+            Command::Client { client_id, seq, op } => (*client_id, *seq, op),
+        };
+        if client_id == NO_SESSION {
+            r.sessionless += 1;
+            apply(&mut r.kv, op);
+            continue;
+        }
+        let Some(s) = sessions.get_mut(&client_id) else {
+            r.expired_entries += 1;
+            if applied.get(&client_id).is_some_and(|&l| seq <= l) {
+                r.refused_retries += 1;
+            }
             continue;
         };
-        if last.get(client_id).is_some_and(|&l| *seq <= l) {
+        if seq <= s.last_seq {
             r.duplicate_entries += 1;
             continue;
         }
-        last.insert(*client_id, *seq);
-        let answer = match op {
-            NOp::Put { key, value } => {
-                r.kv.insert(key.clone(), value.clone());
-                Answer::Ok
-            }
-            NOp::Get { key } => Answer::Value(r.kv.get(key).cloned()),
-            NOp::Delete { key } => {
-                r.kv.remove(key);
-                Answer::Ok
-            }
-            NOp::Cas { key, expected, new } => {
-                let previous = r.kv.get(key).cloned();
-                let swapped = previous == *expected;
-                if swapped {
-                    match new {
-                        Some(v) => r.kv.insert(key.clone(), v.clone()),
-                        None => r.kv.remove(key),
-                    };
-                }
-                Answer::Cas { swapped, previous }
-            }
-        };
-        r.answers.insert((*client_id, *seq), answer);
+        s.last_seq = seq;
+        s.last_index = index;
+        applied.insert(client_id, seq);
+        let answer = apply(&mut r.kv, op);
+        r.answers.insert((client_id, seq), answer);
     }
     r
+}
+
+fn apply(kv: &mut BTreeMap<Text, Text>, op: &NOp) -> Answer {
+    match op {
+        NOp::Put { key, value } => {
+            kv.insert(key.clone(), value.clone());
+            Answer::Ok
+        }
+        NOp::Get { key } => Answer::Value(kv.get(key).cloned()),
+        NOp::Delete { key } => {
+            kv.remove(key);
+            Answer::Ok
+        }
+        NOp::Cas { key, expected, new } => {
+            let previous = kv.get(key).cloned();
+            let swapped = previous == *expected;
+            if swapped {
+                match new {
+                    Some(v) => kv.insert(key.clone(), v.clone()),
+                    None => kv.remove(key),
+                };
+            }
+            Answer::Cas { swapped, previous }
+        }
+    }
 }
 
 /// What the history says about the replayed log.
@@ -164,18 +233,23 @@ pub fn check_writes(history: &[Op], r: &Replay) -> WriteCheck {
 mod tests {
     use super::*;
 
+    fn entry(command: Command) -> Entry {
+        Entry { term: 1, command }
+    }
+
     fn put(c: u64, s: u64, k: &str, v: &str) -> Entry {
-        Entry {
-            term: 1,
-            command: Command::Client {
-                client_id: c,
-                seq: s,
-                op: NOp::Put {
-                    key: k.into(),
-                    value: v.into(),
-                },
+        entry(Command::Client {
+            client_id: c,
+            seq: s,
+            op: NOp::Put {
+                key: k.into(),
+                value: v.into(),
             },
-        }
+        })
+    }
+
+    fn register() -> Entry {
+        entry(Command::Register { nonce: 7 })
     }
 
     fn acked(c: u64, s: u64, v: &str) -> Op {
@@ -193,25 +267,59 @@ mod tests {
 
     #[test]
     fn a_retried_entry_applies_once_and_a_missing_acknowledged_write_is_lost() {
+        // Sessions 1 and 2 are the Register entries at indexes 1 and 2.
         let log = vec![
+            register(),
+            register(),
             put(1, 1, "x", "a"),
             put(2, 1, "x", "b"),
             // The retry of (1, 1) reached the log again: it must not bring "a" back.
             put(1, 1, "x", "a"),
         ];
-        let r = replay(&log);
+        let r = replay(&log, None);
         assert_eq!(r.kv["x"], "b".into());
-        assert_eq!(r.duplicate_entries, 1);
+        assert_eq!((r.duplicate_entries, r.registrations), (1, 2));
         let w = check_writes(&[acked(1, 1, "a"), acked(2, 1, "b"), acked(3, 1, "c")], &r);
         assert_eq!(w.acknowledged, 3);
         assert_eq!(w.lost.len(), 1, "{w:?}");
         assert!(w.lost[0].contains("client_id: 3"));
         let mut other = log.clone();
-        other[1] = put(2, 1, "x", "B");
+        other[3] = put(2, 1, "x", "B");
         assert_eq!(
-            compare_logs(&[(1, log.clone()), (2, other.clone())], 1),
+            compare_logs(&[(1, log.clone()), (2, other.clone())], 3),
             Vec::<String>::new()
         );
-        assert_eq!(compare_logs(&[(1, log), (2, other)], 3).len(), 1);
+        assert_eq!(compare_logs(&[(1, log), (2, other)], 5).len(), 1);
+    }
+
+    #[test]
+    fn only_registrations_evict_and_an_evicted_retry_is_not_applied_again() {
+        let log = vec![
+            register(),           // 1: session A
+            put(1, 1, "x", "a"),  // A's write
+            register(),           // 3: session B
+            put(3, 1, "x", "b"),  // B's write
+            put(0, 91, "n", "1"), // sessionless writes: no session, no eviction
+            put(0, 92, "n", "2"),
+            put(1, 1, "x", "a"), // A's retry: a duplicate, skipped
+            register(),          // 8: the table (2) is full: A (least recently used) goes
+            put(1, 1, "x", "a"), // A's retry again: no session, not applied
+            put(7, 1, "x", "z"), // never registered
+        ];
+        let r = replay(&log, Some(2));
+        assert_eq!(r.kv["x"], "b".into());
+        assert_eq!(r.kv["n"], "2".into());
+        assert_eq!(r.sessionless, 2);
+        assert_eq!((r.registrations, r.evictions), (3, 1));
+        assert_eq!((r.duplicate_entries, r.expired_entries), (1, 2));
+        assert_eq!(r.refused_retries, 1);
+        assert_eq!(r.answers.len(), 2);
+        // Unbounded, A keeps its session and its retry is a duplicate.
+        let r = replay(&log, None);
+        assert_eq!(
+            (r.evictions, r.duplicate_entries, r.expired_entries),
+            (0, 2, 1)
+        );
+        assert_eq!(r.kv["x"], "b".into());
     }
 }

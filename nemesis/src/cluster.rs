@@ -44,12 +44,14 @@ fn reserve_ports(n: usize) -> std::io::Result<(Vec<TcpListener>, Vec<u16>)> {
 
 impl Cluster {
     /// Write the configurations of `n` nodes under `dir` and start the link proxies (not the
-    /// nodes). With `record`, each node records its core steps to `dir/node<i>.jsonl`.
+    /// nodes). With `record`, each node records its core steps to `dir/node<i>.jsonl`;
+    /// `max_sessions` overrides the nodes' session bound.
     pub fn new(
         bin: &Path,
         dir: &Path,
         n: u64,
         record: bool,
+        max_sessions: Option<usize>,
         rt: &Handle,
         seed: u64,
     ) -> Result<Cluster, String> {
@@ -84,6 +86,9 @@ impl Cluster {
             // the nodes keep it: no compaction here (snapshots are exercised by
             // impl/tests/snapshots.rs, the simulator and conformance).
             cfg.snapshot_entries = 0;
+            if let Some(m) = max_sessions {
+                cfg.max_sessions = m;
+            }
             cfg.peer_addr = me.peer_addr;
             cfg.http_addr = me.http_addr;
             cfg.peers = real

@@ -67,7 +67,20 @@ struct Args {
     /// Print each fault as it is injected.
     #[arg(long, short)]
     verbose: bool,
+    /// The nodes' session bound (default: theirs, 16,384; with --eviction-pressure: the
+    /// number of clients plus 2).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_sessions: Option<u64>,
+    /// Put the clients' sessions under eviction pressure: a small --max-sessions, a thread
+    /// that registers a session nobody uses and sends a write without a session every 50 ms,
+    /// and client 0 idling 1 s between operations. Writes answered "session expired" count as
+    /// unknown outcomes; the exactly-once checks must still pass.
+    #[arg(long)]
+    eviction_pressure: bool,
 }
+
+/// The churn thread's interval under `--eviction-pressure`.
+const CHURN: Duration = Duration::from_millis(50);
 
 fn main() -> ExitCode {
     let a = Args::parse();
@@ -103,12 +116,13 @@ fn go(a: Args) -> Result<bool, String> {
     }
     let seed = a.seed.unwrap_or_else(rand::random);
     println!(
-        "raft-nemesis seed {seed} (replay: --seed {seed}), {} nodes, {} clients, up to {} ops / {} s{}",
+        "raft-nemesis seed {seed} (replay: --seed {seed}), {} nodes, {} clients, up to {} ops / {} s{}{}",
         a.nodes,
         a.clients,
         a.ops,
         a.time,
-        if a.record { ", recording" } else { "" }
+        if a.record { ", recording" } else { "" },
+        if a.eviction_pressure { ", eviction pressure" } else { "" }
     );
     let warmup_ms = 1000;
     if a.print_schedule {
@@ -158,6 +172,7 @@ fn go(a: Args) -> Result<bool, String> {
                 Duration::ZERO
             },
             stale_reads: a.stale_reads,
+            churn: a.eviction_pressure.then_some(CHURN),
         },
         max_time: Duration::from_secs(a.time),
         faults,
@@ -165,6 +180,11 @@ fn go(a: Args) -> Result<bool, String> {
         warmup_ms,
         target_leader: a.target_leader,
         verbose: a.verbose,
+        max_sessions: match (a.max_sessions, a.eviction_pressure) {
+            (Some(m), _) => Some(m as usize),
+            (None, true) => Some(a.clients as usize + 2),
+            (None, false) => None,
+        },
     };
     let report = run(&cfg)?;
     print!("{}", report.render());

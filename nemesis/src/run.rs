@@ -45,6 +45,15 @@ pub struct RunConfig {
     pub target_leader: bool,
     /// Print each fault as it starts.
     pub verbose: bool,
+    /// The nodes' `max_sessions` (`None`: their default, 16,384). Small, with
+    /// `workload.churn`, to put the clients' sessions under eviction pressure.
+    pub max_sessions: Option<usize>,
+}
+
+/// The run's session bound: the configured one, or the nodes' default.
+fn max_sessions(cfg: &RunConfig) -> usize {
+    cfg.max_sessions
+        .unwrap_or_else(raft_node::runtime::config::default_max_sessions)
 }
 
 /// The figures and verdicts of a run.
@@ -65,6 +74,18 @@ pub struct Report {
     pub unknown_applied: usize,
     pub unknown_not_applied: usize,
     pub duplicate_log_entries: usize,
+    /// Writes answered "session expired" (counted as unknown outcomes).
+    pub ops_expired: usize,
+    /// Registrations in the committed log, sessions they evicted, and the entries of clients
+    /// without a session (not applied), of which retries of an applied `(client_id, seq)`.
+    pub registrations: usize,
+    pub evictions: usize,
+    pub expired_entries: usize,
+    pub refused_retries: usize,
+    /// Writes without a session in the committed log (the churn thread's).
+    pub sessionless_entries: usize,
+    /// The churn thread's registrations and sessionless writes that were answered.
+    pub churn: (u64, u64),
     pub committed_entries: u64,
     pub lin: Option<lin::Stats>,
     pub validated_steps: usize,
@@ -254,6 +275,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         &cfg.dir,
         cfg.nodes,
         cfg.record,
+        cfg.max_sessions,
         rt.handle(),
         cfg.seed,
     )?;
@@ -299,6 +321,10 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
             })
         })
         .collect();
+    let churn = cfg.workload.churn.map(|every| {
+        let (sh, nodes, seed) = (sh.clone(), https.clone(), cfg.seed);
+        std::thread::spawn(move || workload::churn(every, nodes, seed, &sh))
+    });
     let clients = cfg.workload.clients;
     let done = || finished.load(Ordering::Relaxed) >= clients || epoch.elapsed() >= cfg.max_time;
 
@@ -334,6 +360,13 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
     for t in threads {
         let _ = t.join();
     }
+    if let Some(t) = churn {
+        let _ = t.join();
+    }
+    report.churn = (
+        sh.churn_registrations.load(Ordering::Relaxed),
+        sh.churn_writes.load(Ordering::Relaxed),
+    );
     // Heal everything (the last fault is already healed; this covers a crash).
     cluster.proxies.heal();
     for id in cluster.ids() {
@@ -359,11 +392,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
     // Final linearizable reads (part of the checked history) and each node's own state.
     let keys = workload::keys(&cfg.workload);
     let final_client = cfg.workload.clients;
-    let mut reader = Client::with_id(
-        https.clone(),
-        workload::client_id(&cfg.workload, final_client),
-        0,
-    );
+    let mut reader = Client::new(https.clone());
     reader.set_deadline(Duration::from_secs(20));
     for k in &keys {
         let call_ns = sh.ns();
@@ -389,11 +418,15 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         });
     }
     let mut node_states: Vec<(u64, BTreeMap<Text, Text>)> = Vec::new();
+    let mut state_keys = keys.clone();
+    if cfg.workload.churn.is_some() {
+        state_keys.push(workload::NOISE_KEY.to_string());
+    }
     for (k, h) in https.iter().enumerate() {
-        let mut c = Client::with_id(vec![h.clone()], 1, 0);
+        let mut c = Client::new(vec![h.clone()]);
         c.set_deadline(Duration::from_secs(5));
         let mut kv = BTreeMap::new();
-        for key in &keys {
+        for key in &state_keys {
             match c.get_stale(key) {
                 Ok(Some(v)) => {
                     kv.insert(key.as_str().into(), v.into());
@@ -421,10 +454,15 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
 
     report.ops = history.len();
     for o in &history {
-        match o.outcome {
+        match &o.outcome {
             Outcome::Ok(_) => report.ops_ok += 1,
             Outcome::Fail(_) => report.ops_fail += 1,
-            Outcome::Unknown(_) => report.ops_unknown += 1,
+            Outcome::Unknown(why) => {
+                report.ops_unknown += 1;
+                if why.starts_with("session expired") {
+                    report.ops_expired += 1;
+                }
+            }
         }
     }
 
@@ -440,12 +478,17 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         report.anomalies.extend(checks::compare_logs(&logs, c));
         if let Some((_, log)) = logs.first() {
             let committed = &log[..(c as usize).min(log.len())];
-            let r = checks::replay(committed);
+            let r = checks::replay(committed, Some(max_sessions(cfg)));
             report.duplicate_log_entries = r.duplicate_entries;
+            report.registrations = r.registrations;
+            report.evictions = r.evictions;
+            report.expired_entries = r.expired_entries;
+            report.refused_retries = r.refused_retries;
+            report.sessionless_entries = r.sessionless;
             for (id, kv) in &node_states {
                 if *kv != r.kv {
                     report.anomalies.push(format!(
-                        "node {id}'s state differs from the committed log applied once per (client_id, seq):\n  node: {kv:?}\n  log:  {:?}",
+                        "node {id}'s state differs from the committed log applied once per (client_id, seq) with the session rules:\n  node: {kv:?}\n  log:  {:?}",
                         r.kv
                     ));
                 }
@@ -520,8 +563,8 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "operations: {} ({} ok, {} failed, {} unknown/timed out)",
-            self.ops, self.ops_ok, self.ops_fail, self.ops_unknown
+            "operations: {} ({} ok, {} failed, {} unknown/timed out, of which {} session expired)",
+            self.ops, self.ops_ok, self.ops_fail, self.ops_unknown, self.ops_expired
         );
         let total: u64 = self.faults.values().sum();
         let kinds: Vec<String> = self
@@ -559,6 +602,22 @@ impl Report {
             "committed log: {} entries; {} duplicate entries skipped at apply; unanswered writes: {} applied, {} not",
             self.committed_entries, self.duplicate_log_entries, self.unknown_applied, self.unknown_not_applied
         );
+        let _ = writeln!(
+            s,
+            "sessions: {} registrations committed, {} evicted; {} entries of clients without a session not applied ({} of them retries of an applied write); {} writes without a session",
+            self.registrations,
+            self.evictions,
+            self.expired_entries,
+            self.refused_retries,
+            self.sessionless_entries,
+        );
+        if self.churn != (0, 0) {
+            let _ = writeln!(
+                s,
+                "churn thread: {} registrations and {} writes without a session answered",
+                self.churn.0, self.churn.1
+            );
+        }
         if let Some(x) = &self.lin {
             let _ = writeln!(
                 s,

@@ -1,11 +1,18 @@
-//! Concurrent clients, one thread each, using `raft_node::runtime::client::Client` (leader
-//! discovery, redirects, retries of a write with the same `(client_id, seq)`). Every operation
-//! is recorded with its invocation and completion time and its outcome.
+//! Concurrent clients, one thread each, using `raft_node::runtime::client::Client` (a session
+//! registered before the first write and again after it expires, leader discovery, redirects,
+//! retries of a write with the same `(client_id, seq)`). Every operation is recorded with its
+//! invocation and completion time and its outcome; a write refused with "session expired" has
+//! an unknown outcome (an earlier attempt may have been applied).
 //!
 //! Two vocabularies: `Full` (keys `key0..`, put/get/delete/cas, values unique per write), and
-//! `Model` (what `raft-conformance validate` can check: client ids from 100, keys `k0`/`k1`,
-//! put/get only, numeric values below 256 drawn from one shared counter, so every write is
-//! unique and the log stays below 256 entries).
+//! `Model` (what `raft-conformance validate` can check: keys `k0`/`k1`, put/get only, numeric
+//! values below 256 drawn from one shared counter, so every write is unique and the log stays
+//! below 256 entries; client ids are the indexes of their `Register` entries).
+//!
+//! Eviction pressure ([`Workload::churn`]): besides the clients, a churn thread registers a
+//! session nobody uses and sends a write without a session (key [`NOISE_KEY`]) every interval,
+//! and client 0 pauses [`IDLE`] between its operations, so that with a small `max_sessions`
+//! the sessions of idle or stalled clients are evicted during the run.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +21,7 @@ use std::time::{Duration, Instant};
 use raft_node::runtime::client::{Client, ClientError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde_json::Value;
 
 use crate::history::{Cmd, Op, Outcome, Ret};
 
@@ -42,7 +50,15 @@ pub struct Workload {
     /// reads: not linearizable by design, so a run with it shows the checks catch a real
     /// anomaly end to end.
     pub stale_reads: bool,
+    /// Eviction pressure: the churn thread's interval (`None`: no churn thread, client 0 does
+    /// not idle).
+    pub churn: Option<Duration>,
 }
+
+/// The key of the churn thread's writes without a session (outside the checked history).
+pub const NOISE_KEY: &str = "noise";
+/// Under eviction pressure, client 0's pause between operations.
+pub const IDLE: Duration = Duration::from_millis(1000);
 
 /// Shared between the client threads.
 pub struct Shared {
@@ -50,6 +66,9 @@ pub struct Shared {
     pub stop: AtomicBool,
     pub started_ops: AtomicU64,
     pub writes: AtomicU64,
+    /// The churn thread's registrations and writes without a session that were answered.
+    pub churn_registrations: AtomicU64,
+    pub churn_writes: AtomicU64,
     pub epoch: Instant,
 }
 
@@ -60,6 +79,8 @@ impl Shared {
             stop: AtomicBool::new(false),
             started_ops: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            churn_registrations: AtomicU64::new(0),
+            churn_writes: AtomicU64::new(0),
             epoch,
         })
     }
@@ -73,14 +94,6 @@ impl Shared {
 /// model vocabulary (half the operations are writes).
 pub fn spread(time: Duration, clients: u64, max_writes: u64) -> Duration {
     time * clients as u32 / (2 * max_writes.max(1) as u32)
-}
-
-/// The client id of harness client `c`.
-pub fn client_id(w: &Workload, c: u64) -> u64 {
-    match w.vocabulary {
-        Vocabulary::Model => 100 + c,
-        Vocabulary::Full => 1000 + c,
-    }
 }
 
 pub fn key_name(w: &Workload, k: u64) -> String {
@@ -98,7 +111,6 @@ pub fn keys(w: &Workload) -> Vec<String> {
 /// budget.
 pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) {
     let mut rng = StdRng::seed_from_u64(seed ^ (c + 1).wrapping_mul(0xA24B_AED4_963E_E407));
-    let id = client_id(w, c);
     // Each client starts at a different node, so writes enter through every node (followers
     // redirect them to the leader).
     let mut nodes = nodes;
@@ -107,12 +119,12 @@ pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) 
     let mut stale: Vec<Client> = nodes
         .iter()
         .map(|n| {
-            let mut c = Client::with_id(vec![n.clone()], id, 0);
+            let mut c = Client::new(vec![n.clone()]);
             c.set_deadline(w.op_timeout);
             c
         })
         .collect();
-    let mut cl = Client::with_id(nodes, id, 0);
+    let mut cl = Client::new(nodes);
     cl.set_deadline(w.op_timeout);
     let mut n = 0u64;
     let mut last_value: Option<String> = None;
@@ -121,8 +133,12 @@ pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) 
             break;
         }
         n += 1;
-        if !w.think.is_zero() {
-            std::thread::sleep(w.think);
+        let think = match w.churn {
+            Some(_) if c == 0 => w.think.max(IDLE),
+            _ => w.think,
+        };
+        if !think.is_zero() {
+            std::thread::sleep(think);
         }
         let key = key_name(w, rng.gen_range(0..w.keys));
         let roll = rng.gen_range(0..100);
@@ -156,6 +172,11 @@ pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) 
                 }
             }
         };
+        // A session first (the first write, or after "session expired"): a registration that
+        // fails is no operation; the write is not sent.
+        if cmd.is_write() && !cl.has_session() && cl.register().is_err() {
+            continue;
+        }
         let call_ns = sh.ns();
         let res: Result<Ret, ClientError> = match &cmd {
             Cmd::Put(v) => cl.put(&key, v).map(|_| Ret::Ok),
@@ -179,12 +200,17 @@ pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) 
             Ok(r) => Outcome::Ok(r),
             // A 4xx answer comes before the command is proposed.
             Err(ClientError::Rejected(e)) => Outcome::Fail(e),
-            Err(e @ ClientError::Timeout(..)) => Outcome::Unknown(e.to_string()),
+            // Not applied by the attempt that got this answer, but maybe by an earlier one.
+            Err(
+                e @ (ClientError::Timeout(..)
+                | ClientError::SessionExpired { .. }
+                | ClientError::Stale { .. }),
+            ) => Outcome::Unknown(e.to_string()),
         };
         let seq = cmd.is_write().then(|| cl.seq());
         sh.history.lock().unwrap().push(Op {
             client: c,
-            client_id: id,
+            client_id: cl.client_id(),
             seq,
             key,
             cmd,
@@ -192,5 +218,38 @@ pub fn client(w: &Workload, c: u64, nodes: Vec<String>, seed: u64, sh: &Shared) 
             ret_ns,
             outcome,
         });
+    }
+}
+
+/// Eviction pressure until the stop flag: every `every`, one registration nobody uses and one
+/// write without a session of [`NOISE_KEY`] (value `n<k>`), each sent once to a random node
+/// with `?forward=true` and never retried (a write without a session is not retry-safe).
+pub fn churn(every: Duration, nodes: Vec<String>, seed: u64, sh: &Shared) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_C4A2);
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(3))
+        .build();
+    let mut k = 0u64;
+    let ok = |r: Result<ureq::Response, ureq::Error>| {
+        r.ok()
+            .and_then(|r| r.into_json::<Value>().ok())
+            .is_some_and(|v| v.get("error").is_none())
+    };
+    while !sh.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(every);
+        let node = &nodes[rng.gen_range(0..nodes.len())];
+        if ok(agent
+            .post(&format!("http://{node}/register?forward=true"))
+            .call())
+        {
+            sh.churn_registrations.fetch_add(1, Ordering::Relaxed);
+        }
+        k += 1;
+        if ok(agent
+            .put(&format!("http://{node}/kv/{NOISE_KEY}?forward=true"))
+            .send_string(&format!("n{k}")))
+        {
+            sh.churn_writes.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

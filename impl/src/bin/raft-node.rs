@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use raft_node::runtime::client::Client;
+use raft_node::runtime::client::{Client, ClientError};
 use raft_node::runtime::config::Config;
 use raft_node::runtime::loadgen::{self, LoadConfig};
 use raft_node::runtime::server;
@@ -53,6 +53,10 @@ enum Cmd {
         /// Require this bearer token on every HTTP request (`api_token` in each node's config).
         #[arg(long, env = "RAFT_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Client sessions each node keeps (`max_sessions`; default 16384). Only registrations
+        /// evict, the least recently used session first.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        max_sessions: Option<u64>,
     },
     /// Client commands.
     Kv {
@@ -66,8 +70,10 @@ enum Cmd {
         /// Give up after this many milliseconds.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
-        /// Client id (default: random). With it, pass --seq: one more than the last one used.
-        #[arg(long, requires = "seq")]
+        /// Write through this session (from `raft-node kv register`) instead of registering a
+        /// new one. With it, pass --seq: one more than the last one used, or the same seq to
+        /// retry a write whose outcome is unknown.
+        #[arg(long, requires = "seq", value_parser = clap::value_parser!(u64).range(1..))]
         client_id: Option<u64>,
         /// Sequence number of this command (with --client-id; a retry reuses it).
         #[arg(long, requires = "client_id", value_parser = clap::value_parser!(u64).range(1..))]
@@ -102,6 +108,8 @@ enum KvOp {
         #[arg(long)]
         new: Option<String>,
     },
+    /// Open a client session and print its client id (for --client-id/--seq).
+    Register,
     /// Status of every node.
     Status,
 }
@@ -174,7 +182,16 @@ fn main() -> ExitCode {
             cluster_id,
             record,
             token,
-        } => cluster(nodes, data, base_port, cluster_id, record, token),
+            max_sessions,
+        } => cluster(
+            nodes,
+            data,
+            base_port,
+            cluster_id,
+            record,
+            token,
+            max_sessions,
+        ),
         Cmd::Kv {
             nodes,
             timeout_ms,
@@ -230,6 +247,7 @@ fn cluster(
     cluster_id: String,
     record: bool,
     token: Option<String>,
+    max_sessions: Option<u64>,
 ) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&data) {
         eprintln!("error: cannot create {}: {e}", data.display());
@@ -243,6 +261,9 @@ fn cluster(
             c.record = Some(data.join(format!("node{}.jsonl", c.id)));
         }
         c.api_token = token.clone();
+        if let Some(m) = max_sessions {
+            c.max_sessions = m as usize;
+        }
         if let Err(e) = c.validate() {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -379,44 +400,45 @@ fn kv(
     };
     c.set_deadline(Duration::from_millis(timeout_ms));
     c.set_token(token);
-    let out: Result<String, String> =
-        match op {
-            KvOp::Put { key, value } => c.put(&key, &value).map(|_| "OK".into()),
-            KvOp::Get { key, stale } => {
-                let r = if stale {
-                    c.get_stale(&key)
-                } else {
-                    c.get(&key)
-                };
-                r.map(|v| v.unwrap_or_else(|| "(none)".into()))
-            }
-            KvOp::Del { key } => c.delete(&key).map(|_| "OK".into()),
-            KvOp::Cas { key, expected, new } => c
-                .cas(&key, expected.as_deref(), new.as_deref())
+    let write = matches!(op, KvOp::Put { .. } | KvOp::Del { .. } | KvOp::Cas { .. });
+    let out: Result<String, ClientError> = match op {
+        KvOp::Register => c.register().map(|id| id.to_string()),
+        KvOp::Put { key, value } => c.put(&key, &value).map(|_| "OK".into()),
+        KvOp::Get { key, stale } => {
+            let r = if stale {
+                c.get_stale(&key)
+            } else {
+                c.get(&key)
+            };
+            r.map(|v| v.unwrap_or_else(|| "(none)".into()))
+        }
+        KvOp::Del { key } => c.delete(&key).map(|_| "OK".into()),
+        KvOp::Cas { key, expected, new } => {
+            c.cas(&key, expected.as_deref(), new.as_deref())
                 .map(|(swapped, prev)| {
                     format!(
                         "{} (previous: {})",
                         if swapped { "swapped" } else { "not swapped" },
                         prev.unwrap_or_else(|| "(none)".into())
                     )
-                }),
-            KvOp::Status => {
-                for (node, r) in c.status() {
-                    match r {
-                        Ok(v) => {
-                            println!(
-                        "{node}: id {} {} term {} leader {} commit {} applied {} last_log {}",
-                        v["id"], v["role"].as_str().unwrap_or("?"), v["term"], v["leader"],
-                        v["commit_index"], v["last_applied"], v["last_log_index"]
-                    )
-                        }
-                        Err(e) => println!("{node}: unreachable ({e})"),
-                    }
-                }
-                return ExitCode::SUCCESS;
-            }
+                })
         }
-        .map_err(|e| e.to_string());
+        KvOp::Status => {
+            for (node, r) in c.status() {
+                match r {
+                    Ok(v) => {
+                        println!(
+                        "{node}: id {} {} term {} leader {} commit {} applied {} last_log {} sessions {}",
+                        v["id"], v["role"].as_str().unwrap_or("?"), v["term"], v["leader"],
+                        v["commit_index"], v["last_applied"], v["last_log_index"], v["sessions"]
+                    )
+                    }
+                    Err(e) => println!("{node}: unreachable ({e})"),
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
+    };
     match out {
         Ok(s) => {
             println!("{s}");
@@ -424,6 +446,14 @@ fn kv(
         }
         Err(e) => {
             eprintln!("error: {e}");
+            // The outcome of a write that timed out is unknown: say how to retry it safely.
+            if write && matches!(e, ClientError::Timeout(..)) && c.seq() > 0 {
+                eprintln!(
+                    "the write may or may not have been applied; retry it safely (applied at most once) with --client-id {} --seq {}",
+                    c.client_id(),
+                    c.seq()
+                );
+            }
             ExitCode::from(1)
         }
     }
@@ -509,6 +539,12 @@ fn bench(a: BenchArgs) -> ExitCode {
             "{} ops in {:.2} s by {} clients: {:.0} ops/s ({:.0} writes/s), {} errors, {} retries",
             s.ops, s.elapsed_s, s.clients, s.ops_per_s, s.writes_per_s, s.errors, s.retries
         );
+        if s.expired > 0 {
+            println!(
+                "  {} writes answered \"session expired\" (counted as errors; their clients registered again)",
+                s.expired
+            );
+        }
         for (name, l) in [("writes", &s.writes), ("reads", &s.reads)] {
             if l.count > 0 {
                 println!(
@@ -523,7 +559,10 @@ fn bench(a: BenchArgs) -> ExitCode {
         }
     }
     if s.errors > 0 {
-        eprintln!("error: {} operations were not answered in time", s.errors);
+        eprintln!(
+            "error: {} operations were not answered in time or lost their session",
+            s.errors
+        );
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS

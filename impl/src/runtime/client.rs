@@ -1,7 +1,14 @@
 //! A blocking client library for the HTTP API: finds the leader (following `NotLeader`
-//! redirects, rotating through the nodes on failures), and retries every write with the same
-//! `(client_id, seq)` until it is answered or the deadline passes, so a write is applied at most
-//! once however often it is retried.
+//! redirects, rotating through the nodes on failures), opens a client session (`POST
+//! /register`) before its first write and keeps it for its lifetime, numbers its writes, and
+//! retries every write with the same `(client_id, seq)` until it is answered or the deadline
+//! passes, so a write is applied at most once however often it is retried.
+//!
+//! A session that is gone (evicted by newer registrations: only more than `max_sessions`
+//! other clients registering or writing since this client's last request evicts it) is an
+//! error, [`ClientError::SessionExpired`], never a success: that write was not applied by
+//! its last attempt, but an earlier attempt may have been. The client then opens a new session
+//! for its next write.
 
 use std::time::{Duration, Instant};
 
@@ -17,26 +24,44 @@ pub enum ClientError {
     /// The server rejected the request (bad input).
     #[error("rejected: {0}")]
     Rejected(String),
+    /// The client's session is gone (evicted, or the id was never registered): this attempt
+    /// was not applied, an earlier attempt of the same seq may have been, so the outcome of
+    /// the write is unknown. The client registers a new session for its next write.
+    #[error("session expired: client {client_id} has no session; seq {seq} was not applied by this attempt (an earlier attempt may have been)")]
+    SessionExpired { client_id: u64, seq: u64 },
+    /// The session already applied a later seq: this one is never applied and its answer is
+    /// not kept (a client with one request in flight never sees this).
+    #[error("stale seq: client {client_id} already applied seq {last_seq}, after seq {seq}")]
+    Stale {
+        client_id: u64,
+        seq: u64,
+        last_seq: u64,
+    },
 }
 
 /// A client of one cluster. It has at most one request in flight.
 pub struct Client {
     nodes: Vec<String>,
     current: usize,
+    /// The session (`NO_SESSION`, 0: none yet).
     client_id: u64,
     seq: u64,
+    /// The server said the session is gone: the next write registers a new one.
+    expired: bool,
     agent: ureq::Agent,
     deadline: Duration,
     token: Option<String>,
 }
 
 impl Client {
-    /// A client with a fresh random id, knowing the HTTP addresses (`host:port`) of some nodes.
+    /// A client knowing the HTTP addresses (`host:port`) of some nodes. It registers a session
+    /// before its first write ([`Client::register`]).
     pub fn new(nodes: Vec<String>) -> Client {
-        Self::with_id(nodes, rand::random::<u64>() >> 1 | 1, 0)
+        Self::with_id(nodes, crate::core::NO_SESSION, 0)
     }
 
-    /// A client with a given id whose last used seq is `last_seq`.
+    /// A client resuming the session `client_id` whose last used seq is `last_seq` (a process
+    /// that retries a write of an earlier one passes that write's seq minus one).
     pub fn with_id(nodes: Vec<String>, client_id: u64, last_seq: u64) -> Client {
         assert!(!nodes.is_empty(), "a client needs at least one node");
         Client {
@@ -44,6 +69,7 @@ impl Client {
             current: 0,
             client_id,
             seq: last_seq,
+            expired: false,
             agent: ureq::AgentBuilder::new()
                 .redirects(0)
                 .timeout(Duration::from_secs(3))
@@ -75,14 +101,35 @@ impl Client {
         &self.nodes
     }
 
-    /// The client id.
+    /// The session's client id (0: no session yet). After [`ClientError::SessionExpired`] it
+    /// still names the expired session until the next write registers a new one.
     pub fn client_id(&self) -> u64 {
         self.client_id
     }
 
-    /// The last seq used.
+    /// The last seq used (with [`Client::client_id`], what the last write was sent as).
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Whether the next write goes through an open session (otherwise it registers first).
+    pub fn has_session(&self) -> bool {
+        self.client_id != crate::core::NO_SESSION && !self.expired
+    }
+
+    /// Open a new session (`POST /register`), retried across leaders until the deadline; its
+    /// id is the index of its `Register` entry in the log. A registration retried after a lost
+    /// answer may open a session nobody uses; that is harmless (it is evicted first).
+    pub fn register(&mut self) -> Result<u64, ClientError> {
+        let v = self.call("POST", "/register", "", None, false)?;
+        let id = v["client_id"]
+            .as_u64()
+            .filter(|&id| id != crate::core::NO_SESSION)
+            .ok_or_else(|| ClientError::Rejected(format!("bad answer to a registration: {v}")))?;
+        self.client_id = id;
+        self.seq = 0;
+        self.expired = false;
+        Ok(id)
     }
 
     /// The node believed to lead.
@@ -118,10 +165,9 @@ impl Client {
         ))
     }
 
-    /// A linearizable read (ReadIndex at the leader).
+    /// A linearizable read (ReadIndex at the leader; reads need no session).
     pub fn get(&mut self, key: &str) -> Result<Option<String>, ClientError> {
-        let q = format!("?client_id={}", self.client_id);
-        let v = self.call("GET", &format!("/kv/{key}"), &q, None, false)?;
+        let v = self.call("GET", &format!("/kv/{key}"), "", None, false)?;
         Ok(v["value"].as_str().map(str::to_string))
     }
 
@@ -158,9 +204,16 @@ impl Client {
         body: Option<String>,
         json: bool,
     ) -> Result<Value, ClientError> {
+        if self.client_id == crate::core::NO_SESSION || self.expired {
+            self.register()?;
+        }
         self.seq += 1;
         let q = format!("?client_id={}&seq={}", self.client_id, self.seq);
-        self.call(method, path, &q, body, json)
+        let r = self.call(method, path, &q, body, json);
+        if matches!(r, Err(ClientError::SessionExpired { .. })) {
+            self.expired = true;
+        }
+        r
     }
 
     fn call(
@@ -200,6 +253,7 @@ impl Client {
             let v: Value = resp.into_json().unwrap_or(Value::Null);
             match status {
                 200 => return Ok(v),
+                409 => return Err(conflict(v)),
                 400..=499 => return Err(ClientError::Rejected(format!("{status}: {v}"))),
                 _ => {}
             }
@@ -223,5 +277,21 @@ impl Client {
             backoff = (backoff * 2).min(Duration::from_millis(500));
         }
         Err(ClientError::Timeout(self.deadline, last))
+    }
+}
+
+/// The error a 409 answer stands for.
+fn conflict(v: Value) -> ClientError {
+    let (client_id, seq) = (v["client_id"].as_u64(), v["seq"].as_u64());
+    match (v["error"].as_str(), client_id, seq) {
+        (Some("session expired"), Some(client_id), Some(seq)) => {
+            ClientError::SessionExpired { client_id, seq }
+        }
+        (Some("stale seq"), Some(client_id), Some(seq)) => ClientError::Stale {
+            client_id,
+            seq,
+            last_seq: v["last_seq"].as_u64().unwrap_or(seq),
+        },
+        _ => ClientError::Rejected(format!("409: {v}")),
     }
 }

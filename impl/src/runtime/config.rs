@@ -74,6 +74,13 @@ pub struct Config {
     /// this bounds what a compacted log keeps on disk besides the snapshot.
     #[serde(default = "default_wal_segment_bytes")]
     pub wal_segment_bytes: u64,
+    /// Most client sessions the state machine keeps (default 16,384). Only a registration
+    /// (`POST /register`) evicts, and then the session used least recently (by log index):
+    /// a client loses its session only after more than this many other clients registered or
+    /// wrote after its last request. Every node of a cluster must have the same value (it is
+    /// part of the replicated state machine's rules).
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
 }
 
 fn default_tick_ms() -> u64 {
@@ -96,6 +103,12 @@ fn default_snapshot_entries() -> u64 {
 }
 fn default_wal_segment_bytes() -> u64 {
     crate::runtime::wal::SEGMENT_BYTES
+}
+/// The core's default bound (16,384).
+pub fn default_max_sessions() -> usize {
+    crate::core::Params::default()
+        .max_sessions
+        .unwrap_or(16_384)
 }
 
 impl Config {
@@ -150,6 +163,9 @@ impl Config {
         }
         if self.request_timeout_ms == 0 || self.peer_queue == 0 {
             return Err("request_timeout_ms and peer_queue must be at least 1".into());
+        }
+        if self.max_sessions == 0 {
+            return Err("max_sessions must be at least 1".into());
         }
         if self.peer_secret.is_some() && self.peer_secret_file.is_some() {
             return Err("set peer_secret or peer_secret_file, not both".into());
@@ -227,6 +243,7 @@ impl Config {
                 api_token: None,
                 snapshot_entries: default_snapshot_entries(),
                 wal_segment_bytes: default_wal_segment_bytes(),
+                max_sessions: default_max_sessions(),
             })
             .collect()
     }
@@ -269,6 +286,14 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("at least 16"));
         bad.peer_secret_file = Some("/x".into());
         assert!(bad.validate().unwrap_err().contains("not both"));
+        let mut bad = cfgs[0].clone();
+        bad.max_sessions = 0;
+        assert!(bad.validate().unwrap_err().contains("max_sessions"));
+        assert_eq!(cfgs[0].max_sessions, 16_384);
+        // Older configuration files, without the setting, get the default.
+        let mut old = toml::to_string(&cfgs[0]).unwrap();
+        old = old.replace("max_sessions = 16384\n", "");
+        assert_eq!(toml::from_str::<Config>(&old).unwrap().max_sessions, 16_384);
     }
 
     #[test]

@@ -1,7 +1,15 @@
-//! The HTTP/JSON client API: key-value reads and writes, compare-and-swap, status and metrics.
-//! Handlers hand requests to the node loop and wait for its answer; a non-leader answers with a
-//! redirect to the leader, or relays the request there when asked (`?forward=true`). With
-//! `api_token` configured every request needs the bearer token.
+//! The HTTP/JSON client API: client sessions (`POST /register`), key-value reads and writes,
+//! compare-and-swap, status and metrics. Handlers hand requests to the node loop and wait for
+//! its answer; a non-leader answers with a redirect to the leader, or relays the request there
+//! when asked (`?forward=true`). With `api_token` configured every request needs the bearer
+//! token. Every error answer is JSON with an `error` reason.
+//!
+//! A write with `?client_id=&seq=` goes through the client's session (exactly once however
+//! often it is retried); a write without them takes no session: it is applied once per log
+//! entry, so it is not safe to retry. Registrations and sessionless writes are routed back to
+//! their waiting handler by a nonce (`(NO_SESSION, nonce)`), drawn from one counter per node
+//! process that starts at a random point, so nonces of different nodes (and of a restarted
+//! node) do not meet when a new leader answers an entry another node proposed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -20,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::config::Config;
 use super::metrics::Metrics;
 use super::server::{NodeInput, Status, READ_BIT};
-use crate::core::{Answer, ClientReply, ClientRequest, NodeId, Op, ReadRequest};
+use crate::core::{Answer, ClientReply, ClientRequest, NodeId, Op, ReadRequest, NO_SESSION};
 
 /// Shared by the HTTP handlers.
 pub(crate) struct Api {
@@ -28,6 +36,8 @@ pub(crate) struct Api {
     status: Arc<RwLock<Status>>,
     metrics: Arc<Metrics>,
     next_read: AtomicU64,
+    /// Nonces of registrations and sessionless writes (never with `READ_BIT`).
+    next_nonce: AtomicU64,
     timeout: Duration,
     id: NodeId,
     cfg: Arc<Config>,
@@ -46,10 +56,17 @@ impl Api {
             status,
             metrics,
             next_read: AtomicU64::new(1),
+            // A random start in [2^61, 2^62): no collision with another process's nonces in
+            // practice, and 2^61 nonces before `READ_BIT` could be reached.
+            next_nonce: AtomicU64::new(rand::random::<u64>() >> 3 | 1 << 61),
             timeout,
             id: cfg.id,
             cfg,
         }
+    }
+
+    fn nonce(&self) -> u64 {
+        self.next_nonce.fetch_add(1, Ordering::Relaxed)
     }
 }
 
@@ -57,10 +74,12 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/kv/:key", get(kv_get).put(kv_put).delete(kv_delete))
         .route("/cas/:key", post(kv_cas))
+        .route("/register", post(register))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(api.clone(), forward))
         .layer(middleware::from_fn_with_state(api.clone(), authorize))
+        .layer(middleware::from_fn(json_errors))
         .with_state(api)
 }
 
@@ -90,7 +109,7 @@ async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
         .into_response()
 }
 
-/// `?forward=true` on a key-value request to a node that knows another leader: the node sends
+/// `?forward=true` on a key-value request or a registration to a node that knows another leader: the node sends
 /// the request to the leader itself and relays the answer, instead of the default 307
 /// redirect. The forwarded request loses `forward=true`, so it is forwarded at most once; when
 /// the leader is unknown or this node leads, the request is served here as usual.
@@ -99,7 +118,8 @@ async fn forward(State(api): State<Arc<Api>>, req: Request, next: Next) -> Respo
         .uri()
         .query()
         .is_some_and(|q| q.split('&').any(|kv| kv == "forward=true"));
-    let data = req.uri().path().starts_with("/kv/") || req.uri().path().starts_with("/cas/");
+    let path = req.uri().path();
+    let data = path.starts_with("/kv/") || path.starts_with("/cas/") || path == "/register";
     if !(wants && data) {
         return next.run(req).await;
     }
@@ -202,11 +222,21 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `?client_id=&seq=` of a write (both or neither; neither: a fresh client id, seq 1).
+/// `?client_id=&seq=` of a write: both (a write of that session), or neither (a write that
+/// takes no session).
+/// Taken as text, so that a bad number is answered naming the parameter.
 #[derive(Debug, Deserialize)]
 struct WriteParams {
-    client_id: Option<u64>,
-    seq: Option<u64>,
+    client_id: Option<String>,
+    seq: Option<String>,
+}
+
+fn number(name: &str, v: Option<String>) -> Result<Option<u64>, String> {
+    v.map(|v| {
+        v.parse()
+            .map_err(|_| format!("{name} must be a decimal number below 2^64, got {v:?}"))
+    })
+    .transpose()
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,8 +257,67 @@ fn err(code: StatusCode, msg: &str) -> Response {
     (code, Json(json!({ "error": msg }))).into_response()
 }
 
+/// Any error answer that is not JSON yet (axum's own: unknown route, wrong method, a query,
+/// path or body it cannot parse, a body over the limit) becomes `{"error": "..."}` with the
+/// same status, so that every error a client sees is JSON with a reason.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let msg = if text.is_empty() {
+        reason
+    } else {
+        format!("{reason}: {text}")
+    };
+    let mut out = err(status, &msg);
+    for name in [header::ALLOW, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
+}
+
+/// What a write's or a registration's timeout means for its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A write of a session: retrying it with the same `(client_id, seq)` is safe.
+    Session,
+    /// A write without a session: it may still be applied, and a retry may apply it twice.
+    Sessionless,
+    /// `POST /register`.
+    Register,
+}
+
 fn answer_json(reply: ClientReply, api: &Api, uri: &Uri) -> Response {
     match reply {
+        // A write without a session has no (client_id, seq) worth showing: its seq is only
+        // the nonce that routed the answer here, and it cannot be retried.
+        ClientReply::Response(r)
+            if r.client_id == NO_SESSION && r.answer != Answer::SessionExpired =>
+        {
+            let body = match r.answer {
+                Answer::Ok | Answer::SessionExpired => json!({ "ok": true }),
+                Answer::Value(v) => json!({ "value": v }),
+                Answer::Cas { swapped, previous } => {
+                    json!({ "swapped": swapped, "previous": previous })
+                }
+            };
+            (StatusCode::OK, Json(body)).into_response()
+        }
         ClientReply::Response(r) => {
             let body = match r.answer {
                 Answer::Ok => json!({ "ok": true, "client_id": r.client_id, "seq": r.seq }),
@@ -240,7 +329,14 @@ fn answer_json(reply: ClientReply, api: &Api, uri: &Uri) -> Response {
                     return (
                         StatusCode::CONFLICT,
                         Json(json!({
-                            "error": "session expired", "client_id": r.client_id, "seq": r.seq
+                            "error": "session expired",
+                            "client_id": r.client_id,
+                            "seq": r.seq,
+                            "detail": "this client id has no session (evicted by newer \
+                                registrations, or never registered): this request was not \
+                                applied, an earlier attempt with the same seq may or may not \
+                                have been; register a new session (POST /register) before \
+                                writing again",
                         })),
                     )
                         .into_response()
@@ -261,8 +357,15 @@ fn answer_json(reply: ClientReply, api: &Api, uri: &Uri) -> Response {
         } => (
             StatusCode::CONFLICT,
             Json(json!({
-                "error": "stale request: a later seq of this session was applied",
-                "client_id": client_id, "seq": seq, "last_seq": last_seq
+                "error": "stale seq",
+                "client_id": client_id,
+                "seq": seq,
+                "last_seq": last_seq,
+                "detail": format!(
+                    "the session already applied seq {last_seq}, after this one: the answer \
+                     to seq {seq} is no longer kept and this request is never applied; a new \
+                     command needs a seq above {last_seq}"
+                ),
             })),
         )
             .into_response(),
@@ -289,30 +392,86 @@ fn answer_json(reply: ClientReply, api: &Api, uri: &Uri) -> Response {
     }
 }
 
+/// Hand a write or a registration to the node loop and wait for its answer.
+async fn propose(
+    api: &Api,
+    input: NodeInput,
+    rx: oneshot::Receiver<ClientReply>,
+    kind: Kind,
+    uri: &Uri,
+) -> Response {
+    if api.input.try_send(input).is_err() {
+        return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
+    }
+    let ms = api.timeout.as_millis();
+    match (tokio::time::timeout(api.timeout, rx).await, kind) {
+        (Ok(Ok(reply)), _) => answer_json(reply, api, uri),
+        (Ok(Err(_)), Kind::Sessionless) => err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node stopping; the outcome of this write without a session is unknown (it may \
+             still be applied, and retrying it may apply it twice)",
+        ),
+        (Ok(Err(_)), _) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
+        (Err(_), Kind::Session) => err(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!(
+                "not committed within {ms} ms; retry with the same client_id and seq (it is \
+                 applied at most once)"
+            ),
+        ),
+        (Err(_), Kind::Sessionless) => err(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!(
+                "not committed within {ms} ms; the outcome is unknown: this write has no \
+                 session, so it may still be applied, and retrying it may apply it twice (send \
+                 writes you retry with a session: POST /register)"
+            ),
+        ),
+        (Err(_), Kind::Register) => err(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!(
+                "registration not committed within {ms} ms; retry (a registration applied \
+                 anyway opens a session nobody uses, which is harmless)"
+            ),
+        ),
+    }
+}
+
 async fn submit(api: &Api, p: WriteParams, op: Op, uri: &Uri) -> Response {
-    let (client_id, seq) = match (p.client_id, p.seq) {
-        (Some(c), Some(s)) if s > 0 => (c, s),
-        (None, None) => (rand::random::<u64>() >> 1 | 1, 1),
+    let parsed = number("client_id", p.client_id).and_then(|c| Ok((c, number("seq", p.seq)?)));
+    let (client_id, seq) = match parsed {
+        Ok(x) => x,
+        Err(why) => return err(StatusCode::BAD_REQUEST, &why),
+    };
+    let (client_id, seq, kind) = match (client_id, seq) {
+        (Some(NO_SESSION), _) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "client_id 0 is no session: omit client_id and seq for a write without a \
+                 session, or open one with POST /register",
+            )
+        }
+        (Some(c), Some(s)) if s > 0 => (c, s, Kind::Session),
+        (Some(_), Some(_)) => return err(StatusCode::BAD_REQUEST, "seq starts at 1"),
+        (None, None) => (NO_SESSION, api.nonce(), Kind::Sessionless),
         _ => {
             return err(
                 StatusCode::BAD_REQUEST,
-                "client_id and seq go together, seq >= 1",
+                "client_id and seq go together (a session's write), or neither (a write \
+                 without a session)",
             )
         }
     };
     let (tx, rx) = oneshot::channel();
     let req = ClientRequest { client_id, seq, op };
-    if api.input.try_send(NodeInput::Client(req, tx)).is_err() {
-        return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
-    }
-    match tokio::time::timeout(api.timeout, rx).await {
-        Ok(Ok(reply)) => answer_json(reply, api, uri),
-        Ok(Err(_)) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
-        Err(_) => err(
-            StatusCode::GATEWAY_TIMEOUT,
-            "not committed in time; retry with the same client_id and seq",
-        ),
-    }
+    propose(api, NodeInput::Client(req, tx), rx, kind, uri).await
+}
+
+/// `POST /register`: open a session; its id is the index of its `Register` entry.
+async fn register(State(api): State<Arc<Api>>, uri: Uri) -> Response {
+    let (tx, rx) = oneshot::channel();
+    let input = NodeInput::Register(api.nonce(), tx);
+    propose(&api, input, rx, Kind::Register, &uri).await
 }
 
 async fn kv_put(

@@ -2,11 +2,13 @@
 //! with its own keep-alive HTTP/1.1 connection, issuing a read/write mix against a running
 //! cluster and recording every operation's latency.
 //!
-//! Each client behaves like the library client: it follows the leader's redirect, rotates
-//! through the nodes on failures, and retries a write with the same `(client_id, seq)` until it
-//! is answered, so a retried write is never applied twice. An operation that is still not
-//! answered after `op_timeout` counts as an error; a 4xx answer (bad token, bad request) stops
-//! the run, since retrying it cannot succeed.
+//! Each client behaves like the library client: it registers a session (`POST /register`)
+//! before its first operation, follows the leader's redirect, rotates through the nodes on
+//! failures, and retries a write with the same `(client_id, seq)` until it is answered, so a
+//! retried write is never applied twice. An operation that is still not answered after
+//! `op_timeout` counts as an error; so does a write whose session expired (409; the client
+//! registers again); any other 4xx answer (bad token, bad request) stops the run, since
+//! retrying it cannot succeed.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -112,8 +114,10 @@ pub struct Summary {
     pub ops: u64,
     pub ops_per_s: f64,
     pub writes_per_s: f64,
-    /// Operations given up on after `op_timeout`.
+    /// Operations given up on after `op_timeout`, or whose session expired.
     pub errors: u64,
+    /// Writes answered "session expired" (409): their client registered again.
+    pub expired: u64,
     /// Attempts repeated (redirects, 503/504, connection errors); each retried write kept its
     /// `(client_id, seq)`.
     pub retries: u64,
@@ -128,6 +132,7 @@ pub struct Progress {
     pub reads: AtomicU64,
     pub errors: AtomicU64,
     pub retries: AtomicU64,
+    pub expired: AtomicU64,
 }
 
 /// Run the load; `progress` receives the shared counters once a second until the run ends.
@@ -150,7 +155,7 @@ pub async fn run(
             conn: None,
             current: i % cfg.nodes.len(),
             nodes: cfg.nodes.clone(),
-            client_id: rand::random::<u64>() >> 1 | 1,
+            client_id: crate::core::NO_SESSION,
             seq: 0,
             rng: StdRng::seed_from_u64(cfg.seed.wrapping_add(i as u64)),
             value: Bytes::from(vec![b'v'; cfg.value_size]),
@@ -202,6 +207,7 @@ pub async fn run(
         ops_per_s: ops as f64 / elapsed,
         writes_per_s: writes.count as f64 / elapsed,
         errors: counters.errors.load(Ordering::Relaxed),
+        expired: counters.expired.load(Ordering::Relaxed),
         retries: counters.retries.load(Ordering::Relaxed),
         writes,
         reads,
@@ -215,6 +221,7 @@ struct Worker {
     conn: Option<SendRequest<Full<Bytes>>>,
     current: usize,
     nodes: Vec<String>,
+    /// The session (`NO_SESSION` until registered).
     client_id: u64,
     seq: u64,
     rng: StdRng,
@@ -222,7 +229,11 @@ struct Worker {
 }
 
 enum Outcome {
-    Done,
+    /// Answered (200), with the answer's body.
+    Done(Bytes),
+    /// A write's session is gone (409 "session expired"): counted as an error, and the
+    /// client registers again.
+    Expired,
     /// Not answered in time (counted as an error; the run goes on).
     GaveUp,
     /// The cluster refuses this request outright (4xx): the run stops.
@@ -245,32 +256,54 @@ impl Worker {
             }
             let key = format!("bench-{}", self.rng.gen_range(0..self.cfg.keys));
             let read = self.rng.gen_bool(self.cfg.reads);
+            // A session before the first write (reads need none).
+            if !read && self.client_id == crate::core::NO_SESSION {
+                match self.register().await {
+                    Ok(()) => {}
+                    // Not registered in time: this operation is given up on.
+                    Err(None) => {
+                        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Err(Some(e)) => {
+                        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        fatal.lock().unwrap().get_or_insert(e);
+                        stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
             let t0 = Instant::now();
             let outcome = if read {
-                let q = if self.cfg.stale_reads {
-                    "stale=true".to_string()
+                let uri = if self.cfg.stale_reads {
+                    format!("/kv/{key}?stale=true")
                 } else {
-                    format!("client_id={}", self.client_id)
+                    format!("/kv/{key}")
                 };
-                self.attempt(Method::GET, &key, q, Bytes::new()).await
+                self.attempt(Method::GET, uri, Bytes::new()).await
             } else {
                 self.seq += 1;
-                let q = format!("client_id={}&seq={}", self.client_id, self.seq);
+                let uri = format!("/kv/{key}?client_id={}&seq={}", self.client_id, self.seq);
                 let body = self.value.clone();
-                self.attempt(Method::PUT, &key, q, body).await
+                self.attempt(Method::PUT, uri, body).await
             };
             let us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
             match outcome {
-                Outcome::Done if read => {
+                Outcome::Done(_) if read => {
                     rl.push(us);
                     self.counters.reads.fetch_add(1, Ordering::Relaxed);
                 }
-                Outcome::Done => {
+                Outcome::Done(_) => {
                     wl.push(us);
                     self.counters.writes.fetch_add(1, Ordering::Relaxed);
                 }
                 Outcome::GaveUp => {
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                Outcome::Expired => {
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    self.counters.expired.fetch_add(1, Ordering::Relaxed);
+                    self.client_id = crate::core::NO_SESSION;
                 }
                 Outcome::Refused(e) => {
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -283,8 +316,37 @@ impl Worker {
         (wl, rl)
     }
 
-    /// Send one operation until it is answered, refused or `op_timeout` passes.
-    async fn attempt(&mut self, method: Method, key: &str, query: String, body: Bytes) -> Outcome {
+    /// Open a session (`POST /register`, retried like any request). `Err(None)`: not answered
+    /// in time; `Err(Some(why))`: refused.
+    async fn register(&mut self) -> Result<(), Option<String>> {
+        let body = match self
+            .attempt(Method::POST, "/register".into(), Bytes::new())
+            .await
+        {
+            Outcome::Done(b) => b,
+            Outcome::GaveUp => return Err(None),
+            Outcome::Expired => return Err(Some("a registration answered 409".into())),
+            Outcome::Refused(e) => return Err(Some(e)),
+        };
+        let id = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["client_id"].as_u64())
+            .filter(|&id| id != crate::core::NO_SESSION);
+        match id {
+            Some(id) => {
+                self.client_id = id;
+                self.seq = 0;
+                Ok(())
+            }
+            None => Err(Some(format!(
+                "bad answer to a registration: {}",
+                String::from_utf8_lossy(&body)
+            ))),
+        }
+    }
+
+    /// Send one request until it is answered, refused or `op_timeout` passes.
+    async fn attempt(&mut self, method: Method, uri: String, body: Bytes) -> Outcome {
         let start = Instant::now();
         let mut backoff = Duration::from_millis(5);
         let mut first = true;
@@ -302,7 +364,7 @@ impl Worker {
             }
             let mut req = Request::builder()
                 .method(method.clone())
-                .uri(format!("/kv/{key}?{query}"))
+                .uri(uri.as_str())
                 .header(hyper::header::HOST, &self.nodes[self.current]);
             if let Some(t) = &self.cfg.token {
                 req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
@@ -340,7 +402,10 @@ impl Worker {
                 }
             };
             if status == StatusCode::OK {
-                return Outcome::Done;
+                return Outcome::Done(body);
+            }
+            if status == StatusCode::CONFLICT && body_error(&body) == Some("session expired") {
+                return Outcome::Expired;
             }
             if status == StatusCode::TEMPORARY_REDIRECT {
                 if let Some(addr) = location.as_deref().and_then(authority) {
@@ -416,6 +481,16 @@ impl Worker {
             }
         }
     }
+}
+
+/// The `error` of a JSON error answer.
+fn body_error(body: &[u8]) -> Option<&str> {
+    // A borrowed string: the reasons this module looks for have no escapes.
+    #[derive(serde::Deserialize)]
+    struct E<'a> {
+        error: &'a str,
+    }
+    serde_json::from_slice::<E>(body).ok().map(|e| e.error)
 }
 
 /// `host:port` of an absolute `http://host:port/...` URL.

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub snapshots: AtomicU64,
     pub snapshots_installed: AtomicU64,
     pub messages_too_large: AtomicU64,
+    pub registrations: AtomicU64,
+    pub sessions: AtomicU64,
     fsync_buckets: [AtomicU64; FSYNC_BUCKETS.len()],
     fsync_count: AtomicU64,
     fsync_sum_ns: AtomicU64,
@@ -97,6 +99,18 @@ impl Metrics {
             g(&self.proposals),
         );
         one("reads_total", "counter", "Reads received.", g(&self.reads));
+        one(
+            "registrations_total",
+            "counter",
+            "Session registrations received (POST /register).",
+            g(&self.registrations),
+        );
+        one(
+            "sessions",
+            "gauge",
+            "Client sessions in the state machine.",
+            g(&self.sessions),
+        );
         one(
             "leader_changes_total",
             "counter",

@@ -43,8 +43,7 @@ use super::transport::{self, Transport};
 use super::wal::{StorageError, WalOptions};
 use crate::core::{
     ClientId, ClientReply, ClientRequest, Envelope, Input, Message, NodeId, Params, RaftCore,
-    NO_SESSION,
-    ReadRequest, Ready, Role, Text,
+    ReadRequest, Ready, Role, Text, NO_SESSION,
 };
 use crate::driver::{Driver, Timing};
 
@@ -61,6 +60,8 @@ pub enum NodeInput {
     Peer(Envelope),
     Tick,
     Client(ClientRequest, oneshot::Sender<ClientReply>),
+    /// `POST /register` with its nonce; answered by `ClientReply::Registered` (or `NotLeader`).
+    Register(u64, oneshot::Sender<ClientReply>),
     Read(ReadRequest, oneshot::Sender<ClientReply>),
     StaleRead(String, oneshot::Sender<Option<Text>>),
     Shutdown,
@@ -83,6 +84,9 @@ pub struct Status {
     /// Index of the latest durable snapshot (0: none).
     #[serde(default)]
     pub snapshot_index: u64,
+    /// Client sessions in this node's state machine.
+    #[serde(default)]
+    pub sessions: u64,
 }
 
 type Waiters = HashMap<(ClientId, u64), Vec<oneshot::Sender<ClientReply>>>;
@@ -163,6 +167,11 @@ impl NodeLoop {
                             .or_default()
                             .push(tx);
                         self.step_input(Input::Client(req), &mut msgs, &mut replies)?;
+                    }
+                    NodeInput::Register(nonce, tx) => {
+                        self.metrics.inc(&self.metrics.registrations);
+                        self.writes.entry((NO_SESSION, nonce)).or_default().push(tx);
+                        self.step_input(Input::Register { nonce }, &mut msgs, &mut replies)?;
                     }
                     NodeInput::Read(req, tx) => {
                         self.metrics.inc(&self.metrics.reads);
@@ -393,6 +402,7 @@ impl NodeLoop {
         m.set(&m.commit_index, core.commit_index());
         m.set(&m.applied_index, core.last_applied());
         m.set(&m.last_log_index, core.log().last_index());
+        m.set(&m.sessions, core.sessions().len() as u64);
         if core.leader_id().is_some() && core.leader_id() != self.known_leader {
             self.known_leader = core.leader_id();
             m.inc(&m.leader_changes);
@@ -414,6 +424,7 @@ impl NodeLoop {
             last_log_index: core.log().last_index(),
             members: self.cfg.members(),
             snapshot_index: self.storage.snapshot_index(),
+            sessions: core.sessions().len() as u64,
         };
         *self.status.write().unwrap() = status;
     }
@@ -486,11 +497,20 @@ fn compaction_due(core: &RaftCore, every: u64) -> bool {
 
 /// The core parameters the runtime uses: the node defaults with pipelining off, so that a
 /// recorded run is a sequence of model transitions (`raft-conformance validate`) and every
-/// append carries everything from `next_index` (which `coalesce` relies on).
+/// append carries everything from `next_index` (which `coalesce` relies on). A node sets
+/// `max_sessions` from its configuration ([`params_of`]).
 pub fn runtime_params() -> Params {
     Params {
         max_inflight_appends: None,
         ..Params::default()
+    }
+}
+
+/// [`runtime_params`] with the node's configured session bound.
+pub fn params_of(cfg: &Config) -> Params {
+    Params {
+        max_sessions: Some(cfg.max_sessions),
+        ..runtime_params()
     }
 }
 
@@ -535,7 +555,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let core = RaftCore::restore(
         cfg.id,
         &members,
-        runtime_params(),
+        params_of(&cfg),
         rec.hard_state,
         rec.snapshot,
         rec.log,
@@ -760,7 +780,7 @@ mod tests {
         assert!(core.is_leader());
         for seq in 1..=n {
             core.step(Input::Client(ClientRequest {
-                client_id: 5,
+                client_id: NO_SESSION,
                 seq,
                 op: Op::Delete { key: "k".into() },
             }));

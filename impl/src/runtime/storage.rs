@@ -678,12 +678,14 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{ClientRequest, Command, Entry, Envelope, Input, Message, Op, Params, Role};
+    use crate::core::{
+        ClientRequest, Command, Entry, Envelope, Input, Message, Op, Params, Role, NO_SESSION,
+    };
 
-    /// A sessionless write (the log and snapshot are what these tests look at).
+    /// A write without a session (the seq is only a nonce): each one is appended and applied.
     fn put(k: u64) -> Input {
         Input::Client(ClientRequest {
-            client_id: crate::core::NO_SESSION,
+            client_id: NO_SESSION,
             seq: k,
             op: Op::Put {
                 key: format!("k{}", k % 5).into(),

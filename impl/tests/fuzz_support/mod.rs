@@ -63,6 +63,7 @@ pub fn entry() -> impl Strategy<Value = Entry> {
         0u64..1000,
         prop_oneof![
             Just(Command::Noop),
+            any::<u64>().prop_map(|nonce| Command::Register { nonce }),
             (any::<u64>(), any::<u64>(), op()).prop_map(|(client_id, seq, op)| Command::Client {
                 client_id,
                 seq,

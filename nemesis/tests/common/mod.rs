@@ -69,6 +69,7 @@ pub fn base_run(test: &str, dir: &std::path::Path) -> raft_nemesis::run::RunConf
             op_timeout: Duration::from_secs(5),
             think: Duration::ZERO,
             stale_reads: false,
+            churn: None,
         },
         max_time: Duration::from_secs(45),
         faults: raft_nemesis::schedule::ALL.to_vec(),
@@ -76,7 +77,16 @@ pub fn base_run(test: &str, dir: &std::path::Path) -> raft_nemesis::run::RunConf
         warmup_ms: 1000,
         target_leader: false,
         verbose: true,
+        max_sessions: None,
     }
+}
+
+/// Eviction pressure: the nodes keep `clients + 2` sessions, a churn thread registers a
+/// session and sends a write without a session every 50 ms, and client 0 idles between its
+/// operations, so sessions are evicted during the run.
+pub fn eviction_pressure(cfg: &mut raft_nemesis::run::RunConfig) {
+    cfg.max_sessions = Some(cfg.workload.clients as usize + 2);
+    cfg.workload.churn = Some(std::time::Duration::from_millis(50));
 }
 
 /// Recording on, for `time`: `clients` clients in the model's vocabulary (two keys, put and
