@@ -182,7 +182,6 @@ impl Config {
             })
             .collect()
     }
-
 }
 
 impl Config {

@@ -407,7 +407,9 @@ impl RaftModel {
 
 /// The client whose session is `client_id`.
 fn client_of(clients: &[crate::state::Client], client_id: ClientId) -> Option<usize> {
-    clients.iter().position(|c| c.session == client_id && client_id != 0)
+    clients
+        .iter()
+        .position(|c| c.session == client_id && client_id != 0)
 }
 
 impl Model for RaftModel {

@@ -6,8 +6,8 @@
 use crate::config::Config;
 use crate::model::RaftModel;
 use crate::server::event;
-use crate::state::State;
 use crate::server::{register, run};
+use crate::state::State;
 use crate::types::{Command, Index, Role, Session, Value};
 use stateright::Property;
 
@@ -44,9 +44,10 @@ pub fn all(cfg: &Config) -> Vec<Property<RaftModel>> {
     let mut all = always_and_witnesses();
     // Eviction needs a bound and a registration through the log.
     if cfg.params.max_sessions > 0 && cfg.registering != 0 {
-        all.push(Property::sometimes(EXPIRED_RETRY_REFUSED, |_, s: &State| {
-            s.events & event::EXPIRED_RETRY_REFUSED != 0
-        }));
+        all.push(Property::sometimes(
+            EXPIRED_RETRY_REFUSED,
+            |_, s: &State| s.events & event::EXPIRED_RETRY_REFUSED != 0,
+        ));
     }
     if cfg.snapshots {
         all.push(Property::always(

@@ -591,29 +591,27 @@ impl Server {
                 }
                 return;
             }
-            Command::Client { client_id, seq, op } => {
-                match self.session_at(client_id) {
-                    None => {
-                        self.refuse_expired(client_id, seq, fx);
-                        Some(Answer::SessionExpired)
-                    }
-                    Some(at) if seq <= self.sessions[at].last_seq && !cfg.has_bug(Bug::NoDedup) => {
-                        let s = self.sessions[at];
-                        (seq == s.last_seq).then_some(s.answer)
-                    }
-                    Some(at) => {
-                        let answer = run(&mut self.kv, op);
-                        self.sessions[at] = Session {
-                            client_id,
-                            last_seq: seq,
-                            answer,
-                            last_index: index,
-                        };
-                        self.count_applied(client_id, seq);
-                        Some(answer)
-                    }
+            Command::Client { client_id, seq, op } => match self.session_at(client_id) {
+                None => {
+                    self.refuse_expired(client_id, seq, fx);
+                    Some(Answer::SessionExpired)
                 }
-            }
+                Some(at) if seq <= self.sessions[at].last_seq && !cfg.has_bug(Bug::NoDedup) => {
+                    let s = self.sessions[at];
+                    (seq == s.last_seq).then_some(s.answer)
+                }
+                Some(at) => {
+                    let answer = run(&mut self.kv, op);
+                    self.sessions[at] = Session {
+                        client_id,
+                        last_seq: seq,
+                        answer,
+                        last_index: index,
+                    };
+                    self.count_applied(client_id, seq);
+                    Some(answer)
+                }
+            },
         };
         let Command::Client { client_id, seq, .. } = entry.command else {
             unreachable!()

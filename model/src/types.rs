@@ -54,7 +54,9 @@ pub enum Command {
     },
     /// Opens a session whose id is this entry's index. `nonce` (the model's client number)
     /// routes the answer back to the client that asked.
-    Register { nonce: u8 },
+    Register {
+        nonce: u8,
+    },
 }
 
 /// (`Hash` is in `pack.rs`.)

@@ -946,13 +946,11 @@ impl RaftCore {
                 seq,
                 last_seq: s.last_seq,
             }),
-            None if client_id <= self.last_applied => {
-                Some(ClientReply::Response(ClientResponse {
-                    client_id,
-                    seq,
-                    answer: Answer::SessionExpired,
-                }))
-            }
+            None if client_id <= self.last_applied => Some(ClientReply::Response(ClientResponse {
+                client_id,
+                seq,
+                answer: Answer::SessionExpired,
+            })),
             _ => None,
         }
     }

@@ -361,7 +361,10 @@ fn on_reply(
         .find(|cl| cl.session.is_some_and(|s| s == reply.client_id()))
     else {
         if let ClientReply::NotLeader { seq, hint, .. } = reply {
-            if let Some(cl) = clients.iter_mut().find(|cl| cl.session.is_none() && cl.nonce == seq) {
+            if let Some(cl) = clients
+                .iter_mut()
+                .find(|cl| cl.session.is_none() && cl.nonce == seq)
+            {
                 cl.hint = hint;
                 cl.register_sent_at = 0;
             }

@@ -130,10 +130,16 @@ impl Story {
     pub fn register(&mut self, to: NodeId, client: u64) -> &mut Self {
         let r = self.c.input(to, Input::Register { nonce: client });
         self.record(r).settle();
-        let opened = self.c.delivered_replies.iter().find_map(|(_, _, r)| match r {
-            ClientReply::Registered { nonce, client_id } if *nonce == client => Some(*client_id),
-            _ => None,
-        });
+        let opened = self
+            .c
+            .delivered_replies
+            .iter()
+            .find_map(|(_, _, r)| match r {
+                ClientReply::Registered { nonce, client_id } if *nonce == client => {
+                    Some(*client_id)
+                }
+                _ => None,
+            });
         match opened {
             Some(id) => {
                 self.sessions.insert(client, id);
