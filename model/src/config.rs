@@ -130,8 +130,11 @@ impl Default for Config {
             max_term: 3,
             max_log_len: 3,
             max_restarts: 1,
-            client_ops: vec![vec![put(0), get()], vec![]],
-            registering: 0b10,
+            // `pg,r` with max_sessions 1 (eviction in the default check) ran past 86 M states
+            // in 900 s: too big for the 5-minute budget; kept out of the default until the
+            // checker is faster (issue 13).
+            client_ops: vec![vec![put(0), get()]],
+            registering: 0,
             max_retries: 1,
             max_in_flight: 2,
             max_inbox: 0,

@@ -58,7 +58,7 @@ struct Bounds {
     /// item starting with `r` registers its session through the log first; the others have a
     /// session opened before the run. `pg,r`: a client that puts then gets, and a second one
     /// that only registers (with `--max-sessions 1` its registration evicts the first).
-    #[arg(long, default_value = "pg,r", value_delimiter = ',', value_parser = parse_clients)]
+    #[arg(long, default_value = "pg", value_delimiter = ',', value_parser = parse_clients)]
     clients: Vec<(bool, Vec<raft_model::types::Op>)>,
     /// Most sessions the state machine keeps (0: no bound); a registration into a full table
     /// evicts the least recently used session.
