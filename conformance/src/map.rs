@@ -28,14 +28,14 @@ pub fn model_id(n: c::NodeId) -> Result<m::Id, String> {
         .ok_or_else(|| format!("node id {n} has no model id"))
 }
 
+/// Session ids are the same number in both: a `Register` entry's index, or
+/// `PRE_REGISTERED + c` for a session opened before the run.
 pub fn client_id(cl: m::ClientId) -> c::ClientId {
-    100 + cl as c::ClientId
+    cl as c::ClientId
 }
 
 pub fn model_client(cl: c::ClientId) -> Result<m::ClientId, String> {
-    cl.checked_sub(100)
-        .and_then(|x| m::ClientId::try_from(x).ok())
-        .ok_or_else(|| format!("client id {cl} has no model id"))
+    m::ClientId::try_from(cl).map_err(|_| format!("client id {cl} has no model id"))
 }
 
 pub fn key(k: m::Key) -> c::Text {
@@ -89,6 +89,12 @@ pub fn model_op(o: &c::Op) -> Result<m::Op, String> {
 
 /// A leader's answer as the core's reply to the client.
 pub fn client_reply(r: &m::ClientResponse) -> c::ClientReply {
+    if let m::Answer::Registered(id) = r.answer {
+        return c::ClientReply::Registered {
+            nonce: r.client_id as u64,
+            client_id: client_id(id),
+        };
+    }
     c::ClientReply::Response(c::ClientResponse {
         client_id: client_id(r.client_id),
         seq: r.seq as u64,
@@ -100,6 +106,9 @@ pub fn answer(a: &m::Answer) -> c::Answer {
     match *a {
         m::Answer::Ok => c::Answer::Ok,
         m::Answer::Value(v) => c::Answer::Value(v.map(value)),
+        m::Answer::SessionExpired => c::Answer::SessionExpired,
+        // Carried by `ClientReply::Registered` in the node; never stored in a session.
+        m::Answer::Registered(_) => c::Answer::Ok,
     }
 }
 
@@ -107,6 +116,7 @@ pub fn model_answer(a: &c::Answer) -> Result<m::Answer, String> {
     match a {
         c::Answer::Ok => Ok(m::Answer::Ok),
         c::Answer::Value(v) => Ok(m::Answer::Value(v.as_deref().map(model_value).transpose()?)),
+        c::Answer::SessionExpired => Ok(m::Answer::SessionExpired),
         other => Err(format!("{other:?} has no model counterpart")),
     }
 }
@@ -123,6 +133,9 @@ pub fn command(cmd: &m::Command) -> c::Command {
             seq: *seq as u64,
             op: op(o),
         },
+        m::Command::Register { nonce } => c::Command::Register {
+            nonce: *nonce as u64,
+        },
     }
 }
 
@@ -137,6 +150,9 @@ pub fn model_command(cmd: &c::Command) -> Result<m::Command, String> {
             client_id: model_client(*cl)?,
             seq: model_u8(*seq, "seq")?,
             op: model_op(o)?,
+        },
+        c::Command::Register { nonce } => m::Command::Register {
+            nonce: model_u8(*nonce, "nonce")?,
         },
     })
 }
@@ -159,15 +175,14 @@ pub fn snapshot(s: &m::Snapshot) -> c::Snapshot {
     let kv = (s.kv.iter().enumerate())
         .filter_map(|(k, v)| v.map(|v| (key(k as m::Key), value(v))))
         .collect();
-    let sessions = (s.sessions.iter().enumerate())
-        .filter(|(_, sess)| sess.last_seq > 0)
-        .map(|(cl, sess)| {
+    let sessions = (s.sessions.iter())
+        .map(|sess| {
             (
-                client_id(cl as m::ClientId),
+                client_id(sess.client_id),
                 c::Session {
                     last_seq: sess.last_seq as u64,
                     answer: answer(&sess.answer),
-                    last_index: 0,
+                    last_index: sess.last_index as u64,
                 },
             )
         })
@@ -185,22 +200,15 @@ pub fn model_snapshot(s: &c::Snapshot, clients: usize) -> Result<m::Snapshot, St
     for (k, v) in s.state.kv() {
         kv[model_key(k)? as usize] = Some(model_value(v)?);
     }
-    let mut sessions = vec![
-        m::Session {
-            last_seq: 0,
-            answer: m::Answer::Ok
-        };
-        clients
-    ];
+    let _ = clients;
+    let mut sessions = Vec::new();
     for (&cl, sess) in s.state.sessions() {
-        let slot = model_client(cl)? as usize;
-        if slot >= clients {
-            return Err(format!("client {cl} outside the model's {clients} clients"));
-        }
-        sessions[slot] = m::Session {
+        sessions.push(m::Session {
+            client_id: model_client(cl)?,
             last_seq: model_u8(sess.last_seq, "seq")?,
             answer: model_answer(&sess.answer)?,
-        };
+            last_index: model_u8(sess.last_index, "index")?,
+        });
     }
     Ok(m::Snapshot {
         last_included_index: model_u8(s.last_included_index, "index")?,

@@ -101,15 +101,14 @@ pub fn model_server(core: &c::RaftCore, cfg: &Config) -> Result<Server, String> 
     for (k, v) in core.kv() {
         s.kv[map::model_key(k)? as usize] = Some(map::model_value(v)?);
     }
+    s.sessions.clear();
     for (&cl, sess) in core.sessions() {
-        let slot = map::model_client(cl)? as usize;
-        if slot >= s.sessions.len() {
-            return Err(format!("client {cl} outside the recorded client set"));
-        }
-        s.sessions[slot] = Session {
+        s.sessions.push(Session {
+            client_id: map::model_client(cl)?,
             last_seq: map::model_u8(sess.last_seq, "seq")?,
             answer: map::model_answer(&sess.answer)?,
-        };
+            last_index: map::model_u8(sess.last_index, "index")?,
+        });
     }
     Ok(s)
 }
@@ -217,6 +216,10 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                 let op = map::model_op(&req.op).map_err(fail)?;
                 not_leader = !s.client_request(&cfg, me, cl, seq, op, &mut fx);
             }
+            c::Input::Register { nonce } => {
+                let nonce = map::model_u8(*nonce, "nonce").map_err(fail)?;
+                not_leader = !s.register_request(&cfg, me, nonce, &mut fx);
+            }
             c::Input::Compact => {
                 // The core compacts nothing when nothing new was applied; the model's step is
                 // not enabled then, and both states stay as they were.
@@ -261,13 +264,24 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                     hint: prev.leader_id(),
                 });
             }
+            if let c::Input::Register { nonce } = input {
+                want_replies.push(c::ClientReply::NotLeader {
+                    client_id: c::NO_SESSION,
+                    seq: *nonce,
+                    hint: prev.leader_id(),
+                });
+            }
         }
         let got_replies: Vec<c::ClientReply> = replies
             .iter()
             .filter(|r| match r {
                 c::ClientReply::Read { .. } => false,
-                c::ClientReply::NotLeader { .. } => matches!(input, c::Input::Client(_)),
-                c::ClientReply::Response(_) => true,
+                c::ClientReply::NotLeader { .. } => {
+                    matches!(input, c::Input::Client(_) | c::Input::Register { .. })
+                }
+                c::ClientReply::Response(_)
+                | c::ClientReply::Registered { .. }
+                | c::ClientReply::Stale { .. } => true,
             })
             .cloned()
             .collect();

@@ -212,6 +212,7 @@ pub fn entry_str(e: &c::Entry) -> String {
         c::Command::Client { client_id, seq, op } => {
             format!("{}:c{client_id}#{seq}:{op:?}", e.term)
         }
+        c::Command::Register { nonce } => format!("{}:register(n{nonce})", e.term),
     }
 }
 
