@@ -451,19 +451,22 @@ mod tests {
                     kv: [Some(1), None],
                     sessions: vec![
                         m::Session {
-                            last_seq: 1,
-                            answer: m::Answer::Ok,
-                        },
-                        m::Session {
+                            client_id: 2,
                             last_seq: 0,
                             answer: m::Answer::Ok,
+                            last_index: 2,
+                        },
+                        m::Session {
+                            client_id: m::PRE_REGISTERED,
+                            last_seq: 1,
+                            answer: m::Answer::Ok,
+                            last_index: 1,
                         },
                     ],
                 },
             },
         };
         assert_eq!(model_envelope(&envelope(&snap), 2).unwrap(), snap);
-        assert!(model_envelope(&envelope(&snap), 0).is_err());
         assert!(model_msg(
             &c::Message::ReadIndex {
                 term: 1,
