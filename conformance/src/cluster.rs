@@ -55,6 +55,26 @@ impl std::fmt::Display for Divergence {
     }
 }
 
+/// The input a model client request is for the core: a `Register` (nonce = the model's
+/// client number) while the client has no session, else its operation in hand under its
+/// session id, with `seq = done + 1`.
+pub fn client_input(model: &RaftModel, before: &State, client: m::ClientId) -> c::Input {
+    if model.must_register(before, client) {
+        return c::Input::Register {
+            nonce: client as u64,
+        };
+    }
+    let cl = before.clients[client as usize];
+    let op = model
+        .op_in_hand(before, client)
+        .expect("the action is enabled");
+    c::Input::Client(c::ClientRequest {
+        client_id: map::client_id(cl.session),
+        seq: cl.done as u64 + 1,
+        op: map::op(&op),
+    })
+}
+
 impl Cluster {
     /// Fresh cores for the model's initial state. `core_bug` overrides the configuration's bug
     /// on the core side only (the mutation score).
@@ -64,12 +84,18 @@ impl Cluster {
             params.bug = b;
         }
         let ids: Vec<c::NodeId> = (0..cfg.servers).map(map::node_id).collect();
+        // The model's servers start with the sessions of the clients registered before the
+        // run; the cores start from the same state, as a snapshot at index 0.
+        let storage = Storage {
+            snapshot: map::snapshot(&raft_model::server::Server::new(cfg).snapshot),
+            ..Storage::default()
+        };
         let nodes = ids
             .iter()
             .map(|&id| {
                 Rc::new(Node {
-                    core: c::RaftCore::new(id, &ids, params.clone()),
-                    storage: Storage::default(),
+                    core: storage.restore(id, &ids, params.clone()),
+                    storage: storage.clone(),
                 })
             })
             .collect();
@@ -92,18 +118,7 @@ impl Cluster {
             Action::HeartbeatTimeout(i) => Some(self.step(*i, c::Input::HeartbeatTimeout)),
             Action::Compact(i) => Some(self.step(*i, c::Input::Compact)),
             Action::ClientRequest { client_id, server } => {
-                let done = before.clients[*client_id as usize].done;
-                let op = model
-                    .op_in_hand(before, *client_id)
-                    .expect("the action is enabled");
-                Some(self.step(
-                    *server,
-                    c::Input::Client(c::ClientRequest {
-                        client_id: map::client_id(*client_id),
-                        seq: done as u64 + 1,
-                        op: map::op(&op),
-                    }),
-                ))
+                Some(self.step(*server, client_input(model, before, *client_id)))
             }
             Action::Restart(i) => {
                 let id = self.ids[*i as usize];
@@ -145,7 +160,7 @@ impl Cluster {
 
 /// The client replies the model says the acting server produced, in the core's vocabulary:
 /// its answers, or `NotLeader { hint: leader_id }` for a request at a non-leader (with the
-/// `(client_id, seq)` the request carried: `seq` comes from the client's state `before`).
+/// `(client_id, seq)` the request carried, from the client's state `before`).
 pub fn expected_replies(
     before: &State,
     after: &[raft_model::server::Server],
@@ -155,9 +170,16 @@ pub fn expected_replies(
     let mut out: Vec<c::ClientReply> = record.answered.iter().map(map::client_reply).collect();
     if record.not_leader {
         if let Action::ClientRequest { client_id, server } = action {
+            let cl = before.clients[*client_id as usize];
+            // A registration is refused under no session, with its nonce in `seq`.
+            let (session, seq) = if cl.session == 0 {
+                (c::NO_SESSION, *client_id as u64)
+            } else {
+                (map::client_id(cl.session), cl.done as u64 + 1)
+            };
             out.push(c::ClientReply::NotLeader {
-                client_id: map::client_id(*client_id),
-                seq: before.clients[*client_id as usize].done as u64 + 1,
+                client_id: session,
+                seq,
                 hint: after[*server as usize].leader_id.map(map::node_id),
             });
         }
@@ -189,7 +211,7 @@ pub fn compare_step(
     };
     // Messages: the core's, mapped to the model's vocabulary, against the model's record.
     let core_sent: Result<Vec<m::Envelope>, String> = (emitted.messages.iter())
-        .map(|e| map::model_envelope(e, before.clients.len()))
+        .map(|e| map::model_envelope(e))
         .collect();
     match core_sent {
         Err(e) => {

@@ -194,13 +194,12 @@ pub fn snapshot(s: &m::Snapshot) -> c::Snapshot {
     }
 }
 
-/// The model's snapshot for a core one, in a model with `clients` clients.
-pub fn model_snapshot(s: &c::Snapshot, clients: usize) -> Result<m::Snapshot, String> {
+/// The model's snapshot for a core one.
+pub fn model_snapshot(s: &c::Snapshot) -> Result<m::Snapshot, String> {
     let mut kv = [None; 2];
     for (k, v) in s.state.kv() {
         kv[model_key(k)? as usize] = Some(model_value(v)?);
     }
-    let _ = clients;
     let mut sessions = Vec::new();
     for (&cl, sess) in s.state.sessions() {
         sessions.push(m::Session {
@@ -278,9 +277,8 @@ pub fn msg(x: &m::Msg) -> c::Message {
     }
 }
 
-/// The model's message for a core one, in a model with `clients` clients (a snapshot's
-/// session table has one slot per client).
-pub fn model_msg(x: &c::Message, clients: usize) -> Result<m::Msg, String> {
+/// The model's message for a core one.
+pub fn model_msg(x: &c::Message) -> Result<m::Msg, String> {
     Ok(match x {
         c::Message::RequestVote {
             term: t,
@@ -335,7 +333,7 @@ pub fn model_msg(x: &c::Message, clients: usize) -> Result<m::Msg, String> {
         } => m::Msg::InstallSnapshot {
             term: model_u8(*t, "term")?,
             leader: model_id(*leader)?,
-            snapshot: model_snapshot(s, clients)?,
+            snapshot: model_snapshot(s)?,
         },
         other => return Err(format!("{other:?} has no model counterpart")),
     })
@@ -349,11 +347,11 @@ pub fn envelope(e: &m::Envelope) -> c::Envelope {
     }
 }
 
-pub fn model_envelope(e: &c::Envelope, clients: usize) -> Result<m::Envelope, String> {
+pub fn model_envelope(e: &c::Envelope) -> Result<m::Envelope, String> {
     Ok(m::Envelope {
         src: model_id(e.from)?,
         dst: model_id(e.to)?,
-        msg: model_msg(&e.msg, clients)?,
+        msg: model_msg(&e.msg)?,
     })
 }
 
@@ -374,11 +372,13 @@ pub fn bug(b: MBug) -> c::Bug {
         MBug::NoDedup => c::Bug::NoDedup,
         MBug::NoPrevLogTermCheck => c::Bug::NoPrevLogTermCheck,
         MBug::InstallSnapshotKeepsStateMachine => c::Bug::InstallSnapshotKeepsStateMachine,
+        MBug::ReopenExpiredSession => c::Bug::ReopenExpiredSession,
     }
 }
 
-/// The core's parameters for a model configuration: the five PROTOCOL.md parameters, every
-/// node-only feature off, and the model's bug (if any) as the core's mutant.
+/// The core's parameters for a model configuration: the PROTOCOL.md parameters (the session
+/// bound among them), every node-only feature off, and the model's bug (if any) as the core's
+/// mutant.
 pub fn params(cfg: &Config) -> c::Params {
     let p = &cfg.params;
     c::Params {
@@ -390,19 +390,22 @@ pub fn params(cfg: &Config) -> c::Params {
             MBackoff::Decrement => c::Backoff::Decrement,
         },
         noop_on_election: p.noop_on_election,
+        // The model's 0 is "no bound".
+        max_sessions: (p.max_sessions > 0).then_some(p.max_sessions as usize),
         bug: cfg.bug.map(bug),
         ..c::Params::conformance_off()
     }
 }
 
 /// Every core bug, for the mutation score.
-pub const CORE_BUGS: [c::Bug; 6] = [
+pub const CORE_BUGS: [c::Bug; 7] = [
     c::Bug::VoteWithoutUpToDateCheck,
     c::Bug::Figure8Commit,
     c::Bug::ForgetVoteOnRestart,
     c::Bug::NoDedup,
     c::Bug::NoPrevLogTermCheck,
     c::Bug::InstallSnapshotKeepsStateMachine,
+    c::Bug::ReopenExpiredSession,
 ];
 
 #[cfg(test)]
@@ -438,7 +441,7 @@ mod tests {
         };
         let core = envelope(&e);
         assert_eq!(core.from, 3);
-        assert_eq!(model_envelope(&core, 2).unwrap(), e);
+        assert_eq!(model_envelope(&core).unwrap(), e);
         let snap = m::Envelope {
             src: 0,
             dst: 1,
@@ -466,14 +469,13 @@ mod tests {
                 },
             },
         };
-        assert_eq!(model_envelope(&envelope(&snap), 2).unwrap(), snap);
+        assert_eq!(model_envelope(&envelope(&snap)).unwrap(), snap);
         assert!(model_msg(
             &c::Message::ReadIndex {
                 term: 1,
                 leader: 1,
                 round: 1
             },
-            2
         )
         .is_err());
         assert!(model_op(&c::Op::Delete { key: "k0".into() }).is_err());

@@ -11,18 +11,17 @@
 //! are skipped and counted, and the chain continues from their recorded result; the
 //! `ReadIndex` messages and read replies they cause later are left out of the comparison.
 //!
-//! A recording is checkable only in the model's vocabulary: node ids 1..=5, client ids from
-//! 100, keys `k0`/`k1`, small numeric values, terms and indexes below 256, pipelining off.
+//! A recording is checkable only in the model's vocabulary: node ids 1..=5, keys `k0`/`k1`,
+//! small numeric values, terms, indexes and session ids below 256, pipelining off.
 
 use crate::map;
 use crate::view::{Storage, View};
-use raft_model::config::{put, Backoff as MBackoff, Config};
+use raft_model::config::{Backoff as MBackoff, Config};
 use raft_model::server::{Effects, Server};
 use raft_model::types as m;
 use raft_model::types::Session;
 use raft_node::core as c;
 use raft_node::runtime::record::Record;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// What a validation checked.
@@ -33,7 +32,7 @@ pub struct Report {
     pub skipped_node_only: usize,
 }
 
-fn model_params(p: &c::Params, servers: u8, clients: &BTreeMap<u8, u8>) -> Result<Config, String> {
+fn model_params(p: &c::Params, servers: u8) -> Result<Config, String> {
     if p.max_inflight_appends.is_some() {
         return Err(
             "recorded with pipelining on (max_inflight_appends), which the model lacks".into(),
@@ -50,10 +49,14 @@ fn model_params(p: &c::Params, servers: u8, clients: &BTreeMap<u8, u8>) -> Resul
         c::Backoff::Decrement => MBackoff::Decrement,
     };
     cfg.params.noop_on_election = p.noop_on_election;
-    let n = clients.keys().next_back().map_or(0, |&c| c as usize + 1);
-    cfg.client_ops = (0..n)
-        .map(|k| vec![put(k as u8); *clients.get(&(k as u8)).unwrap_or(&1) as usize])
-        .collect();
+    // A recording the model can express has session ids below 256, so at most 255 sessions:
+    // a larger bound never evicts in it and is the same as none (the model's 0).
+    cfg.params.max_sessions = p
+        .max_sessions
+        .and_then(|n| u8::try_from(n).ok())
+        .unwrap_or(0);
+    // The servers' steps do not read the workload; the sessions come from the recording.
+    cfg.client_ops = Vec::new();
     Ok(cfg)
 }
 
@@ -68,7 +71,7 @@ pub fn model_server(core: &c::RaftCore, cfg: &Config) -> Result<Server, String> 
     let mut s = Server::new(cfg);
     s.current_term = map::model_u8(core.current_term(), "term")?;
     s.voted_for = core.voted_for().map(map::model_id).transpose()?;
-    s.snapshot = map::model_snapshot(core.snapshot(), cfg.client_ops.len())?;
+    s.snapshot = map::model_snapshot(core.snapshot())?;
     s.log = core
         .log()
         .entries()
@@ -132,44 +135,9 @@ fn node_only(input: &c::Input) -> bool {
     )
 }
 
-/// Clients (model id → highest seq) mentioned anywhere in the recording.
-fn clients_of(records: &[Record]) -> Result<BTreeMap<u8, u8>, String> {
-    let mut out: BTreeMap<u8, u8> = BTreeMap::new();
-    let mut note = |cl: c::ClientId, seq: u64| -> Result<(), String> {
-        let c = map::model_client(cl)?;
-        let s = map::model_u8(seq, "seq")?.max(1);
-        let e = out.entry(c).or_insert(1);
-        *e = (*e).max(s);
-        Ok(())
-    };
-    for r in records {
-        let (core, input) = match r {
-            Record::Start { after, .. } => (after, None),
-            Record::Step { after, input, .. } => (after, Some(input)),
-        };
-        if let Some(c::Input::Client(req)) = input {
-            note(req.client_id, req.seq)?;
-        }
-        for (&cl, s) in core
-            .sessions()
-            .iter()
-            .chain(core.snapshot().state.sessions())
-        {
-            note(cl, s.last_seq)?;
-        }
-        for e in core.log().entries() {
-            if let c::Command::Client { client_id, seq, .. } = e.command {
-                note(client_id, seq)?;
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Validate the records of one file. `Err` describes the first step the model does not allow
 /// (or cannot express).
 pub fn validate_records(records: &[Record]) -> Result<Report, String> {
-    let clients = clients_of(records)?;
     let mut report = Report::default();
     let mut before: Option<&c::RaftCore> = None;
     for (k, r) in records.iter().enumerate() {
@@ -197,7 +165,7 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
         }
         let fail = |what: String| format!("line {line} (node {node}, input {input:?}): {what}");
         let servers = map::model_u8(prev.peers().len() as u64 + 1, "servers").map_err(fail)?;
-        let cfg = model_params(prev.params(), servers, &clients).map_err(fail)?;
+        let cfg = model_params(prev.params(), servers).map_err(fail)?;
         let me = map::model_id(node).map_err(fail)?;
         let mut s = model_server(prev, &cfg).map_err(|e| fail(format!("state before: {e}")))?;
         let mut fx = Effects::default();
@@ -205,7 +173,7 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
         match input {
             c::Input::Message(env) => {
                 let src = map::model_id(env.from).map_err(fail)?;
-                let msg = map::model_msg(&env.msg, cfg.client_ops.len()).map_err(fail)?;
+                let msg = map::model_msg(&env.msg).map_err(fail)?;
                 s.on_message(&cfg, me, src, &msg, &mut fx);
             }
             c::Input::ElectionTimeout => s.election_timeout(&cfg, me, &mut fx),
@@ -246,7 +214,7 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                     c::Message::ReadIndex { .. } | c::Message::ReadIndexResponse { .. }
                 )
             })
-            .map(|e| map::model_envelope(e, cfg.client_ops.len()))
+            .map(|e| map::model_envelope(e))
             .collect::<Result<_, _>>()
             .map_err(fail)?;
         if *want_msgs != got_msgs {

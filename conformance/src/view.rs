@@ -22,8 +22,8 @@ pub use raft_node::sim::cluster::Durable as Storage;
 /// A snapshot as compared: `(last_included_index, last_included_term, kv, sessions)`.
 pub type SnapView = (c::Index, c::Term, Kv, Sessions);
 pub type Kv = BTreeMap<c::Text, c::Text>;
-/// Per client `(last_seq, answer)`.
-pub type Sessions = BTreeMap<c::ClientId, (u64, c::Answer)>;
+/// Per session id `(last_seq, answer, last_index)`: `last_index` orders eviction.
+pub type Sessions = BTreeMap<c::ClientId, (u64, c::Answer, c::Index)>;
 
 fn model_kv(kv: &[Option<m::Value>; 2]) -> Kv {
     (kv.iter().enumerate())
@@ -32,12 +32,15 @@ fn model_kv(kv: &[Option<m::Value>; 2]) -> Kv {
 }
 
 fn model_sessions(sessions: &[m::Session]) -> Sessions {
-    (sessions.iter().enumerate())
-        .filter(|(_, sess)| sess.last_seq > 0)
-        .map(|(cl, sess)| {
+    (sessions.iter())
+        .map(|sess| {
             (
-                map::client_id(cl as m::ClientId),
-                (sess.last_seq as u64, map::answer(&sess.answer)),
+                map::client_id(sess.client_id),
+                (
+                    sess.last_seq as u64,
+                    map::answer(&sess.answer),
+                    sess.last_index as u64,
+                ),
             )
         })
         .collect()
@@ -54,7 +57,7 @@ fn model_snap(s: &m::Snapshot) -> SnapView {
 
 fn core_sessions(sm: &c::KvStateMachine) -> Sessions {
     (sm.sessions().iter())
-        .map(|(&cl, s)| (cl, (s.last_seq, s.answer.clone())))
+        .map(|(&cl, s)| (cl, (s.last_seq, s.answer.clone(), s.last_index)))
         .collect()
 }
 

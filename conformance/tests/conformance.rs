@@ -146,3 +146,23 @@ fn every_core_mutant_is_caught() {
     }
     assert!(survived.is_empty(), "mutants not caught: {survived:?}");
 }
+
+#[test]
+fn lockstep_sessions_configuration_is_exhaustive_without_divergence() {
+    // Registration, LRU eviction from a one-session table and the refusal of a retry whose
+    // session is gone, on every behaviour of the model's sessions configuration.
+    let cfg = raft_model::Config {
+        max_term: 2,
+        ..raft_model::Config::sessions()
+    };
+    let r = lockstep::run(&LockstepOptions::new(cfg));
+    println!(
+        "lockstep sessions: {} states, {} divergences, complete={}, {:.1}s",
+        r.states, r.divergences, r.complete, r.seconds
+    );
+    if let Some((d, path)) = &r.first {
+        panic!("{d}\npath: {path:?}");
+    }
+    assert!(r.complete, "the lockstep walk was not exhaustive");
+    assert_eq!(r.divergences, 0);
+}

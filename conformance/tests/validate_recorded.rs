@@ -74,9 +74,9 @@ impl Recorded {
         }
     }
 
-    /// A client in the validator's vocabulary (client ids from 100).
-    fn client(&self, id: u64) -> Client {
-        let mut c = Client::with_id(self.https.clone(), id, 0);
+    /// A client that registers its session through the log (its id is that entry's index).
+    fn client(&self) -> Client {
+        let mut c = Client::new(self.https.clone());
         c.set_deadline(Duration::from_secs(20));
         c
     }
@@ -124,7 +124,7 @@ impl Drop for Recorded {
 #[test]
 fn recorded_steps_of_a_real_cluster_are_model_transitions() {
     let mut r = Recorded::start("validate", |_| {});
-    let (mut a, mut b) = (r.client(100), r.client(101));
+    let (mut a, mut b) = (r.client(), r.client());
     for v in 1..=4 {
         a.put("k0", &v.to_string()).unwrap();
     }
@@ -159,7 +159,7 @@ fn recorded_steps_of_a_real_cluster_are_model_transitions() {
 #[test]
 fn recorded_compactions_and_snapshot_installs_are_model_transitions() {
     let mut r = Recorded::start("validate-snap", |c| c.snapshot_entries = 3);
-    let (mut a, mut b) = (r.client(100), r.client(101));
+    let (mut a, mut b) = (r.client(), r.client());
     a.put("k0", "1").unwrap();
     let leader = status(&r.https[0])
         .and_then(|s| s["leader"].as_u64())

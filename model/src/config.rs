@@ -53,16 +53,20 @@ pub enum Bug {
     NoPrevLogTermCheck,
     /// A follower installing a snapshot keeps its own state machine (only with `snapshots`).
     InstallSnapshotKeepsStateMachine,
+    /// A command whose session was evicted is applied under a new session (the lost update of
+    /// a retry after eviction; needs `max_sessions` and a registering client).
+    ReopenExpiredSession,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 7] = [
         Bug::VoteWithoutUpToDateCheck,
         Bug::Figure8Commit,
         Bug::ForgetVoteOnRestart,
         Bug::NoDedup,
         Bug::NoPrevLogTermCheck,
         Bug::InstallSnapshotKeepsStateMachine,
+        Bug::ReopenExpiredSession,
     ];
 }
 
@@ -155,6 +159,28 @@ impl Config {
             client_ops: vec![vec![put(0)]],
             registering: 0,
             max_in_flight: 3,
+            drops: false,
+            ..Config::default()
+        }
+    }
+
+    /// The smallest configuration in which a retry meets its evicted session: one leader
+    /// (term 1), a pre-registered client that puts once and a client that registers, a table
+    /// of one session. No election no-op, so the put, the registration and the refused retry
+    /// fit a 3-entry log.
+    pub fn sessions() -> Self {
+        Config {
+            params: Params {
+                noop_on_election: false,
+                max_sessions: 1,
+                ..Params::default()
+            },
+            max_term: 1,
+            max_log_len: 3,
+            max_restarts: 0,
+            client_ops: vec![vec![put(0)], vec![]],
+            registering: 0b10,
+            max_in_flight: 2,
             drops: false,
             ..Config::default()
         }

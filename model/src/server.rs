@@ -592,6 +592,21 @@ impl Server {
                 return;
             }
             Command::Client { client_id, seq, op } => match self.session_at(client_id) {
+                None if cfg.has_bug(Bug::ReopenExpiredSession) => {
+                    let answer = run(&mut self.kv, op);
+                    let session = Session {
+                        client_id,
+                        last_seq: seq,
+                        answer,
+                        last_index: index,
+                    };
+                    let at = (self.sessions)
+                        .binary_search_by_key(&client_id, |s| s.client_id)
+                        .unwrap_or_else(|at| at);
+                    self.sessions.insert(at, session);
+                    self.count_applied(client_id, seq);
+                    Some(answer)
+                }
                 None => {
                     self.refuse_expired(client_id, seq, fx);
                     Some(Answer::SessionExpired)
@@ -668,7 +683,7 @@ impl Server {
         if self.role != Role::Leader {
             return false;
         }
-        if !cfg.has_bug(Bug::NoDedup) && self.answer_from_sessions(client_id, seq, fx) {
+        if !cfg.has_bug(Bug::NoDedup) && self.answer_from_sessions(cfg, client_id, seq, fx) {
             return true;
         }
         self.append_and_replicate(cfg, me, Command::Client { client_id, seq, op }, fx);
@@ -689,9 +704,15 @@ impl Server {
     /// stale (the node answers `Stale`; the model's clients never send one); a session that is
     /// gone stays gone (ids are never reused, so once `commit_index` covers the id's
     /// `Register` the session can only have been evicted).
-    fn answer_from_sessions(&self, client_id: ClientId, seq: Seq, fx: &mut Effects) -> bool {
+    fn answer_from_sessions(
+        &self,
+        cfg: &Config,
+        client_id: ClientId,
+        seq: Seq,
+        fx: &mut Effects,
+    ) -> bool {
         let Some(at) = self.session_at(client_id) else {
-            if client_id <= self.commit_index {
+            if client_id <= self.commit_index && !cfg.has_bug(Bug::ReopenExpiredSession) {
                 fx.responses.push(ClientResponse {
                     client_id,
                     seq,

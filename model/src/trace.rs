@@ -18,7 +18,7 @@ use crate::config::{Backoff, Config};
 use crate::model::{Action, RaftModel, StepRecord};
 use crate::server::Server;
 use crate::state::State;
-use crate::types::{Id, Msg, Role};
+use crate::types::{Answer, Id, Msg, Role};
 use serde::{Deserialize, Serialize};
 use stateright::{Checker, Expectation, Model};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
@@ -326,7 +326,21 @@ pub fn action_kind(before: &State, action: &Action, record: &StepRecord) -> &'st
         Action::HeartbeatTimeout(_) => "heartbeat timeout",
         Action::Restart(_) => "restart",
         Action::Compact(_) => "compact",
+        Action::ClientRequest { client_id, .. }
+            if before.clients[*client_id as usize].session == 0 =>
+        {
+            if record.not_leader {
+                "client registration at non-leader"
+            } else {
+                "client registration appended"
+            }
+        }
         Action::ClientRequest { .. } if record.not_leader => "client request at non-leader",
+        Action::ClientRequest { .. }
+            if (record.answered.iter()).any(|r| r.answer == Answer::SessionExpired) =>
+        {
+            "client request refused: session expired"
+        }
         Action::ClientRequest { .. } if record.sent.is_empty() => {
             "client request answered from session table"
         }
@@ -364,7 +378,7 @@ pub const ACTION_VARIANTS: [&str; 9] = [
 ];
 
 /// Every fine-grained action kind [`action_kind`] can name.
-pub const ACTION_KINDS: [&str; 24] = [
+pub const ACTION_KINDS: [&str; 27] = [
     "deliver RequestVote",
     "deliver PreVote",
     "deliver RequestVoteResponse granted",
@@ -387,6 +401,9 @@ pub const ACTION_KINDS: [&str; 24] = [
     "client request at non-leader",
     "client request answered from session table",
     "client request appended",
+    "client registration at non-leader",
+    "client registration appended",
+    "client request refused: session expired",
     "deliver client response",
     "drop client response",
 ];
@@ -649,6 +666,8 @@ pub fn cover_configs() -> Vec<(&'static str, Config)> {
         ("term3-noclients", term3),
         ("prevote-checkquorum-drops", features),
         ("decrement-batch2-log3", decrement),
+        // Registration, eviction and the refusal of a retry whose session is gone.
+        ("sessions-evict", Config::sessions()),
     ]
 }
 

@@ -124,3 +124,23 @@ fn snapshot_configuration_is_safe_and_reaches_install_and_restore() {
         ],
     );
 }
+
+#[test]
+fn sessions_configuration_is_safe_and_refuses_a_retry_after_eviction() {
+    // One leader, then two terms: a pre-registered client's retry meets the session that a
+    // registration evicted from a one-session table, and is refused, never applied again.
+    for max_term in [1, 2] {
+        assert_safe_and_exhaustive(
+            &format!("sessions, max_term {max_term}"),
+            Config {
+                max_term,
+                ..Config::sessions()
+            },
+            &[
+                raft_model::properties::EXPIRED_RETRY_REFUSED,
+                "duplicate answered from session table",
+                "client entry committed",
+            ],
+        );
+    }
+}

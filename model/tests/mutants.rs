@@ -154,3 +154,13 @@ fn installing_a_snapshot_without_its_state_machine_breaks_snapshot_safety() {
         cfg,
     );
 }
+
+#[test]
+fn reopening_an_expired_session_breaks_exactly_once() {
+    // The put is applied, a registration evicts its session, the retry runs again.
+    catches(
+        Bug::ReopenExpiredSession,
+        &[EXACTLY_ONCE, LINEARIZABLE],
+        Config::sessions(),
+    );
+}

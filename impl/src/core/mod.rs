@@ -865,6 +865,7 @@ impl RaftCore {
         }
         self.out.applied_from.get_or_insert(self.last_applied + 1);
         let dedup = !self.params.has_bug(BugId::NoDedup);
+        let reopen = self.params.has_bug(BugId::ReopenExpiredSession);
         let is_leader = self.role == Role::Leader;
         while self.last_applied < self.commit_index {
             let index = self.last_applied + 1;
@@ -873,7 +874,7 @@ impl RaftCore {
             };
             let applied = self
                 .sm
-                .apply(index, &entry.command, self.params.max_sessions, dedup);
+                .apply(index, &entry.command, self.params.max_sessions, dedup, reopen);
             self.last_applied = index;
             if is_leader {
                 if let Some(reply) = reply_of(&self.sm, applied) {
@@ -946,11 +947,15 @@ impl RaftCore {
                 seq,
                 last_seq: s.last_seq,
             }),
-            None if client_id <= self.last_applied => Some(ClientReply::Response(ClientResponse {
+            None if client_id <= self.last_applied
+                && !self.params.has_bug(BugId::ReopenExpiredSession) =>
+            {
+                Some(ClientReply::Response(ClientResponse {
                 client_id,
                 seq,
                 answer: Answer::SessionExpired,
-            })),
+            }))
+            },
             _ => None,
         }
     }

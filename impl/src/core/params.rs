@@ -27,6 +27,9 @@ pub enum Bug {
     NoPrevLogTermCheck,
     /// A follower installing a snapshot keeps its own state machine.
     InstallSnapshotKeepsStateMachine,
+    /// A command whose session is gone is applied under a new session (how the node lost
+    /// updates before sessions were registered: an evicted retry ran twice).
+    ReopenExpiredSession,
 }
 
 /// The node's default session bound. A session costs its last answer plus about 100 bytes;
@@ -106,6 +109,7 @@ impl Params {
                         Some(Bug::InstallSnapshotKeepsStateMachine),
                         BugId::InstallSnapshotKeepsStateMachine
                     )
+                    | (Some(Bug::ReopenExpiredSession), BugId::ReopenExpiredSession)
             )
         }
         #[cfg(not(feature = "mutants"))]
@@ -124,6 +128,7 @@ pub(crate) enum BugId {
     NoDedup,
     NoPrevLogTermCheck,
     InstallSnapshotKeepsStateMachine,
+    ReopenExpiredSession,
 }
 
 impl Default for Params {

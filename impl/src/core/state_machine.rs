@@ -86,13 +86,15 @@ impl KvStateMachine {
         self.sessions.get(&client_id)
     }
 
-    /// Apply the entry at `index`. `dedup == false` skips the session check (a mutant).
+    /// Apply the entry at `index`. `dedup == false` skips the session check and
+    /// `reopen_expired` runs a command whose session is gone under a new one (both mutants).
     pub fn apply(
         &mut self,
         index: Index,
         command: &Command,
         max_sessions: Option<usize>,
         dedup: bool,
+        reopen_expired: bool,
     ) -> Applied {
         let (client_id, seq, op) = match command {
             Command::Noop => return Applied::Noop,
@@ -113,6 +115,16 @@ impl KvStateMachine {
         };
         if client_id == NO_SESSION {
             return client(Some(self.run(op)), false);
+        }
+        if reopen_expired && !self.sessions.contains_key(&client_id) {
+            self.sessions.insert(
+                client_id,
+                Session {
+                    last_seq: 0,
+                    answer: Answer::Ok,
+                    last_index: index,
+                },
+            );
         }
         let Some(s) = self.sessions.get(&client_id) else {
             return client(Some(Answer::SessionExpired), false);
