@@ -185,7 +185,7 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                 not_leader = !s.client_request(&cfg, me, cl, seq, op, &mut fx);
             }
             c::Input::Register { nonce } => {
-                let nonce = map::model_u8(*nonce, "nonce").map_err(fail)?;
+                let nonce = map::model_nonce(*nonce);
                 not_leader = !s.register_request(&cfg, me, nonce, &mut fx);
             }
             c::Input::Compact => {
@@ -251,7 +251,14 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                 | c::ClientReply::Registered { .. }
                 | c::ClientReply::Stale { .. } => true,
             })
-            .cloned()
+            .map(|r| match *r {
+                // Compared in the model's vocabulary (see `map::model_nonce`).
+                c::ClientReply::Registered { nonce, client_id } => c::ClientReply::Registered {
+                    nonce: map::model_nonce(nonce) as u64,
+                    client_id,
+                },
+                ref other => other.clone(),
+            })
             .collect();
         if want_replies != got_replies {
             return Err(fail(format!(

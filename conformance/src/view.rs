@@ -61,6 +61,21 @@ fn core_sessions(sm: &c::KvStateMachine) -> Sessions {
         .collect()
 }
 
+/// A core's entries with registration nonces in the model's vocabulary (`map::model_nonce`).
+fn core_log(entries: &[c::Entry]) -> Vec<c::Entry> {
+    (entries.iter())
+        .map(|e| match e.command {
+            c::Command::Register { nonce } => c::Entry {
+                command: c::Command::Register {
+                    nonce: map::model_nonce(nonce) as u64,
+                },
+                ..e.clone()
+            },
+            _ => e.clone(),
+        })
+        .collect()
+}
+
 fn core_snap(s: &c::Snapshot) -> SnapView {
     (
         s.last_included_index,
@@ -150,7 +165,7 @@ impl View {
             role,
             current_term: core.current_term(),
             voted_for: core.voted_for(),
-            log: core.log().entries().to_vec(),
+            log: core_log(core.log().entries()),
             commit_index: core.commit_index(),
             last_applied: core.last_applied(),
             leader_id: core.leader_id(),
@@ -173,7 +188,7 @@ impl View {
                 storage.hard_state.current_term,
                 storage.hard_state.voted_for,
                 core_snap(&storage.snapshot),
-                storage.log.clone(),
+                core_log(&storage.log),
             ),
         }
     }

@@ -264,6 +264,12 @@ impl Trace {
 /// A fine-grained name for what a step does: the unit of action coverage. `before` is the
 /// state the action is taken in.
 pub fn action_kind(before: &State, action: &Action, record: &StepRecord) -> &'static str {
+    // A refusal is named before the action that caused it: a pre-registered session is refused
+    // when its command applies (a leader's commit, on any delivery), a registered one already at
+    // the request, and both are the same rule.
+    if (record.answered.iter()).any(|r| r.answer == Answer::SessionExpired) {
+        return "command refused: session expired";
+    }
     match action {
         Action::Deliver(env) => match &env.msg {
             Msg::RequestVote {
@@ -336,11 +342,6 @@ pub fn action_kind(before: &State, action: &Action, record: &StepRecord) -> &'st
             }
         }
         Action::ClientRequest { .. } if record.not_leader => "client request at non-leader",
-        Action::ClientRequest { .. }
-            if (record.answered.iter()).any(|r| r.answer == Answer::SessionExpired) =>
-        {
-            "client request refused: session expired"
-        }
         Action::ClientRequest { .. } if record.sent.is_empty() => {
             "client request answered from session table"
         }
@@ -403,7 +404,7 @@ pub const ACTION_KINDS: [&str; 27] = [
     "client request appended",
     "client registration at non-leader",
     "client registration appended",
-    "client request refused: session expired",
+    "command refused: session expired",
     "deliver client response",
     "drop client response",
 ];

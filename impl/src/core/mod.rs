@@ -872,9 +872,13 @@ impl RaftCore {
             let Some(entry) = self.log.get(index) else {
                 break;
             };
-            let applied = self
-                .sm
-                .apply(index, &entry.command, self.params.max_sessions, dedup, reopen);
+            let applied = self.sm.apply(
+                index,
+                &entry.command,
+                self.params.max_sessions,
+                dedup,
+                reopen,
+            );
             self.last_applied = index;
             if is_leader {
                 if let Some(reply) = reply_of(&self.sm, applied) {
@@ -951,11 +955,11 @@ impl RaftCore {
                 && !self.params.has_bug(BugId::ReopenExpiredSession) =>
             {
                 Some(ClientReply::Response(ClientResponse {
-                client_id,
-                seq,
-                answer: Answer::SessionExpired,
-            }))
-            },
+                    client_id,
+                    seq,
+                    answer: Answer::SessionExpired,
+                }))
+            }
             _ => None,
         }
     }
