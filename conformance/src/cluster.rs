@@ -211,7 +211,7 @@ pub fn compare_step(
     };
     // Messages: the core's, mapped to the model's vocabulary, against the model's record.
     let core_sent: Result<Vec<m::Envelope>, String> = (emitted.messages.iter())
-        .map(|e| map::model_envelope(e))
+        .map(map::model_envelope)
         .collect();
     match core_sent {
         Err(e) => {

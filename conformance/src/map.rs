@@ -374,8 +374,10 @@ pub fn role(r: m::Role) -> c::Role {
     }
 }
 
-pub fn bug(b: MBug) -> c::Bug {
-    match b {
+/// The core's mutant for a model bug; `None` for a bug only the model has (the mutation score
+/// runs the core's own list, `CORE_BUGS`).
+pub fn bug(b: MBug) -> Option<c::Bug> {
+    Some(match b {
         MBug::VoteWithoutUpToDateCheck => c::Bug::VoteWithoutUpToDateCheck,
         MBug::Figure8Commit => c::Bug::Figure8Commit,
         MBug::ForgetVoteOnRestart => c::Bug::ForgetVoteOnRestart,
@@ -383,7 +385,13 @@ pub fn bug(b: MBug) -> c::Bug {
         MBug::NoPrevLogTermCheck => c::Bug::NoPrevLogTermCheck,
         MBug::InstallSnapshotKeepsStateMachine => c::Bug::InstallSnapshotKeepsStateMachine,
         MBug::ReopenExpiredSession => c::Bug::ReopenExpiredSession,
-    }
+        MBug::StaleVoteCounted => c::Bug::StaleVoteCounted,
+        MBug::ApplyBeforeCommit
+        | MBug::MajorityOffByOne
+        | MBug::NoStepDownOnHigherTermResponse
+        | MBug::ForgetLogOnRestart
+        | MBug::VoteTwiceInTerm => return None,
+    })
 }
 
 /// The core's parameters for a model configuration: the PROTOCOL.md parameters (the session
@@ -402,13 +410,13 @@ pub fn params(cfg: &Config) -> c::Params {
         noop_on_election: p.noop_on_election,
         // The model's 0 is "no bound".
         max_sessions: (p.max_sessions > 0).then_some(p.max_sessions as usize),
-        bug: cfg.bug.map(bug),
+        bug: cfg.bug.and_then(bug),
         ..c::Params::conformance_off()
     }
 }
 
 /// Every core bug, for the mutation score.
-pub const CORE_BUGS: [c::Bug; 7] = [
+pub const CORE_BUGS: [c::Bug; 8] = [
     c::Bug::VoteWithoutUpToDateCheck,
     c::Bug::Figure8Commit,
     c::Bug::ForgetVoteOnRestart,
@@ -416,6 +424,7 @@ pub const CORE_BUGS: [c::Bug; 7] = [
     c::Bug::NoPrevLogTermCheck,
     c::Bug::InstallSnapshotKeepsStateMachine,
     c::Bug::ReopenExpiredSession,
+    c::Bug::StaleVoteCounted,
 ];
 
 #[cfg(test)]

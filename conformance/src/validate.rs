@@ -214,7 +214,7 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                     c::Message::ReadIndex { .. } | c::Message::ReadIndexResponse { .. }
                 )
             })
-            .map(|e| map::model_envelope(e))
+            .map(map::model_envelope)
             .collect::<Result<_, _>>()
             .map_err(fail)?;
         if *want_msgs != got_msgs {

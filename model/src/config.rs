@@ -56,10 +56,23 @@ pub enum Bug {
     /// A command whose session was evicted is applied under a new session (the lost update of
     /// a retry after eviction; needs `max_sessions` and a registering client).
     ReopenExpiredSession,
+    /// A candidate counts a granted vote from an earlier term of its own.
+    StaleVoteCounted,
+    /// A follower runs each client command on its key-value map as it arrives, before it is
+    /// committed.
+    ApplyBeforeCommit,
+    /// A majority is taken as `servers / 2` (one short for an odd cluster).
+    MajorityOffByOne,
+    /// A response carrying a higher term is ignored instead of adopting the term.
+    NoStepDownOnHigherTermResponse,
+    /// The log is not durable: a restarted server comes back with its snapshot only.
+    ForgetLogOnRestart,
+    /// A voter grants its vote to any candidate of its term, even after voting for another.
+    VoteTwiceInTerm,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 13] = [
         Bug::VoteWithoutUpToDateCheck,
         Bug::Figure8Commit,
         Bug::ForgetVoteOnRestart,
@@ -67,7 +80,29 @@ impl Bug {
         Bug::NoPrevLogTermCheck,
         Bug::InstallSnapshotKeepsStateMachine,
         Bug::ReopenExpiredSession,
+        Bug::StaleVoteCounted,
+        Bug::ApplyBeforeCommit,
+        Bug::MajorityOffByOne,
+        Bug::NoStepDownOnHigherTermResponse,
+        Bug::ForgetLogOnRestart,
+        Bug::VoteTwiceInTerm,
     ];
+
+    /// The feature a bug lives in, switched on so the default check reaches it: a snapshot bug
+    /// needs snapshots, an eviction bug a table of one session and a client that registers.
+    pub fn enable_feature(self, cfg: &mut Config) {
+        match self {
+            Bug::InstallSnapshotKeepsStateMachine => cfg.snapshots = true,
+            Bug::ReopenExpiredSession => {
+                cfg.params.max_sessions = 1;
+                if cfg.registering == 0 {
+                    cfg.registering = 1 << cfg.client_ops.len();
+                    cfg.client_ops.push(Vec::new());
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// How the network treats messages. Every kind reorders; loss is a separate switch.
@@ -108,6 +143,9 @@ pub struct Config {
     /// Servers may compact their committed log into a snapshot (`Compact`), and leaders send
     /// `InstallSnapshot` to peers that need compacted entries.
     pub snapshots: bool,
+    /// Collect client answers that can no longer be taken (`RaftModel::collect_dead_answers`).
+    /// On by default; off only to test that the reduction changes no verdict.
+    pub collect_dead_answers: bool,
     pub bug: Option<Bug>,
 }
 
@@ -145,6 +183,7 @@ impl Default for Config {
             network: Network::Unordered,
             drops: true,
             snapshots: false,
+            collect_dead_answers: true,
             bug: None,
         }
     }
@@ -187,6 +226,9 @@ impl Config {
     }
 
     pub fn majority(&self) -> usize {
+        if self.has_bug(Bug::MajorityOffByOne) {
+            return self.servers as usize / 2;
+        }
         self.servers as usize / 2 + 1
     }
 

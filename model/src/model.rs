@@ -73,6 +73,8 @@ struct Before {
     commit_index: Index,
     /// The entries after `snapshot_index`.
     leader_log: Vec<Entry>,
+    /// A leader's `match_index`.
+    match_index: Vec<Index>,
     snapshot_index: Index,
 }
 
@@ -88,6 +90,7 @@ impl Before {
             } else {
                 Vec::new()
             },
+            match_index: s.match_index.clone(),
         }
     }
 }
@@ -137,9 +140,11 @@ impl RaftModel {
         let mut fx = Effects::default();
         f(&mut state.servers[id as usize], &mut fx);
         record.server = Some(id);
-        for e in fx.out.drain(..) {
-            record.sent.push(e.clone());
-            insert_in_flight(&mut state.network, e);
+        record.sent.extend(fx.out.iter().cloned());
+        if self.has_room(&state.network, &fx.out) {
+            for e in fx.out.drain(..) {
+                insert_in_flight(&mut state.network, e);
+            }
         }
         for r in fx.responses.drain(..) {
             record.answered.push(r);
@@ -165,8 +170,20 @@ impl RaftModel {
         {
             state.broken |= properties::broken::LEADER_APPEND_ONLY;
         }
-        if after.role == Role::Leader && before.role != Role::Leader {
+        // Every step, not only the one that elects: a server that is leader of a term it was
+        // never elected in is as much a violation as a second election.
+        if after.role == Role::Leader {
             state.elected[after.current_term as usize] |= bit(id);
+        }
+        if after.commit_index < before.commit_index {
+            state.broken |= properties::broken::COMMIT_MONOTONIC;
+        }
+        if before.role == Role::Leader
+            && after.role == Role::Leader
+            && after.current_term == before.current_term
+            && (after.match_index.iter().zip(&before.match_index)).any(|(a, b)| a < b)
+        {
+            state.broken |= properties::broken::MATCH_MONOTONIC;
         }
         // F3: a leader commits an entry of an earlier term that no server had committed (its
         // leader crashed or was cut off mid-replication) while the client is already retrying.
@@ -187,10 +204,9 @@ impl RaftModel {
         // F5: a leader commits, in its own term, an entry some server committed in an earlier one.
         if after.role == Role::Leader && after.commit_index > before.commit_index {
             let known_earlier = (before.commit_index..after.commit_index).any(|i| {
-                state
-                    .committed
-                    .get(i as usize)
-                    .is_some_and(|&(_, t)| t < after.current_term)
+                state.committed.get(i as usize).is_some_and(|&(e, t)| {
+                    t < after.current_term && matches!(e.command, Command::Client { .. })
+                })
             });
             if known_earlier {
                 fx.events |= event::F5;
@@ -202,7 +218,9 @@ impl RaftModel {
             let stranded = before.leader_log
                 [(before.commit_index - before.snapshot_index) as usize..]
                 .iter()
-                .any(|e| e.term == before.current_term);
+                .any(|e| {
+                    e.term == before.current_term && matches!(e.command, Command::Client { .. })
+                });
             let newer_commit = state
                 .committed
                 .iter()
@@ -221,11 +239,55 @@ impl RaftModel {
         }
     }
 
+    /// F4: a retry is answered from a new leader's session table, and the command was
+    /// committed by an earlier leader in its own term (that leader answered nobody: the client
+    /// is still retrying).
+    fn mark_f4(state: &mut State, leader: Id, client_id: ClientId, seq: Seq) {
+        let term = state.servers[leader as usize].current_term;
+        let committed_by_old_leader = state.committed.iter().any(|&(e, t)| {
+            t == e.term
+                && t < term
+                && matches!(e.command, Command::Client { client_id: c, seq: s, .. }
+                    if c == client_id && s == seq)
+        });
+        if committed_by_old_leader {
+            state.events |= event::F4;
+        }
+    }
+
     fn deliver(&self, state: &mut State, record: &mut StepRecord, env: &Envelope) {
         let cfg = &self.cfg;
+        let before = &state.servers[env.dst as usize];
+        let (role_before, term_before) = (before.role, before.current_term);
         let fx = self.step_server(state, record, env.dst, |s, fx| {
             s.on_message(cfg, env.dst, env.src, &env.msg, fx)
         });
+        // The term rule: a message of a higher term makes its receiver adopt that term (a
+        // pre-vote and a granted pre-vote answer carry a term nobody has entered yet).
+        let future = matches!(
+            env.msg,
+            Msg::RequestVote { pre_vote: true, .. }
+                | Msg::RequestVoteResponse {
+                    pre_vote: true,
+                    granted: true,
+                    ..
+                }
+        );
+        let after = &state.servers[env.dst as usize];
+        if !future && after.current_term < env.msg.term() {
+            state.broken |= properties::broken::TERM_RULE;
+        }
+        let response = matches!(
+            env.msg,
+            Msg::RequestVoteResponse { .. } | Msg::AppendEntriesResponse { .. }
+        );
+        if response
+            && matches!(role_before, Role::Leader | Role::Candidate)
+            && after.role == Role::Follower
+            && after.current_term > term_before
+        {
+            state.events |= event::STEP_DOWN_ON_RESPONSE;
+        }
         // F2: the entry a failed leader kept for itself is overwritten by a newer leader that
         // holds the client's retry of the same command.
         if let Msg::AppendEntries { leader, .. } = env.msg {
@@ -304,14 +366,17 @@ impl RaftModel {
                             .ok()?;
                     }
                     let (session, seq) = (client.session, client.done + 1);
-                    self.step_server(&mut state, &mut record, server, |s, fx| {
+                    let fx = self.step_server(&mut state, &mut record, server, |s, fx| {
                         at_leader = s.client_request(cfg, server, session, seq, op, fx);
                     });
+                    if fx.events & event::DEDUP_ANSWER != 0 && client.attempts > 0 {
+                        Self::mark_f4(&mut state, server, session, seq);
+                    }
                 }
                 record.not_leader = !at_leader;
                 let client = &mut state.clients[client_id as usize];
+                client.missed |= !at_leader && client.attempts == 0;
                 client.attempts += 1;
-                client.missed |= !at_leader;
             }
             Action::DeliverResponse(r) => {
                 let at = state.responses.binary_search(&r).ok()?;
@@ -323,7 +388,9 @@ impl RaftModel {
                 state.responses.remove(at);
             }
         }
-        self.collect_garbage(&mut state);
+        if cfg.collect_dead_answers {
+            Self::collect_dead_answers(&mut state);
+        }
         Some((state, record))
     }
 
@@ -368,32 +435,36 @@ impl RaftModel {
         Some(())
     }
 
-    /// Removes messages whose delivery can never change anything again: a response is useful
-    /// only while its destination is still the (pre-)candidate or leader of the term it answers,
-    /// and a client's answer only while the client still waits for that `seq`. Terms only grow
-    /// and no server is candidate or leader twice in one term, so this loses no behaviour; it
-    /// only stops dead messages from multiplying the states.
-    fn collect_garbage(&self, state: &mut State) {
-        let servers = &state.servers;
-        state.network.retain(|e| {
-            let dst = &servers[e.dst as usize];
-            match e.msg {
-                Msg::RequestVoteResponse {
-                    term,
-                    pre_vote: false,
-                    ..
-                } => dst.role == Role::Candidate && dst.current_term == term,
-                Msg::AppendEntriesResponse { term, .. } => {
-                    dst.role == Role::Leader && dst.current_term == term
-                }
-                Msg::RequestVoteResponse {
-                    term,
-                    pre_vote: true,
-                    granted,
-                } => term >= dst.current_term && (granted || term > dst.current_term),
-                _ => true,
-            }
-        });
+    /// The in-flight bounds: what a step sends enters the network only if all of it fits;
+    /// otherwise all of it is lost at once (a behaviour the lossy network has anyway), and the
+    /// step itself is still taken and its state checked. All or nothing, because keeping some
+    /// of a broadcast would have to pick by server id, and the symmetry reduction needs every
+    /// rule to treat ids alike. A message already in flight is absorbed and takes no room.
+    fn has_room(&self, network: &[Envelope], sent: &[Envelope]) -> bool {
+        let cfg = &self.cfg;
+        let new: Vec<&Envelope> = (sent.iter())
+            .filter(|e| network.binary_search(e).is_err())
+            .collect();
+        let fits_total =
+            cfg.max_in_flight == 0 || network.len() + new.len() <= cfg.max_in_flight as usize;
+        let fits_inbox = cfg.max_inbox == 0
+            || new.iter().all(|e| {
+                network.iter().filter(|m| m.dst == e.dst).count()
+                    + new.iter().filter(|m| m.dst == e.dst).count()
+                    <= cfg.max_inbox as usize
+            });
+        fits_total && fits_inbox
+    }
+
+    /// Removes client answers no client can take: a registration answer once its client has
+    /// a session, an answer to a `seq` its client has finished or given up. Delivering such an
+    /// answer changes nothing but the set of answers in flight (`deliver_response` ignores
+    /// it), and dropping it the same: a state with the dead answer and the one without have
+    /// the same successors up to that answer, so removing it loses no behaviour. Server
+    /// messages are never collected: a stale or higher-term response is a behaviour a server
+    /// must handle, and a bug in handling one is what this model is for.
+    /// `tests/check.rs` compares verdicts with and without this reduction.
+    fn collect_dead_answers(state: &mut State) {
         let clients = &state.clients;
         state.responses.retain(|r| {
             if r.seq == 0 {
@@ -482,11 +553,6 @@ impl Model for RaftModel {
             .servers
             .iter()
             .all(|s| s.current_term <= cfg.max_term && s.last_log_index() <= cfg.max_log_len)
-            && (cfg.max_in_flight == 0 || state.network.len() <= cfg.max_in_flight as usize)
-            && (cfg.max_inbox == 0
-                || (0..cfg.servers).all(|id| {
-                    state.network.iter().filter(|e| e.dst == id).count() <= cfg.max_inbox as usize
-                }))
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

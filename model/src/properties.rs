@@ -15,6 +15,9 @@ use stateright::Property;
 pub mod broken {
     pub const TERM_MONOTONIC: u8 = 1 << 0;
     pub const LEADER_APPEND_ONLY: u8 = 1 << 1;
+    pub const COMMIT_MONOTONIC: u8 = 1 << 2;
+    pub const MATCH_MONOTONIC: u8 = 1 << 3;
+    pub const TERM_RULE: u8 = 1 << 4;
 }
 
 pub const ELECTION_SAFETY: &str = "election safety";
@@ -25,6 +28,12 @@ pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
 pub const LINEARIZABLE: &str = "linearizable";
 pub const EXACTLY_ONCE: &str = "exactly once";
 pub const SANITY: &str = "sanity";
+pub const APPLIED_STATE: &str = "applied state is the committed log replayed";
+pub const COMMIT_SOUNDNESS: &str = "committed entries held by an up-to-date majority";
+pub const INDEX_INVARIANTS: &str = "index invariants";
+pub const TERM_RULE: &str = "term rule";
+pub const STEP_DOWN_ON_RESPONSE: &str = "a server steps down on a higher-term response";
+pub const FOLLOWERS_HOLD_UNCOMMITTED: &str = "every follower holds an uncommitted entry";
 pub const SNAPSHOT_SAFETY: &str = "snapshot safety";
 pub const SNAPSHOT_INSTALLED: &str = "follower catches up by InstallSnapshot";
 pub const RESTORED_FROM_SNAPSHOT: &str = "restart restores from a snapshot";
@@ -83,6 +92,14 @@ fn always_and_witnesses() -> Vec<Property<RaftModel>> {
                 .all(|v| v.applied.iter().all(|&(_, _, n)| n <= 1))
         }),
         Property::always(SANITY, |_, s: &State| sanity(s)),
+        Property::always(APPLIED_STATE, |m: &RaftModel, s: &State| {
+            applied_state(&m.cfg, s)
+        }),
+        Property::always(COMMIT_SOUNDNESS, |m: &RaftModel, s: &State| {
+            commit_soundness(&m.cfg, s)
+        }),
+        Property::always(INDEX_INVARIANTS, |_, s: &State| index_invariants(s)),
+        Property::always(TERM_RULE, |_, s: &State| s.broken & broken::TERM_RULE == 0),
         Property::sometimes("leader elected", |_, s: &State| {
             s.servers.iter().any(|v| v.role == Role::Leader)
         }),
@@ -97,6 +114,12 @@ fn always_and_witnesses() -> Vec<Property<RaftModel>> {
         }),
         Property::sometimes("duplicate answered from session table", |_, s: &State| {
             s.events & event::DEDUP_ANSWER != 0
+        }),
+        Property::sometimes(STEP_DOWN_ON_RESPONSE, |_, s: &State| {
+            s.events & event::STEP_DOWN_ON_RESPONSE != 0
+        }),
+        Property::sometimes(FOLLOWERS_HOLD_UNCOMMITTED, |_, s: &State| {
+            followers_hold_uncommitted(s)
         }),
         Property::sometimes(F1, |_, s: &State| s.events & event::F1 != 0),
         Property::sometimes(F2, |_, s: &State| s.events & event::F2 != 0),
@@ -190,20 +213,66 @@ fn replay_committed(cfg: &Config, s: &State, upto: Index) -> ([Option<Value>; 2]
     (kv, sessions)
 }
 
-/// Every snapshot, and every state machine, is the committed log applied up to its index: a
-/// snapshot installed or restored from brings exactly the state the log would have.
+/// Every snapshot is the committed log applied up to its index: a snapshot installed or
+/// restored from brings exactly the state the log would have.
 fn snapshot_safety(cfg: &Config, s: &State) -> bool {
     s.servers.iter().all(|v| {
         let snap = &v.snapshot;
         let upto = snap.last_included_index;
-        let in_snapshot = upto == 0
+        upto == 0
             || (s.committed.len() >= upto as usize
                 && s.committed[upto as usize - 1].0.term == snap.last_included_term
-                && replay_committed(cfg, s, upto) == (snap.kv, snap.sessions.clone()));
-        in_snapshot
-            && s.committed.len() >= v.commit_index as usize
+                && replay_committed(cfg, s, upto) == (snap.kv, snap.sessions.clone()))
+    })
+}
+
+/// Every server's key-value map and session table are the committed log applied up to its
+/// `commit_index` (the model applies as it commits): nothing is applied early, late, twice or
+/// differently.
+fn applied_state(cfg: &Config, s: &State) -> bool {
+    s.servers.iter().all(|v| {
+        s.committed.len() >= v.commit_index as usize
             && replay_committed(cfg, s, v.commit_index) == (v.kv, v.sessions.clone())
     })
+}
+
+/// Every committed entry is held by a majority of servers whose last log term is at least the
+/// term in which it was committed. That majority's votes are what stops a leader without the
+/// entry from being elected; a commit that does not have it (the paper's Figure 8) is unsound
+/// at the moment it happens, before any leader loses the entry.
+fn commit_soundness(cfg: &Config, s: &State) -> bool {
+    let majority = cfg.servers as usize / 2 + 1;
+    s.committed.iter().enumerate().all(|(i, &(e, t))| {
+        let index = i as Index + 1;
+        let holders = (s.servers.iter())
+            .filter(|v| {
+                let holds = index <= v.snapshot_index() || v.entry(index) == Some(&e);
+                holds && v.last_log_term() >= t
+            })
+            .count();
+        holders >= majority
+    })
+}
+
+/// The indexes only move forward (checked on each step: a server's `commit_index`, except
+/// through a restart; a leader's `match_index` within its term), and a leader's view of each
+/// peer is consistent: `match_index < next_index <= last_log_index + 1`.
+fn index_invariants(s: &State) -> bool {
+    s.broken & (broken::COMMIT_MONOTONIC | broken::MATCH_MONOTONIC) == 0
+        && s.servers.iter().all(|v| {
+            (v.next_index.iter().zip(&v.match_index))
+                .all(|(&n, &m)| m < n && n <= v.last_log_index() + 1)
+        })
+}
+
+/// A leader whose every follower holds an entry nobody has committed: the state the failover
+/// cases start from.
+fn followers_hold_uncommitted(s: &State) -> bool {
+    let committed = s.committed.len() as Index;
+    s.servers.iter().any(|l| l.role == Role::Leader)
+        && (s.servers.iter())
+            .filter(|v| v.role != Role::Leader)
+            .all(|v| v.last_log_index() > committed)
 }
 
 fn sanity(s: &State) -> bool {

@@ -1,29 +1,46 @@
 //! Runs the checker and says honestly what it found: whether the run was exhaustive, what held,
 //! what was violated (with a path), which witnesses were found and which are missing.
 
+use crate::engine::{self, Report};
 use crate::model::RaftModel;
 use crate::symmetry::representative;
-use crate::Config;
+use crate::{Config, State};
 use serde::Serialize;
-use stateright::{Checker, Expectation, HasDiscoveries, Model, UniformChooser};
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
+use std::borrow::Cow;
 use std::io::Write;
 use std::time::{Duration, Instant};
+
+pub use crate::engine::peak_rss_bytes;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
-    /// Depth-first, with symmetry reduction: the exhaustive default.
+    /// Depth-first, with symmetry reduction, on raftright's own engine (src/engine.rs): the
+    /// exhaustive default.
     Dfs,
-    /// Breadth-first: shortest counterexamples, no symmetry reduction (stateright's BFS ignores it).
+    /// Stateright's depth-first checker, with symmetry reduction: slower, kept to cross-check
+    /// the engine.
+    #[serde(rename = "stateright-dfs")]
+    StaterightDfs,
+    /// Stateright's breadth-first checker: shortest counterexamples, no symmetry reduction
+    /// (stateright's BFS ignores it).
     Bfs,
-    /// Seeded random walks: never exhaustive.
+    /// Seeded random walks on every thread (thread i from seed + i), every property checked on
+    /// every state: never exhaustive. A walk ends when no step is enabled, when it comes back
+    /// to a state it went through, or at 200 states. Runs until --timeout or --max-states, or
+    /// for 60 s when neither is given.
     Simulation,
 }
+
+/// How long random walks run when neither a time nor a state limit is given.
+pub const SIMULATION_BUDGET: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub strategy: Strategy,
     pub threads: usize,
+    /// Seed of the random walks: thread `i` walks from `seed + i`.
     pub seed: u64,
     pub symmetry: bool,
     pub timeout: Option<Duration>,
@@ -134,20 +151,113 @@ impl Summary {
     }
 }
 
-/// Peak resident memory of this process, from /proc (0 where it cannot be read).
-pub fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+pub fn run(cfg: Config, opts: &RunOptions) -> Summary {
+    match opts.strategy {
+        Strategy::Dfs | Strategy::Simulation => run_engine(cfg, opts),
+        Strategy::StaterightDfs | Strategy::Bfs => run_stateright(cfg, opts),
+    }
 }
 
-pub fn run(cfg: Config, opts: &RunOptions) -> Summary {
+/// The engine's exhaustive search or random walks.
+fn run_engine(cfg: Config, opts: &RunOptions) -> Summary {
+    let model = RaftModel::new(cfg.clone());
+    let engine_opts = engine_options(opts);
+    let report = if opts.strategy == Strategy::Simulation {
+        engine::simulate(&model, &engine_opts, opts.seed)
+    } else {
+        engine::check(&model, &engine_opts)
+    };
+    // A refusal (a property the engine cannot check) is a run that proved nothing.
+    let report = report.unwrap_or_else(|refused| Report {
+        unique_states: 0,
+        total_states: 0,
+        max_depth: 0,
+        seconds: 0.0,
+        incomplete_reason: Some(refused.to_string()),
+        discoveries: Vec::new(),
+    });
+    let complete = report.complete();
+    let mut found: Vec<_> = (report.discoveries.iter())
+        .map(|d| {
+            d.trail.as_ref().map(|t| {
+                let steps = t.actions().map(|a| model.format_action(a)).collect();
+                (steps, t.encode())
+            })
+        })
+        .collect();
+    found.resize(model.properties().len(), None);
+    let properties = (model.properties().iter().zip(found))
+        .map(|(p, found)| property_result(p, found, complete))
+        .collect();
+    Summary {
+        config: cfg,
+        strategy: opts.strategy,
+        threads: opts.threads,
+        symmetry: opts.symmetry,
+        complete,
+        incomplete_reason: report.incomplete_reason,
+        unique_states: report.unique_states,
+        total_states: report.total_states,
+        max_depth: report.max_depth,
+        seconds: report.seconds,
+        unique_states_per_second: report.unique_states as f64 / report.seconds.max(1e-9),
+        peak_rss_bytes: peak_rss_bytes(),
+        properties,
+    }
+}
+
+fn engine_options(opts: &RunOptions) -> engine::Options<State> {
+    let unlimited = opts.timeout.is_none() && opts.max_states.is_none();
+    engine::Options {
+        threads: opts.threads.max(1),
+        symmetry: opts
+            .symmetry
+            .then_some(owned_representative as engine::Canon<State>),
+        timeout: if opts.strategy == Strategy::Simulation && unlimited {
+            Some(SIMULATION_BUDGET)
+        } else {
+            opts.timeout
+        },
+        max_states: opts.max_states,
+        stop_on_violation: opts.stop_on_violation,
+        progress: opts.progress,
+    }
+}
+
+/// `symmetry::representative`, which builds a new state even for a state that is its own
+/// representative.
+fn owned_representative(state: &State) -> Cow<'_, State> {
+    Cow::Owned(representative(state))
+}
+
+/// A property's verdict; `found` is the path to its discovery, as formatted steps and
+/// explorer indices.
+fn property_result(
+    p: &Property<RaftModel>,
+    found: Option<(Vec<String>, String)>,
+    complete: bool,
+) -> PropertyResult {
+    let (expectation, status) = match (&p.expectation, found.is_some()) {
+        (Expectation::Always, true) => ("always", Status::Violated),
+        (Expectation::Always, false) if complete => ("always", Status::Holds),
+        (Expectation::Always, false) => ("always", Status::Unknown),
+        (Expectation::Sometimes, true) => ("sometimes", Status::Found),
+        (Expectation::Sometimes, false) => ("sometimes", Status::Missing),
+        (Expectation::Eventually, true) => ("eventually", Status::Violated),
+        (Expectation::Eventually, false) => ("eventually", Status::Unknown),
+    };
+    let (path, explorer_path) = found.unzip();
+    PropertyResult {
+        name: p.name,
+        expectation,
+        status,
+        path,
+        explorer_path,
+    }
+}
+
+/// Stateright's DFS (with symmetry reduction) or BFS.
+fn run_stateright(cfg: Config, opts: &RunOptions) -> Summary {
     let model = RaftModel::new(cfg.clone());
     let mut builder = model.checker().threads(opts.threads.max(1));
     if opts.stop_on_violation {
@@ -164,16 +274,10 @@ pub fn run(cfg: Config, opts: &RunOptions) -> Summary {
         builder = builder.symmetry_fn(representative);
     }
     let start = Instant::now();
-    match opts.strategy {
-        Strategy::Dfs => drive(builder.spawn_dfs(), cfg, opts, symmetry, start),
-        Strategy::Bfs => drive(builder.spawn_bfs(), cfg, opts, symmetry, start),
-        Strategy::Simulation => drive(
-            builder.spawn_simulation(opts.seed, UniformChooser),
-            cfg,
-            opts,
-            symmetry,
-            start,
-        ),
+    if opts.strategy == Strategy::Bfs {
+        drive(builder.spawn_bfs(), cfg, opts, symmetry, start)
+    } else {
+        drive(builder.spawn_dfs(), cfg, opts, symmetry, start)
     }
 }
 
@@ -227,9 +331,7 @@ fn summarize<C: Checker<RaftModel>>(
         .iter()
         .any(|p| p.expectation == Expectation::Always && discoveries.contains_key(p.name));
     let total_states = checker.state_count();
-    let incomplete_reason = if opts.strategy == Strategy::Simulation {
-        Some("simulation samples random walks; it is never exhaustive".to_string())
-    } else if opts.timeout.is_some_and(|t| seconds >= t.as_secs_f64()) {
+    let incomplete_reason = if opts.timeout.is_some_and(|t| seconds >= t.as_secs_f64()) {
         Some(format!(
             "stopped by the time limit ({}s)",
             opts.timeout.unwrap().as_secs()
@@ -247,38 +349,15 @@ fn summarize<C: Checker<RaftModel>>(
     let complete = incomplete_reason.is_none();
     let properties = model
         .properties()
-        .into_iter()
+        .iter()
         .map(|p| {
-            let found = discoveries.get(p.name);
-            let (expectation, status) = match (p.expectation, found.is_some()) {
-                (Expectation::Always, true) => ("always", Status::Violated),
-                (Expectation::Always, false) if complete => ("always", Status::Holds),
-                (Expectation::Always, false) => ("always", Status::Unknown),
-                (Expectation::Sometimes, true) => ("sometimes", Status::Found),
-                (Expectation::Sometimes, false) => ("sometimes", Status::Missing),
-                (Expectation::Eventually, true) => ("eventually", Status::Violated),
-                (Expectation::Eventually, false) => ("eventually", Status::Unknown),
-            };
-            let (path, explorer_path) = match found {
-                Some(path) => (
-                    Some(
-                        path.clone()
-                            .into_actions()
-                            .iter()
-                            .map(|a| format!("{a:?}"))
-                            .collect(),
-                    ),
-                    Some(path.encode(model)),
-                ),
-                None => (None, None),
-            };
-            PropertyResult {
-                name: p.name,
-                expectation,
-                status,
-                path,
-                explorer_path,
-            }
+            let found = discoveries.get(p.name).map(|path| {
+                let steps = (path.clone().into_actions().iter())
+                    .map(|a| format!("{a:?}"))
+                    .collect();
+                (steps, path.encode(model))
+            });
+            property_result(p, found, complete)
         })
         .collect();
     let unique_states = checker.unique_state_count();

@@ -66,6 +66,8 @@ pub mod event {
     pub const RESTORED_FROM_SNAPSHOT: u16 = 1 << 10;
     /// A retry is refused because its session was evicted after the command was applied.
     pub const EXPIRED_RETRY_REFUSED: u16 = 1 << 11;
+    /// A leader or candidate steps down on a response that carries a higher term.
+    pub const STEP_DOWN_ON_RESPONSE: u16 = 1 << 12;
 }
 
 pub fn bit(id: Id) -> u8 {
@@ -109,7 +111,11 @@ impl Server {
             } else {
                 self.voted_for
             },
-            log: self.log.clone(),
+            log: if cfg.has_bug(Bug::ForgetLogOnRestart) {
+                Vec::new()
+            } else {
+                self.log.clone()
+            },
             commit_index: snap.last_included_index,
             kv: snap.kv,
             sessions: snap.sessions.clone(),
@@ -311,6 +317,17 @@ impl Server {
                     ..
                 }
         );
+        let is_response = matches!(
+            msg,
+            Msg::RequestVoteResponse { .. } | Msg::AppendEntriesResponse { .. }
+        );
+        if msg.term() > self.current_term
+            && is_response
+            && !carries_future_term
+            && cfg.has_bug(Bug::NoStepDownOnHigherTermResponse)
+        {
+            return;
+        }
         if msg.term() > self.current_term && !carries_future_term {
             self.adopt_term(msg.term());
         }
@@ -330,7 +347,8 @@ impl Server {
                 pre_vote: false,
             } => {
                 let granted = term == self.current_term
-                    && self.voted_for.is_none_or(|v| v == candidate)
+                    && (self.voted_for.is_none_or(|v| v == candidate)
+                        || cfg.has_bug(Bug::VoteTwiceInTerm))
                     && (cfg.has_bug(Bug::VoteWithoutUpToDateCheck)
                         || self.up_to_date(last_log_index, last_log_term));
                 if granted {
@@ -374,7 +392,9 @@ impl Server {
                     && if pre_vote {
                         self.role == Role::PreCandidate && term == self.current_term + 1
                     } else {
-                        self.role == Role::Candidate && term == self.current_term
+                        self.role == Role::Candidate
+                            && (term == self.current_term
+                                || (term < self.current_term && cfg.has_bug(Bug::StaleVoteCounted)))
                     };
                 if counts {
                     self.votes |= bit(src);
@@ -429,6 +449,11 @@ impl Server {
                         None => {}
                     }
                     self.log.push(*entry);
+                    if let (true, Command::Client { op, .. }) =
+                        (cfg.has_bug(Bug::ApplyBeforeCommit), entry.command)
+                    {
+                        run(&mut self.kv, op);
+                    }
                 }
                 let last_new = prev_log_index + entries.len() as Index;
                 let commit = self.commit_index.max(leader_commit.min(last_new));
@@ -734,13 +759,6 @@ impl Server {
                 answer: session.answer,
             });
             fx.events |= event::DEDUP_ANSWER;
-            let from_older_leader = self.log.iter().any(|e| {
-                e.term < self.current_term
-                    && matches!(e.command, Command::Client { client_id: c, seq: s, .. } if c == client_id && s == seq)
-            });
-            if from_older_leader {
-                fx.events |= event::F4;
-            }
         }
         true
     }

@@ -19,7 +19,7 @@ pub struct Client {
     pub done: u8,
     /// Sends of the operation in hand (0: not yet invoked).
     pub attempts: u8,
-    /// An attempt of the operation in hand landed on a server that was not the leader.
+    /// The first send of the operation in hand landed on a server that was not the leader.
     pub missed: bool,
 }
 

@@ -70,6 +70,38 @@ fn symmetry_reduction_changes_no_verdict() {
     println!("symmetry: {full} -> {reduced} unique states");
 }
 
+/// The one reduction besides symmetry: client answers no client can take are collected. The
+/// verdicts with and without it must agree. Identical answers are absorbed by the network (a
+/// set), so answers die only where a client moves on through another answer: a second
+/// registration's `Registered`, or answers after `SessionExpired`; the sessions configuration
+/// has both.
+#[test]
+fn collecting_dead_client_answers_changes_no_verdict() {
+    let cfg = Config::sessions();
+    let verdicts = |collect| {
+        let s = run(
+            Config {
+                collect_dead_answers: collect,
+                ..cfg.clone()
+            },
+            // Without symmetry the counts are exact, so the comparison of sizes is too.
+            &RunOptions {
+                symmetry: false,
+                stop_on_violation: false,
+                ..RunOptions::default()
+            },
+        );
+        assert!(s.complete, "{:?}", s.incomplete_reason);
+        let v: Vec<_> = s.properties.iter().map(|p| (p.name, p.status)).collect();
+        (v, s.unique_states)
+    };
+    let (with, reduced) = verdicts(true);
+    let (without, full) = verdicts(false);
+    assert_eq!(with, without);
+    assert!(reduced < full, "collected nothing: {reduced} vs {full}");
+    println!("dead client answers: {full} -> {reduced} unique states");
+}
+
 #[test]
 fn explorer_answers_status() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

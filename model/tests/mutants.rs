@@ -1,7 +1,8 @@
-//! Each known Raft bug, switched on in the model, is caught by the property it breaks, and the
-//! checker hands back a counterexample that replays to the violation.
+//! Each known Raft bug, switched on in the model, is caught by the property it breaks at the
+//! default bounds (the configuration `raft-model check --bug NAME` runs), and the checker hands
+//! back a counterexample that replays to the violation.
 
-use raft_model::config::{put, Bug, Config};
+use raft_model::config::{Bug, Config};
 use raft_model::properties::*;
 use raft_model::runner::{run, RunOptions, Status};
 use raft_model::RaftModel;
@@ -9,11 +10,12 @@ use stateright::Model;
 
 /// Runs the checker with `bug` on and asserts it stops on a violation of one of `properties`
 /// (the first one the search meets), with a path that replays to a violating state.
-fn catches(bug: Bug, properties: &[&str], cfg: Config) {
-    let cfg = Config {
+fn catches(bug: Bug, properties: &[&str]) {
+    let mut cfg = Config {
         bug: Some(bug),
-        ..cfg
+        ..Config::default()
     };
+    bug.enable_feature(&mut cfg);
     let summary = run(cfg.clone(), &RunOptions::default());
     let result = summary
         .properties
@@ -60,107 +62,113 @@ fn catches(bug: Bug, properties: &[&str], cfg: Config) {
     );
 }
 
-fn base() -> Config {
-    Config {
-        max_term: 2,
-        max_log_len: 2,
-        max_restarts: 0,
-        client_ops: vec![vec![put(0)]],
-        max_retries: 0,
-        max_in_flight: 2,
-        drops: true,
-        ..Config::default()
+/// One test per bug, each named for what the bug breaks.
+macro_rules! mutant {
+    ($name:ident, $bug:expr, $($property:expr),+) => {
+        #[test]
+        fn $name() {
+            catches($bug, &[$($property),+]);
+        }
+    };
+    // A bug whose first violation lies millions of states deep: too slow for the unoptimised
+    // test profile, so `cargo test` skips it and `.ci/run` runs this file again with
+    // `--release`, where it takes a minute or two.
+    (release $name:ident, $bug:expr, $($property:expr),+) => {
+        #[test]
+        #[cfg_attr(debug_assertions, ignore = "millions of states: run with --release")]
+        fn $name() {
+            catches($bug, &[$($property),+]);
+        }
+    };
+}
+
+mutant!(
+    vote_without_up_to_date_check_breaks_leader_completeness,
+    Bug::VoteWithoutUpToDateCheck,
+    LEADER_COMPLETENESS,
+    STATE_MACHINE_SAFETY,
+    COMMIT_SOUNDNESS
+);
+// s0 leads term 1 alone; s1 leads term 2 alone; s0 leads term 3 and commits its term-1 entry
+// by counting a copy on a server whose last log term is 1: unsound the moment it commits.
+mutant!(
+    figure8_commit_breaks_commit_soundness,
+    Bug::Figure8Commit,
+    COMMIT_SOUNDNESS,
+    LEADER_COMPLETENESS
+);
+mutant!(
+    forgetting_the_vote_on_restart_breaks_election_safety,
+    Bug::ForgetVoteOnRestart,
+    ELECTION_SAFETY
+);
+mutant!(
+    release skipping_dedup_breaks_exactly_once,
+    Bug::NoDedup,
+    EXACTLY_ONCE,
+    LINEARIZABLE
+);
+mutant!(
+    skipping_the_prev_log_term_check_breaks_log_matching,
+    Bug::NoPrevLogTermCheck,
+    LOG_MATCHING,
+    STATE_MACHINE_SAFETY,
+    COMMIT_SOUNDNESS
+);
+mutant!(
+    release installing_a_snapshot_without_its_state_machine_breaks_the_applied_state,
+    Bug::InstallSnapshotKeepsStateMachine,
+    APPLIED_STATE,
+    SNAPSHOT_SAFETY
+);
+mutant!(
+    release reopening_an_expired_session_breaks_exactly_once,
+    Bug::ReopenExpiredSession,
+    EXACTLY_ONCE,
+    LINEARIZABLE,
+    APPLIED_STATE
+);
+mutant!(
+    counting_a_stale_vote_breaks_election_safety,
+    Bug::StaleVoteCounted,
+    ELECTION_SAFETY
+);
+mutant!(
+    applying_before_commit_breaks_the_applied_state,
+    Bug::ApplyBeforeCommit,
+    APPLIED_STATE
+);
+mutant!(
+    a_majority_off_by_one_breaks_election_safety,
+    Bug::MajorityOffByOne,
+    ELECTION_SAFETY,
+    COMMIT_SOUNDNESS
+);
+mutant!(
+    ignoring_a_higher_term_response_breaks_the_term_rule,
+    Bug::NoStepDownOnHigherTermResponse,
+    TERM_RULE
+);
+mutant!(
+    forgetting_the_log_on_restart_breaks_commit_soundness,
+    Bug::ForgetLogOnRestart,
+    COMMIT_SOUNDNESS,
+    LEADER_COMPLETENESS,
+    STATE_MACHINE_SAFETY
+);
+mutant!(
+    voting_twice_in_a_term_breaks_election_safety,
+    Bug::VoteTwiceInTerm,
+    ELECTION_SAFETY
+);
+
+#[test]
+fn every_bug_has_a_test() {
+    let source = include_str!("mutants.rs");
+    for bug in Bug::ALL {
+        assert!(
+            source.contains(&format!("Bug::{bug:?},")),
+            "{bug:?} has no mutant test"
+        );
     }
-}
-
-#[test]
-fn vote_without_up_to_date_check_breaks_leader_completeness() {
-    catches(
-        Bug::VoteWithoutUpToDateCheck,
-        &[LEADER_COMPLETENESS, STATE_MACHINE_SAFETY],
-        base(),
-    );
-}
-
-#[test]
-fn figure8_commit_breaks_leader_completeness() {
-    // s0 leads term 1 alone; s1 leads term 2 alone; s0 leads term 3 and commits its term-1
-    // entry by counting s2's copy; s1, elected in term 4 with s2's vote, lacks it.
-    let cfg = Config {
-        max_term: 4,
-        max_log_len: 3,
-        ..base()
-    };
-    catches(
-        Bug::Figure8Commit,
-        &[LEADER_COMPLETENESS, STATE_MACHINE_SAFETY],
-        cfg,
-    );
-}
-
-#[test]
-fn forgetting_the_vote_on_restart_breaks_election_safety() {
-    let cfg = Config {
-        max_term: 1,
-        max_restarts: 1,
-        client_ops: vec![],
-        max_in_flight: 5,
-        drops: false,
-        ..base()
-    };
-    catches(Bug::ForgetVoteOnRestart, &[ELECTION_SAFETY], cfg);
-}
-
-#[test]
-fn skipping_dedup_breaks_exactly_once() {
-    let cfg = Config {
-        max_retries: 1,
-        max_log_len: 3,
-        ..base()
-    };
-    catches(Bug::NoDedup, &[EXACTLY_ONCE, LINEARIZABLE], cfg);
-}
-
-#[test]
-fn skipping_the_prev_log_term_check_breaks_log_matching() {
-    // Logs diverge at index 1 over terms 1 and 2; the term-3 leader's AppendEntries with a
-    // mismatching prev_log_term is accepted and glues its entry onto the wrong prefix.
-    let cfg = Config {
-        max_term: 3,
-        client_ops: vec![vec![put(0)], vec![put(1)]],
-        max_in_flight: 3,
-        ..base()
-    };
-    catches(
-        Bug::NoPrevLogTermCheck,
-        &[LOG_MATCHING, STATE_MACHINE_SAFETY],
-        cfg,
-    );
-}
-
-#[test]
-fn installing_a_snapshot_without_its_state_machine_breaks_snapshot_safety() {
-    // A follower behind a leader that compacted gets the snapshot but keeps its own (empty)
-    // key-value map: its state machine no longer is the committed log applied.
-    let cfg = Config {
-        max_log_len: 2,
-        snapshots: true,
-        drops: false,
-        ..base()
-    };
-    catches(
-        Bug::InstallSnapshotKeepsStateMachine,
-        &[SNAPSHOT_SAFETY],
-        cfg,
-    );
-}
-
-#[test]
-fn reopening_an_expired_session_breaks_exactly_once() {
-    // The put is applied, a registration evicts its session, the retry runs again.
-    catches(
-        Bug::ReopenExpiredSession,
-        &[EXACTLY_ONCE, LINEARIZABLE],
-        Config::sessions(),
-    );
 }

@@ -378,6 +378,13 @@ impl RaftCore {
                         ok: false,
                     },
                 ),
+                Message::RequestVoteResponse {
+                    granted: true,
+                    pre_vote: false,
+                    ..
+                } if self.params.has_bug(BugId::StaleVoteCounted) => {
+                    self.on_vote_response(from, current_term, true, false)
+                }
                 _ => {}
             }
             return;

@@ -30,6 +30,8 @@ pub enum Bug {
     /// A command whose session is gone is applied under a new session (how the node lost
     /// updates before sessions were registered: an evicted retry ran twice).
     ReopenExpiredSession,
+    /// A candidate counts a granted vote from an earlier term of its own.
+    StaleVoteCounted,
 }
 
 /// The node's default session bound. A session costs its last answer plus about 100 bytes;
@@ -110,6 +112,7 @@ impl Params {
                         BugId::InstallSnapshotKeepsStateMachine
                     )
                     | (Some(Bug::ReopenExpiredSession), BugId::ReopenExpiredSession)
+                    | (Some(Bug::StaleVoteCounted), BugId::StaleVoteCounted)
             )
         }
         #[cfg(not(feature = "mutants"))]
@@ -129,6 +132,7 @@ pub(crate) enum BugId {
     NoPrevLogTermCheck,
     InstallSnapshotKeepsStateMachine,
     ReopenExpiredSession,
+    StaleVoteCounted,
 }
 
 impl Default for Params {

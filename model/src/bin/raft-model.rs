@@ -147,7 +147,7 @@ impl Bounds {
         let registering = (self.clients.iter().enumerate())
             .filter(|(_, (r, _))| *r)
             .fold(0u8, |m, (c, _)| m | 1 << c);
-        Config {
+        let mut cfg = Config {
             registering,
             servers: self.servers,
             max_term: self.max_term,
@@ -168,8 +168,13 @@ impl Bounds {
                 noop_on_election: !self.no_noop_on_election,
                 max_sessions: self.max_sessions,
             },
+            collect_dead_answers: true,
             bug: self.bug,
+        };
+        if let Some(bug) = self.bug {
+            bug.enable_feature(&mut cfg);
         }
+        cfg
     }
 }
 
@@ -183,13 +188,14 @@ struct CheckArgs {
     /// Worker threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Seed for `--strategy simulation`.
+    /// Seed for `--strategy simulation`: worker thread i walks from seed + i.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Explore without symmetry reduction.
     #[arg(long)]
     no_symmetry: bool,
-    /// Stop after this many seconds (the run is then reported incomplete).
+    /// Stop after this many seconds (the run is then reported incomplete). `--strategy
+    /// simulation` runs for 60 s when neither this nor --max-states is given.
     #[arg(long)]
     timeout: Option<u64>,
     /// Stop after this many generated states (the run is then reported incomplete).
