@@ -210,9 +210,8 @@ pub fn compare_step(
         })
     };
     // Messages: the core's, mapped to the model's vocabulary, against the model's record.
-    let core_sent: Result<Vec<m::Envelope>, String> = (emitted.messages.iter())
-        .map(map::model_envelope)
-        .collect();
+    let core_sent: Result<Vec<m::Envelope>, String> =
+        (emitted.messages.iter()).map(map::model_envelope).collect();
     match core_sent {
         Err(e) => {
             return Err(fail(format!(
