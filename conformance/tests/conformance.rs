@@ -166,3 +166,24 @@ fn lockstep_sessions_configuration_is_exhaustive_without_divergence() {
     assert!(r.complete, "the lockstep walk was not exhaustive");
     assert_eq!(r.divergences, 0);
 }
+
+/// A candidate that counts a vote granted in its previous term: the model keeps stale
+/// responses in flight, so the exhaustive walk delivers one to a candidate of the next term and
+/// the core, which becomes leader where the model does not, diverges.
+#[test]
+fn lockstep_catches_a_stale_vote_counted_by_the_core() {
+    let opts = LockstepOptions {
+        core_bug: Some(Some(raft_node::core::Bug::StaleVoteCounted)),
+        stop_at_first: true,
+        ..LockstepOptions::new(lockstep::small_config())
+    };
+    let r = lockstep::run(&opts);
+    let (d, path) = r
+        .first
+        .expect("the stale-vote mutant was not caught by the lockstep walk");
+    println!(
+        "caught after {} states, {} steps: {d}",
+        r.states,
+        path.len()
+    );
+}
