@@ -7,7 +7,6 @@ use crate::symmetry::representative;
 use crate::{Config, State};
 use serde::Serialize;
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
-use std::borrow::Cow;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -212,7 +211,7 @@ fn engine_options(opts: &RunOptions) -> engine::Options<State> {
         threads: opts.threads.max(1),
         symmetry: opts
             .symmetry
-            .then_some(owned_representative as engine::Canon<State>),
+            .then_some(representative as engine::Canon<State>),
         timeout: if opts.strategy == Strategy::Simulation && unlimited {
             Some(SIMULATION_BUDGET)
         } else {
@@ -222,12 +221,6 @@ fn engine_options(opts: &RunOptions) -> engine::Options<State> {
         stop_on_violation: opts.stop_on_violation,
         progress: opts.progress,
     }
-}
-
-/// `symmetry::representative`, which builds a new state even for a state that is its own
-/// representative.
-fn owned_representative(state: &State) -> Cow<'_, State> {
-    Cow::Owned(representative(state))
 }
 
 /// A property's verdict; `found` is the path to its discovery, as formatted steps and
@@ -271,7 +264,7 @@ fn run_stateright(cfg: Config, opts: &RunOptions) -> Summary {
     }
     let symmetry = opts.symmetry && opts.strategy != Strategy::Bfs;
     if symmetry {
-        builder = builder.symmetry_fn(representative);
+        builder = builder.symmetry_fn(|s| representative(s).into_owned());
     }
     let start = Instant::now();
     if opts.strategy == Strategy::Bfs {
