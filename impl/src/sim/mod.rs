@@ -1,9 +1,9 @@
 //! Deterministic simulation of a cluster with faults and retrying clients.
 //!
 //! One seed decides everything: the cluster size, the parameters, the network's loss,
-//! duplication and delay, partitions (symmetric and asymmetric), crashes (between steps,
-//! before a `Ready` is persisted, or after persisting but before sending) and restarts, and the
-//! clients' operations. After every step the five safety properties are checked
+//! duplication and delay, packets held back across elections, lagging links, partitions
+//! (symmetric and asymmetric), crashes (between steps, before a `Ready` is persisted, or after
+//! persisting but before sending) and restarts, and the clients' operations. After every step the five safety properties are checked
 //! ([`safety`]); at the end the client history is checked for linearizability and
 //! exactly-once ([`history`]). A failure carries the seed and the trace of steps; running the
 //! same seed again replays it exactly.
@@ -45,6 +45,13 @@ pub struct SimConfig {
     pub retry_ticks: u64,
     /// Per tick and running server: the chance it compacts its log (`Input::Compact`).
     pub compact_chance: f64,
+    /// Per fault tick: the chance every link into one server starts to lag, for a time uniform
+    /// in `[lag_min, 4 * lag_max]` ticks (a server whose inbox is handled late).
+    pub lag_chance: f64,
+    /// The lag of such links, in ticks: uniform in `[lag_min, lag_max]`.
+    pub lag_min: u64,
+    /// See `lag_min`.
+    pub lag_max: u64,
 }
 
 impl SimConfig {
@@ -84,6 +91,9 @@ impl SimConfig {
                 duplicate: [0.0, 0.02, 0.1][rng.index(3)],
                 min_delay: 1,
                 max_delay,
+                hold: 0.0,
+                hold_min: 0,
+                hold_max: 0,
             },
             clients: 1 + rng.range(0, 3),
             ops_per_client: 10 + rng.range(0, 20),
@@ -92,12 +102,35 @@ impl SimConfig {
             fault_rate: 1.0,
             retry_ticks: 15 + 2 * max_delay,
             compact_chance: [0.0, 0.02, 0.2][rng.index(3)],
+            lag_chance: 0.0,
+            lag_min: 0,
+            lag_max: 0,
         };
         // A third of the seeds bound the session table at or below the number of clients, so
         // sessions are evicted under the clients' feet (drawn last: the rest of a seed's
         // configuration is what it was before the bound existed).
         if random_params && rng.chance(0.3) {
             cfg.params.max_sessions = Some(1 + rng.range(0, cfg.clients) as usize);
+        }
+        // Messages that cross elections (drawn last, like the session bound; a seed with
+        // neither holds nor lags replays as it did before they existed). Half the seeds hold a
+        // fraction of the packets back for up to several election timeouts: a vote response
+        // reaches its candidate after the candidate's next election, an append its follower
+        // after a new leader's. Half the seeds (independently) let every link into a server lag
+        // by more than an election timeout for a while: its votes come back after it started
+        // its next election, while the others vote in that term without it hearing of it. Holds
+        // and lags stop at the heal, so every delayed packet lands within `hold_max + lag_max`
+        // (90) ticks of it.
+        let e = cfg.timing.election_ticks;
+        if rng.chance(0.5) {
+            cfg.net.hold = [0.02, 0.05, 0.2][rng.index(3)];
+            cfg.net.hold_min = e / 2;
+            cfg.net.hold_max = e * [2, 3, 6][rng.index(3)];
+        }
+        if rng.chance(0.5) {
+            cfg.lag_chance = [0.01, 0.02, 0.04][rng.index(3)];
+            cfg.lag_min = e + e / 2;
+            cfg.lag_max = 3 * e;
         }
         cfg
     }
@@ -222,8 +255,10 @@ fn run_inner(seed: u64, cfg: &SimConfig, tracing: bool) -> Result<SimStats, (Str
                 inject_faults(&mut c, cfg, &mut down_until, &mut stats);
             } else if tick == cfg.fault_ticks {
                 c.net.heal();
+                c.net.lag.clear();
                 c.net.config.loss = 0.0;
                 c.net.config.duplicate = 0.0;
+                c.net.config.hold = 0.0;
                 for id in c.ids.clone() {
                     c.restart(id);
                 }
@@ -331,6 +366,14 @@ fn inject_faults(
         let id = c.ids[c.rng.index(n)];
         c.log_fault(format!("n{id} UNREACHABLE by clients"));
         c.net.unreachable_by_clients.insert(id);
+    }
+    if c.rng.chance(cfg.lag_chance * r) {
+        let id = c.ids[c.rng.index(n)];
+        let ticks = c.rng.range(cfg.lag_min, cfg.lag_max + 1);
+        let until = c.now + c.rng.range(cfg.lag_min, 4 * cfg.lag_max + 1);
+        c.log_fault(format!("LAG -> n{id} by {ticks} ticks until t={until}"));
+        let ids = c.ids.clone();
+        c.net.lag_into(id, &ids, ticks, until);
     }
     if c.rng.chance(0.03 * r) {
         c.log_fault("HEAL".into());

@@ -1,7 +1,10 @@
-//! The simulated network: loss, duplication, reordering (random delay), and directed link
-//! cuts (a symmetric partition cuts both directions, an asymmetric one a single direction).
+//! The simulated network: loss, duplication, reordering (random delay), long holds (a
+//! fraction of packets held back for several election timeouts, so they cross elections),
+//! lagging links (every packet sent on the link meanwhile arrives a fixed number of ticks late,
+//! as into an overloaded server), and directed link cuts (a symmetric partition cuts both
+//! directions, an asymmetric one a single direction).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::{ClientReply, Envelope, Input, NodeId};
 use crate::driver::SimRng;
@@ -17,6 +20,14 @@ pub struct NetConfig {
     pub min_delay: u64,
     /// See `min_delay`.
     pub max_delay: u64,
+    /// Probability a packet (each copy of it) is held back: its delay is then drawn uniformly
+    /// from `[hold_min, hold_max]` instead. With holds spanning several election timeouts a vote
+    /// response or an append reaches its sender's peer after later elections.
+    pub hold: f64,
+    /// See `hold`.
+    pub hold_min: u64,
+    /// See `hold`.
+    pub hold_max: u64,
 }
 
 impl NetConfig {
@@ -27,6 +38,9 @@ impl NetConfig {
             duplicate: 0.0,
             min_delay: 1,
             max_delay: 1,
+            hold: 0.0,
+            hold_min: 0,
+            hold_max: 0,
         }
     }
 }
@@ -56,6 +70,9 @@ pub struct Network {
     pub config: NetConfig,
     /// Cut directed links `(from, to)` between servers.
     pub cut: BTreeSet<(NodeId, NodeId)>,
+    /// Lagging directed links `(from, to)` between servers: `(ticks, until)` adds `ticks` to the
+    /// delay of every packet sent on the link before time `until` (after any hold).
+    pub lag: BTreeMap<(NodeId, NodeId), (u64, u64)>,
     /// Servers clients cannot reach (both directions).
     pub unreachable_by_clients: BTreeSet<NodeId>,
     in_flight: Vec<Packet>,
@@ -68,6 +85,7 @@ impl Network {
         Network {
             config,
             cut: BTreeSet::new(),
+            lag: BTreeMap::new(),
             unreachable_by_clients: BTreeSet::new(),
             in_flight: Vec::new(),
             next_seq: 0,
@@ -102,11 +120,22 @@ impl Network {
         } else {
             1
         };
+        let lag = match &payload {
+            Payload::Peer(e) => match self.lag.get(&(e.from, e.to)) {
+                Some(&(ticks, until)) if now < until => ticks,
+                _ => 0,
+            },
+            _ => 0,
+        };
         for _ in 0..copies {
-            let delay = rng.range(self.config.min_delay, self.config.max_delay + 1);
+            let mut delay = rng.range(self.config.min_delay, self.config.max_delay + 1);
+            // `chance(0.0)` draws nothing: a network without holds replays as it did before.
+            if rng.chance(self.config.hold) {
+                delay = rng.range(self.config.hold_min, self.config.hold_max + 1);
+            }
             self.next_seq += 1;
             self.in_flight.push(Packet {
-                deliver_at: now + delay,
+                deliver_at: now + delay + lag,
                 seq: self.next_seq,
                 payload: payload.clone(),
             });
@@ -164,7 +193,17 @@ impl Network {
         }
     }
 
-    /// Restore every server link and client reachability.
+    /// Make every link from `from` into server `to` lag by `ticks` until time `until` (packets
+    /// already in flight keep their time). A lag is not a cut: [`Network::heal`] keeps it.
+    pub fn lag_into(&mut self, to: NodeId, from: &[NodeId], ticks: u64, until: u64) {
+        for &f in from {
+            if f != to {
+                self.lag.insert((f, to), (ticks, until));
+            }
+        }
+    }
+
+    /// Restore every server link and client reachability (lags run until they end).
     pub fn heal(&mut self) {
         self.cut.clear();
         self.unreachable_by_clients.clear();
