@@ -390,7 +390,8 @@ pub fn bug(b: MBug) -> Option<c::Bug> {
         | MBug::MajorityOffByOne
         | MBug::NoStepDownOnHigherTermResponse
         | MBug::ForgetLogOnRestart
-        | MBug::VoteTwiceInTerm => return None,
+        | MBug::VoteTwiceInTerm
+        | MBug::MajorityOfEvenCluster => return None,
     })
 }
 

@@ -69,10 +69,13 @@ pub enum Bug {
     ForgetLogOnRestart,
     /// A voter grants its vote to any candidate of its term, even after voting for another.
     VoteTwiceInTerm,
+    /// A majority is taken as `(servers + 1) / 2`: right for an odd cluster, one short for an
+    /// even one (so `--bug` runs it on four servers).
+    MajorityOfEvenCluster,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 14] = [
         Bug::VoteWithoutUpToDateCheck,
         Bug::Figure8Commit,
         Bug::ForgetVoteOnRestart,
@@ -86,10 +89,13 @@ impl Bug {
         Bug::NoStepDownOnHigherTermResponse,
         Bug::ForgetLogOnRestart,
         Bug::VoteTwiceInTerm,
+        Bug::MajorityOfEvenCluster,
     ];
 
     /// The feature a bug lives in, switched on so the default check reaches it: a snapshot bug
-    /// needs snapshots, an eviction bug a table of one session and a client that registers.
+    /// needs snapshots, an eviction bug a table of one session and a client that registers, an
+    /// even-cluster bug an even cluster (four servers, the in-flight bound scaled to let a
+    /// broadcast and its answers fit as three servers' 2 does).
     pub fn enable_feature(self, cfg: &mut Config) {
         match self {
             Bug::InstallSnapshotKeepsStateMachine => cfg.snapshots = true,
@@ -99,6 +105,10 @@ impl Bug {
                     cfg.registering = 1 << cfg.client_ops.len();
                     cfg.client_ops.push(Vec::new());
                 }
+            }
+            Bug::MajorityOfEvenCluster if cfg.servers % 2 == 1 => {
+                cfg.servers += 1;
+                cfg.max_in_flight = cfg.max_in_flight.max(3);
             }
             _ => {}
         }
@@ -110,7 +120,8 @@ impl Bug {
 pub enum Network {
     /// A delivered message is consumed.
     Unordered,
-    /// A delivered message stays in flight and may be delivered again.
+    /// A delivered message stays in flight and may be delivered again. Only a `Drop` removes
+    /// it, so under an in-flight bound it needs `drops`.
     Duplicating,
 }
 
@@ -225,9 +236,105 @@ impl Config {
         }
     }
 
+    /// The configurations `raft-model check --deep` explores exhaustively one after another,
+    /// each deeper than the default in the dimensions its name gives and, to stay within an
+    /// hour on two cores, shallower in others. Each entry: its name, then the bounds.
+    pub fn deep() -> Vec<(&'static str, Config)> {
+        let node_params = Params {
+            pre_vote: true,
+            check_quorum: true,
+            // The node sends up to 64 entries; within these bounds that is the whole log.
+            max_entries_per_append: 3,
+            ..Params::default()
+        };
+        let one_put = vec![vec![put(0)]];
+        vec![
+            (
+                "four terms",
+                Config {
+                    max_term: 4,
+                    max_restarts: 0,
+                    client_ops: one_put.clone(),
+                    ..Config::default()
+                },
+            ),
+            (
+                "six in flight",
+                Config {
+                    max_in_flight: 6,
+                    max_term: 2,
+                    max_log_len: 2,
+                    max_restarts: 0,
+                    client_ops: one_put.clone(),
+                    ..Config::default()
+                },
+            ),
+            (
+                "two restarts",
+                Config {
+                    max_restarts: 2,
+                    max_term: 2,
+                    ..Config::default()
+                },
+            ),
+            (
+                "four servers",
+                Config {
+                    servers: 4,
+                    max_in_flight: 6,
+                    max_term: 2,
+                    max_log_len: 2,
+                    max_restarts: 0,
+                    client_ops: one_put.clone(),
+                    ..Config::default()
+                },
+            ),
+            (
+                "five servers",
+                Config {
+                    servers: 5,
+                    max_in_flight: 8,
+                    max_term: 2,
+                    max_log_len: 1,
+                    max_restarts: 0,
+                    client_ops: Vec::new(),
+                    ..Config::default()
+                },
+            ),
+            (
+                "two clients",
+                Config {
+                    max_term: 2,
+                    max_log_len: 4,
+                    max_restarts: 0,
+                    client_ops: vec![vec![put(0), get()], vec![put(1)]],
+                    ..Config::default()
+                },
+            ),
+            (
+                "duplicating network",
+                Config {
+                    network: Network::Duplicating,
+                    ..Config::default()
+                },
+            ),
+            (
+                "node parameters",
+                Config {
+                    params: node_params,
+                    client_ops: one_put,
+                    ..Config::default()
+                },
+            ),
+        ]
+    }
+
     pub fn majority(&self) -> usize {
         if self.has_bug(Bug::MajorityOffByOne) {
             return self.servers as usize / 2;
+        }
+        if self.has_bug(Bug::MajorityOfEvenCluster) {
+            return (self.servers as usize).div_ceil(2);
         }
         self.servers as usize / 2 + 1
     }

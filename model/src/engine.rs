@@ -23,8 +23,9 @@
 //!   included; a state in which every always-property fails and every sometimes-property holds
 //!   is not expanded (stateright's "nothing left to discover" rule);
 //! - on one thread the order is stateright's too (last pushed, first expanded; successors pushed
-//!   in action order), which matters because `symmetry::representative` is not a canonical form:
-//!   with symmetry on, how many representatives a search meets depends on its order.
+//!   in action order), which matters for a reduction whose representative is not a canonical
+//!   form: how many representatives a search meets then depends on its order. (This model's,
+//!   `symmetry::representative`, is canonical; the engine does not rely on it.)
 //!
 //! Eventually-properties are not supported: `check` and `simulate` refuse models that have any.
 
@@ -890,8 +891,8 @@ where
     /// With symmetry on, the chain holds representatives' fingerprints: at each step the path
     /// takes an action whose successor's representative is the next on the chain and goes on
     /// from the successor itself, so the indices are valid from the real states. Two actions
-    /// may lead to such successors (symmetric steps), and the representative is not a
-    /// canonical form, so a choice can turn out a dead end: the search backtracks. It always
+    /// may lead to such successors (symmetric steps), and where the representative is not a
+    /// canonical form a choice can turn out a dead end: the search backtracks. It always
     /// succeeds for a deterministic model, because the states the search took are one answer.
     fn indices_to(&self, fp: u64, property: usize) -> Result<Vec<usize>, String> {
         let chain = self.chain(fp)?;

@@ -39,6 +39,43 @@ fn reduced_configuration_is_safe_and_exhaustive() {
     );
 }
 
+/// The duplicating network (a delivered message stays in flight and may be delivered again):
+/// every always-property holds exhaustively, the witnesses of the reduced configuration are
+/// found, and it is not a network on which nothing happens: a bug is caught on it too. With
+/// drops: without them a delivered message never leaves, the in-flight bound fills at once and
+/// no client entry is ever committed (915 states).
+#[test]
+fn duplicating_network_is_safe_and_catches_a_bug() {
+    let cfg = Config {
+        network: raft_model::config::Network::Duplicating,
+        drops: true,
+        ..Config::small()
+    };
+    assert_safe_and_exhaustive(
+        "duplicating",
+        cfg.clone(),
+        &[
+            "leader elected",
+            "client entry committed",
+            "two leaders at once",
+        ],
+    );
+    let buggy = run(
+        Config {
+            bug: Some(raft_model::config::Bug::VoteWithoutUpToDateCheck),
+            ..cfg
+        },
+        &RunOptions::default(),
+    );
+    assert!(
+        buggy
+            .properties
+            .iter()
+            .any(|p| p.expectation == "always" && p.status == Status::Violated),
+        "the duplicating network hides a vote granted without the up-to-date check"
+    );
+}
+
 #[test]
 fn symmetry_reduction_changes_no_verdict() {
     let cfg = Config {

@@ -162,6 +162,15 @@ mutant!(
     ELECTION_SAFETY
 );
 
+// Invisible on three servers, where (3 + 1) / 2 = 2 is the majority; `--bug` runs it on four,
+// where two votes of four elect two leaders in one term.
+mutant!(
+    a_majority_of_half_an_even_cluster_breaks_election_safety,
+    Bug::MajorityOfEvenCluster,
+    ELECTION_SAFETY,
+    COMMIT_SOUNDNESS
+);
+
 #[test]
 fn every_bug_has_a_test() {
     let source = include_str!("mutants.rs");

@@ -207,7 +207,42 @@ struct CheckArgs {
     /// Print a machine-readable JSON summary on stdout instead of the report.
     #[arg(long)]
     json: bool,
+    /// Run the deep tier instead: several configurations, each deeper than the default in one
+    /// or two dimensions (four terms, six messages in flight, two restarts, four and five
+    /// servers, the duplicating network, the node's parameters), about an hour on two cores.
+    /// Only --bug, --only, --threads and --json combine with it.
+    #[arg(long, conflicts_with_all = DEEP_FIXES)]
+    deep: bool,
+    /// With --deep: run only the configuration of this name (e.g. "five servers").
+    #[arg(long, requires = "deep")]
+    only: Option<String>,
 }
+
+/// The flags whose values the deep tier fixes itself.
+const DEEP_FIXES: [&str; 22] = [
+    "servers",
+    "max_term",
+    "max_log_len",
+    "max_restarts",
+    "clients",
+    "max_sessions",
+    "max_retries",
+    "max_in_flight",
+    "max_inbox",
+    "network",
+    "no_drops",
+    "pre_vote",
+    "check_quorum",
+    "max_entries_per_append",
+    "backoff",
+    "no_noop_on_election",
+    "snapshots",
+    "strategy",
+    "seed",
+    "no_symmetry",
+    "max_states",
+    "keep_going",
+];
 
 #[derive(Args)]
 struct ExploreArgs {
@@ -241,9 +276,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(args: CheckArgs) -> ExitCode {
-    let cfg = args.bounds.config();
-    let opts = RunOptions {
+fn run_options(args: &CheckArgs) -> RunOptions {
+    RunOptions {
         strategy: args.strategy,
         threads: args
             .threads
@@ -254,7 +288,38 @@ fn check(args: CheckArgs) -> ExitCode {
         max_states: args.max_states,
         stop_on_violation: !args.keep_going,
         progress: true,
-    };
+    }
+}
+
+fn exit_code(summary: &runner::Summary) -> ExitCode {
+    if summary.ok() {
+        ExitCode::SUCCESS
+    } else if summary.complete
+        || summary
+            .properties
+            .iter()
+            .any(|p| p.status == runner::Status::Violated)
+    {
+        ExitCode::from(1)
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    if args.deep {
+        return deep(args);
+    }
+    let cfg = args.bounds.config();
+    if cfg.network == Network::Duplicating && !cfg.drops && cfg.max_in_flight > 0 {
+        eprintln!(
+            "error: --network duplicating with --no-drops: a delivered message never leaves, so \
+             the in-flight bound fills after the first messages and the check would explore \
+             almost nothing; keep drops on, or lift the bound with --max-in-flight 0"
+        );
+        return ExitCode::from(2);
+    }
+    let opts = run_options(&args);
     if !args.json {
         println!("Bounds:\n{cfg}");
         println!(
@@ -278,15 +343,104 @@ fn check(args: CheckArgs) -> ExitCode {
     } else {
         print!("{}", runner::render(&summary, "http://localhost:3000"));
     }
-    if summary.ok() {
-        ExitCode::SUCCESS
-    } else if summary.complete
-        || summary
+    exit_code(&summary)
+}
+
+/// The deep tier: each configuration of `Config::deep` explored exhaustively. It passes when
+/// every run is exhaustive and every always-property holds in each; witnesses are reported,
+/// not required (each configuration trades some dimension for depth in another, and some
+/// witnesses need the dimension traded away: the default check requires them all).
+fn deep(args: CheckArgs) -> ExitCode {
+    let mut suite = Config::deep();
+    if let Some(only) = &args.only {
+        suite.retain(|(name, _)| name == only);
+        if suite.is_empty() {
+            let names: Vec<&str> = Config::deep().iter().map(|(n, _)| *n).collect();
+            eprintln!("error: no deep configuration named {only:?}; there are: {names:?}");
+            return ExitCode::from(2);
+        }
+    }
+    let opts = RunOptions {
+        strategy: Strategy::Dfs,
+        symmetry: true,
+        ..run_options(&args)
+    };
+    let mut rows = Vec::new();
+    let mut summaries = Vec::new();
+    for (i, (name, mut cfg)) in suite.iter().cloned().enumerate() {
+        cfg.bug = args.bounds.bug;
+        if let Some(bug) = cfg.bug {
+            bug.enable_feature(&mut cfg);
+        }
+        if !args.json {
+            println!("== deep {}/{}: {name}\nBounds:\n{cfg}", i + 1, suite.len());
+        }
+        let summary = runner::run(cfg, &opts);
+        if !args.json {
+            print!("{}", runner::render(&summary, "http://localhost:3000"));
+            println!();
+        }
+        let violated = summary
             .properties
             .iter()
+            .any(|p| p.status == runner::Status::Violated);
+        let witnesses = summary
+            .properties
+            .iter()
+            .filter(|p| p.expectation == "sometimes");
+        let found = witnesses
+            .clone()
+            .filter(|p| p.status == runner::Status::Found)
+            .count();
+        rows.push(format!(
+            "  {:<20} {:>12} {:>13} {:>8.1} {:>9} {:>7}/{:<2} {}",
+            name,
+            summary.unique_states,
+            summary.total_states,
+            summary.seconds,
+            summary.peak_rss_bytes >> 20,
+            found,
+            witnesses.count(),
+            if violated {
+                "VIOLATED"
+            } else if summary.complete {
+                "holds"
+            } else {
+                "INCOMPLETE"
+            }
+        ));
+        let stop = violated && opts.stop_on_violation;
+        summaries.push(summary);
+        if stop {
+            break;
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summaries).expect("summaries serialize")
+        );
+    } else {
+        println!("Deep tier:");
+        println!(
+            "  {:<20} {:>12} {:>13} {:>8} {:>9} {:>10} always-properties",
+            "configuration", "unique", "generated", "seconds", "peak MiB", "witnesses"
+        );
+        for row in &rows {
+            println!("{row}");
+        }
+        let seconds: f64 = summaries.iter().map(|s| s.seconds).sum();
+        println!("  total {seconds:.0} s");
+    }
+    let violated = summaries.iter().any(|s| {
+        s.properties
+            .iter()
             .any(|p| p.status == runner::Status::Violated)
-    {
+    });
+    if violated {
         ExitCode::from(1)
+    } else if summaries.iter().all(|s| s.complete) && summaries.len() == suite.len() {
+        ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
     }
