@@ -376,14 +376,30 @@ fn deep(args: CheckArgs) -> ExitCode {
             println!("== deep {}/{}: {name}\nBounds:\n{cfg}", i + 1, suite.len());
         }
         let summary = runner::run(cfg, &opts);
-        if !args.json {
-            print!("{}", runner::render(&summary, "http://localhost:3000"));
-            println!();
-        }
         let violated = summary
             .properties
             .iter()
             .any(|p| p.status == runner::Status::Violated);
+        if !args.json {
+            // The single-run verdict line counts a missing witness as a failure; here it is
+            // not one, so the tier prints its own verdict instead.
+            let report = runner::render(&summary, "http://localhost:3000");
+            let body = report
+                .trim_end()
+                .rsplit_once('\n')
+                .map_or(report.as_str(), |(body, _)| body);
+            println!("{body}");
+            println!(
+                "{}\n",
+                if violated {
+                    "deep: VIOLATED"
+                } else if summary.complete {
+                    "deep: exhaustive, every always-property holds (witnesses not required here)"
+                } else {
+                    "deep: NOT EXHAUSTIVE"
+                }
+            );
+        }
         let witnesses = summary
             .properties
             .iter()
