@@ -5,7 +5,7 @@
 //! `cargo bench -p raft-benches --bench codec`
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use raft_node::core::{Command, Entry, Envelope, Message, Op};
+use raft_core::{Command, Entry, Envelope, Message, Op};
 use raft_node::runtime::codec::{decode, encode, Frame};
 
 fn append(n: usize) -> Frame {

@@ -14,7 +14,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use raft_benches::core_cluster::CoreCluster;
 use raft_benches::workload::{timed_proposals, BATCH, PAYLOADS};
-use raft_node::core::Params;
+use raft_core::Params;
 
 fn bench(c: &mut Criterion) {
     for (pname, params) in [

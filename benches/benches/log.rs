@@ -12,7 +12,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use raft_node::core::{Command, Entry, Op};
+use raft_core::{Command, Entry, Op};
 use raft_node::runtime::wal::Wal;
 
 const VALUE: usize = 256;

@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use raft_benches::core_cluster::CoreCluster;
 use raft_benches::peer::{PeerCluster, PeerParams};
 use raft_benches::workload::{timed_proposals, BATCH, PAYLOADS};
-use raft_node::core::Params;
+use raft_core::Params;
 
 fn bench(c: &mut Criterion) {
     for (pname, ours, theirs) in [

@@ -1,4 +1,4 @@
-//! A 3-server in-memory cluster driven through `raft_node::core::RaftCore`: messages delivered
+//! A 3-server in-memory cluster driven through `raft_core::RaftCore`: messages delivered
 //! in FIFO order, each input's `Ready` handled completely before the next input. Persistence is
 //! a no-op (the core keeps its own in-memory log; the WAL is the runtime's business), client
 //! replies are counted and dropped. Messages are moved, never cloned; each proposal's key and
@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use raft_node::core::{ClientRequest, Envelope, Input, NodeId, Op, Params, RaftCore, Text};
+use raft_core::{ClientRequest, Envelope, Input, NodeId, Op, Params, RaftCore, Text};
 
 use crate::workload::ProposalCluster;
 

@@ -3,11 +3,11 @@
 
 use crate::map;
 use crate::view::{side_by_side, Storage, View};
+use raft_core as c;
 use raft_model::model::{Action, RaftModel, StepRecord};
 use raft_model::state::State;
 use raft_model::types as m;
 use raft_model::Config;
-use raft_node::core as c;
 use std::fmt::Write;
 use std::rc::Rc;
 

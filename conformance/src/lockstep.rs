@@ -8,11 +8,11 @@
 //! (stateright drops such states the same way).
 
 use crate::cluster::{compare_initial, compare_step, Cluster, Divergence};
+use raft_core as c;
 use raft_model::model::{Action, RaftModel};
 use raft_model::state::State;
 use raft_model::trace::action_kind;
 use raft_model::Config;
-use raft_node::core as c;
 use stateright::Model;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};

@@ -14,9 +14,9 @@
 //! (a `ReadIndex` message, a `Delete` or `Cas`, a key or value out of range), and that failure
 //! is itself a divergence.
 
+use raft_core as c;
 use raft_model::config::{Backoff as MBackoff, Bug as MBug, Config};
 use raft_model::types as m;
-use raft_node::core as c;
 
 pub fn node_id(id: m::Id) -> c::NodeId {
     id as c::NodeId + 1

@@ -4,9 +4,9 @@
 
 use crate::lockstep::{self, LockstepOptions};
 use crate::replay::replay;
+use raft_core as c;
 use raft_model::trace::Trace;
 use raft_model::Config;
-use raft_node::core as c;
 
 #[derive(Clone, Debug)]
 pub struct MutantResult {

@@ -1,11 +1,11 @@
 //! Replaying a trace on the node cores.
 
 use crate::cluster::{compare_initial, compare_step, Cluster, Divergence};
+use raft_core as c;
 use raft_model::model::RaftModel;
 use raft_model::state::State;
 use raft_model::trace::{action_kind, action_variant, Trace};
 use raft_model::types::Role;
-use raft_node::core as c;
 use std::collections::BTreeSet;
 
 /// What one replay exercised and found.

@@ -16,12 +16,12 @@
 
 use crate::map;
 use crate::view::{Storage, View};
+use raft_core as c;
+use raft_core::record::Record;
 use raft_model::config::{Backoff as MBackoff, Config};
 use raft_model::server::{Effects, Server};
 use raft_model::types as m;
 use raft_model::types::Session;
-use raft_node::core as c;
-use raft_node::runtime::record::Record;
 use std::path::Path;
 
 /// What a validation checked.

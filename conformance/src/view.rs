@@ -9,15 +9,15 @@
 //! it.
 
 use crate::map;
+use raft_core as c;
 use raft_model::server::Server;
 use raft_model::types as m;
-use raft_node::core as c;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 /// The durable state a node's storage holds: the simulator's in-memory storage, persisted and
 /// restored the way the runtime does it.
-pub use raft_node::sim::cluster::Durable as Storage;
+pub use raft_core::MemoryStorage as Storage;
 
 /// A snapshot as compared: `(last_included_index, last_included_term, kv, sessions)`.
 pub type SnapView = (c::Index, c::Term, Kv, Sessions);

@@ -168,7 +168,7 @@ fn lockstep_sessions_configuration_is_exhaustive_without_divergence() {
 #[test]
 fn lockstep_catches_a_stale_vote_counted_by_the_core() {
     let opts = LockstepOptions {
-        core_bug: Some(Some(raft_node::core::Bug::StaleVoteCounted)),
+        core_bug: Some(Some(raft_core::Bug::StaleVoteCounted)),
         stop_at_first: true,
         ..LockstepOptions::new(lockstep::small_config())
     };

@@ -15,7 +15,7 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use fuzz_support::{apply, config, entry, mutation};
-use raft_node::core::Entry;
+use raft_core::Entry;
 use raft_node::runtime::storage::Storage;
 use raft_node::runtime::wal::{scan_segment, StorageError, Wal};
 
@@ -149,7 +149,7 @@ fn the_format_written_here_is_the_log_s_own() {
     let es: Vec<Entry> = (0..5)
         .map(|k| Entry {
             term: k,
-            command: raft_node::core::Command::Noop,
+            command: raft_core::Command::Noop,
         })
         .collect();
     let (mut wal, _, _) = Wal::open(tmp.path()).unwrap();
@@ -183,7 +183,7 @@ proptest! {
         }
         fs::write(&seg, &data).unwrap();
         // A hard state at a term no lower than any entry's (what the node writes first).
-        let hs = raft_node::core::HardState { current_term: 1000, voted_for: Some(1) };
+        let hs = raft_core::HardState { current_term: 1000, voted_for: Some(1) };
         let body = bincode::serialize(&hs).unwrap();
         let mut hs_file = crc32c::crc32c(&body).to_le_bytes().to_vec();
         hs_file.extend_from_slice(&body);

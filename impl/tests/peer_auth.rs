@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
-use raft_node::core::{Envelope, Message};
+use raft_core::{Envelope, Message};
 use raft_node::runtime::codec::{decode, encode, framing, Frame, WIRE_VERSION};
 use raft_node::runtime::handshake::{self, Conn, HandshakeError, PeerAuth, Role};
 use raft_node::runtime::metrics::Metrics;

@@ -6,7 +6,7 @@
 //! (`Progress::on_heartbeat`): two heartbeats with appends in flight and no new entry
 //! acknowledged reset `next_index` to `match_index + 1`.
 
-use raft_node::core::{ClientRequest, Envelope, Input, Op, Params, RaftCore, Role};
+use raft_core::{ClientRequest, Envelope, Input, Op, Params, RaftCore, Role};
 
 fn run(params: Params) -> (u64, u64) {
     let ids = [1, 2, 3];

@@ -10,7 +10,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use raft_node::core::{
+use raft_core::{
     ClientRequest, Command, Entry, HardState, Input, Op, Params, RaftCore, Role, NO_SESSION,
 };
 use raft_node::runtime::storage::Storage;

@@ -1,5 +1,5 @@
 //! One server's protocol logic, rule by rule as PROTOCOL.md states it. The node core
-//! (`impl/src/core`) implements the same rules with the same names.
+//! (`core/src`, crate `raft-core`) implements the same rules with the same names.
 
 use crate::config::{Backoff, Bug, Config};
 use crate::types::*;

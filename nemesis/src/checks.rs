@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use raft_node::core::{Answer, Command, Entry, Op as NOp, Text, NO_SESSION};
+use raft_core::{Answer, Command, Entry, Op as NOp, Text, NO_SESSION};
 use raft_node::runtime::wal::Wal;
 
 use crate::history::{Cmd, Op, Outcome, Ret};

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raft_node::core::Text;
+use raft_core::Text;
 use raft_node::runtime::client::Client;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

@@ -57,7 +57,7 @@ impl Client {
     /// A client knowing the HTTP addresses (`host:port`) of some nodes. It registers a session
     /// before its first write ([`Client::register`]).
     pub fn new(nodes: Vec<String>) -> Client {
-        Self::with_id(nodes, crate::core::NO_SESSION, 0)
+        Self::with_id(nodes, raft_core::NO_SESSION, 0)
     }
 
     /// A client resuming the session `client_id` whose last used seq is `last_seq` (a process
@@ -114,7 +114,7 @@ impl Client {
 
     /// Whether the next write goes through an open session (otherwise it registers first).
     pub fn has_session(&self) -> bool {
-        self.client_id != crate::core::NO_SESSION && !self.expired
+        self.client_id != raft_core::NO_SESSION && !self.expired
     }
 
     /// Open a new session (`POST /register`), retried across leaders until the deadline; its
@@ -124,7 +124,7 @@ impl Client {
         let v = self.call("POST", "/register", "", None, false)?;
         let id = v["client_id"]
             .as_u64()
-            .filter(|&id| id != crate::core::NO_SESSION)
+            .filter(|&id| id != raft_core::NO_SESSION)
             .ok_or_else(|| ClientError::Rejected(format!("bad answer to a registration: {v}")))?;
         self.client_id = id;
         self.seq = 0;
@@ -204,7 +204,7 @@ impl Client {
         body: Option<String>,
         json: bool,
     ) -> Result<Value, ClientError> {
-        if self.client_id == crate::core::NO_SESSION || self.expired {
+        if self.client_id == raft_core::NO_SESSION || self.expired {
             self.register()?;
         }
         self.seq += 1;

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
-use crate::core::{Envelope, NodeId};
+use raft_core::{Envelope, NodeId};
 
 /// The codec version; a frame with another version is refused. Version 2 added the
 /// challenge-response handshake (nonces and HMAC proofs).
@@ -133,7 +133,7 @@ pub fn decode(body: &[u8]) -> Result<Frame, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Message;
+    use raft_core::Message;
 
     #[test]
     fn frames_round_trip_and_bad_input_is_an_error() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::NodeId;
+use raft_core::NodeId;
 
 /// One other member of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,9 +106,7 @@ fn default_wal_segment_bytes() -> u64 {
 }
 /// The core's default bound (16,384).
 pub fn default_max_sessions() -> usize {
-    crate::core::Params::default()
-        .max_sessions
-        .unwrap_or(16_384)
+    raft_core::Params::default().max_sessions.unwrap_or(16_384)
 }
 
 impl Config {

@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use super::codec::{decode, encode, handshake_framing, Frame, MAX_FRAME, NONCE, WIRE_VERSION};
-use crate::core::NodeId;
+use raft_core::NodeId;
 
 /// How long each handshake step may take.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -155,7 +155,7 @@ pub async fn run(
             conn: None,
             current: i % cfg.nodes.len(),
             nodes: cfg.nodes.clone(),
-            client_id: crate::core::NO_SESSION,
+            client_id: raft_core::NO_SESSION,
             seq: 0,
             rng: StdRng::seed_from_u64(cfg.seed.wrapping_add(i as u64)),
             value: Bytes::from(vec![b'v'; cfg.value_size]),
@@ -257,7 +257,7 @@ impl Worker {
             let key = format!("bench-{}", self.rng.gen_range(0..self.cfg.keys));
             let read = self.rng.gen_bool(self.cfg.reads);
             // A session before the first write (reads need none).
-            if !read && self.client_id == crate::core::NO_SESSION {
+            if !read && self.client_id == raft_core::NO_SESSION {
                 match self.register().await {
                     Ok(()) => {}
                     // Not registered in time: this operation is given up on.
@@ -303,7 +303,7 @@ impl Worker {
                 Outcome::Expired => {
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
                     self.counters.expired.fetch_add(1, Ordering::Relaxed);
-                    self.client_id = crate::core::NO_SESSION;
+                    self.client_id = raft_core::NO_SESSION;
                 }
                 Outcome::Refused(e) => {
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -331,7 +331,7 @@ impl Worker {
         let id = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v["client_id"].as_u64())
-            .filter(|&id| id != crate::core::NO_SESSION);
+            .filter(|&id| id != raft_core::NO_SESSION);
         match id {
             Some(id) => {
                 self.client_id = id;

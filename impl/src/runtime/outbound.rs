@@ -18,7 +18,7 @@ use super::metrics::Metrics;
 use super::server::coalesce;
 use super::storage::LogSync;
 use super::transport::Transport;
-use crate::core::Envelope;
+use raft_core::Envelope;
 
 /// One batch for the stage: its log fsync (none when it wrote nothing) and its messages.
 struct Batch {

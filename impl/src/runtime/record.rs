@@ -1,4 +1,5 @@
-//! Opt-in recording of a node's core steps as JSON lines, for `raft-conformance validate`.
+//! Opt-in recording of a node's core steps as JSON lines ([`Record`], one per line), for
+//! `raft-conformance validate`.
 //!
 //! Line kinds: `{"start":{"node":ID,"after":CORE}}` when the node starts (from its durable
 //! state), then one `{"step":{"node":ID,"input":INPUT,"messages":[..],"replies":[..],
@@ -11,26 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use crate::core::{ClientReply, Envelope, Input, RaftCore, Ready};
-
-/// One recorded line.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Record {
-    Start {
-        node: u64,
-        after: RaftCore,
-    },
-    Step {
-        node: u64,
-        input: Input,
-        messages: Vec<Envelope>,
-        replies: Vec<ClientReply>,
-        after: RaftCore,
-    },
-}
+use raft_core::record::Record;
+use raft_core::{Input, RaftCore, Ready};
 
 /// Appends records to a file.
 pub struct Recorder {

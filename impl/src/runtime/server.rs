@@ -41,11 +41,11 @@ use super::record::Recorder;
 use super::storage::{DeferredSnapshot, Storage, WrittenSnapshot};
 use super::transport::{self, Transport};
 use super::wal::{StorageError, WalOptions};
-use crate::core::{
+use raft_core::driver::{Driver, Timing};
+use raft_core::{
     ClientId, ClientReply, ClientRequest, Envelope, Input, Message, NodeId, Params, RaftCore,
     ReadRequest, Ready, Role, Text, NO_SESSION,
 };
-use crate::driver::{Driver, Timing};
 
 /// Most inputs handled (and made durable with one fsync) per batch.
 pub const MAX_BATCH: usize = 1024;
@@ -720,7 +720,7 @@ impl Drop for NodeHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Command, Entry, Op};
+    use raft_core::{Command, Entry, Op};
 
     fn append(to: NodeId, term: u64, n: u64, commit: u64) -> Envelope {
         let entries = (1..=n)

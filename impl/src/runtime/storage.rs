@@ -35,7 +35,7 @@ use super::wal::{
     io_err, sync_dir, sync_file, write_file, DiskFaults, PendingSync, StorageError, TornTail, Wal,
     WalOptions,
 };
-use crate::core::{HardState, Index, Log, NodeId, RaftCore, Ready, Snapshot};
+use raft_core::{HardState, Index, Log, NodeId, RaftCore, Ready, Snapshot};
 
 const HARD_STATE: &str = "hard_state";
 /// The snapshot file's name in the data directory.
@@ -678,7 +678,7 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{
+    use raft_core::{
         ClientRequest, Command, Entry, Envelope, Input, Message, Op, Params, Role, NO_SESSION,
     };
 

@@ -21,7 +21,7 @@ use super::codec::{decode, try_encode, Frame};
 use super::handshake::{self, frame_kind, HandshakeError, PeerAuth};
 use super::metrics::Metrics;
 use super::server::NodeInput;
-use crate::core::{Envelope, NodeId};
+use raft_core::{Envelope, NodeId};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -169,7 +169,7 @@ async fn feed(
 }
 
 fn message_kind(env: &Envelope) -> &'static str {
-    use crate::core::Message;
+    use raft_core::Message;
     match &env.msg {
         Message::InstallSnapshot { .. } => "InstallSnapshot",
         Message::AppendEntries { .. } => "AppendEntries",

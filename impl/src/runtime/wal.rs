@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use bincode::Options;
 
-use crate::core::{Entry, Index};
+use raft_core::{Entry, Index};
 
 /// Default segment size before a new segment is started.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
@@ -800,7 +800,7 @@ impl Wal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Command, Op};
+    use raft_core::{Command, Op};
     use std::io::{Seek, SeekFrom};
 
     fn entry(term: u64, k: u64) -> Entry {

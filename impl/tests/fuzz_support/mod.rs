@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
-use raft_node::core::{Command, Entry, Envelope, Message, Op};
+use raft_core::{Command, Entry, Envelope, Message, Op};
 
 /// A configuration with `default_cases` cases unless `PROPTEST_CASES` says otherwise, and a
 /// seed from `PROPTEST_RNG_SEED` or a fresh one, printed so that a failure replays with it.

@@ -4,57 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::{
-    ClientReply, Entry, HardState, Input, Log, NodeId, Params, RaftCore, Ready, Role, Snapshot,
-};
-use crate::driver::{Driver, SimRng, Timing};
+use raft_core::driver::{Driver, SimRng, Timing};
+use raft_core::{ClientReply, Input, MemoryStorage, NodeId, Params, RaftCore, Ready, Role};
 
 use super::network::{NetConfig, Network, Payload};
 use super::safety::SafetyChecker;
-
-/// What a server has on disk: in-memory durable storage, as the simulator and conformance
-/// keep it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Durable {
-    pub hard_state: HardState,
-    pub snapshot: Snapshot,
-    /// The entries after the snapshot.
-    pub log: Vec<Entry>,
-}
-
-impl Durable {
-    /// Make a `Ready`'s snapshot, hard state and log write durable, in the order the runtime
-    /// does: the snapshot first (it drops the entries it covers), then the log write. `core`
-    /// produced the `Ready` and was not stepped since.
-    pub fn persist(&mut self, core: &RaftCore, ready: &Ready) {
-        if let Some(index) = ready.snapshot {
-            let covered = index - self.snapshot.last_included_index;
-            self.log.drain(..(covered as usize).min(self.log.len()));
-            self.snapshot = core.snapshot().clone();
-        }
-        if let Some(hs) = ready.hard_state {
-            self.hard_state = hs;
-        }
-        if let Some(w) = ready.log_write {
-            let first = self.snapshot.last_included_index + 1;
-            self.log
-                .truncate(w.from_index.saturating_sub(first) as usize);
-            self.log
-                .extend_from_slice(core.log().slice(w.from_index, w.last_index));
-        }
-    }
-
-    /// The core a restart rebuilds from this storage.
-    pub fn restore(&self, id: NodeId, ids: &[NodeId], params: Params) -> RaftCore {
-        let snap = self.snapshot.clone();
-        let log = Log::after_snapshot(
-            snap.last_included_index,
-            snap.last_included_term,
-            self.log.clone(),
-        );
-        RaftCore::restore(id, ids, params, self.hard_state, snap, log)
-    }
-}
 
 /// Where a crash hits relative to the next input's `Ready`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +28,7 @@ pub struct Cluster {
     pub timing: Timing,
     pub ids: Vec<NodeId>,
     nodes: BTreeMap<NodeId, Option<Driver>>,
-    durable: BTreeMap<NodeId, Durable>,
+    durable: BTreeMap<NodeId, MemoryStorage>,
     pending_crash: BTreeMap<NodeId, CrashPoint>,
     restarts: u64,
     pub net: Network,
@@ -106,7 +60,7 @@ impl Cluster {
                     seed.wrapping_mul(31).wrapping_add(id),
                 )),
             );
-            durable.insert(id, Durable::default());
+            durable.insert(id, MemoryStorage::default());
         }
         Cluster {
             params,
@@ -156,7 +110,7 @@ impl Cluster {
         self.core(id).is_some()
     }
     /// What the server has on disk.
-    pub fn durable(&self, id: NodeId) -> &Durable {
+    pub fn durable(&self, id: NodeId) -> &MemoryStorage {
         &self.durable[&id]
     }
     /// Running servers that are leaders, by id.
@@ -203,7 +157,7 @@ impl Cluster {
         let core = self.nodes[&id].as_ref().expect("up").core();
         self.checker
             .check_step(core, before.0, before.1, &ready)
-            .map_err(|e| format!("{e}\n  at n{id}: {}", core.clone_shallow_view()))?;
+            .map_err(|e| format!("{e}\n  at n{id}: {}", summary(core)))?;
         let core = self.nodes[&id].as_ref().expect("up").core();
         self.durable
             .get_mut(&id)
@@ -324,24 +278,22 @@ impl Cluster {
     }
 }
 
-impl RaftCore {
-    /// A one-line summary (used in traces).
-    pub fn clone_shallow_view(&self) -> String {
-        format!(
-            "{:?} term={} voted_for={:?} leader={:?} commit={} log=[{}]",
-            self.role(),
-            self.current_term(),
-            self.voted_for(),
-            self.leader_id(),
-            self.commit_index(),
-            self.log()
-                .entries()
-                .iter()
-                .map(|e| e.term.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        )
-    }
+/// A one-line summary of a server (used in traces).
+fn summary(core: &RaftCore) -> String {
+    format!(
+        "{:?} term={} voted_for={:?} leader={:?} commit={} log=[{}]",
+        core.role(),
+        core.current_term(),
+        core.voted_for(),
+        core.leader_id(),
+        core.commit_index(),
+        core.log()
+            .entries()
+            .iter()
+            .map(|e| e.term.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }
 
 /// A short rendering of an input.
@@ -353,8 +305,8 @@ pub fn describe_input(input: &Input) -> String {
 }
 
 /// A short rendering of a message (entries shown by term only).
-pub fn short(msg: &crate::core::Message) -> String {
-    use crate::core::Message::*;
+pub fn short(msg: &raft_core::Message) -> String {
+    use raft_core::Message::*;
     match msg {
         AppendEntries { term, leader, prev_log_index, prev_log_term, entries, leader_commit } => format!(
             "AE(t{term} l{leader} prev={prev_log_index}/{prev_log_term} entries={:?} commit={leader_commit})",

@@ -1,14 +1,39 @@
-//! The sans-IO Raft core: a deterministic state machine over [`Input`]s producing [`Ready`]s.
+//! # raft-core
+//!
+//! The sans-IO Raft core of raftright: a deterministic state machine over [`Input`]s producing
+//! [`Ready`]s, and a [`driver`] that turns clock ticks into timeout events with seeded
+//! randomized election timeouts. No clock, socket, thread or global RNG lives here: the runtime
+//! (`raft-node`), the simulator (`raft-sim`) and the conformance suite drive the same core.
 //!
 //! Every rule is the rule of PROTOCOL.md with the same names; the node-only features
 //! (pipelining, byte cap, session bound, ReadIndex) are documented where they act.
+//!
+//! ## Driving the core
+//!
+//! ```
+//! use raft_core::{Input, Params, RaftCore, Role};
+//!
+//! // A one-server cluster elects itself on its first election timeout.
+//! let mut node = RaftCore::new(1, &[1], Params::default());
+//! let ready = node.step(Input::ElectionTimeout);
+//! assert_eq!(node.role(), Role::Leader);
+//! // Persist first, then send: the new term and vote must be durable before any message.
+//! assert!(ready.hard_state.is_some());
+//! let write = ready.log_write.expect("the leader's no-op entry");
+//! let to_store = node.log().slice(write.from_index, write.last_index);
+//! assert_eq!(to_store.len(), 1);
+//! ```
+#![forbid(unsafe_code)]
 
+pub mod driver;
 mod log;
+mod memory_storage;
 mod message;
 mod params;
 mod progress;
 mod read;
 mod ready;
+pub mod record;
 mod snapshot;
 mod state_machine;
 
@@ -17,20 +42,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use self::log::{Command, Entry, Log, Op, Text};
+pub use self::memory_storage::MemoryStorage;
 pub use self::message::{
     Answer, ClientId, ClientReply, ClientRequest, ClientResponse, Envelope, Index, Message, NodeId,
     ReadRequest, Term, NO_SESSION,
 };
-#[cfg(feature = "mutants")]
-pub use self::params::Bug;
-pub use self::params::{Backoff, Params};
+pub use self::params::{Backoff, Bug, Params};
 pub use self::progress::Progress;
 pub use self::read::ReadState;
 pub use self::ready::{HardState, Input, LogWrite, Ready};
 pub use self::snapshot::Snapshot;
 pub use self::state_machine::{Applied, Kv, KvStateMachine, Session};
-
-use self::params::BugId;
 
 /// A server's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -127,7 +149,7 @@ impl RaftCore {
         peers.sort_unstable();
         peers.dedup();
         let mut hard_state = hard_state;
-        if params.has_bug(BugId::ForgetVoteOnRestart) {
+        if params.has_bug(Bug::ForgetVoteOnRestart) {
             hard_state.voted_for = None;
         }
         let unstable_from = log.last_index() + 1;
@@ -382,7 +404,7 @@ impl RaftCore {
                     granted: true,
                     pre_vote: false,
                     ..
-                } if self.params.has_bug(BugId::StaleVoteCounted) => {
+                } if self.params.has_bug(Bug::StaleVoteCounted) => {
                     self.on_vote_response(from, current_term, true, false)
                 }
                 _ => {}
@@ -539,7 +561,7 @@ impl RaftCore {
         last_log_term: Term,
         pre_vote: bool,
     ) {
-        let up_to_date = self.params.has_bug(BugId::VoteWithoutUpToDateCheck)
+        let up_to_date = self.params.has_bug(Bug::VoteWithoutUpToDateCheck)
             || self.log.candidate_up_to_date(last_log_term, last_log_index);
         if pre_vote {
             let granted = term > self.current_term
@@ -707,7 +729,7 @@ impl RaftCore {
         // Compacted entries are committed, so they match the leader's.
         let matches = prev_log_index <= last
             && (prev_log_index < self.log.snapshot_index()
-                || self.params.has_bug(BugId::NoPrevLogTermCheck)
+                || self.params.has_bug(Bug::NoPrevLogTermCheck)
                 || self.log.term_at(prev_log_index) == Some(prev_log_term));
         if !matches {
             let last_index = last.min(prev_log_index.saturating_sub(1));
@@ -776,7 +798,7 @@ impl RaftCore {
             }
             self.commit_index = index;
             self.last_applied = index;
-            if !self.params.has_bug(BugId::InstallSnapshotKeepsStateMachine) {
+            if !self.params.has_bug(Bug::InstallSnapshotKeepsStateMachine) {
                 self.sm = snapshot.state.clone();
             }
             self.snapshot = snapshot;
@@ -858,7 +880,7 @@ impl RaftCore {
             return;
         }
         let own_term = self.log.term_at(n) == Some(self.current_term);
-        if own_term || self.params.has_bug(BugId::Figure8Commit) {
+        if own_term || self.params.has_bug(Bug::Figure8Commit) {
             self.commit_index = n;
             self.apply();
             self.start_waiting_reads();
@@ -871,8 +893,8 @@ impl RaftCore {
             return;
         }
         self.out.applied_from.get_or_insert(self.last_applied + 1);
-        let dedup = !self.params.has_bug(BugId::NoDedup);
-        let reopen = self.params.has_bug(BugId::ReopenExpiredSession);
+        let dedup = !self.params.has_bug(Bug::NoDedup);
+        let reopen = self.params.has_bug(Bug::ReopenExpiredSession);
         let is_leader = self.role == Role::Leader;
         while self.last_applied < self.commit_index {
             let index = self.last_applied + 1;
@@ -906,7 +928,7 @@ impl RaftCore {
             });
             return;
         }
-        if req.client_id != NO_SESSION && !self.params.has_bug(BugId::NoDedup) {
+        if req.client_id != NO_SESSION && !self.params.has_bug(Bug::NoDedup) {
             if let Some(reply) = self.answer_from_sessions(&req) {
                 self.out.replies.push(reply);
                 return;
@@ -959,7 +981,7 @@ impl RaftCore {
                 last_seq: s.last_seq,
             }),
             None if client_id <= self.last_applied
-                && !self.params.has_bug(BugId::ReopenExpiredSession) =>
+                && !self.params.has_bug(Bug::ReopenExpiredSession) =>
             {
                 Some(ClientReply::Response(ClientResponse {
                     client_id,

@@ -2,8 +2,8 @@
 //! corner cases, each written as a story. The `*_catches_*` tests switch a mutant on and
 //! show the same story fails.
 
-use raft_node::core::{Answer, Bug, Input, Op, Params, Role};
-use raft_node::sim::scenario::Story;
+use raft_core::{Answer, Bug, Input, Op, Params, Role};
+use raft_sim::scenario::Story;
 
 /// Scripted elections: no pre-vote, no check-quorum (the model's election rules), big appends.
 fn scripted() -> Params {
@@ -55,7 +55,7 @@ fn f1_leader_unreachable_before_request() {
     // The request to 1 is lost on the way.
     s.c.client_send(
         1,
-        Input::Client(raft_node::core::ClientRequest {
+        Input::Client(raft_core::ClientRequest {
             client_id: s.client_id(9),
             seq: 1,
             op: cas("x", "a"),
@@ -180,7 +180,7 @@ fn f4(p: Params) -> Story {
     let client_id = s.client_id(9);
     s.inject(
         1,
-        Input::Client(raft_node::core::ClientRequest {
+        Input::Client(raft_core::ClientRequest {
             client_id,
             seq: 1,
             op: cas("x", "a"),
@@ -412,7 +412,7 @@ fn partial_connectivity_keeps_a_stable_leader() {
 /// A delayed, stale AppendEntries response never moves match_index backwards.
 #[test]
 fn stale_append_response_never_moves_match_index_back() {
-    use raft_node::core::{Envelope, Message};
+    use raft_core::{Envelope, Message};
     let mut s = Story::new(3, scripted());
     s.elect(1)
         .register(1, 1)

@@ -5,7 +5,7 @@
 //! - `SIM_SEED=123 cargo test -p raft-node --test sim -- replay_seed --nocapture` replays one
 //!   seed and prints its steps.
 
-use raft_node::sim::{run_seed, SimStats};
+use raft_sim::{run_seed, SimStats};
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())

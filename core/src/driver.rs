@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::{Input, RaftCore, Ready, Role};
+use crate::{Input, RaftCore, Ready, Role};
 
 /// A small, fast, seedable PRNG (SplitMix64). Deterministic across platforms.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

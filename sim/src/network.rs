@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::core::{ClientReply, Envelope, Input, NodeId};
-use crate::driver::SimRng;
+use raft_core::driver::SimRng;
+use raft_core::{ClientReply, Envelope, Input, NodeId};
 
 /// Fault probabilities and delays of the network.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::core::{Entry, Index, NodeId, RaftCore, Ready, Role, Term};
+use raft_core::{Entry, Index, NodeId, RaftCore, Ready, Role, Term};
 
 /// The global knowledge accumulated by the checker.
 #[derive(Clone, Debug, Default)]

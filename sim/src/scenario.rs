@@ -7,8 +7,8 @@
 //! mutant is caught).
 //!
 //! ```
-//! use raft_node::core::Params;
-//! use raft_node::sim::scenario::Story;
+//! use raft_core::Params;
+//! use raft_sim::scenario::Story;
 //!
 //! let mut s = Story::new(3, Params::conformance_off());
 //! s.timeout(1).settle()
@@ -25,8 +25,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::{Answer, ClientId, ClientReply, ClientRequest, Input, NodeId, Op, Params};
-use crate::driver::Timing;
+use raft_core::driver::Timing;
+use raft_core::{Answer, ClientId, ClientReply, ClientRequest, Input, NodeId, Op, Params};
 
 use super::cluster::{Cluster, CrashPoint};
 use super::network::NetConfig;

@@ -16,11 +16,11 @@ pub mod scenario;
 
 use std::fmt;
 
-use crate::core::{
+use raft_core::driver::{SimRng, Timing};
+use raft_core::{
     Answer, Backoff, ClientId, ClientReply, ClientRequest, Entry, Input, NodeId, Op, Params,
     ReadRequest, Text,
 };
-use crate::driver::{SimRng, Timing};
 
 use self::cluster::{Cluster, CrashPoint};
 use self::history::{check_history, check_state_machine, OpKind, OpRecord};

@@ -11,8 +11,9 @@ pub enum Backoff {
     Decrement,
 }
 
-/// A known protocol bug that tests can switch on to prove the checks catch it.
-#[cfg(feature = "mutants")]
+/// A known protocol bug that tests can switch on to prove the checks catch it. The enum always
+/// exists (the core names the bug where it acts); only the `mutants` feature adds the
+/// `Params::bug` switch, so a build without it cannot turn one on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Bug {
     /// Grant votes (and pre-votes) without the up-to-date check.
@@ -95,44 +96,17 @@ impl Params {
 
     /// True when the given bug is switched on (always false without the `mutants` feature).
     #[inline]
-    pub(crate) fn has_bug(&self, _bug: BugId) -> bool {
+    pub(crate) fn has_bug(&self, bug: Bug) -> bool {
         #[cfg(feature = "mutants")]
         {
-            matches!(
-                (self.bug, _bug),
-                (
-                    Some(Bug::VoteWithoutUpToDateCheck),
-                    BugId::VoteWithoutUpToDateCheck
-                ) | (Some(Bug::Figure8Commit), BugId::Figure8Commit)
-                    | (Some(Bug::ForgetVoteOnRestart), BugId::ForgetVoteOnRestart)
-                    | (Some(Bug::NoDedup), BugId::NoDedup)
-                    | (Some(Bug::NoPrevLogTermCheck), BugId::NoPrevLogTermCheck)
-                    | (
-                        Some(Bug::InstallSnapshotKeepsStateMachine),
-                        BugId::InstallSnapshotKeepsStateMachine
-                    )
-                    | (Some(Bug::ReopenExpiredSession), BugId::ReopenExpiredSession)
-                    | (Some(Bug::StaleVoteCounted), BugId::StaleVoteCounted)
-            )
+            self.bug == Some(bug)
         }
         #[cfg(not(feature = "mutants"))]
         {
+            let _ = bug;
             false
         }
     }
-}
-
-/// Internal mirror of `Bug` that exists with or without the feature.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum BugId {
-    VoteWithoutUpToDateCheck,
-    Figure8Commit,
-    ForgetVoteOnRestart,
-    NoDedup,
-    NoPrevLogTermCheck,
-    InstallSnapshotKeepsStateMachine,
-    ReopenExpiredSession,
-    StaleVoteCounted,
 }
 
 impl Default for Params {

@@ -2,8 +2,8 @@
 //! needs the paper's exact schedule and is caught by the Figure 8 scenario in `scenarios.rs`,
 //! which also catches ForgetVoteOnRestart and NoDedup deterministically.
 
-use raft_node::core::Bug;
-use raft_node::sim::{run_with, SimConfig};
+use raft_core::Bug;
+use raft_sim::{run_with, SimConfig};
 
 fn caught_by_simulation(bug: Bug, seeds: u64) -> Option<(u64, String)> {
     for seed in 0..seeds {

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::core::{Answer, ClientId, Command, Entry, Index, KvStateMachine, Op, Text};
+use raft_core::{Answer, ClientId, Command, Entry, Index, KvStateMachine, Op, Text};
 
 /// What the client asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ fn replay(committed: &[Entry], max_sessions: Option<usize>) -> Replay {
         {
             let before = sm.get(op.key()).cloned();
             let applied = sm.apply(index, &e.command, max_sessions, true, false);
-            if let crate::core::Applied::Client {
+            if let raft_core::Applied::Client {
                 answer: Some(a),
                 duplicate: false,
                 ..

@@ -1,0 +1,48 @@
+//! Storage in memory: the reference implementation of the `Ready` persistence contract.
+
+use crate::{Entry, HardState, Log, NodeId, Params, RaftCore, Ready, Snapshot};
+
+/// What a server has made durable, kept in memory: the [`Ready`] contract applied exactly as
+/// the runtime applies it to disk. The simulator and the conformance suite keep one per server,
+/// and an embedder can start from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MemoryStorage {
+    pub hard_state: HardState,
+    pub snapshot: Snapshot,
+    /// The entries after the snapshot.
+    pub log: Vec<Entry>,
+}
+
+impl MemoryStorage {
+    /// Make a `Ready`'s snapshot, hard state and log write durable, in the order the runtime
+    /// does: the snapshot first (it drops the entries it covers), then the log write. `core`
+    /// produced the `Ready` and was not stepped since.
+    pub fn persist(&mut self, core: &RaftCore, ready: &Ready) {
+        if let Some(index) = ready.snapshot {
+            let covered = index - self.snapshot.last_included_index;
+            self.log.drain(..(covered as usize).min(self.log.len()));
+            self.snapshot = core.snapshot().clone();
+        }
+        if let Some(hs) = ready.hard_state {
+            self.hard_state = hs;
+        }
+        if let Some(w) = ready.log_write {
+            let first = self.snapshot.last_included_index + 1;
+            self.log
+                .truncate(w.from_index.saturating_sub(first) as usize);
+            self.log
+                .extend_from_slice(core.log().slice(w.from_index, w.last_index));
+        }
+    }
+
+    /// The core a restart rebuilds from this storage.
+    pub fn restore(&self, id: NodeId, ids: &[NodeId], params: Params) -> RaftCore {
+        let snap = self.snapshot.clone();
+        let log = Log::after_snapshot(
+            snap.last_included_index,
+            snap.last_included_term,
+            self.log.clone(),
+        );
+        RaftCore::restore(id, ids, params, self.hard_state, snap, log)
+    }
+}
