@@ -5,7 +5,7 @@
 //! line.
 
 use raft_conformance::validate::validate_file;
-use raft_node::runtime::client::Client;
+use raft_node::client::Client;
 use raft_node::runtime::config::Config;
 use raft_node::runtime::server::NodeHandle;
 use std::net::TcpListener;

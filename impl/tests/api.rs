@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use raft_node::runtime::client::Client;
+use raft_node::client::Client;
 use raft_node::runtime::config::Config;
 use serde_json::Value;
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 mod process_cluster;
 
 use process_cluster::{configs, free_ports, Cluster, BIN, WAIT};
-use raft_node::runtime::client::Client;
+use raft_node::client::Client;
 use raft_node::runtime::config::Config;
 
 fn client(nodes: Vec<String>) -> Client {

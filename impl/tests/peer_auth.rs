@@ -15,7 +15,7 @@ use raft_core::{Envelope, Message};
 use raft_node::runtime::codec::{decode, encode, framing, Frame, WIRE_VERSION};
 use raft_node::runtime::handshake::{self, Conn, HandshakeError, PeerAuth, Role};
 use raft_node::runtime::metrics::Metrics;
-use raft_node::runtime::server::NodeInput;
+use raft_node::runtime::node_input::NodeInput;
 use raft_node::runtime::transport::{listen_with_auth, Transport};
 
 const SECRET: &[u8] = b"correct horse battery staple";

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use process_cluster::{Cluster, BIN, WAIT};
-use raft_node::runtime::client::{Client, ClientError};
+use raft_node::client::{Client, ClientError};
 use serde_json::Value;
 
 /// Small, so that eviction takes a handful of registrations.

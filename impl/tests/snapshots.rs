@@ -7,7 +7,7 @@
 mod process_cluster;
 
 use process_cluster::{Cluster, WAIT};
-use raft_node::runtime::client::Client;
+use raft_node::client::Client;
 
 /// Every acknowledged write, read from node `id`'s own state machine.
 fn check_reads(c: &Cluster, id: u64, acked: &[(String, String)]) {

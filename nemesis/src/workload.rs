@@ -1,4 +1,4 @@
-//! Concurrent clients, one thread each, using `raft_node::runtime::client::Client` (a session
+//! Concurrent clients, one thread each, using `raft_node::client::Client` (a session
 //! registered before the first write and again after it expires, leader discovery, redirects,
 //! retries of a write with the same `(client_id, seq)`). Every operation is recorded with its
 //! invocation and completion time and its outcome; a write refused with "session expired" has
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use raft_node::runtime::client::{Client, ClientError};
+use raft_node::client::{Client, ClientError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;

@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use raft_node::runtime::client::{Client, ClientError};
+use raft_node::client::{Client, ClientError};
+use raft_node::loadgen::{self, LoadConfig};
 use raft_node::runtime::config::Config;
-use raft_node::runtime::loadgen::{self, LoadConfig};
 use raft_node::runtime::server;
 
 // A node allocates for every request, entry copy and frame; glibc malloc was about a quarter

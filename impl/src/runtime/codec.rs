@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
+use super::framing;
 use raft_core::{Envelope, NodeId};
 
 /// The codec version; a frame with another version is refused. Version 2 added the
@@ -81,14 +82,6 @@ pub fn handshake_framing() -> LengthDelimitedCodec {
         .new_codec()
 }
 
-/// bincode with fixed-width integers (the encoding of `bincode::serialize`), refusing trailing
-/// bytes and anything longer than `limit`.
-fn options(limit: usize) -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_limit(limit as u64)
-}
-
 /// Encode a frame body; panics on a frame larger than [`MAX_FRAME`] (use [`try_encode`] for
 /// frames whose size is not bounded, such as an `InstallSnapshot`).
 pub fn encode(frame: &Frame) -> Bytes {
@@ -110,7 +103,7 @@ pub fn try_encode(frame: &Frame) -> Result<Bytes, CodecError> {
     }
     let mut out = Vec::with_capacity(1 + size);
     out.push(WIRE_VERSION);
-    options(MAX_FRAME)
+    framing::options(MAX_FRAME)
         .serialize_into(&mut out, frame)
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
     Ok(Bytes::from(out))
@@ -125,9 +118,7 @@ pub fn decode(body: &[u8]) -> Result<Frame, CodecError> {
     if version != WIRE_VERSION {
         return Err(CodecError::Version(version));
     }
-    options(rest.len())
-        .deserialize(rest)
-        .map_err(|e| CodecError::Malformed(e.to_string()))
+    framing::decode(rest).map_err(|e| CodecError::Malformed(e.to_string()))
 }
 
 #[cfg(test)]

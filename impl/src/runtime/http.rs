@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::config::Config;
 use super::metrics::Metrics;
-use super::server::{NodeInput, Status, READ_BIT};
+use super::node_input::{NodeInput, Status, READ_BIT};
 use raft_core::{Answer, ClientReply, ClientRequest, NodeId, Op, ReadRequest, NO_SESSION};
 
 /// Shared by the HTTP handlers.

@@ -1,24 +1,31 @@
 //! The runtime: a durable, networked key-value server around the sans-IO core.
 //!
+//! - `framing`: the one encoding (bincode under a size limit, CRC32C) of every byte written
+//!   or sent;
 //! - [`wal`], [`storage`]: the durable log (segments, CRC32C, group commit), the hard state and
 //!   recovery;
 //! - [`codec`], [`transport`], [`handshake`]: framed, versioned peer messages over TCP, opened
 //!   by a handshake that checks the cluster id, the node ids and (optionally) a shared secret;
 //! - [`config`]: the TOML configuration;
+//! - [`node_input`]: what the node loop takes in (peer messages, ticks, client requests) and
+//!   the status it publishes;
 //! - [`server`]: the node loop (inputs → core → persist → send → answer) and its wiring;
-//!   `outbound`, its sync stage: each batch's fsync, then its messages, on a thread of its own;
+//!   `outbound`, its sync stage: each batch's fsync, then its messages (coalesced), on a
+//!   thread of its own;
 //! - [`http`]: the HTTP/JSON client API;
-//! - [`metrics`]: Prometheus text metrics;
-//! - [`client`]: the blocking client library used by the CLI;
-//! - [`loadgen`]: the load generator behind `raft-node bench`.
+//! - [`metrics`]: Prometheus text metrics.
+//!
+//! The client library and the load generator talk to a node over HTTP like any client and are
+//! beside the runtime, not in it (`raft_node::client`, `raft_node::loadgen`).
 
-pub mod client;
 pub mod codec;
 pub mod config;
+mod disk;
+mod framing;
 pub mod handshake;
 pub mod http;
-pub mod loadgen;
 pub mod metrics;
+pub mod node_input;
 mod outbound;
 pub mod record;
 pub mod server;

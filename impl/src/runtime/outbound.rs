@@ -15,10 +15,11 @@ use std::thread::JoinHandle;
 use tracing::error;
 
 use super::metrics::Metrics;
-use super::server::coalesce;
 use super::storage::LogSync;
 use super::transport::Transport;
-use raft_core::Envelope;
+use std::collections::HashMap;
+
+use raft_core::{Envelope, Message, NodeId};
 
 /// One batch for the stage: its log fsync (none when it wrote nothing) and its messages.
 struct Batch {
@@ -94,4 +95,54 @@ fn run(rx: mpsc::Receiver<Batch>, transport: Transport, metrics: Arc<Metrics>) {
             }
         }
     }
+}
+
+/// Drop the messages of a batch that a later message of the same batch supersedes.
+///
+/// With pipelining off the core answers every proposal with an AppendEntries to each follower
+/// from its `next_index`, so a batch of K proposals makes K appends per follower, each holding
+/// the entries of the one before plus one; a follower answers each of them. Within one term
+/// and one batch the last append to a follower carries everything the earlier ones carry (the
+/// leader's log only grows within its term, and its commit index too), and the success
+/// response with the highest `last_index` says everything the other successes say. Dropping
+/// a message is always safe in Raft (the network may lose any message); the survivors keep
+/// their order.
+pub(crate) fn coalesce(msgs: Vec<Envelope>) -> Vec<Envelope> {
+    if msgs.len() < 2 {
+        return msgs;
+    }
+    // (to, term) -> position of the survivor.
+    let mut last_append: HashMap<(NodeId, u64), usize> = HashMap::new();
+    let mut best_ack: HashMap<(NodeId, u64), (u64, usize)> = HashMap::new();
+    for (i, m) in msgs.iter().enumerate() {
+        match &m.msg {
+            Message::AppendEntries { term, .. } => {
+                last_append.insert((m.to, *term), i);
+            }
+            Message::AppendEntriesResponse {
+                term,
+                success: true,
+                last_index,
+            } => {
+                let e = best_ack.entry((m.to, *term)).or_insert((*last_index, i));
+                if *last_index >= e.0 {
+                    *e = (*last_index, i);
+                }
+            }
+            _ => {}
+        }
+    }
+    msgs.into_iter()
+        .enumerate()
+        .filter(|(i, m)| match &m.msg {
+            Message::AppendEntries { term, .. } => last_append[&(m.to, *term)] == *i,
+            Message::AppendEntriesResponse {
+                term,
+                success: true,
+                ..
+            } => best_ack[&(m.to, *term)].1 == *i,
+            _ => true,
+        })
+        .map(|(_, m)| m)
+        .collect()
 }

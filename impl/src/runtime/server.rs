@@ -27,7 +27,6 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
@@ -36,59 +35,22 @@ use super::config::Config;
 use super::handshake::PeerAuth;
 use super::http::{self, Api};
 use super::metrics::Metrics;
-use super::outbound::Outbound;
+use super::node_input::{NodeInput, Status, READ_BIT};
+use super::outbound::{coalesce, Outbound};
 use super::record::Recorder;
 use super::storage::{DeferredSnapshot, Storage, WrittenSnapshot};
 use super::transport::{self, Transport};
 use super::wal::{StorageError, WalOptions};
 use raft_core::driver::{Driver, Timing};
 use raft_core::{
-    ClientId, ClientReply, ClientRequest, Envelope, Input, Message, NodeId, Params, RaftCore,
-    ReadRequest, Ready, Role, Text, NO_SESSION,
+    ClientId, ClientReply, Envelope, Input, Message, NodeId, Params, RaftCore, Ready, Role,
+    NO_SESSION,
 };
 
 /// Most inputs handled (and made durable with one fsync) per batch.
 pub const MAX_BATCH: usize = 1024;
 /// Capacity of the node loop's input queue.
 pub const INPUT_QUEUE: usize = 8192;
-/// Read ids carry this bit so that `NotLeader` replies can be routed to reads.
-pub(crate) const READ_BIT: u64 = 1 << 63;
-
-/// Everything the node loop handles.
-#[derive(Debug)]
-pub enum NodeInput {
-    Peer(Envelope),
-    Tick,
-    Client(ClientRequest, oneshot::Sender<ClientReply>),
-    /// `POST /register` with its nonce; answered by `ClientReply::Registered` (or `NotLeader`).
-    Register(u64, oneshot::Sender<ClientReply>),
-    Read(ReadRequest, oneshot::Sender<ClientReply>),
-    StaleRead(String, oneshot::Sender<Option<Text>>),
-    Shutdown,
-}
-
-/// What `/status` shows.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Status {
-    pub id: NodeId,
-    pub cluster_id: String,
-    pub role: String,
-    pub term: u64,
-    pub voted_for: Option<NodeId>,
-    pub leader: Option<NodeId>,
-    pub leader_http: Option<String>,
-    pub commit_index: u64,
-    pub last_applied: u64,
-    pub last_log_index: u64,
-    pub members: Vec<NodeId>,
-    /// Index of the latest durable snapshot (0: none).
-    #[serde(default)]
-    pub snapshot_index: u64,
-    /// Client sessions in this node's state machine.
-    #[serde(default)]
-    pub sessions: u64,
-}
-
 type Waiters = HashMap<(ClientId, u64), Vec<oneshot::Sender<ClientReply>>>;
 
 /// Where a batch's messages go once it is durable.
@@ -430,56 +392,6 @@ impl NodeLoop {
     }
 }
 
-/// Drop the messages of a batch that a later message of the same batch supersedes.
-///
-/// With pipelining off the core answers every proposal with an AppendEntries to each follower
-/// from its `next_index`, so a batch of K proposals makes K appends per follower, each holding
-/// the entries of the one before plus one; a follower answers each of them. Within one term
-/// and one batch the last append to a follower carries everything the earlier ones carry (the
-/// leader's log only grows within its term, and its commit index too), and the success
-/// response with the highest `last_index` says everything the other successes say. Dropping
-/// a message is always safe in Raft (the network may lose any message); the survivors keep
-/// their order.
-pub(crate) fn coalesce(msgs: Vec<Envelope>) -> Vec<Envelope> {
-    if msgs.len() < 2 {
-        return msgs;
-    }
-    // (to, term) -> position of the survivor.
-    let mut last_append: HashMap<(NodeId, u64), usize> = HashMap::new();
-    let mut best_ack: HashMap<(NodeId, u64), (u64, usize)> = HashMap::new();
-    for (i, m) in msgs.iter().enumerate() {
-        match &m.msg {
-            Message::AppendEntries { term, .. } => {
-                last_append.insert((m.to, *term), i);
-            }
-            Message::AppendEntriesResponse {
-                term,
-                success: true,
-                last_index,
-            } => {
-                let e = best_ack.entry((m.to, *term)).or_insert((*last_index, i));
-                if *last_index >= e.0 {
-                    *e = (*last_index, i);
-                }
-            }
-            _ => {}
-        }
-    }
-    msgs.into_iter()
-        .enumerate()
-        .filter(|(i, m)| match &m.msg {
-            Message::AppendEntries { term, .. } => last_append[&(m.to, *term)] == *i,
-            Message::AppendEntriesResponse {
-                term,
-                success: true,
-                ..
-            } => best_ack[&(m.to, *term)].1 == *i,
-            _ => true,
-        })
-        .map(|(_, m)| m)
-        .collect()
-}
-
 /// The snapshot policy: compact once `every` applied entries are not covered by the snapshot
 /// (0: never). A leader also waits until every follower has all it applied, for up to half
 /// as many entries again: a snapshot covers everything applied, so compacting while a follower
@@ -720,7 +632,7 @@ impl Drop for NodeHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_core::{Command, Entry, Op};
+    use raft_core::{ClientRequest, Command, Entry, Op};
 
     fn append(to: NodeId, term: u64, n: u64, commit: u64) -> Envelope {
         let entries = (1..=n)

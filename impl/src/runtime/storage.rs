@@ -31,9 +31,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::disk::{sync_file, write_file};
+use super::framing;
 use super::wal::{
-    io_err, sync_dir, sync_file, write_file, DiskFaults, PendingSync, StorageError, TornTail, Wal,
-    WalOptions,
+    io_err, sync_dir, DiskFaults, PendingSync, StorageError, TornTail, Wal, WalOptions,
 };
 use raft_core::{HardState, Index, Log, NodeId, RaftCore, Ready, Snapshot};
 
@@ -54,10 +55,7 @@ pub struct Meta {
 
 /// Encode a hard state as `[crc32c: u32 LE][bincode(HardState)]`.
 fn encode_hard_state(hs: &HardState) -> Vec<u8> {
-    let body = bincode::serialize(hs).expect("hard state encodes");
-    let mut out = crc32c::crc32c(&body).to_le_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out
+    framing::encode_checksummed(hs)
 }
 
 fn decode_hard_state(path: &Path, data: &[u8]) -> Result<HardState, StorageError> {
@@ -70,15 +68,10 @@ fn decode_hard_state(path: &Path, data: &[u8]) -> Result<HardState, StorageError
         return Err(corrupt("hard state file too short"));
     }
     let crc = u32::from_le_bytes(data[..4].try_into().unwrap());
-    if crc32c::crc32c(&data[4..]) != crc {
+    if framing::checksum(&data[4..]) != crc {
         return Err(corrupt("hard state checksum mismatch"));
     }
-    use bincode::Options;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_limit(data.len() as u64)
-        .deserialize(&data[4..])
-        .map_err(|e| corrupt(&format!("undecodable hard state: {e}")))
+    framing::decode(&data[4..]).map_err(|e| corrupt(&format!("undecodable hard state: {e}")))
 }
 
 /// Encode a snapshot as `[magic][version: u32 LE][crc32c(body): u32 LE][body]`, the body
@@ -88,7 +81,7 @@ pub fn encode_snapshot(snap: &Snapshot) -> Vec<u8> {
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER + body.len());
     out.extend_from_slice(SNAPSHOT_MAGIC);
     out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    out.extend_from_slice(&framing::checksum(&body).to_le_bytes());
     out.extend_from_slice(&body);
     out
 }
@@ -118,14 +111,10 @@ pub fn decode_snapshot(path: &Path, data: &[u8]) -> Result<Snapshot, StorageErro
     }
     let crc = u32::from_le_bytes(data[8..12].try_into().unwrap());
     let body = &data[SNAPSHOT_HEADER..];
-    if crc32c::crc32c(body) != crc {
+    if framing::checksum(body) != crc {
         return Err(corrupt(8, "snapshot checksum mismatch".into()));
     }
-    use bincode::Options;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_limit(body.len() as u64)
-        .deserialize(body)
+    framing::decode(body)
         .map_err(|e| corrupt(SNAPSHOT_HEADER as u64, format!("undecodable snapshot: {e}")))
 }
 

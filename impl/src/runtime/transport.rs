@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 use super::codec::{decode, try_encode, Frame};
 use super::handshake::{self, frame_kind, HandshakeError, PeerAuth};
 use super::metrics::Metrics;
-use super::server::NodeInput;
+use super::node_input::NodeInput;
 use raft_core::{Envelope, NodeId};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(20);

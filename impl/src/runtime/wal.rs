@@ -23,13 +23,15 @@
 //! so retrying the fsync would prove nothing.)
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bincode::Options;
 
+pub use super::disk::DiskFaults;
+use super::disk::{sync_file, write_file};
+use super::framing;
 use raft_core::{Entry, Index};
 
 /// Default segment size before a new segment is started.
@@ -63,89 +65,6 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_
     }
 }
 
-/// Injected disk failures, shared by a test and the storage that writes through it. They act on
-/// the real files: a full disk writes what still fits and then fails, as `write(2)` does.
-#[derive(Debug, Default)]
-pub struct DiskFaults {
-    /// Bytes that can still be written before writes fail with "no space" (`u64::MAX`: no limit).
-    space: AtomicU64,
-    fail_sync: AtomicBool,
-    /// Writes refused so far.
-    refused: AtomicU64,
-}
-
-impl DiskFaults {
-    /// No faults yet.
-    pub fn new() -> Arc<DiskFaults> {
-        Arc::new(DiskFaults {
-            space: AtomicU64::new(u64::MAX),
-            ..DiskFaults::default()
-        })
-    }
-
-    /// The disk fills up after `bytes` more bytes.
-    pub fn disk_full_after(&self, bytes: u64) {
-        self.space.store(bytes, Ordering::SeqCst);
-    }
-
-    /// Every fsync fails (with `on`) as on a device error.
-    pub fn fail_syncs(&self, on: bool) {
-        self.fail_sync.store(on, Ordering::SeqCst);
-    }
-
-    /// The faults clear (space is freed, the device recovers).
-    pub fn clear(&self) {
-        self.space.store(u64::MAX, Ordering::SeqCst);
-        self.fail_sync.store(false, Ordering::SeqCst);
-    }
-
-    /// How many writes or fsyncs were refused.
-    pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::SeqCst)
-    }
-
-    fn write(&self, mut f: &File, buf: &[u8]) -> io::Result<()> {
-        let space = self.space.load(Ordering::SeqCst);
-        if space >= buf.len() as u64 {
-            if space != u64::MAX {
-                self.space.fetch_sub(buf.len() as u64, Ordering::SeqCst);
-            }
-            return f.write_all(buf);
-        }
-        f.write_all(&buf[..space as usize])?;
-        self.space.store(0, Ordering::SeqCst);
-        self.refused.fetch_add(1, Ordering::SeqCst);
-        Err(io::Error::new(
-            io::ErrorKind::StorageFull,
-            "no space left on device (injected)",
-        ))
-    }
-
-    fn sync(&self, f: &File) -> io::Result<()> {
-        if self.fail_sync.load(Ordering::SeqCst) {
-            self.refused.fetch_add(1, Ordering::SeqCst);
-            return Err(io::Error::other("fsync failed: I/O error (injected)"));
-        }
-        f.sync_data()
-    }
-}
-
-/// Write `buf` to `f`, through the injected faults if any.
-pub(crate) fn write_file(faults: Option<&DiskFaults>, mut f: &File, buf: &[u8]) -> io::Result<()> {
-    match faults {
-        Some(x) => x.write(f, buf),
-        None => f.write_all(buf),
-    }
-}
-
-/// fsync `f`'s data, through the injected faults if any.
-pub(crate) fn sync_file(faults: Option<&DiskFaults>, f: &File) -> io::Result<()> {
-    match faults {
-        Some(x) => x.sync(f),
-        None => f.sync_data(),
-    }
-}
-
 /// A torn tail found and truncated on recovery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TornTail {
@@ -169,15 +88,6 @@ pub struct Scanned {
     pub torn: Option<String>,
 }
 
-/// The record encoding options: bincode's fixed-width integers (the format of
-/// `bincode::serialize`), with a size limit so that a damaged length prefix inside a payload can
-/// never make the decoder allocate more than the record could hold.
-fn record_options(limit: usize) -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_limit(limit as u64)
-}
-
 fn all_zero(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
 }
@@ -187,12 +97,12 @@ fn all_zero(b: &[u8]) -> bool {
 fn intact_payload_len(body: &[u8], crc: u32) -> Option<usize> {
     let mut rest = body;
     let limit = body.len().min(MAX_RECORD);
-    record_options(limit)
+    framing::options(limit)
         .allow_trailing_bytes()
         .deserialize_from::<_, (Index, Entry)>(&mut rest)
         .ok()?;
     let n = body.len() - rest.len();
-    (crc32c::crc32c(&body[..n]) == crc).then_some(n)
+    (framing::checksum(&body[..n]) == crc).then_some(n)
 }
 
 /// The offset of the first intact record (length in range, a plausible index, checksum
@@ -211,8 +121,8 @@ fn intact_record_from(data: &[u8], from: usize, min_index: Index) -> Option<usiz
         let index = Index::from_le_bytes(payload[..8].try_into().unwrap());
         let crc = u32::from_le_bytes(data[p + 4..p + 8].try_into().unwrap());
         (min_index..=max_index).contains(&index)
-            && crc32c::crc32c(payload) == crc
-            && record_options(len)
+            && framing::checksum(payload) == crc
+            && framing::options(len)
                 .deserialize::<(Index, Entry)>(payload)
                 .is_ok()
     })
@@ -250,11 +160,10 @@ pub fn scan_segment(
             let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap());
             if len <= MAX_RECORD && HEADER + len <= rest.len() {
                 let payload = &rest[HEADER..HEADER + len];
-                if crc32c::crc32c(payload) == crc {
-                    let (index, entry): (Index, Entry) =
-                        record_options(len)
-                            .deserialize(payload)
-                            .map_err(|e| corrupt(pos, format!("undecodable record: {e}")))?;
+                if framing::checksum(payload) == crc {
+                    let (index, entry): (Index, Entry) = framing::options(len)
+                        .deserialize(payload)
+                        .map_err(|e| corrupt(pos, format!("undecodable record: {e}")))?;
                     let want = first_index + out.entries.len() as Index;
                     if index != want {
                         return Err(corrupt(
@@ -368,7 +277,7 @@ fn encode_record(index: Index, entry: &Entry, out: &mut Vec<u8>) {
     bincode::serialize_into(&mut *out, &(index, entry)).expect("entries always encode");
     let payload = &out[start + 8..];
     let len = (payload.len() as u32).to_le_bytes();
-    let crc = crc32c::crc32c(payload).to_le_bytes();
+    let crc = framing::checksum(payload).to_le_bytes();
     out[start..start + 4].copy_from_slice(&len);
     out[start + 4..start + 8].copy_from_slice(&crc);
 }
@@ -801,6 +710,7 @@ impl Wal {
 mod tests {
     use super::*;
     use raft_core::{Command, Op};
+    use std::io::Write;
     use std::io::{Seek, SeekFrom};
 
     fn entry(term: u64, k: u64) -> Entry {

@@ -1,0 +1,46 @@
+//! The node loop's vocabulary: every input the loop takes (from peers, the ticker and the HTTP
+//! API) and the status it publishes. The transport and the HTTP API produce these and the loop
+//! consumes them, so both depend on this module and neither on the loop.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use raft_core::{ClientReply, ClientRequest, Envelope, NodeId, ReadRequest, Text};
+
+/// Read ids carry this bit so that `NotLeader` replies can be routed to reads.
+pub const READ_BIT: u64 = 1 << 63;
+
+/// Everything the node loop handles.
+#[derive(Debug)]
+pub enum NodeInput {
+    Peer(Envelope),
+    Tick,
+    Client(ClientRequest, oneshot::Sender<ClientReply>),
+    /// `POST /register` with its nonce; answered by `ClientReply::Registered` (or `NotLeader`).
+    Register(u64, oneshot::Sender<ClientReply>),
+    Read(ReadRequest, oneshot::Sender<ClientReply>),
+    StaleRead(String, oneshot::Sender<Option<Text>>),
+    Shutdown,
+}
+
+/// What `/status` shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub id: NodeId,
+    pub cluster_id: String,
+    pub role: String,
+    pub term: u64,
+    pub voted_for: Option<NodeId>,
+    pub leader: Option<NodeId>,
+    pub leader_http: Option<String>,
+    pub commit_index: u64,
+    pub last_applied: u64,
+    pub last_log_index: u64,
+    pub members: Vec<NodeId>,
+    /// Index of the latest durable snapshot (0: none).
+    #[serde(default)]
+    pub snapshot_index: u64,
+    /// Client sessions in this node's state machine.
+    #[serde(default)]
+    pub sessions: u64,
+}
