@@ -1,7 +1,7 @@
 //! Benchmark harnesses for raftright (the criterion benches live in `benches/`).
 //!
 //! * [`core_cluster`]: a 3-server in-memory cluster driven through `raft_core::RaftCore`.
-//! * [`peer`] (feature `peer`): the same workload through tikv's raft-rs (`RawNode`).
+//! * `peer` (feature `peer`): the same workload through tikv's raft-rs (`RawNode`).
 //! * [`workload`]: the proposal workload both clusters run, so the two sides are timed the same
 //!   way.
 

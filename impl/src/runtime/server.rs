@@ -11,7 +11,7 @@
 //! work at once. A node alone fsyncs in the loop ([`Storage::commit`]). Client answers of a
 //! node with peers leave before the fsync: they only report entries a majority has already
 //! made durable (see the comment in `NodeLoop::run`). Superseded appends and acknowledgements
-//! of a batch are dropped ([`coalesce`]).
+//! of a batch are dropped (`outbound::coalesce`).
 //!
 //! Snapshot policy: after a batch's inputs, when `snapshot_entries` (config) applied entries
 //! are not covered by the latest snapshot, the loop steps `Input::Compact` like any other input
