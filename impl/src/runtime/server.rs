@@ -89,140 +89,180 @@ impl Drop for NodeLoop {
 }
 
 impl NodeLoop {
+    /// Batches until shutdown: each batch is stepped through the core, made durable with one
+    /// fsync, and only then sent (see the module docs).
     fn run(mut self, mut rx: mpsc::Receiver<NodeInput>) -> Result<(), StorageError> {
         self.publish();
         let mut batches = 0u64;
-        while let Some(first) = rx.blocking_recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(x) => batch.push(x),
-                    Err(_) => break,
-                }
-            }
+        while let Some(batch) = next_batch(&mut rx) {
             let mut msgs = Vec::new();
             let mut replies = Vec::new();
             let mut shutdown = false;
             for input in batch {
-                match input {
-                    NodeInput::Tick => {
-                        let rec = &mut self.recorder;
-                        let readies = self.driver.tick_observed(|input, r, core| {
-                            if let Some(x) = rec.as_mut() {
-                                if let Err(e) = x.step(input.clone(), r, core) {
-                                    warn!(error = %e, "recording failed; recording stops");
-                                    *rec = None;
-                                }
-                            }
-                        });
-                        for r in readies {
-                            self.stage(r, &mut msgs, &mut replies)?;
-                        }
-                    }
-                    NodeInput::Peer(env) => {
-                        self.step_input(Input::Message(env), &mut msgs, &mut replies)?;
-                    }
-                    NodeInput::Client(req, tx) => {
-                        self.metrics.inc(&self.metrics.proposals);
-                        self.writes
-                            .entry((req.client_id, req.seq))
-                            .or_default()
-                            .push(tx);
-                        self.step_input(Input::Client(req), &mut msgs, &mut replies)?;
-                    }
-                    NodeInput::Register(nonce, tx) => {
-                        self.metrics.inc(&self.metrics.registrations);
-                        self.writes.entry((NO_SESSION, nonce)).or_default().push(tx);
-                        self.step_input(Input::Register { nonce }, &mut msgs, &mut replies)?;
-                    }
-                    NodeInput::Read(req, tx) => {
-                        self.metrics.inc(&self.metrics.reads);
-                        self.reads
-                            .entry((req.client_id, req.read_id))
-                            .or_default()
-                            .push(tx);
-                        self.step_input(Input::Read(req), &mut msgs, &mut replies)?;
-                    }
-                    NodeInput::StaleRead(key, tx) => {
-                        self.metrics.inc(&self.metrics.reads);
-                        let _ = tx.send(self.driver.core().kv().get(key.as_str()).cloned());
-                    }
-                    NodeInput::Shutdown => shutdown = true,
-                }
+                shutdown |= self.handle(input, &mut msgs, &mut replies)?;
             }
-            if self.writing.as_ref().is_some_and(|(w, _)| w.is_finished()) {
-                self.finish_snapshot()?;
-            }
-            if self.writing.is_none()
-                && compaction_due(self.driver.core(), self.cfg.snapshot_entries)
-            {
-                self.step_input(Input::Compact, &mut msgs, &mut replies)?;
-            }
-            // A client answer depends only on entries that are already durable on a majority
-            // when the cluster has peers: the leader commits N only when a follower acknowledged
-            // N, the follower acknowledged only after its own fsync, and it received N only in a
-            // message this leader sent after fsyncing N (messages leave after the fsync below).
-            // So answers need not wait for this batch's fsync; with no peers the leader's own,
-            // possibly unsynced, copy is the majority, and they must.
-            let early = !self.cfg.peers.is_empty();
-            if early {
-                for r in std::mem::take(&mut replies) {
-                    self.route(r);
-                }
-            }
-            if let Some(rec) = self.recorder.as_mut() {
-                if let Err(e) = rec.flush() {
-                    warn!(error = %e, "recording failed; recording stops");
-                    self.recorder = None;
-                }
-            }
-            // Group commit: one fsync for everything staged by this batch, before any of its
-            // messages (votes, acknowledgements, appends) leaves the node.
-            match &self.outgoing {
-                Outgoing::Staged(out) => out.send_after(self.storage.commit_async()?, msgs),
-                Outgoing::AfterCommit(transport) => {
-                    if let Some(d) = self.storage.commit()?.fsync {
-                        self.metrics.observe_fsync(d);
-                    }
-                    for m in coalesce(msgs) {
-                        transport.send(m);
-                    }
-                }
-            }
-            for r in replies {
-                self.route(r);
-            }
-            // The batch (and the hard state with it) is committed: the snapshot may follow.
-            if let Some(deferred) = self.compacted.take() {
-                let w = self.storage.snapshot_after_commit(deferred)?;
-                let thread = std::thread::Builder::new()
-                    .name("raft-snapshot".into())
-                    .spawn(move || w.run())
-                    .map_err(|e| StorageError::Failed(format!("cannot start a thread: {e}")))?;
-                self.writing = Some((thread, Instant::now()));
-            }
+            self.compact_if_due(&mut msgs, &mut replies)?;
+            self.commit_and_send(msgs, replies)?;
+            self.start_snapshot_write()?;
             self.metrics.inc(&self.metrics.batches);
             batches += 1;
             if batches.is_multiple_of(512) {
-                for w in [&mut self.writes, &mut self.reads] {
-                    w.retain(|_, v| {
-                        v.retain(|t| !t.is_closed());
-                        !v.is_empty()
-                    });
-                }
+                self.forget_abandoned_waiters();
             }
             self.publish();
             if shutdown {
                 break;
             }
         }
+        self.stop()
+    }
+
+    /// Steps one input through the core, staging what it produces. True for `Shutdown`.
+    fn handle(
+        &mut self,
+        input: NodeInput,
+        msgs: &mut Vec<Envelope>,
+        replies: &mut Vec<ClientReply>,
+    ) -> Result<bool, StorageError> {
+        match input {
+            NodeInput::Tick => {
+                let rec = &mut self.recorder;
+                let readies = self.driver.tick_observed(|input, r, core| {
+                    if let Some(x) = rec.as_mut() {
+                        if let Err(e) = x.step(input.clone(), r, core) {
+                            warn!(error = %e, "recording failed; recording stops");
+                            *rec = None;
+                        }
+                    }
+                });
+                for r in readies {
+                    self.stage(r, msgs, replies)?;
+                }
+            }
+            NodeInput::Peer(env) => self.step_input(Input::Message(env), msgs, replies)?,
+            NodeInput::Client(req, tx) => {
+                self.metrics.inc(&self.metrics.proposals);
+                self.writes
+                    .entry((req.client_id, req.seq))
+                    .or_default()
+                    .push(tx);
+                self.step_input(Input::Client(req), msgs, replies)?;
+            }
+            NodeInput::Register(nonce, tx) => {
+                self.metrics.inc(&self.metrics.registrations);
+                self.writes.entry((NO_SESSION, nonce)).or_default().push(tx);
+                self.step_input(Input::Register { nonce }, msgs, replies)?;
+            }
+            NodeInput::Read(req, tx) => {
+                self.metrics.inc(&self.metrics.reads);
+                self.reads
+                    .entry((req.client_id, req.read_id))
+                    .or_default()
+                    .push(tx);
+                self.step_input(Input::Read(req), msgs, replies)?;
+            }
+            NodeInput::StaleRead(key, tx) => {
+                self.metrics.inc(&self.metrics.reads);
+                let _ = tx.send(self.driver.core().kv().get(key.as_str()).cloned());
+            }
+            NodeInput::Shutdown => return Ok(true),
+        }
+        Ok(false)
+    }
+
+    /// The snapshot policy, after a batch's inputs: a finished snapshot write lets the log drop
+    /// what it covers; then, with no write under way, `Compact` is stepped like any input.
+    fn compact_if_due(
+        &mut self,
+        msgs: &mut Vec<Envelope>,
+        replies: &mut Vec<ClientReply>,
+    ) -> Result<(), StorageError> {
+        if self.writing.as_ref().is_some_and(|(w, _)| w.is_finished()) {
+            self.finish_snapshot()?;
+        }
+        if self.writing.is_none() && compaction_due(self.driver.core(), self.cfg.snapshot_entries) {
+            self.step_input(Input::Compact, msgs, replies)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the batch durable, then sends its messages and answers its clients.
+    fn commit_and_send(
+        &mut self,
+        msgs: Vec<Envelope>,
+        mut replies: Vec<ClientReply>,
+    ) -> Result<(), StorageError> {
+        // A client answer depends only on entries that are already durable on a majority
+        // when the cluster has peers: the leader commits N only when a follower acknowledged
+        // N, the follower acknowledged only after its own fsync, and it received N only in a
+        // message this leader sent after fsyncing N (messages leave after the fsync below).
+        // So answers need not wait for this batch's fsync; with no peers the leader's own,
+        // possibly unsynced, copy is the majority, and they must.
+        let early = !self.cfg.peers.is_empty();
+        if early {
+            for r in std::mem::take(&mut replies) {
+                self.route(r);
+            }
+        }
+        if let Some(rec) = self.recorder.as_mut() {
+            if let Err(e) = rec.flush() {
+                warn!(error = %e, "recording failed; recording stops");
+                self.recorder = None;
+            }
+        }
+        // Group commit: one fsync for everything staged by this batch, before any of its
+        // messages (votes, acknowledgements, appends) leaves the node.
+        match &self.outgoing {
+            Outgoing::Staged(out) => out.send_after(self.storage.commit_async()?, msgs),
+            Outgoing::AfterCommit(transport) => {
+                if let Some(d) = self.storage.commit()?.fsync {
+                    self.metrics.observe_fsync(d);
+                }
+                for m in coalesce(msgs) {
+                    transport.send(m);
+                }
+            }
+        }
+        for r in replies {
+            self.route(r);
+        }
+        Ok(())
+    }
+
+    /// The batch (and the hard state with it) is committed: a snapshot it compacted may now be
+    /// written, on a thread of its own.
+    fn start_snapshot_write(&mut self) -> Result<(), StorageError> {
+        if let Some(deferred) = self.compacted.take() {
+            let w = self.storage.snapshot_after_commit(deferred)?;
+            let thread = std::thread::Builder::new()
+                .name("raft-snapshot".into())
+                .spawn(move || w.run())
+                .map_err(|e| StorageError::Failed(format!("cannot start a thread: {e}")))?;
+            self.writing = Some((thread, Instant::now()));
+        }
+        Ok(())
+    }
+
+    /// Drops the waiters of clients that gave up (their HTTP request timed out or closed), so
+    /// requests that are never answered (lost with a leader change) do not accumulate.
+    fn forget_abandoned_waiters(&mut self) {
+        for w in [&mut self.writes, &mut self.reads] {
+            w.retain(|_, v| {
+                v.retain(|t| !t.is_closed());
+                !v.is_empty()
+            });
+        }
+    }
+
+    /// After the last batch: the sync stage drains, a snapshot write finishes, and a failure
+    /// the stage could not report itself is reported here.
+    fn stop(mut self) -> Result<(), StorageError> {
         if let Outgoing::Staged(out) = &mut self.outgoing {
             out.finish();
         }
         if self.writing.is_some() {
             self.finish_snapshot()?;
         }
-        // The last batches were fsynced by the stage, which cannot report a failure itself.
         if let Some(why) = self.storage.failure() {
             return Err(StorageError::Failed(why.to_string()));
         }
@@ -392,6 +432,19 @@ impl NodeLoop {
     }
 }
 
+/// Everything queued, up to [`MAX_BATCH`], waiting for the first; `None` once every sender is
+/// gone.
+fn next_batch(rx: &mut mpsc::Receiver<NodeInput>) -> Option<Vec<NodeInput>> {
+    let mut batch = vec![rx.blocking_recv()?];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(x) => batch.push(x),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
 /// The snapshot policy: compact once `every` applied entries are not covered by the snapshot
 /// (0: never). A leader also waits until every follower has all it applied, for up to half
 /// as many entries again: a snapshot covers everything applied, so compacting while a follower
@@ -432,6 +485,86 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     cfg.validate()?;
     let auth = Arc::new(PeerAuth::new(&cfg.cluster_id, cfg.load_peer_secret()?));
     let cfg = Arc::new(cfg);
+    let (storage, core) = recover(&cfg)?;
+    let peer_listener = TcpListener::bind(cfg.peer_addr)
+        .await
+        .map_err(|e| format!("cannot listen for peers on {}: {e}", cfg.peer_addr))?;
+    let http_listener = TcpListener::bind(cfg.http_addr)
+        .await
+        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", cfg.http_addr))?;
+    let recorder = match &cfg.record {
+        Some(path) => Some(
+            Recorder::open(path, &core)
+                .map_err(|e| format!("cannot record to {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let timing = Timing {
+        election_ticks: cfg.election_ticks,
+        heartbeat_ticks: cfg.heartbeat_ticks,
+    };
+    let driver = Driver::new(core, timing, rand::random());
+    let metrics = Arc::new(Metrics::default());
+    metrics.set(&metrics.snapshot_index, storage.snapshot_index());
+    let status = Arc::new(RwLock::new(Status::default()));
+    let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+    let peers: Vec<_> = cfg.peers.iter().map(|p| (p.id, p.peer_addr)).collect();
+    let transport = Transport::start_with_auth(
+        auth.clone(),
+        cfg.id,
+        &peers,
+        cfg.peer_queue,
+        metrics.clone(),
+    );
+    tokio::spawn(transport::listen_with_auth(
+        peer_listener,
+        auth,
+        cfg.id,
+        cfg.peers.iter().map(|p| p.id).collect(),
+        tx.clone(),
+        metrics.clone(),
+    ));
+    spawn_ticker(tx.clone(), Duration::from_millis(cfg.tick_ms));
+    let outgoing = if cfg.peers.is_empty() {
+        Outgoing::AfterCommit(transport)
+    } else {
+        Outgoing::Staged(Outbound::start(transport, metrics.clone()))
+    };
+    let node = NodeLoop {
+        driver,
+        storage,
+        outgoing,
+        writes: HashMap::new(),
+        reads: HashMap::new(),
+        status: status.clone(),
+        metrics: metrics.clone(),
+        cfg: cfg.clone(),
+        known_leader: None,
+        recorder,
+        compacted: None,
+        writing: None,
+    };
+    let node_loop = tokio::task::spawn_blocking(move || node.run(rx));
+    let api = Arc::new(Api::new(
+        tx.clone(),
+        status,
+        metrics,
+        Duration::from_millis(cfg.request_timeout_ms),
+        cfg.clone(),
+    ));
+    let http = serve_http(http_listener, api);
+    info!(
+        id = cfg.id,
+        peer = %cfg.peer_addr,
+        http = %cfg.http_addr,
+        "serving"
+    );
+    run_until_stopped(shutdown, node_loop, http, tx).await
+}
+
+/// Opens the data directory (truncating a torn tail, refusing anything else damaged) and
+/// rebuilds the core from what is durable.
+fn recover(cfg: &Config) -> Result<(Storage, RaftCore), String> {
     let wal_opts = WalOptions {
         segment_bytes: cfg.wal_segment_bytes,
         faults: None,
@@ -456,56 +589,20 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         last_index = rec.log.last_index(),
         "recovered"
     );
-    let peer_listener = TcpListener::bind(cfg.peer_addr)
-        .await
-        .map_err(|e| format!("cannot listen for peers on {}: {e}", cfg.peer_addr))?;
-    let http_listener = TcpListener::bind(cfg.http_addr)
-        .await
-        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", cfg.http_addr))?;
-    let members = cfg.members();
-    let snapshot_index = rec.snapshot.last_included_index;
     let core = RaftCore::restore(
         cfg.id,
-        &members,
-        params_of(&cfg),
+        &cfg.members(),
+        params_of(cfg),
         rec.hard_state,
         rec.snapshot,
         rec.log,
     );
-    let timing = Timing {
-        election_ticks: cfg.election_ticks,
-        heartbeat_ticks: cfg.heartbeat_ticks,
-    };
-    let recorder = match &cfg.record {
-        Some(path) => Some(
-            Recorder::open(path, &core)
-                .map_err(|e| format!("cannot record to {}: {e}", path.display()))?,
-        ),
-        None => None,
-    };
-    let driver = Driver::new(core, timing, rand::random());
-    let metrics = Arc::new(Metrics::default());
-    metrics.set(&metrics.snapshot_index, snapshot_index);
-    let status = Arc::new(RwLock::new(Status::default()));
-    let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-    let peers: Vec<_> = cfg.peers.iter().map(|p| (p.id, p.peer_addr)).collect();
-    let transport = Transport::start_with_auth(
-        auth.clone(),
-        cfg.id,
-        &peers,
-        cfg.peer_queue,
-        metrics.clone(),
-    );
-    tokio::spawn(transport::listen_with_auth(
-        peer_listener,
-        auth,
-        cfg.id,
-        cfg.peers.iter().map(|p| p.id).collect(),
-        tx.clone(),
-        metrics.clone(),
-    ));
-    let ticker = tx.clone();
-    let tick = Duration::from_millis(cfg.tick_ms);
+    Ok((storage, core))
+}
+
+/// One `Tick` per `tick` into the node loop. A tick the full queue cannot take is skipped, not
+/// queued: a late tick only delays a timeout, and a backlog of them would fire several at once.
+fn spawn_ticker(ticker: mpsc::Sender<NodeInput>, tick: Duration) {
     tokio::spawn(async move {
         let mut iv = tokio::time::interval(tick);
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -517,55 +614,42 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             let _ = ticker.try_send(NodeInput::Tick);
         }
     });
-    let outgoing = if cfg.peers.is_empty() {
-        Outgoing::AfterCommit(transport)
-    } else {
-        Outgoing::Staged(Outbound::start(transport, metrics.clone()))
-    };
-    let node = NodeLoop {
-        driver,
-        storage,
-        outgoing,
-        writes: HashMap::new(),
-        reads: HashMap::new(),
-        status: status.clone(),
-        metrics: metrics.clone(),
-        cfg: cfg.clone(),
-        known_leader: None,
-        recorder,
-        compacted: None,
-        writing: None,
-    };
-    let mut node_loop = tokio::task::spawn_blocking(move || node.run(rx));
-    let api = Arc::new(Api::new(
-        tx.clone(),
-        status,
-        metrics,
-        Duration::from_millis(cfg.request_timeout_ms),
-        cfg.clone(),
-    ));
-    let (http_stop, http_stopped) = oneshot::channel::<()>();
-    let http = tokio::spawn(async move {
-        let r = axum::serve(http_listener, http::router(api))
+}
+
+/// The HTTP API, until the returned sender is used (or dropped).
+struct HttpServer {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn serve_http(listener: TcpListener, api: Arc<Api>) -> HttpServer {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let r = axum::serve(listener, http::router(api))
             .with_graceful_shutdown(async {
-                let _ = http_stopped.await;
+                let _ = stopped.await;
             })
             .await;
         if let Err(e) = r {
             error!(error = %e, "HTTP server failed");
         }
     });
-    info!(
-        id = cfg.id,
-        peer = %cfg.peer_addr,
-        http = %cfg.http_addr,
-        "serving"
-    );
+    HttpServer { stop, task }
+}
+
+/// Serves until `shutdown` resolves (then HTTP stops first, so no request is taken that the
+/// loop would not answer, and the loop drains) or the loop ends on its own (a storage failure).
+async fn run_until_stopped(
+    shutdown: impl Future<Output = ()>,
+    mut node_loop: tokio::task::JoinHandle<Result<(), StorageError>>,
+    http: HttpServer,
+    tx: mpsc::Sender<NodeInput>,
+) -> Result<(), String> {
     tokio::select! {
         _ = shutdown => {
             info!("shutdown requested");
-            let _ = http_stop.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
+            let _ = http.stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(2), http.task).await;
             let _ = tx.send(NodeInput::Shutdown).await;
             match node_loop.await {
                 Ok(Ok(())) => Ok(()),
