@@ -216,3 +216,38 @@ fn sessions_configuration_is_safe_and_refuses_a_retry_after_eviction() {
         );
     }
 }
+
+/// Every deep-tier configuration is one the checker accepts and starts exploring without an
+/// early violation (the whole tier takes tens of minutes: `raft-model check --deep`), and the
+/// names `--only` selects by are distinct.
+#[test]
+fn deep_tier_configurations_run() {
+    let tier = Config::deep();
+    let mut names: Vec<&str> = tier.iter().map(|(n, _)| *n).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), tier.len(), "duplicate names in the deep tier");
+    for (name, cfg) in tier {
+        let summary = run(
+            cfg,
+            &RunOptions {
+                max_states: Some(20_000),
+                ..RunOptions::default()
+            },
+        );
+        assert!(
+            summary.unique_states >= 20_000,
+            "{name}: only {} states",
+            summary.unique_states
+        );
+        for p in &summary.properties {
+            assert_ne!(
+                p.status,
+                Status::Violated,
+                "{name}: {} on {:?}",
+                p.name,
+                p.path
+            );
+        }
+    }
+}

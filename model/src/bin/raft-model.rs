@@ -207,9 +207,9 @@ struct CheckArgs {
     /// Print a machine-readable JSON summary on stdout instead of the report.
     #[arg(long)]
     json: bool,
-    /// Run the deep tier instead: several configurations, each deeper than the default in one
-    /// or two dimensions (four terms, six messages in flight, two restarts, four and five
-    /// servers, the duplicating network, the node's parameters), about an hour on two cores.
+    /// Run the deep tier instead: nine configurations, each deeper than the default in one or
+    /// two dimensions (four terms, five and six messages in flight, two restarts, four and five
+    /// servers, two clients, the duplicating network, the node's parameters), each exhaustive.
     /// Only --bug, --only, --threads and --json combine with it.
     #[arg(long, conflicts_with_all = DEEP_FIXES)]
     deep: bool,
