@@ -164,7 +164,7 @@ fn ack(from: NodeId, last_index: Index) -> Input {
 }
 
 fn put(client_id: ClientId, seq: u64, value: &str) -> Input {
-    Input::Client(ClientRequest {
+    Input::client(ClientRequest {
         client_id,
         seq,
         op: Op::Put {
@@ -177,7 +177,7 @@ fn put(client_id: ClientId, seq: u64, value: &str) -> Input {
 /// Registers a client at a leader of three whose follower 2 acknowledges everything; returns
 /// the client id (the `Register` entry's index).
 fn register(n: &mut RaftCore, nonce: u64) -> ClientId {
-    n.step(Input::Register { nonce });
+    n.step(Input::register(nonce));
     let index = n.log().last_index();
     let r = n.step(ack(2, index));
     assert_eq!(
@@ -286,7 +286,7 @@ fn a_command_of_an_evicted_session_already_in_the_log_is_refused_when_applied() 
         ..off()
     });
     let a = register(&mut n, 1);
-    n.step(Input::Register { nonce: 2 });
+    n.step(Input::register(2));
     n.step(put(a, 1, "x1")); // appended behind the registration that evicts a
     let r = n.step(ack(2, n.log().last_index()));
     assert_eq!(r.replies[1], response(a, 1, Answer::SessionExpired));
@@ -312,7 +312,7 @@ fn a_write_without_a_session_takes_none() {
 #[test]
 fn a_non_leader_answers_a_registration_not_leader() {
     let mut n = RaftCore::new(1, &[1, 2, 3], off());
-    let r = n.step(Input::Register { nonce: 4 });
+    let r = n.step(Input::register(4));
     assert_eq!(
         r.replies,
         vec![ClientReply::NotLeader {
