@@ -8,6 +8,11 @@
 //! Every rule is the rule of PROTOCOL.md with the same names; the node-only features
 //! (pipelining, byte cap, session bound, ReadIndex) are documented where they act.
 //!
+//! The core replicates any [`StateMachine`]: [`RaftCore<S>`](RaftCore) applies its committed
+//! entries to an `S`. Without a parameter, `RaftCore` (and `Message`, `Input`, `Ready`, ...)
+//! means the key-value store [`KvStateMachine`] with its client sessions, which `raft-node`
+//! serves. `examples/counter.rs` runs a machine of its own on three servers.
+//!
 //! ## Driving the core
 //!
 //! ```
@@ -23,6 +28,61 @@
 //! let to_store = node.log().slice(write.from_index, write.last_index);
 //! assert_eq!(to_store.len(), 1);
 //! ```
+//!
+//! A server built around the core is a loop: take one input (a message from a peer, a timeout
+//! from the [`driver`], a client request), call [`RaftCore::step`], handle the [`Ready`] it
+//! returns as below, repeat. The core is never called from two places at once and never
+//! waits: everything slow (disk, network) is the caller's.
+//!
+//! ## The `Ready` contract
+//!
+//! Each `step` returns a [`Ready`]: what the input changed and what must happen because of
+//! it. Handle it completely, in this order, before the next `step` (the log write names
+//! entries by index and they are read from the core, which the next step may change):
+//!
+//! 1. **`snapshot: Some(index)`**: a new snapshot, from `Input::Compact` or installed from the
+//!    leader. Store [`RaftCore::snapshot`] durably, then drop the stored entries up to
+//!    `index` (never before the snapshot is durable: until then they are the only copy of
+//!    that state). An installed snapshot must be durable before step 4, since the reply to
+//!    the leader acknowledges it. A compaction snapshot may be written in the background
+//!    (`raft-node` does), as long as the entries it covers stay stored until it is durable.
+//! 2. **`hard_state: Some(hs)`**: store the term and vote durably. A vote forgotten in a crash
+//!    lets a server vote twice in one term, and two leaders can then be elected.
+//! 3. **`log_write: Some(w)`**: drop every stored entry at index `>= w.from_index`, then
+//!    append `core.log().slice(w.from_index, w.last_index)` (empty when `from_index >
+//!    last_index`: after an installed snapshot that replaced a conflicting log, drop
+//!    everything stored after the snapshot). A follower's acknowledgement counts toward the
+//!    leader's commit majority, and a leader counts its own log, so an entry that is lost in
+//!    a crash after either could vanish from a majority after it was committed.
+//! 4. **Only once 1 to 3 are durable (fsync), send `messages`**, in any order; the network may
+//!    lose, duplicate or reorder them, which the protocol tolerates. Several `Ready`s may
+//!    share one sync (group commit), provided their writes reach storage in step order and
+//!    none of their messages leaves before the sync.
+//! 5. **Deliver `replies`** to clients: the state machine's [`StateMachine::Reply`] values (for
+//!    the key-value store, [`ClientReply`]s that name the client and request they answer).
+//!    The answer of an applied command comes only from the leader that applied it, so only
+//!    after a majority stored the entry; a `NotLeader` answer says where to go instead.
+//! 6. **`applied`**: the log indexes this step applied to [`RaftCore::state_machine`]. The
+//!    core applies committed entries itself, through [`StateMachine::apply`], so there is
+//!    nothing to do; an observer can read those entries from `core.log()` before the next
+//!    step. A snapshot installed from the leader replaces the machine without an `applied`
+//!    range (see `snapshot`).
+//! 7. **`reset_election_timer`**: the server heard from a leader or granted a vote: restart
+//!    the election timer with a fresh randomized timeout ([`driver::Driver`] does this).
+//!
+//! Then take the next input. Timers are inputs like any other: `Input::ElectionTimeout` when
+//! the randomized election timeout elapses without a reset, `Input::HeartbeatTimeout` every
+//! heartbeat interval at a leader (the [`driver`] turns ticks into both). When to compact is
+//! the caller's policy: feed `Input::Compact`. After a crash, rebuild the core from what was
+//! stored with [`RaftCore::restore`] (or [`MemoryStorage::restore`]); nothing else survives.
+//! [`MemoryStorage`] is this contract applied in memory, step for step.
+//!
+//! ## Your own state machine
+//!
+//! Implement [`StateMachine`] (its documentation states the determinism contract and has an
+//! example), build the servers with [`RaftCore::with_state_machine`], and drive them exactly
+//! as above: clients' requests arrive as `Input::Client(S::Request)`, reads as
+//! `Input::Read(S::Query)`, and the answers come back in `Ready::replies`.
 #![forbid(unsafe_code)]
 
 pub mod driver;
