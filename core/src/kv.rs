@@ -21,9 +21,13 @@ use std::sync::Arc;
 use im::OrdMap;
 use serde::{Deserialize, Serialize};
 
+use super::log::Log;
 use super::message::{Index, NodeId};
 use super::params::{Bug, Params};
+use super::ready::{HardState, Input};
+use super::snapshot::Snapshot;
 use super::state_machine::StateMachine;
+use super::RaftCore;
 
 /// A key or a value. Immutable and shared: the log, every AppendEntries that carries the entry,
 /// the state machine and the client's answer all hold the same allocation, so replicating or
@@ -510,5 +514,48 @@ impl KvStateMachine {
                 last_seq: self.session(client_id).map_or(seq, |s| s.last_seq),
             }),
         }
+    }
+}
+
+// The key-value store's constructors keep their names from before the state machine was a
+// parameter; they are not generic because a call such as `RaftCore::new(..)` could not infer
+// the machine (a default type parameter does not guide inference in expressions).
+impl RaftCore<KvStateMachine> {
+    /// A brand-new key-value server (empty log, term 0) in a cluster of `peers` (self may be
+    /// included). Another machine: [`RaftCore::with_state_machine`].
+    pub fn new(id: NodeId, peers: &[NodeId], params: Params) -> Self {
+        Self::with_state_machine(id, peers, params, KvStateMachine::default())
+    }
+
+    /// A key-value server restarted from its durable state, without a snapshot: a `Follower`
+    /// with `commit_index = 0`, an empty state machine and `leader_id = None`.
+    pub fn from_durable(
+        id: NodeId,
+        peers: &[NodeId],
+        params: Params,
+        hard_state: HardState,
+        log: Log,
+    ) -> Self {
+        Self::restore(id, peers, params, hard_state, Snapshot::default(), log)
+    }
+
+    /// The key-value map.
+    pub fn kv(&self) -> &Kv {
+        self.sm.kv()
+    }
+    /// `sessions`: per client, the last applied seq and its answer.
+    pub fn sessions(&self) -> &im::OrdMap<ClientId, Session> {
+        self.sm.sessions()
+    }
+}
+
+impl Input<KvStateMachine> {
+    /// A key-value client command (`Input::Client(KvRequest::Command(request))`).
+    pub fn client(request: ClientRequest) -> Self {
+        Input::Client(KvRequest::Command(request))
+    }
+    /// A key-value client asks for a session (`Input::Client(KvRequest::Register { nonce })`).
+    pub fn register(nonce: u64) -> Self {
+        Input::Client(KvRequest::Register { nonce })
     }
 }

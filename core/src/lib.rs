@@ -188,38 +188,6 @@ impl<S: StateMachine> Default for Out<S> {
     }
 }
 
-// The key-value store's constructors keep their names from before the state machine was a
-// parameter; they are not generic because a call such as `RaftCore::new(..)` could not infer
-// the machine (a default type parameter does not guide inference in expressions).
-impl RaftCore<KvStateMachine> {
-    /// A brand-new key-value server (empty log, term 0) in a cluster of `peers` (self may be
-    /// included). Another machine: [`RaftCore::with_state_machine`].
-    pub fn new(id: NodeId, peers: &[NodeId], params: Params) -> Self {
-        Self::with_state_machine(id, peers, params, KvStateMachine::default())
-    }
-
-    /// A key-value server restarted from its durable state, without a snapshot: a `Follower`
-    /// with `commit_index = 0`, an empty state machine and `leader_id = None`.
-    pub fn from_durable(
-        id: NodeId,
-        peers: &[NodeId],
-        params: Params,
-        hard_state: HardState,
-        log: Log,
-    ) -> Self {
-        Self::restore(id, peers, params, hard_state, Snapshot::default(), log)
-    }
-
-    /// The key-value map.
-    pub fn kv(&self) -> &Kv {
-        self.sm.kv()
-    }
-    /// `sessions`: per client, the last applied seq and its answer.
-    pub fn sessions(&self) -> &im::OrdMap<ClientId, Session> {
-        self.sm.sessions()
-    }
-}
-
 impl<S: StateMachine> RaftCore<S> {
     /// A brand-new server (empty log, term 0) whose state machine starts as `machine` (usually
     /// `S::default()`; every server of a cluster must start from the same one).

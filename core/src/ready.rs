@@ -4,7 +4,7 @@ use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
-use super::kv::{ClientRequest, KvRequest, KvStateMachine};
+use super::kv::KvStateMachine;
 use super::message::{Envelope, Index, NodeId, Term};
 use super::state_machine::StateMachine;
 
@@ -44,17 +44,6 @@ pub struct HardState {
 pub struct LogWrite {
     pub from_index: Index,
     pub last_index: Index,
-}
-
-impl Input<KvStateMachine> {
-    /// A key-value client command (`Input::Client(KvRequest::Command(request))`).
-    pub fn client(request: ClientRequest) -> Self {
-        Input::Client(KvRequest::Command(request))
-    }
-    /// A key-value client asks for a session (`Input::Client(KvRequest::Register { nonce })`).
-    pub fn register(nonce: u64) -> Self {
-        Input::Client(KvRequest::Register { nonce })
-    }
 }
 
 /// What one input produced. See the crate documentation ("The `Ready` contract") for what to
