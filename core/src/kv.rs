@@ -13,6 +13,12 @@
 //! Only a registration evicts, so a busy cluster of registered clients evicts nobody; a client
 //! loses its session only after `n` other registrations or sessions were more recent than its
 //! own last request. Writes without a session (`NO_SESSION`) never touch the table.
+//!
+//! Through the trait: `propose` answers a retry from the session table at the leader (the last
+//! command's answer, `Stale`, or `SessionExpired`) instead of appending it again; `apply` runs
+//! the command through the session table and makes the leader's `ClientReply`; `query` serves a
+//! ReadIndex read from the map. The mutants `Bug::NoDedup` and `Bug::ReopenExpiredSession`
+//! (feature `mutants`) act here, in `propose` and `apply`.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::BuildHasherDefault;
