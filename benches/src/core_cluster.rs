@@ -44,7 +44,7 @@ impl CoreCluster {
         cluster.step(1, Input::ElectionTimeout);
         cluster.deliver_all();
         assert!(cluster.nodes[0].is_leader(), "server 1 was not elected");
-        cluster.step(1, Input::Register { nonce: 1 });
+        cluster.step(1, Input::register(1));
         cluster.deliver_all();
         // The session's id is the index of its `Register` entry: the leader's last entry.
         cluster.client_id = cluster.nodes[0].log().last_index();
@@ -90,7 +90,7 @@ impl ProposalCluster for CoreCluster {
                 seq: self.seq,
                 op: Op::Put { key, value },
             };
-            self.step(1, Input::Client(request));
+            self.step(1, Input::client(request));
         }
         self.deliver_all();
     }

@@ -60,15 +60,13 @@ impl std::fmt::Display for Divergence {
 /// session id, with `seq = done + 1`.
 pub fn client_input(model: &RaftModel, before: &State, client: m::ClientId) -> c::Input {
     if model.must_register(before, client) {
-        return c::Input::Register {
-            nonce: client as u64,
-        };
+        return c::Input::register(client as u64);
     }
     let cl = before.clients[client as usize];
     let op = model
         .op_in_hand(before, client)
         .expect("the action is enabled");
-    c::Input::Client(c::ClientRequest {
+    c::Input::client(c::ClientRequest {
         client_id: map::client_id(cl.session),
         seq: cl.done as u64 + 1,
         op: map::op(&op),

@@ -178,13 +178,13 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
             }
             c::Input::ElectionTimeout => s.election_timeout(&cfg, me, &mut fx),
             c::Input::HeartbeatTimeout => s.heartbeat_timeout(&cfg, me, &mut fx),
-            c::Input::Client(req) => {
+            c::Input::Client(c::KvRequest::Command(req)) => {
                 let cl = map::model_client(req.client_id).map_err(fail)?;
                 let seq = map::model_u8(req.seq, "seq").map_err(fail)?;
                 let op = map::model_op(&req.op).map_err(fail)?;
                 not_leader = !s.client_request(&cfg, me, cl, seq, op, &mut fx);
             }
-            c::Input::Register { nonce } => {
+            c::Input::Client(c::KvRequest::Register { nonce }) => {
                 let nonce = map::model_nonce(*nonce);
                 not_leader = !s.register_request(&cfg, me, nonce, &mut fx);
             }
@@ -225,14 +225,14 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
         let mut want_replies: Vec<c::ClientReply> =
             fx.responses.iter().map(map::client_reply).collect();
         if not_leader {
-            if let c::Input::Client(req) = input {
+            if let c::Input::Client(c::KvRequest::Command(req)) = input {
                 want_replies.push(c::ClientReply::NotLeader {
                     client_id: req.client_id,
                     seq: req.seq,
                     hint: prev.leader_id(),
                 });
             }
-            if let c::Input::Register { nonce } = input {
+            if let c::Input::Client(c::KvRequest::Register { nonce }) = input {
                 want_replies.push(c::ClientReply::NotLeader {
                     client_id: c::NO_SESSION,
                     seq: *nonce,
@@ -245,7 +245,7 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
             .filter(|r| match r {
                 c::ClientReply::Read { .. } => false,
                 c::ClientReply::NotLeader { .. } => {
-                    matches!(input, c::Input::Client(_) | c::Input::Register { .. })
+                    matches!(input, c::Input::Client(_))
                 }
                 c::ClientReply::Response(_)
                 | c::ClientReply::Registered { .. }

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Input, RaftCore, Ready, Role};
+use crate::{Input, KvStateMachine, RaftCore, Ready, Role, StateMachine};
 
 /// A small, fast, seedable PRNG (SplitMix64). Deterministic across platforms.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -65,8 +65,9 @@ impl Default for Timing {
 
 /// A core plus its timers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Driver {
-    core: RaftCore,
+#[serde(bound = "")]
+pub struct Driver<S: StateMachine = KvStateMachine> {
+    core: RaftCore<S>,
     timing: Timing,
     rng: SimRng,
     election_elapsed: u64,
@@ -74,9 +75,9 @@ pub struct Driver {
     heartbeat_elapsed: u64,
 }
 
-impl Driver {
+impl<S: StateMachine> Driver<S> {
     /// Wrap a core; `seed` feeds the election-timeout randomization.
-    pub fn new(core: RaftCore, timing: Timing, seed: u64) -> Self {
+    pub fn new(core: RaftCore<S>, timing: Timing, seed: u64) -> Self {
         let mut rng = SimRng::new(seed);
         let election_timeout = rng.range(timing.election_ticks, 2 * timing.election_ticks);
         Driver {
@@ -89,11 +90,11 @@ impl Driver {
         }
     }
     /// The core.
-    pub fn core(&self) -> &RaftCore {
+    pub fn core(&self) -> &RaftCore<S> {
         &self.core
     }
     /// Consume the driver, returning the core.
-    pub fn into_core(self) -> RaftCore {
+    pub fn into_core(self) -> RaftCore<S> {
         self.core
     }
     /// The current randomized election timeout, in ticks.
@@ -102,7 +103,7 @@ impl Driver {
     }
 
     /// Feed one input to the core, keeping the timers in step with what happened.
-    pub fn step(&mut self, input: Input) -> Ready {
+    pub fn step(&mut self, input: Input<S>) -> Ready<S> {
         let was_leader = self.core.role() == Role::Leader;
         let ready = self.core.step(input);
         if ready.reset_election_timer {
@@ -116,7 +117,7 @@ impl Driver {
     }
 
     /// Advance the clock by one tick; returns the `Ready`s of the timeouts that fired.
-    pub fn tick(&mut self) -> Vec<Ready> {
+    pub fn tick(&mut self) -> Vec<Ready<S>> {
         self.tick_observed(|_, _, _| {})
     }
 
@@ -124,10 +125,10 @@ impl Driver {
     /// fires is handled (for recording).
     pub fn tick_observed(
         &mut self,
-        mut observe: impl FnMut(&Input, &Ready, &RaftCore),
-    ) -> Vec<Ready> {
+        mut observe: impl FnMut(&Input<S>, &Ready<S>, &RaftCore<S>),
+    ) -> Vec<Ready<S>> {
         let mut out = Vec::new();
-        let mut fire = |d: &mut Self, input: Input| {
+        let mut fire = |d: &mut Self, input: Input<S>| {
             let r = d.step(input.clone());
             observe(&input, &r, &d.core);
             out.push(r);

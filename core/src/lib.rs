@@ -8,6 +8,11 @@
 //! Every rule is the rule of PROTOCOL.md with the same names; the node-only features
 //! (pipelining, byte cap, session bound, ReadIndex) are documented where they act.
 //!
+//! The core replicates any [`StateMachine`]: [`RaftCore<S>`](RaftCore) applies its committed
+//! entries to an `S`. Without a parameter, `RaftCore` (and `Message`, `Input`, `Ready`, ...)
+//! means the key-value store [`KvStateMachine`] with its client sessions, which `raft-node`
+//! serves. `examples/counter.rs` runs a machine of its own on three servers.
+//!
 //! ## Driving the core
 //!
 //! ```
@@ -23,9 +28,65 @@
 //! let to_store = node.log().slice(write.from_index, write.last_index);
 //! assert_eq!(to_store.len(), 1);
 //! ```
+//!
+//! A server built around the core is a loop: take one input (a message from a peer, a timeout
+//! from the [`driver`], a client request), call [`RaftCore::step`], handle the [`Ready`] it
+//! returns as below, repeat. The core is never called from two places at once and never
+//! waits: everything slow (disk, network) is the caller's.
+//!
+//! ## The `Ready` contract
+//!
+//! Each `step` returns a [`Ready`]: what the input changed and what must happen because of
+//! it. Handle it completely, in this order, before the next `step` (the log write names
+//! entries by index and they are read from the core, which the next step may change):
+//!
+//! 1. **`snapshot: Some(index)`**: a new snapshot, from `Input::Compact` or installed from the
+//!    leader. Store [`RaftCore::snapshot`] durably, then drop the stored entries up to
+//!    `index` (never before the snapshot is durable: until then they are the only copy of
+//!    that state). An installed snapshot must be durable before step 4, since the reply to
+//!    the leader acknowledges it. A compaction snapshot may be written in the background
+//!    (`raft-node` does), as long as the entries it covers stay stored until it is durable.
+//! 2. **`hard_state: Some(hs)`**: store the term and vote durably. A vote forgotten in a crash
+//!    lets a server vote twice in one term, and two leaders can then be elected.
+//! 3. **`log_write: Some(w)`**: drop every stored entry at index `>= w.from_index`, then
+//!    append `core.log().slice(w.from_index, w.last_index)` (empty when `from_index >
+//!    last_index`: after an installed snapshot that replaced a conflicting log, drop
+//!    everything stored after the snapshot). A follower's acknowledgement counts toward the
+//!    leader's commit majority, and a leader counts its own log, so an entry that is lost in
+//!    a crash after either could vanish from a majority after it was committed.
+//! 4. **Only once 1 to 3 are durable (fsync), send `messages`**, in any order; the network may
+//!    lose, duplicate or reorder them, which the protocol tolerates. Several `Ready`s may
+//!    share one sync (group commit), provided their writes reach storage in step order and
+//!    none of their messages leaves before the sync.
+//! 5. **Deliver `replies`** to clients: the state machine's [`StateMachine::Reply`] values (for
+//!    the key-value store, [`ClientReply`]s that name the client and request they answer).
+//!    The answer of an applied command comes only from the leader that applied it, so only
+//!    after a majority stored the entry; a `NotLeader` answer says where to go instead.
+//! 6. **`applied`**: the log indexes this step applied to [`RaftCore::state_machine`]. The
+//!    core applies committed entries itself, through [`StateMachine::apply`], so there is
+//!    nothing to do; an observer can read those entries from `core.log()` before the next
+//!    step. A snapshot installed from the leader replaces the machine without an `applied`
+//!    range (see `snapshot`).
+//! 7. **`reset_election_timer`**: the server heard from a leader or granted a vote: restart
+//!    the election timer with a fresh randomized timeout ([`driver::Driver`] does this).
+//!
+//! Then take the next input. Timers are inputs like any other: `Input::ElectionTimeout` when
+//! the randomized election timeout elapses without a reset, `Input::HeartbeatTimeout` every
+//! heartbeat interval at a leader (the [`driver`] turns ticks into both). When to compact is
+//! the caller's policy: feed `Input::Compact`. After a crash, rebuild the core from what was
+//! stored with [`RaftCore::restore`] (or [`MemoryStorage::restore`]); nothing else survives.
+//! [`MemoryStorage`] is this contract applied in memory, step for step.
+//!
+//! ## Your own state machine
+//!
+//! Implement [`StateMachine`] (its documentation states the determinism contract and has an
+//! example), build the servers with [`RaftCore::with_state_machine`], and drive them exactly
+//! as above: clients' requests arrive as `Input::Client(S::Request)`, reads as
+//! `Input::Read(S::Query)`, and the answers come back in `Ready::replies`.
 #![forbid(unsafe_code)]
 
 pub mod driver;
+mod kv;
 mod log;
 mod memory_storage;
 mod message;
@@ -41,18 +102,19 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-pub use self::log::{Command, Entry, Log, Op, Text};
-pub use self::memory_storage::MemoryStorage;
-pub use self::message::{
-    Answer, ClientId, ClientReply, ClientRequest, ClientResponse, Envelope, Index, Message, NodeId,
-    ReadRequest, Term, NO_SESSION,
+pub use self::kv::{
+    Answer, Applied, ClientId, ClientReply, ClientRequest, ClientResponse, Command, Kv, KvRequest,
+    KvStateMachine, Op, ReadRequest, Session, Text, NO_SESSION,
 };
+pub use self::log::{Entry, Log};
+pub use self::memory_storage::MemoryStorage;
+pub use self::message::{Envelope, Index, Message, NodeId, Term};
 pub use self::params::{Backoff, Bug, Params};
 pub use self::progress::Progress;
-pub use self::read::ReadState;
+pub use self::read::{PendingRead, ReadState};
 pub use self::ready::{HardState, Input, LogWrite, Ready};
 pub use self::snapshot::Snapshot;
-pub use self::state_machine::{Applied, Kv, KvStateMachine, Session};
+pub use self::state_machine::StateMachine;
 
 /// A server's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,12 +125,14 @@ pub enum Role {
     Leader,
 }
 
-/// One Raft server: plain data, deterministic, no I/O.
+/// One Raft server replicating the state machine `S` (the key-value store unless said
+/// otherwise): plain data, deterministic, no I/O.
 ///
 /// Drive it with [`RaftCore::step`]; handle each returned [`Ready`] completely (persist, then
 /// send) before the next input.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct RaftCore {
+#[serde(bound = "")]
+pub struct RaftCore<S: StateMachine = KvStateMachine> {
     id: NodeId,
     /// The other servers, sorted by id.
     peers: Vec<NodeId>,
@@ -77,8 +141,8 @@ pub struct RaftCore {
     current_term: Term,
     voted_for: Option<NodeId>,
     /// The state machine as of `log.snapshot_index()`.
-    snapshot: Snapshot,
-    log: Log,
+    snapshot: Snapshot<S>,
+    log: Log<S::Command>,
     // volatile
     role: Role,
     commit_index: Index,
@@ -87,21 +151,21 @@ pub struct RaftCore {
     votes: BTreeSet<NodeId>,
     progress: BTreeMap<NodeId, Progress>,
     recent_active: BTreeSet<NodeId>,
-    sm: KvStateMachine,
-    reads: ReadState,
+    sm: S,
+    reads: ReadState<S::Query>,
     // persistence bookkeeping
     persisted_hard_state: HardState,
     unstable_from: Index,
     // the batch being built
     #[serde(skip)]
-    out: Out,
+    out: Out<S>,
 }
 
 /// The parts of a `Ready` gathered while an input is handled.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-struct Out {
-    messages: Vec<Envelope>,
-    replies: Vec<ClientReply>,
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Out<S: StateMachine> {
+    messages: Vec<Envelope<S>>,
+    replies: Vec<S::Reply>,
     applied_from: Option<Index>,
     snapshot: Option<Index>,
     /// An installed snapshot replaced a conflicting log: storage must drop what it holds
@@ -110,22 +174,37 @@ struct Out {
     reset_election_timer: bool,
 }
 
-impl RaftCore {
-    /// A brand-new server (empty log, term 0) in a cluster of `peers` (self may be included).
-    pub fn new(id: NodeId, peers: &[NodeId], params: Params) -> Self {
-        Self::from_durable(id, peers, params, HardState::default(), Log::default())
+// Derived, it would ask for `S::Reply: Default`.
+impl<S: StateMachine> Default for Out<S> {
+    fn default() -> Self {
+        Out {
+            messages: Vec::new(),
+            replies: Vec::new(),
+            applied_from: None,
+            snapshot: None,
+            log_discarded: false,
+            reset_election_timer: false,
+        }
     }
+}
 
-    /// A server restarted from its durable state, without a snapshot: a `Follower` with
-    /// `commit_index = 0`, an empty state machine and `leader_id = None`.
-    pub fn from_durable(
-        id: NodeId,
-        peers: &[NodeId],
-        params: Params,
-        hard_state: HardState,
-        log: Log,
-    ) -> Self {
-        Self::restore(id, peers, params, hard_state, Snapshot::default(), log)
+impl<S: StateMachine> RaftCore<S> {
+    /// A brand-new server (empty log, term 0) whose state machine starts as `machine` (usually
+    /// `S::default()`; every server of a cluster must start from the same one).
+    pub fn with_state_machine(id: NodeId, peers: &[NodeId], params: Params, machine: S) -> Self {
+        let snapshot = Snapshot {
+            last_included_index: 0,
+            last_included_term: 0,
+            state: machine,
+        };
+        Self::restore(
+            id,
+            peers,
+            params,
+            HardState::default(),
+            snapshot,
+            Log::default(),
+        )
     }
 
     /// A server restarted from its durable state: a `Follower` whose state machine is the
@@ -137,8 +216,8 @@ impl RaftCore {
         peers: &[NodeId],
         params: Params,
         hard_state: HardState,
-        snapshot: Snapshot,
-        log: Log,
+        snapshot: Snapshot<S>,
+        log: Log<S::Command>,
     ) -> Self {
         assert_eq!(
             (log.snapshot_index(), log.snapshot_term()),
@@ -214,11 +293,11 @@ impl RaftCore {
         }
     }
     /// The latest snapshot (durable; the empty one before any compaction).
-    pub fn snapshot(&self) -> &Snapshot {
+    pub fn snapshot(&self) -> &Snapshot<S> {
         &self.snapshot
     }
     /// `log`.
-    pub fn log(&self) -> &Log {
+    pub fn log(&self) -> &Log<S::Command> {
         &self.log
     }
     /// `commit_index`.
@@ -253,20 +332,12 @@ impl RaftCore {
     pub fn match_index(&self, peer: NodeId) -> Option<Index> {
         self.progress.get(&peer).map(|p| p.match_index)
     }
-    /// The key-value state machine (map and `sessions`).
-    pub fn state_machine(&self) -> &KvStateMachine {
+    /// The state machine as of `last_applied`.
+    pub fn state_machine(&self) -> &S {
         &self.sm
     }
-    /// The key-value map.
-    pub fn kv(&self) -> &Kv {
-        self.sm.kv()
-    }
-    /// `sessions`: per client, the last applied seq and its answer.
-    pub fn sessions(&self) -> &im::OrdMap<ClientId, Session> {
-        self.sm.sessions()
-    }
     /// ReadIndex bookkeeping (node-only).
-    pub fn read_state(&self) -> &ReadState {
+    pub fn read_state(&self) -> &ReadState<S::Query> {
         &self.reads
     }
 
@@ -278,7 +349,7 @@ impl RaftCore {
     // ----- the one entry point -----------------------------------------------------------
 
     /// Handle one input and return what must happen because of it.
-    pub fn step(&mut self, input: Input) -> Ready {
+    pub fn step(&mut self, input: Input<S>) -> Ready<S> {
         match input {
             Input::Message(env) => self.on_message(env.from, env.msg),
             Input::ElectionTimeout => self.on_election_timeout(),
@@ -291,14 +362,13 @@ impl RaftCore {
                 }
             }
             Input::Client(req) => self.on_client_request(req),
-            Input::Register { nonce } => self.on_register(nonce),
             Input::Read(req) => self.on_read_request(req),
             Input::Compact => self.compact(),
         }
         self.take_ready()
     }
 
-    fn take_ready(&mut self) -> Ready {
+    fn take_ready(&mut self) -> Ready<S> {
         let hs = self.hard_state();
         let hard_state = (hs != self.persisted_hard_state).then(|| {
             self.persisted_hard_state = hs;
@@ -332,7 +402,7 @@ impl RaftCore {
         self.unstable_from != self.log.last_index() + 1
     }
 
-    fn send(&mut self, to: NodeId, msg: Message) {
+    fn send(&mut self, to: NodeId, msg: Message<S>) {
         self.out.messages.push(Envelope {
             from: self.id,
             to,
@@ -359,7 +429,7 @@ impl RaftCore {
         self.role = Role::Follower;
     }
 
-    fn on_message(&mut self, from: NodeId, msg: Message) {
+    fn on_message(&mut self, from: NodeId, msg: Message<S>) {
         let term = msg.term();
         let exempt = matches!(
             msg,
@@ -545,7 +615,7 @@ impl RaftCore {
         }
     }
 
-    fn broadcast(&mut self, msg: Message) {
+    fn broadcast(&mut self, msg: Message<S>) {
         for i in 0..self.peers.len() {
             let to = self.peers[i];
             self.send(to, msg.clone());
@@ -628,7 +698,7 @@ impl RaftCore {
         if self.params.noop_on_election {
             self.log.push(Entry {
                 term: self.current_term,
-                command: Command::Noop,
+                command: S::noop(),
             });
         }
         self.broadcast_append();
@@ -704,7 +774,7 @@ impl RaftCore {
         if let Some(max_bytes) = self.params.max_bytes_per_append {
             let mut bytes = 0usize;
             for (k, e) in self.log.slice(from, to).iter().enumerate() {
-                bytes += e.approx_size();
+                bytes += 16 + S::command_size(&e.command);
                 if bytes > max_bytes && k > 0 {
                     to = from + k as Index - 1;
                     break;
@@ -720,7 +790,7 @@ impl RaftCore {
         leader: NodeId,
         prev_log_index: Index,
         prev_log_term: Term,
-        entries: Vec<Entry>,
+        entries: Vec<Entry<S::Command>>,
         leader_commit: Index,
     ) {
         let term = self.current_term;
@@ -784,7 +854,7 @@ impl RaftCore {
         from: NodeId,
         term: Term,
         leader: NodeId,
-        snapshot: Snapshot,
+        snapshot: Snapshot<S>,
     ) {
         self.role_follow(leader);
         let index = snapshot.last_included_index;
@@ -893,56 +963,36 @@ impl RaftCore {
             return;
         }
         self.out.applied_from.get_or_insert(self.last_applied + 1);
-        let dedup = !self.params.has_bug(Bug::NoDedup);
-        let reopen = self.params.has_bug(Bug::ReopenExpiredSession);
         let is_leader = self.role == Role::Leader;
         while self.last_applied < self.commit_index {
             let index = self.last_applied + 1;
             let Some(entry) = self.log.get(index) else {
                 break;
             };
-            let applied = self.sm.apply(
-                index,
-                &entry.command,
-                self.params.max_sessions,
-                dedup,
-                reopen,
-            );
+            let reply = self.sm.apply(index, &entry.command, &self.params);
             self.last_applied = index;
             if is_leader {
-                if let Some(reply) = reply_of(&self.sm, applied) {
-                    self.out.replies.push(reply);
-                }
+                self.out.replies.extend(reply);
             }
         }
     }
 
     // ----- clients -----------------------------------------------------------------------
 
-    fn on_client_request(&mut self, req: ClientRequest) {
+    fn on_client_request(&mut self, req: S::Request) {
         if self.role != Role::Leader {
-            self.out.replies.push(ClientReply::NotLeader {
-                client_id: req.client_id,
-                seq: req.seq,
-                hint: self.leader_id,
-            });
+            let reply = S::not_leader(req, self.leader_id);
+            self.out.replies.push(reply);
             return;
         }
-        if req.client_id != NO_SESSION && !self.params.has_bug(Bug::NoDedup) {
-            if let Some(reply) = self.answer_from_sessions(&req) {
-                self.out.replies.push(reply);
-                return;
-            }
+        match self.sm.propose(req, self.last_applied, &self.params) {
+            Ok(command) => self.append_and_replicate(command),
+            Err(reply) => self.out.replies.push(reply),
         }
-        self.append_and_replicate(Command::Client {
-            client_id: req.client_id,
-            seq: req.seq,
-            op: req.op,
-        });
     }
 
     /// A leader appends a client's entry and sends it to the peers that are caught up.
-    fn append_and_replicate(&mut self, command: Command) {
+    fn append_and_replicate(&mut self, command: S::Command) {
         let last = self.log.push(Entry {
             term: self.current_term,
             command,
@@ -961,81 +1011,6 @@ impl RaftCore {
             }
         }
         self.maybe_commit();
-    }
-
-    /// The answer a leader gives without appending, from its session table: a duplicate of
-    /// the last applied command gets its answer, an older one is stale, and a session that is
-    /// gone stays gone (ids are never reused, so once `last_applied` covers the `Register`
-    /// entry the session can only have been evicted). `None`: append the command.
-    fn answer_from_sessions(&self, req: &ClientRequest) -> Option<ClientReply> {
-        let (client_id, seq) = (req.client_id, req.seq);
-        match self.sm.session(client_id) {
-            Some(s) if s.last_seq == seq => Some(ClientReply::Response(ClientResponse {
-                client_id,
-                seq,
-                answer: s.answer.clone(),
-            })),
-            Some(s) if s.last_seq > seq => Some(ClientReply::Stale {
-                client_id,
-                seq,
-                last_seq: s.last_seq,
-            }),
-            None if client_id <= self.last_applied
-                && !self.params.has_bug(Bug::ReopenExpiredSession) =>
-            {
-                Some(ClientReply::Response(ClientResponse {
-                    client_id,
-                    seq,
-                    answer: Answer::SessionExpired,
-                }))
-            }
-            _ => None,
-        }
-    }
-
-    /// A client asks for a session: the leader appends `Register`, whose index becomes the
-    /// client id once it is applied.
-    fn on_register(&mut self, nonce: u64) {
-        if self.role != Role::Leader {
-            self.out.replies.push(ClientReply::NotLeader {
-                client_id: NO_SESSION,
-                seq: nonce,
-                hint: self.leader_id,
-            });
-            return;
-        }
-        self.append_and_replicate(Command::Register { nonce });
-    }
-}
-
-/// What a leader tells the client about an entry it applied.
-fn reply_of(sm: &KvStateMachine, applied: Applied) -> Option<ClientReply> {
-    match applied {
-        Applied::Noop => None,
-        Applied::Registered { nonce, client_id } => {
-            Some(ClientReply::Registered { nonce, client_id })
-        }
-        Applied::Client {
-            client_id,
-            seq,
-            answer: Some(answer),
-            ..
-        } => Some(ClientReply::Response(ClientResponse {
-            client_id,
-            seq,
-            answer,
-        })),
-        // A stale duplicate committed behind a newer command of its client.
-        Applied::Client {
-            client_id,
-            seq,
-            answer: None,
-            ..
-        } => Some(ClientReply::Stale {
-            client_id,
-            seq,
-            last_seq: sm.session(client_id).map_or(seq, |s| s.last_seq),
-        }),
     }
 }
 

@@ -1,102 +1,39 @@
-//! The replicated log: entries, commands and index arithmetic (indexes start at 1).
-
-use std::sync::Arc;
+//! The replicated log: entries and index arithmetic (indexes start at 1).
 
 use serde::{Deserialize, Serialize};
 
-use super::message::{ClientId, Index, Term};
+use super::kv::Command;
+use super::message::{Index, Term};
 
-/// A key or a value. Immutable and shared: the log, every AppendEntries that carries the entry,
-/// the state machine and the client's answer all hold the same allocation, so replicating or
-/// applying a command never copies its payload.
-pub type Text = Arc<str>;
-
-/// A key-value operation. The model uses `Put` and `Get`; the node also has `Delete` and `Cas`.
+/// A log entry `{ term, command }`. `C` is the state machine's command type
+/// ([`StateMachine::Command`](crate::StateMachine::Command)); the key-value store's by default.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Op {
-    /// Set `key` to `value`; answers `Answer::Ok`.
-    Put { key: Text, value: Text },
-    /// Read `key` through the log; answers `Answer::Value`.
-    Get { key: Text },
-    /// Remove `key`; answers `Answer::Ok`.
-    Delete { key: Text },
-    /// Set `key` to `new` iff its value is `expected` (`None`: absent / delete);
-    /// answers `Answer::Cas`.
-    Cas {
-        key: Text,
-        expected: Option<Text>,
-        new: Option<Text>,
-    },
-}
-
-impl Op {
-    /// The key the op touches.
-    pub fn key(&self) -> &str {
-        match self {
-            Op::Put { key, .. } | Op::Get { key } | Op::Delete { key } | Op::Cas { key, .. } => key,
-        }
-    }
-}
-
-/// What a log entry carries.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Command {
-    /// The empty entry a new leader appends (`noop_on_election`).
-    Noop,
-    /// A client command. `client_id` is the index of the client's `Register` entry, or
-    /// `NO_SESSION` for a write that takes no session (applied once per entry, never retried).
-    Client {
-        client_id: ClientId,
-        seq: u64,
-        op: Op,
-    },
-    /// Opens a client session whose id is this entry's index (Raft thesis §6.3), so an id is
-    /// never reused and a command of an evicted session can be told from a new client's.
-    /// `nonce`, chosen by the requester, only routes the answer back to it.
-    Register { nonce: u64 },
-}
-
-/// A log entry `{ term, command }`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Entry {
+pub struct Entry<C = Command> {
     pub term: Term,
-    pub command: Command,
-}
-
-impl Entry {
-    /// Approximate encoded size, used by `max_bytes_per_append`.
-    pub fn approx_size(&self) -> usize {
-        16 + match &self.command {
-            Command::Noop | Command::Register { .. } => 0,
-            Command::Client { op, .. } => {
-                16 + match op {
-                    Op::Put { key, value } => key.len() + value.len(),
-                    Op::Get { key } | Op::Delete { key } => key.len(),
-                    Op::Cas { key, expected, new } => {
-                        key.len()
-                            + expected.as_ref().map_or(0, |t| t.len())
-                            + new.as_ref().map_or(0, |t| t.len())
-                    }
-                }
-            }
-        }
-    }
+    pub command: C,
 }
 
 /// The log, 1-indexed. Entries up to `snapshot_index` have been compacted into a snapshot;
 /// the log holds `snapshot_index + 1 ..= last_index` and remembers the term at
 /// `snapshot_index` so that an AppendEntries right after the snapshot can still be checked.
 /// `term_at(0) == 0`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Log {
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Log<C = Command> {
     snapshot_index: Index,
     snapshot_term: Term,
-    entries: Vec<Entry>,
+    entries: Vec<Entry<C>>,
 }
 
-impl Log {
+// A derived `Default` would ask for `C: Default`, which a command type need not be.
+impl<C> Default for Log<C> {
+    fn default() -> Self {
+        Log::from_entries(Vec::new())
+    }
+}
+
+impl<C> Log<C> {
     /// A log holding `entries` at indexes `1..=entries.len()`.
-    pub fn from_entries(entries: Vec<Entry>) -> Self {
+    pub fn from_entries(entries: Vec<Entry<C>>) -> Self {
         Log {
             snapshot_index: 0,
             snapshot_term: 0,
@@ -105,7 +42,11 @@ impl Log {
     }
     /// A log after a snapshot at `(snapshot_index, snapshot_term)`, holding `entries` at
     /// `snapshot_index + 1 ..`.
-    pub fn after_snapshot(snapshot_index: Index, snapshot_term: Term, entries: Vec<Entry>) -> Self {
+    pub fn after_snapshot(
+        snapshot_index: Index,
+        snapshot_term: Term,
+        entries: Vec<Entry<C>>,
+    ) -> Self {
         Log {
             snapshot_index,
             snapshot_term,
@@ -149,18 +90,18 @@ impl Log {
     }
     /// The entry at `index`, if the log holds it.
     #[inline]
-    pub fn get(&self, index: Index) -> Option<&Entry> {
+    pub fn get(&self, index: Index) -> Option<&Entry<C>> {
         let offset = index.checked_sub(self.first_index())?;
         self.entries.get(offset as usize)
     }
     /// The entries the log holds, `first_index()` first.
     #[inline]
-    pub fn entries(&self) -> &[Entry] {
+    pub fn entries(&self) -> &[Entry<C>] {
         &self.entries
     }
     /// Entries `from..=to` (inclusive; empty if `from > to`; `from` must not be compacted).
     #[inline]
-    pub fn slice(&self, from: Index, to: Index) -> &[Entry] {
+    pub fn slice(&self, from: Index, to: Index) -> &[Entry<C>] {
         if from > to || from == 0 {
             return &[];
         }
@@ -174,7 +115,7 @@ impl Log {
     }
     /// Append one entry; returns its index.
     #[inline]
-    pub fn push(&mut self, entry: Entry) -> Index {
+    pub fn push(&mut self, entry: Entry<C>) -> Index {
         self.entries.push(entry);
         self.last_index()
     }

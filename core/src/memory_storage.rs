@@ -1,23 +1,35 @@
 //! Storage in memory: the reference implementation of the `Ready` persistence contract.
 
-use crate::{Entry, HardState, Log, NodeId, Params, RaftCore, Ready, Snapshot};
+use crate::{
+    Entry, HardState, KvStateMachine, Log, NodeId, Params, RaftCore, Ready, Snapshot, StateMachine,
+};
 
 /// What a server has made durable, kept in memory: the [`Ready`] contract applied exactly as
 /// the runtime applies it to disk. The simulator and the conformance suite keep one per server,
 /// and an embedder can start from it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct MemoryStorage {
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MemoryStorage<S: StateMachine = KvStateMachine> {
     pub hard_state: HardState,
-    pub snapshot: Snapshot,
+    pub snapshot: Snapshot<S>,
     /// The entries after the snapshot.
-    pub log: Vec<Entry>,
+    pub log: Vec<Entry<S::Command>>,
 }
 
-impl MemoryStorage {
+impl<S: StateMachine> Default for MemoryStorage<S> {
+    fn default() -> Self {
+        MemoryStorage {
+            hard_state: HardState::default(),
+            snapshot: Snapshot::default(),
+            log: Vec::new(),
+        }
+    }
+}
+
+impl<S: StateMachine> MemoryStorage<S> {
     /// Make a `Ready`'s snapshot, hard state and log write durable, in the order the runtime
     /// does: the snapshot first (it drops the entries it covers), then the log write. `core`
     /// produced the `Ready` and was not stepped since.
-    pub fn persist(&mut self, core: &RaftCore, ready: &Ready) {
+    pub fn persist(&mut self, core: &RaftCore<S>, ready: &Ready<S>) {
         if let Some(index) = ready.snapshot {
             let covered = index - self.snapshot.last_included_index;
             self.log.drain(..(covered as usize).min(self.log.len()));
@@ -36,7 +48,7 @@ impl MemoryStorage {
     }
 
     /// The core a restart rebuilds from this storage.
-    pub fn restore(&self, id: NodeId, ids: &[NodeId], params: Params) -> RaftCore {
+    pub fn restore(&self, id: NodeId, ids: &[NodeId], params: Params) -> RaftCore<S> {
         let snap = self.snapshot.clone();
         let log = Log::after_snapshot(
             snap.last_included_index,

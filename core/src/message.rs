@@ -1,9 +1,12 @@
-//! Messages between servers and between clients and servers (PROTOCOL.md names).
+//! Messages between servers (PROTOCOL.md names). What clients send and receive is the state
+//! machine's business (`StateMachine::Request`, `Query`, `Reply`).
 
 use serde::{Deserialize, Serialize};
 
-use super::log::{Entry, Op, Text};
+use super::kv::KvStateMachine;
+use super::log::Entry;
 use super::snapshot::Snapshot;
+use super::state_machine::StateMachine;
 
 /// A server id.
 pub type NodeId = u64;
@@ -11,15 +14,11 @@ pub type NodeId = u64;
 pub type Term = u64;
 /// A log index (1-based; 0 means "before the first entry").
 pub type Index = u64;
-/// A client id: the index of the client's `Register` entry (so never 0).
-pub type ClientId = u64;
-/// The `client_id` of a write that takes no session: it is applied once per log entry and is
-/// not safe to retry. Its `seq` is a nonce that only routes the answer.
-pub const NO_SESSION: ClientId = 0;
-
-/// A message between servers.
+/// A message between servers, for a cluster replicating the state machine `S` (its commands
+/// travel in `AppendEntries`, its state in `InstallSnapshot`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Message {
+#[serde(bound = "")]
+pub enum Message<S: StateMachine = KvStateMachine> {
     RequestVote {
         term: Term,
         candidate: NodeId,
@@ -37,7 +36,7 @@ pub enum Message {
         leader: NodeId,
         prev_log_index: Index,
         prev_log_term: Term,
-        entries: Vec<Entry>,
+        entries: Vec<Entry<S::Command>>,
         leader_commit: Index,
     },
     AppendEntriesResponse {
@@ -50,7 +49,7 @@ pub enum Message {
     InstallSnapshot {
         term: Term,
         leader: NodeId,
-        snapshot: Snapshot,
+        snapshot: Snapshot<S>,
     },
     /// Node-only (ReadIndex; sent only when a read request arrives): the leader asks the
     /// followers to confirm it still leads `term`, for read round `round`.
@@ -63,7 +62,7 @@ pub enum Message {
     ReadIndexResponse { term: Term, round: u64, ok: bool },
 }
 
-impl Message {
+impl<S: StateMachine> Message<S> {
     /// The term the message carries.
     pub fn term(&self) -> Term {
         match self {
@@ -80,93 +79,9 @@ impl Message {
 
 /// A message with its sender and receiver.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Envelope {
+#[serde(bound = "")]
+pub struct Envelope<S: StateMachine = KvStateMachine> {
     pub from: NodeId,
     pub to: NodeId,
-    pub msg: Message,
-}
-
-/// A client command: `(client_id, seq)` identifies it; a retry carries the same pair.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ClientRequest {
-    pub client_id: ClientId,
-    pub seq: u64,
-    pub op: Op,
-}
-
-/// A linearizable read served by ReadIndex (not through the log).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ReadRequest {
-    pub client_id: ClientId,
-    /// Chosen by the client; echoed in the answer.
-    pub read_id: u64,
-    pub key: Text,
-}
-
-/// The answer of an applied op.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Answer {
-    /// `Put` and `Delete`.
-    Ok,
-    /// `Get`: the value, or `None`.
-    Value(Option<Text>),
-    /// `Cas`: whether it swapped, and the value before the op.
-    Cas {
-        swapped: bool,
-        previous: Option<Text>,
-    },
-    /// The command's client has no session: it was evicted (or the id was never registered).
-    /// Nothing was applied; the command may or may not have taken effect under an earlier
-    /// attempt, and the client must register again before it sends anything else.
-    SessionExpired,
-}
-
-/// `ClientResponse { client_id, seq, answer }`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ClientResponse {
-    pub client_id: ClientId,
-    pub seq: u64,
-    pub answer: Answer,
-}
-
-/// What a server sends back to a client.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ClientReply {
-    /// The answer of an applied command.
-    Response(ClientResponse),
-    /// `NotLeader { hint }`, with the `(client_id, seq)` (or `read_id`) of the request it
-    /// answers so the runtime can route it.
-    NotLeader {
-        client_id: ClientId,
-        seq: u64,
-        hint: Option<NodeId>,
-    },
-    /// The answer of a ReadIndex read.
-    Read {
-        client_id: ClientId,
-        read_id: u64,
-        value: Option<Text>,
-    },
-    /// A `Register` entry was applied: the session `client_id` is open. Routed by `nonce`.
-    Registered { nonce: u64, client_id: ClientId },
-    /// A request whose `seq` is below its session's last applied seq: its answer is no longer
-    /// kept, and it is never applied. Answered at once rather than left to time out.
-    Stale {
-        client_id: ClientId,
-        seq: u64,
-        last_seq: u64,
-    },
-}
-
-impl ClientReply {
-    /// The client the reply is for.
-    pub fn client_id(&self) -> ClientId {
-        match self {
-            ClientReply::Response(r) => r.client_id,
-            ClientReply::NotLeader { client_id, .. }
-            | ClientReply::Read { client_id, .. }
-            | ClientReply::Stale { client_id, .. } => *client_id,
-            ClientReply::Registered { .. } => NO_SESSION,
-        }
-    }
+    pub msg: Message<S>,
 }

@@ -61,9 +61,10 @@ pub struct Params {
     /// follower, with `next_index` advanced optimistically on send. `None`: PROTOCOL.md
     /// behaviour (sending never moves `next_index`).
     pub max_inflight_appends: Option<usize>,
-    /// Most client sessions kept: applying a `Register` while the table is full first evicts
-    /// the session used at the lowest log index (`None`: unlimited). The model's
-    /// `--max-sessions`.
+    /// Most client sessions kept by the key-value store (`KvStateMachine`, which reads it
+    /// through `StateMachine::apply`'s `params`): applying a `Register` while the table is full
+    /// first evicts the session used at the lowest log index (`None`: unlimited). The model's
+    /// `--max-sessions`. Other state machines ignore it.
     pub max_sessions: Option<usize>,
     /// Test-only: inject a known bug.
     #[cfg(feature = "mutants")]

@@ -11,38 +11,48 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::message::{ClientReply, Index, Message, NodeId, ReadRequest};
+use super::kv::ReadRequest;
+use super::message::{Index, Message, NodeId};
+use super::state_machine::StateMachine;
 use super::{RaftCore, Role};
 
 /// A read waiting for its leadership confirmation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct PendingRead {
-    pub request: ReadRequest,
+pub struct PendingRead<Q = ReadRequest> {
+    pub request: Q,
     /// The commit index when the round started.
     pub read_index: Index,
     pub round: u64,
     pub acks: BTreeSet<NodeId>,
 }
 
-/// ReadIndex bookkeeping of a leader.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ReadState {
+/// ReadIndex bookkeeping of a leader; `Q` is the state machine's query type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReadState<Q = ReadRequest> {
     /// Last round number used.
     pub round: u64,
     /// Reads with a confirmation round under way, oldest first.
-    pub pending: Vec<PendingRead>,
+    pub pending: Vec<PendingRead<Q>>,
     /// Reads waiting for the first commit of the leader's term.
-    pub waiting: Vec<ReadRequest>,
+    pub waiting: Vec<Q>,
 }
 
-impl RaftCore {
-    pub(super) fn on_read_request(&mut self, req: ReadRequest) {
+// A derived `Default` would ask for `Q: Default`.
+impl<Q> Default for ReadState<Q> {
+    fn default() -> Self {
+        ReadState {
+            round: 0,
+            pending: Vec::new(),
+            waiting: Vec::new(),
+        }
+    }
+}
+
+impl<S: StateMachine> RaftCore<S> {
+    pub(super) fn on_read_request(&mut self, req: S::Query) {
         if self.role != Role::Leader {
-            self.out.replies.push(ClientReply::NotLeader {
-                client_id: req.client_id,
-                seq: req.read_id,
-                hint: self.leader_id,
-            });
+            let reply = S::query_not_leader(req, self.leader_id);
+            self.out.replies.push(reply);
             return;
         }
         if self.log.term_at(self.commit_index) != Some(self.current_term) {
@@ -62,7 +72,7 @@ impl RaftCore {
         }
     }
 
-    fn start_read_round(&mut self, reqs: Vec<ReadRequest>) {
+    fn start_read_round(&mut self, reqs: Vec<S::Query>) {
         self.reads.round += 1;
         let round = self.reads.round;
         for request in reqs {
@@ -99,12 +109,8 @@ impl RaftCore {
             .partition(|r| r.acks.len() >= majority && r.read_index <= applied);
         self.reads.pending = rest;
         for r in ready {
-            let value = self.sm.get(&r.request.key).cloned();
-            self.out.replies.push(ClientReply::Read {
-                client_id: r.request.client_id,
-                read_id: r.request.read_id,
-                value,
-            });
+            let reply = self.sm.query(r.request);
+            self.out.replies.push(reply);
         }
     }
 
@@ -115,11 +121,7 @@ impl RaftCore {
             .map(|r| r.request);
         let waiting = std::mem::take(&mut self.reads.waiting);
         for req in pending.chain(waiting) {
-            self.out.replies.push(ClientReply::NotLeader {
-                client_id: req.client_id,
-                seq: req.read_id,
-                hint,
-            });
+            self.out.replies.push(S::query_not_leader(req, hint));
         }
     }
 }

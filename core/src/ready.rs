@@ -4,23 +4,26 @@ use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
-use super::message::{ClientReply, ClientRequest, Envelope, Index, NodeId, ReadRequest, Term};
+use super::kv::KvStateMachine;
+use super::message::{Envelope, Index, NodeId, Term};
+use super::state_machine::StateMachine;
 
-/// Everything that can happen to a server.
+/// Everything that can happen to a server replicating the state machine `S`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Input {
+#[serde(bound = "")]
+pub enum Input<S: StateMachine = KvStateMachine> {
     /// A message from a peer was delivered.
-    Message(Envelope),
+    Message(Envelope<S>),
     /// The election timer fired (the driver randomizes it).
     ElectionTimeout,
     /// The heartbeat timer fired (meaningful at a leader only).
     HeartbeatTimeout,
-    /// A client command arrived.
-    Client(ClientRequest),
-    /// A client asks for a session (`Command::Register { nonce }`).
-    Register { nonce: u64 },
-    /// A linearizable read arrived (served by ReadIndex).
-    Read(ReadRequest),
+    /// A client request arrived: a leader hands it to [`StateMachine::propose`] (which answers
+    /// it at once or turns it into a command to append); any other server answers
+    /// [`StateMachine::not_leader`].
+    Client(S::Request),
+    /// A linearizable read arrived, served by ReadIndex through [`StateMachine::query`].
+    Read(S::Query),
     /// Compact the log: the state machine as of `last_applied` becomes the snapshot and the
     /// entries it covers leave the log. The runtime decides when (a size policy); the core
     /// decides nothing about it, so that every policy is the model's `Compact` step.
@@ -43,28 +46,46 @@ pub struct LogWrite {
     pub last_index: Index,
 }
 
-/// What one input produced, to be handled in this order:
+/// What one input produced. See the crate documentation ("The `Ready` contract") for what to
+/// do with each field and in which order; in short:
 /// 1. make `snapshot`, then `hard_state` and `log_write` durable;
 /// 2. only then send `messages` (they may depend on 1: a vote, an acknowledgement, a new term);
-/// 3. deliver `replies` to clients.
+/// 3. deliver `replies` to clients;
+/// 4. only then step the core again.
 ///
-/// `applied` names the entries the core applied to its built-in key-value state machine in
-/// this step (for observers; nothing to do). `reset_election_timer` tells the driver it heard
-/// from a leader or granted a vote.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Ready {
+/// `applied` names the entries the core applied to its state machine in this step (for
+/// observers; nothing to do). `reset_election_timer` tells the driver it heard from a leader
+/// or granted a vote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ready<S: StateMachine = KvStateMachine> {
     /// A new snapshot (compaction, or one installed from the leader) at this index: store
     /// `core.snapshot()` durably, then drop the stored entries it covers.
     pub snapshot: Option<Index>,
     pub hard_state: Option<HardState>,
     pub log_write: Option<LogWrite>,
-    pub messages: Vec<Envelope>,
-    pub replies: Vec<ClientReply>,
+    pub messages: Vec<Envelope<S>>,
+    /// Answers for clients, made by the state machine (`StateMachine::Reply`).
+    pub replies: Vec<S::Reply>,
     pub applied: Option<RangeInclusive<Index>>,
     pub reset_election_timer: bool,
 }
 
-impl Ready {
+// Derived, it would ask for `S::Reply: Default`.
+impl<S: StateMachine> Default for Ready<S> {
+    fn default() -> Self {
+        Ready {
+            snapshot: None,
+            hard_state: None,
+            log_write: None,
+            messages: Vec::new(),
+            replies: Vec::new(),
+            applied: None,
+            reset_election_timer: false,
+        }
+    }
+}
+
+impl<S: StateMachine> Ready<S> {
     /// True when nothing has to be persisted.
     pub fn nothing_to_persist(&self) -> bool {
         self.hard_state.is_none() && self.log_write.is_none() && self.snapshot.is_none()

@@ -2,16 +2,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::kv::KvStateMachine;
 use super::message::{Index, Term};
-use super::state_machine::KvStateMachine;
+use super::state_machine::StateMachine;
 
-/// The key-value map and session table after applying `1..=last_included_index`.
-/// `last_included_index = 0` is the empty snapshot every server starts with. Cloning is cheap:
-/// the state machine's maps are persistent (`im`), so a snapshot shares them with the live
-/// state until either changes.
+/// The state machine after applying `1..=last_included_index`.
+/// `last_included_index = 0` is the empty snapshot every server starts with. Cloning costs what
+/// cloning the machine costs: the key-value store's maps are persistent (`im`), so its snapshot
+/// shares them with the live state until either changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Snapshot {
+#[serde(bound = "")]
+pub struct Snapshot<S: StateMachine = KvStateMachine> {
     pub last_included_index: Index,
     pub last_included_term: Term,
-    pub state: KvStateMachine,
+    pub state: S,
 }

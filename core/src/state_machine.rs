@@ -1,204 +1,170 @@
-//! The replicated key-value state machine and its per-client session table.
-//!
-//! Sessions follow the Raft thesis §6.3. A client opens one with a `Register` entry, and the
-//! entry's log index is its client id, so ids are never reused. A command applies only through
-//! its session: a client whose session is gone (evicted, or an id never registered) gets
-//! `SessionExpired` and nothing is applied, so a retry can never be applied twice.
-//!
-//! Eviction is deterministic, driven by the log and never by a clock: with
-//! `Params::max_sessions = Some(n)`, applying a `Register` while `n` sessions exist first evicts
-//! the session whose last command was applied at the lowest log index (least recently used).
-//! Only a registration evicts, so a busy cluster of registered clients evicts nobody; a client
-//! loses its session only after `n` other registrations or sessions were more recent than its
-//! own last request. Writes without a session (`NO_SESSION`) never touch the table.
+//! The contract between the Raft protocol and the state machine it replicates.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::BuildHasherDefault;
+use std::fmt::Debug;
+use std::hash::Hash;
 
-use im::OrdMap;
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use super::log::{Command, Op, Text};
-use super::message::{Answer, ClientId, Index, NO_SESSION};
+use super::message::{Index, NodeId};
+use super::params::Params;
 
-/// `sessions[client_id]`: the last applied seq and its answer.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Session {
-    pub last_seq: u64,
-    pub answer: Answer,
-    /// Log index at which `last_seq` was applied (drives LRU eviction).
-    pub last_index: Index,
-}
+/// A replicated state machine: what a [`RaftCore`](crate::RaftCore) applies its committed log
+/// entries to. The key-value store [`KvStateMachine`](crate::KvStateMachine) is the one
+/// `raft-node` runs (and the default type parameter everywhere); any other machine plugs in the
+/// same way.
+///
+/// # The contract
+///
+/// **Determinism.** `apply` must be a pure function of the machine's state, the entry's index,
+/// the command and `params`: no clock, randomness, I/O, thread, address-dependent order (a
+/// `std::collections::HashMap` with its per-process random seed iterates differently on every
+/// replica) or anything else that can differ between servers. Raft guarantees only that every
+/// server applies the same commands in the same order; replicas agree on the *state* only if
+/// the same state and the same entry always give the same new state and the same answer. A
+/// machine that breaks this diverges silently: a follower that later becomes leader answers
+/// from a different state, and a snapshot shipped from one server differs from what another
+/// would have computed. The same holds for `propose` and `query`, which the leader runs on
+/// its applied state, and for `Eq`/`Hash` (the simulator and the conformance suite compare
+/// and hash whole cores).
+///
+/// **Exactly once, in order.** The core calls `apply` once per committed entry, at indexes
+/// `last_applied + 1, last_applied + 2, ...`, on every server. It never applies an entry twice,
+/// and never one that is not committed; after a restart it starts again from the snapshot.
+/// Client retries are a different matter: a command proposed twice is two entries, applied
+/// twice, unless the machine deduplicates (the key-value store does, with its sessions).
+///
+/// **Snapshots are clones.** A snapshot is `self.clone()` taken at `last_applied` (on
+/// `Input::Compact`), stored with serde by the runtime, and sent whole in `InstallSnapshot`;
+/// restoring one replaces the machine by the snapshot's `state`. So `Clone` should be cheap
+/// (persistent data structures such as `im`'s make it constant time, and the compaction step
+/// does not stall the core), and `Serialize`/`Deserialize` must round-trip the full state. The
+/// [`Default`] value is the state before the first entry (the empty snapshot at index 0).
+///
+/// **The no-op.** A new leader appends [`StateMachine::noop`] (with
+/// `Params::noop_on_election`) to commit the entries of earlier terms; applying it must change
+/// nothing and answer nobody. The no-op is one of the machine's own commands, rather than a
+/// wrapper the protocol puts around them, so that a log stores one enum per entry and the
+/// key-value store's entries encode exactly as they did before the machine was pluggable.
+///
+/// **Who answers whom.** Every server applies, but only the leader hands the `Reply` of
+/// `apply` to [`Ready::replies`](crate::Ready); a follower's is dropped. A reply must
+/// therefore say whom it is for (the key-value store carries the client id and sequence
+/// number; the runtime routes by them).
+///
+/// # Example
+///
+/// A register that holds the last value written:
+///
+/// ```
+/// use raft_core::{Index, NodeId, Params, StateMachine};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// struct Register(u64);
+///
+/// #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// enum Cmd {
+///     Noop,
+///     /// Write `value`; `id` routes the answer back to the writer.
+///     Write { id: u64, value: u64 },
+/// }
+///
+/// #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// enum Reply {
+///     Written { id: u64, index: Index },
+///     Value(u64),
+///     NotLeader { hint: Option<NodeId> },
+/// }
+///
+/// impl StateMachine for Register {
+///     type Command = Cmd;
+///     type Request = Cmd;
+///     type Query = ();
+///     type Reply = Reply;
+///     fn noop() -> Cmd {
+///         Cmd::Noop
+///     }
+///     fn propose(&self, request: Cmd, _: Index, _: &Params) -> Result<Cmd, Reply> {
+///         Ok(request)
+///     }
+///     fn apply(&mut self, index: Index, command: &Cmd, _: &Params) -> Option<Reply> {
+///         match *command {
+///             Cmd::Noop => None,
+///             Cmd::Write { id, value } => {
+///                 self.0 = value;
+///                 Some(Reply::Written { id, index })
+///             }
+///         }
+///     }
+///     fn query(&self, _: ()) -> Reply {
+///         Reply::Value(self.0)
+///     }
+///     fn not_leader(_: Cmd, hint: Option<NodeId>) -> Reply {
+///         Reply::NotLeader { hint }
+///     }
+///     fn query_not_leader(_: (), hint: Option<NodeId>) -> Reply {
+///         Reply::NotLeader { hint }
+///     }
+/// }
+///
+/// let mut r = Register::default();
+/// let reply = r.apply(1, &Cmd::Write { id: 7, value: 42 }, &Params::default());
+/// assert_eq!(reply, Some(Reply::Written { id: 7, index: 1 }));
+/// assert_eq!(r.query(()), Reply::Value(42));
+/// ```
+///
+/// `core/examples/counter.rs` runs a machine like this on a three-server cluster.
+pub trait StateMachine:
+    Clone + Debug + Default + PartialEq + Eq + Hash + Serialize + DeserializeOwned
+{
+    /// What a log entry carries: written to the log, sent in `AppendEntries`, applied.
+    type Command: Clone + Debug + PartialEq + Eq + Hash + Serialize + DeserializeOwned;
+    /// What a client submits (`Input::Client`); the leader turns it into a command.
+    type Request: Clone + Debug + PartialEq + Eq + Hash + Serialize + DeserializeOwned;
+    /// A read served by ReadIndex (`Input::Read`), without a log entry.
+    type Query: Clone + Debug + PartialEq + Eq + Hash + Serialize + DeserializeOwned;
+    /// What a client gets back (`Ready::replies`).
+    type Reply: Clone + Debug + PartialEq + Eq + Hash + Serialize + DeserializeOwned;
 
-/// What applying one entry did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Applied {
-    /// A `Noop`.
-    Noop,
-    /// A `Register`: the session `client_id` (the entry's index) is open.
-    Registered { nonce: u64, client_id: ClientId },
-    /// A client command that ran (`duplicate == false`) or was found in the session table.
-    /// `answer` is `None` for a stale duplicate (seq below the session's last seq), and
-    /// `Answer::SessionExpired` for a command whose client has no session.
-    Client {
-        client_id: ClientId,
-        seq: u64,
-        answer: Option<Answer>,
-        duplicate: bool,
-    },
-}
+    /// The command a new leader appends to commit the entries of earlier terms. Applying it
+    /// must change nothing and return `None`.
+    fn noop() -> Self::Command;
 
-/// The key-value map. Hashed rather than ordered (the node serves no range reads): a lookup
-/// hashes the key once, where a B-tree of 100 000 keys compared it with about twenty others
-/// (18 % of the throughput of `raft-node bench`, BENCHMARKS.md section 7). The hasher is std's
-/// SipHash with its fixed keys, so a build makes the same map from the same commands on every
-/// replica and in every replay (no per-process random seed).
-pub type Kv = im::HashMap<Text, Text, BuildHasherDefault<DefaultHasher>>;
+    /// At the leader: the command to append for `request`, or `Err(reply)` to answer at once
+    /// without appending (the key-value store answers a retry it has already applied from its
+    /// session table). `last_applied` is the index the machine's state reflects.
+    fn propose(
+        &self,
+        request: Self::Request,
+        last_applied: Index,
+        params: &Params,
+    ) -> Result<Self::Command, Self::Reply>;
 
-/// The key-value map and the session table. The maps are persistent (`im`): a snapshot is a
-/// clone that shares them, taken in constant time however large the state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct KvStateMachine {
-    kv: Kv,
-    sessions: OrdMap<ClientId, Session>,
-}
-
-impl KvStateMachine {
-    /// A state machine holding exactly these maps (conformance builds the model's snapshots
-    /// with it).
-    pub fn from_parts(kv: Kv, sessions: OrdMap<ClientId, Session>) -> Self {
-        KvStateMachine { kv, sessions }
-    }
-    /// The key-value map.
-    pub fn kv(&self) -> &Kv {
-        &self.kv
-    }
-    /// The session table.
-    pub fn sessions(&self) -> &OrdMap<ClientId, Session> {
-        &self.sessions
-    }
-    /// A key's value.
-    pub fn get(&self, key: &str) -> Option<&Text> {
-        self.kv.get(key)
-    }
-    /// Session of a client.
-    pub fn session(&self, client_id: ClientId) -> Option<&Session> {
-        self.sessions.get(&client_id)
-    }
-
-    /// Apply the entry at `index`. `dedup == false` skips the session check and
-    /// `reopen_expired` runs a command whose session is gone under a new one (both mutants).
-    pub fn apply(
+    /// Apply the committed `command` at log `index`; the answer for the client that proposed
+    /// it, if any (delivered only by the leader). Deterministic: see the trait documentation.
+    fn apply(
         &mut self,
         index: Index,
-        command: &Command,
-        max_sessions: Option<usize>,
-        dedup: bool,
-        reopen_expired: bool,
-    ) -> Applied {
-        let (client_id, seq, op) = match command {
-            Command::Noop => return Applied::Noop,
-            Command::Register { nonce } => {
-                self.register(index, max_sessions);
-                return Applied::Registered {
-                    nonce: *nonce,
-                    client_id: index,
-                };
-            }
-            Command::Client { client_id, seq, op } => (*client_id, *seq, op),
-        };
-        let client = |answer, duplicate| Applied::Client {
-            client_id,
-            seq,
-            answer,
-            duplicate,
-        };
-        if client_id == NO_SESSION {
-            return client(Some(self.run(op)), false);
-        }
-        if reopen_expired && !self.sessions.contains_key(&client_id) {
-            self.sessions.insert(
-                client_id,
-                Session {
-                    last_seq: 0,
-                    answer: Answer::Ok,
-                    last_index: index,
-                },
-            );
-        }
-        let Some(s) = self.sessions.get(&client_id) else {
-            return client(Some(Answer::SessionExpired), false);
-        };
-        if dedup && seq <= s.last_seq {
-            let answer = (seq == s.last_seq).then(|| s.answer.clone());
-            return client(answer, true);
-        }
-        let answer = self.run(op);
-        let s = self.sessions.get_mut(&client_id).expect("looked up above");
-        s.last_seq = seq;
-        s.answer = answer.clone();
-        s.last_index = index;
-        client(Some(answer), false)
-    }
+        command: &Self::Command,
+        params: &Params,
+    ) -> Option<Self::Reply>;
 
-    /// Opens the session `index`, first evicting the least recently used one if the table is
-    /// full.
-    fn register(&mut self, index: Index, max_sessions: Option<usize>) {
-        if let Some(max) = max_sessions {
-            while self.sessions.len() >= max.max(1) {
-                let victim = self
-                    .sessions
-                    .iter()
-                    .min_by_key(|(id, s)| (s.last_index, **id))
-                    .map(|(id, _)| *id)
-                    .expect("a full table is not empty");
-                self.sessions.remove(&victim);
-            }
-        }
-        self.sessions.insert(
-            index,
-            Session {
-                last_seq: 0,
-                answer: Answer::Ok,
-                last_index: index,
-            },
-        );
-    }
+    /// Answer a read on the applied state (the core calls it once the read is linearizable).
+    fn query(&self, query: Self::Query) -> Self::Reply;
 
-    fn run(&mut self, op: &Op) -> Answer {
-        match op {
-            Op::Put { key, value } => {
-                self.set(key, value);
-                Answer::Ok
-            }
-            Op::Get { key } => Answer::Value(self.kv.get(key).cloned()),
-            Op::Delete { key } => {
-                self.kv.remove(key);
-                Answer::Ok
-            }
-            Op::Cas { key, expected, new } => {
-                let previous = self.kv.get(key).cloned();
-                let swapped = previous == *expected;
-                if swapped {
-                    match new {
-                        Some(v) => self.set(key, v),
-                        None => {
-                            self.kv.remove(key);
-                        }
-                    }
-                }
-                Answer::Cas { swapped, previous }
-            }
-        }
-    }
+    /// The answer to a request that reached a server which is not the leader (`hint`: the
+    /// leader it knows of).
+    fn not_leader(request: Self::Request, hint: Option<NodeId>) -> Self::Reply;
 
-    /// `kv[key] = value`, in place when the key exists.
-    fn set(&mut self, key: &Text, value: &Text) {
-        match self.kv.get_mut(key) {
-            Some(v) => *v = value.clone(),
-            None => {
-                self.kv.insert(key.clone(), value.clone());
-            }
-        }
+    /// The answer to a read that reached a server which is not the leader, or whose leader
+    /// stepped down before serving it.
+    fn query_not_leader(query: Self::Query, hint: Option<NodeId>) -> Self::Reply;
+
+    /// Approximate encoded size of a command in bytes, for `Params::max_bytes_per_append`
+    /// (each entry counts 16 bytes more for its term and framing). The default, 0, caps
+    /// appends by entry count only.
+    fn command_size(_command: &Self::Command) -> usize {
+        0
     }
 }

@@ -164,7 +164,7 @@ fn ack(from: NodeId, last_index: Index) -> Input {
 }
 
 fn put(client_id: ClientId, seq: u64, value: &str) -> Input {
-    Input::Client(ClientRequest {
+    Input::client(ClientRequest {
         client_id,
         seq,
         op: Op::Put {
@@ -177,7 +177,7 @@ fn put(client_id: ClientId, seq: u64, value: &str) -> Input {
 /// Registers a client at a leader of three whose follower 2 acknowledges everything; returns
 /// the client id (the `Register` entry's index).
 fn register(n: &mut RaftCore, nonce: u64) -> ClientId {
-    n.step(Input::Register { nonce });
+    n.step(Input::register(nonce));
     let index = n.log().last_index();
     let r = n.step(ack(2, index));
     assert_eq!(
@@ -286,7 +286,7 @@ fn a_command_of_an_evicted_session_already_in_the_log_is_refused_when_applied() 
         ..off()
     });
     let a = register(&mut n, 1);
-    n.step(Input::Register { nonce: 2 });
+    n.step(Input::register(2));
     n.step(put(a, 1, "x1")); // appended behind the registration that evicts a
     let r = n.step(ack(2, n.log().last_index()));
     assert_eq!(r.replies[1], response(a, 1, Answer::SessionExpired));
@@ -312,7 +312,7 @@ fn a_write_without_a_session_takes_none() {
 #[test]
 fn a_non_leader_answers_a_registration_not_leader() {
     let mut n = RaftCore::new(1, &[1, 2, 3], off());
-    let r = n.step(Input::Register { nonce: 4 });
+    let r = n.step(Input::register(4));
     assert_eq!(
         r.replies,
         vec![ClientReply::NotLeader {
@@ -409,4 +409,170 @@ fn read_index_waits_for_a_heartbeat_round() {
             value: None
         }]
     );
+}
+
+// ----- a state machine other than the key-value store ----------------------------------------
+
+/// Remembers every value applied, in order: two equal states applied the same commands in the
+/// same order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+struct History(Vec<u64>);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+enum HistoryReply {
+    Applied { value: u64, index: Index },
+    Len(usize),
+    NotLeader(Option<NodeId>),
+}
+
+impl StateMachine for History {
+    /// `None` is the no-op.
+    type Command = Option<u64>;
+    type Request = u64;
+    type Query = ();
+    type Reply = HistoryReply;
+
+    fn noop() -> Option<u64> {
+        None
+    }
+    fn propose(&self, value: u64, _: Index, _: &Params) -> Result<Option<u64>, HistoryReply> {
+        Ok(Some(value))
+    }
+    fn apply(&mut self, index: Index, command: &Option<u64>, _: &Params) -> Option<HistoryReply> {
+        let value = (*command)?;
+        self.0.push(value);
+        Some(HistoryReply::Applied { value, index })
+    }
+    fn query(&self, (): ()) -> HistoryReply {
+        HistoryReply::Len(self.0.len())
+    }
+    fn not_leader(_: u64, hint: Option<NodeId>) -> HistoryReply {
+        HistoryReply::NotLeader(hint)
+    }
+    fn query_not_leader((): (), hint: Option<NodeId>) -> HistoryReply {
+        HistoryReply::NotLeader(hint)
+    }
+}
+
+/// Three `History` servers with their storage and a FIFO network; `down` loses its messages.
+struct HistoryCluster {
+    cores: Vec<RaftCore<History>>,
+    storage: Vec<MemoryStorage<History>>,
+    network: std::collections::VecDeque<Envelope<History>>,
+    down: Option<NodeId>,
+    replies: Vec<HistoryReply>,
+    /// Snapshot indexes each server was told to store, in order.
+    snapshots: Vec<Vec<Index>>,
+}
+
+impl HistoryCluster {
+    const IDS: [NodeId; 3] = [1, 2, 3];
+
+    fn new() -> Self {
+        HistoryCluster {
+            cores: Self::IDS
+                .iter()
+                .map(|&id| RaftCore::with_state_machine(id, &Self::IDS, off(), History::default()))
+                .collect(),
+            storage: vec![MemoryStorage::default(); 3],
+            network: Default::default(),
+            down: None,
+            replies: Vec::new(),
+            snapshots: vec![Vec::new(); 3],
+        }
+    }
+
+    fn step(&mut self, id: NodeId, input: Input<History>) {
+        let i = id as usize - 1;
+        let r = self.cores[i].step(input);
+        self.storage[i].persist(&self.cores[i], &r);
+        self.snapshots[i].extend(r.snapshot);
+        self.network.extend(r.messages);
+        self.replies.extend(r.replies);
+    }
+
+    fn deliver_all(&mut self) {
+        while let Some(env) = self.network.pop_front() {
+            if Some(env.to) != self.down {
+                self.step(env.to, Input::Message(env));
+            }
+        }
+    }
+
+    fn restart(&mut self, id: NodeId) {
+        let i = id as usize - 1;
+        self.cores[i] = self.storage[i].restore(id, &Self::IDS, off());
+    }
+}
+
+#[test]
+fn another_state_machine_replicates_compacts_and_installs_snapshots() {
+    let mut c = HistoryCluster::new();
+    c.step(1, Input::ElectionTimeout);
+    c.deliver_all();
+    assert!(c.cores[0].is_leader());
+    for v in 1..=3 {
+        c.step(1, Input::Client(v));
+    }
+    c.deliver_all();
+    c.step(1, Input::HeartbeatTimeout);
+    c.deliver_all();
+    assert_eq!(c.cores[2].state_machine(), &History(vec![1, 2, 3]));
+
+    // Server 3 misses 4..=6, and the leader compacts them away.
+    c.down = Some(3);
+    for v in 4..=6 {
+        c.step(1, Input::Client(v));
+        c.deliver_all();
+    }
+    c.step(1, Input::Compact);
+    assert_eq!(c.snapshots[0], vec![7], "the no-op and six values");
+    assert_eq!(c.storage[0].snapshot.state, History((1..=6).collect()));
+    assert!(c.storage[0].log.is_empty());
+
+    // Back from its storage, server 3 can only catch up by installing the snapshot.
+    c.restart(3);
+    c.down = None;
+    c.step(1, Input::HeartbeatTimeout);
+    c.deliver_all();
+    assert_eq!(c.snapshots[2], vec![7]);
+    assert_eq!(c.storage[2].snapshot.state, History((1..=6).collect()));
+    for core in &c.cores {
+        assert_eq!(core.state_machine(), &History((1..=6).collect()));
+    }
+
+    // A restart from a stored snapshot starts from its state, and replication goes on.
+    c.restart(3);
+    assert_eq!(c.cores[2].last_applied(), 7);
+    assert_eq!(c.cores[2].state_machine(), &History((1..=6).collect()));
+    c.step(1, Input::Client(7));
+    c.deliver_all();
+    c.step(1, Input::HeartbeatTimeout);
+    c.deliver_all();
+    for core in &c.cores {
+        assert_eq!(core.state_machine(), &History((1..=7).collect()));
+    }
+
+    // Only the leader answered, once per value, with the entry's index.
+    let applied: Vec<HistoryReply> = (1..=7)
+        .map(|value| HistoryReply::Applied {
+            value,
+            index: value + 1,
+        })
+        .collect();
+    assert_eq!(c.replies, applied);
+    c.replies.clear();
+    c.step(2, Input::Client(8));
+    c.step(2, Input::Read(()));
+    assert_eq!(
+        c.replies,
+        vec![
+            HistoryReply::NotLeader(Some(1)),
+            HistoryReply::NotLeader(Some(1))
+        ]
+    );
+    c.replies.clear();
+    c.step(1, Input::Read(()));
+    c.deliver_all();
+    assert_eq!(c.replies, vec![HistoryReply::Len(7)]);
 }

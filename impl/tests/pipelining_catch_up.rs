@@ -33,7 +33,7 @@ fn run(params: Params) -> (u64, u64) {
     assert_eq!(nodes[0].role(), Role::Leader);
     // Node 3 is down while 30 commands are proposed (one at a time, as clients do).
     for seq in 1..=30 {
-        let r = nodes[0].step(Input::Client(ClientRequest {
+        let r = nodes[0].step(Input::client(ClientRequest {
             client_id: 100,
             seq,
             op: Op::Put {

@@ -404,7 +404,7 @@ impl Node {
             .map(|_| {
                 self.seq += 1;
                 // Writes without a session (the seq is only a nonce): each one is appended.
-                Input::Client(ClientRequest {
+                Input::client(ClientRequest {
                     client_id: NO_SESSION,
                     seq: self.seq,
                     op: Op::Put {
@@ -700,7 +700,7 @@ fn compacting_node(dir: &Path, opts: WalOptions, n: u64) -> (Storage, RaftCore) 
     );
     let mut inputs = vec![Input::ElectionTimeout];
     inputs.extend((1..=n).map(|k| {
-        Input::Client(ClientRequest {
+        Input::client(ClientRequest {
             client_id: NO_SESSION,
             seq: k,
             op: Op::Put {

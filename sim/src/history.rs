@@ -49,12 +49,12 @@ fn replay(committed: &[Entry], max_sessions: Option<usize>) -> Replay {
     for (i, e) in committed.iter().enumerate() {
         let index = i as Index + 1;
         let Command::Client { client_id, seq, op } = &e.command else {
-            sm.apply(index, &e.command, max_sessions, true, false);
+            sm.apply_command(index, &e.command, max_sessions, true, false);
             continue;
         };
         {
             let before = sm.get(op.key()).cloned();
-            let applied = sm.apply(index, &e.command, max_sessions, true, false);
+            let applied = sm.apply_command(index, &e.command, max_sessions, true, false);
             if let raft_core::Applied::Client {
                 answer: Some(a),
                 duplicate: false,
@@ -168,7 +168,7 @@ pub fn check_state_machine(
 ) -> Result<(), String> {
     let mut expected = KvStateMachine::default();
     for (i, e) in committed.iter().take(applied as usize).enumerate() {
-        expected.apply(i as Index + 1, &e.command, max_sessions, true, false);
+        expected.apply_command(i as Index + 1, &e.command, max_sessions, true, false);
     }
     if expected.kv() != sm.kv() {
         return Err(format!(

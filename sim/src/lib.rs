@@ -469,7 +469,7 @@ fn register(c: &mut Cluster, cl: &mut Client, cfg: &SimConfig) -> bool {
         _ => c.ids[c.rng.index(c.ids.len())],
     };
     cl.register_sent_at = c.now.max(1);
-    c.client_send(target, Input::Register { nonce: cl.nonce });
+    c.client_send(target, Input::register(cl.nonce));
     true
 }
 
@@ -527,7 +527,7 @@ fn drive_client(
     cl.sent_at = c.now.max(1);
     let op = &history[h];
     let input = match &op.kind {
-        OpKind::Write(o) => Input::Client(ClientRequest {
+        OpKind::Write(o) => Input::client(ClientRequest {
             client_id: op.client_id,
             seq: op.seq,
             op: o.clone(),

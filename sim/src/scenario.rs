@@ -128,7 +128,7 @@ impl Story {
     /// Client `client` asks server `to` for a session (using its name as the nonce) and the
     /// network settles; the story fails if no session was opened.
     pub fn register(&mut self, to: NodeId, client: u64) -> &mut Self {
-        let r = self.c.input(to, Input::Register { nonce: client });
+        let r = self.c.input(to, Input::register(client));
         self.record(r).settle();
         let opened = self
             .c
@@ -162,7 +162,7 @@ impl Story {
         let client = self.client_id(client);
         let r = self.c.input(
             to,
-            Input::Client(ClientRequest {
+            Input::client(ClientRequest {
                 client_id: client,
                 seq,
                 op,

@@ -55,7 +55,7 @@ fn f1_leader_unreachable_before_request() {
     // The request to 1 is lost on the way.
     s.c.client_send(
         1,
-        Input::Client(raft_core::ClientRequest {
+        Input::client(raft_core::ClientRequest {
             client_id: s.client_id(9),
             seq: 1,
             op: cas("x", "a"),
@@ -180,7 +180,7 @@ fn f4(p: Params) -> Story {
     let client_id = s.client_id(9);
     s.inject(
         1,
-        Input::Client(raft_core::ClientRequest {
+        Input::client(raft_core::ClientRequest {
             client_id,
             seq: 1,
             op: cas("x", "a"),

@@ -146,12 +146,12 @@ impl NodeLoop {
                     .entry((req.client_id, req.seq))
                     .or_default()
                     .push(tx);
-                self.step_input(Input::Client(req), msgs, replies)?;
+                self.step_input(Input::client(req), msgs, replies)?;
             }
             NodeInput::Register(nonce, tx) => {
                 self.metrics.inc(&self.metrics.registrations);
                 self.writes.entry((NO_SESSION, nonce)).or_default().push(tx);
-                self.step_input(Input::Register { nonce }, msgs, replies)?;
+                self.step_input(Input::register(nonce), msgs, replies)?;
             }
             NodeInput::Read(req, tx) => {
                 self.metrics.inc(&self.metrics.reads);
@@ -775,7 +775,7 @@ mod tests {
         core.step(Input::Message(vote(false)));
         assert!(core.is_leader());
         for seq in 1..=n {
-            core.step(Input::Client(ClientRequest {
+            core.step(Input::client(ClientRequest {
                 client_id: NO_SESSION,
                 seq,
                 op: Op::Delete { key: "k".into() },

@@ -673,7 +673,7 @@ mod tests {
 
     /// A write without a session (the seq is only a nonce): each one is appended and applied.
     fn put(k: u64) -> Input {
-        Input::Client(ClientRequest {
+        Input::client(ClientRequest {
             client_id: NO_SESSION,
             seq: k,
             op: Op::Put {
