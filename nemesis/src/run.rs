@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use raft_core::Text;
@@ -248,42 +249,94 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         return Err("recording is validated only in the model vocabulary".into());
     }
     let started = Instant::now();
+    // The link proxies run on this runtime, so it is declared before the cluster and dropped
+    // after it.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let schedule = Schedule::draw(cfg);
     let mut report = Report {
         seed: cfg.seed,
         ..Report::default()
     };
-    let mut schedule = schedule::draw(
-        &mut rng,
-        cfg.nodes,
-        &cfg.faults,
-        cfg.warmup_ms,
-        cfg.max_time.as_millis() as u64,
-    );
-    if cfg.target_leader {
-        for f in &mut schedule {
-            f.target = Target::Leader;
-        }
+    let mut cluster = start_cluster(cfg, rt.handle())?;
+    let https = cluster.http_addrs();
+    let mon = await_first_leader(cfg, &mut cluster, Monitor::start(https.clone()))?;
+
+    let load = Load::start(cfg, &https);
+    inject_faults(cfg, schedule, &mut cluster, &mon, &load, &mut report)?;
+    let shared = load.finish(&mut report);
+    heal_everything(&mut cluster)?;
+    collect_fault_figures(mon, &cluster, &mut report);
+
+    let mut history = std::mem::take(&mut *shared.history.lock().unwrap());
+    let commit = await_convergence(&https, &mut report);
+    let keys = workload::keys(&cfg.workload);
+    read_final_values(cfg, &https, &shared, &keys, &mut history, &mut report);
+    let node_states = read_node_states(cfg, &https, &keys, &mut report);
+    stop_nodes(&mut cluster, &mut report);
+    save_history(cfg, &history);
+
+    count_outcomes(&history, &mut report);
+    check_logs(cfg, &cluster, commit, &node_states, &history, &mut report);
+    check_linearizability(&history, &mut report);
+    if cfg.record {
+        validate_recordings(&cluster, &mut report);
     }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// The fault schedule and the generator it was drawn from, which then resolves the faults'
+/// random targets: a seed replays both only as long as nothing else draws from it.
+struct Schedule {
+    faults: Vec<Fault>,
+    rng: StdRng,
+}
+
+impl Schedule {
+    fn draw(cfg: &RunConfig) -> Schedule {
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let mut faults = schedule::draw(
+            &mut rng,
+            cfg.nodes,
+            &cfg.faults,
+            cfg.warmup_ms,
+            cfg.max_time.as_millis() as u64,
+        );
+        if cfg.target_leader {
+            for f in &mut faults {
+                f.target = Target::Leader;
+            }
+        }
+        Schedule { faults, rng }
+    }
+}
+
+fn start_cluster(cfg: &RunConfig, rt: &tokio::runtime::Handle) -> Result<Cluster, String> {
     let mut cluster = Cluster::new(
         &cfg.bin,
         &cfg.dir,
         cfg.nodes,
         cfg.record,
         cfg.max_sessions,
-        rt.handle(),
+        rt,
         cfg.seed,
     )?;
     for id in cluster.ids() {
         cluster.start(id)?;
     }
-    let https = cluster.http_addrs();
-    let mon = Monitor::start(https.clone());
+    Ok(cluster)
+}
+
+/// Returns `mon` once it has seen a leader; stops it when none comes.
+fn await_first_leader(
+    cfg: &RunConfig,
+    cluster: &mut Cluster,
+    mon: Monitor,
+) -> Result<Monitor, String> {
     let until = Instant::now() + Duration::from_secs(30);
     while mon.leader(Duration::from_secs(1)).is_none() {
         if Instant::now() > until {
@@ -302,72 +355,133 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    Ok(mon)
+}
 
-    let epoch = Instant::now();
-    let sh = Shared::new(epoch);
-    let finished = Arc::new(AtomicU64::new(0));
-    let threads: Vec<_> = (0..cfg.workload.clients)
-        .map(|c| {
-            let (w, sh, fin, nodes) = (
-                cfg.workload.clone(),
-                sh.clone(),
-                finished.clone(),
-                https.clone(),
-            );
-            let seed = cfg.seed;
-            std::thread::spawn(move || {
-                workload::client(&w, c, nodes, seed, &sh);
-                fin.fetch_add(1, Ordering::Relaxed);
+/// The client threads and, under eviction pressure, the churn thread.
+struct Load {
+    epoch: Instant,
+    shared: Arc<Shared>,
+    finished: Arc<AtomicU64>,
+    clients: u64,
+    max_time: Duration,
+    threads: Vec<JoinHandle<()>>,
+    churn: Option<JoinHandle<()>>,
+}
+
+impl Load {
+    /// The epoch (time 0 of the history and of the schedule) is now.
+    fn start(cfg: &RunConfig, https: &[String]) -> Load {
+        let epoch = Instant::now();
+        let shared = Shared::new(epoch);
+        let finished = Arc::new(AtomicU64::new(0));
+        let threads = (0..cfg.workload.clients)
+            .map(|c| {
+                let (w, sh, fin, nodes) = (
+                    cfg.workload.clone(),
+                    shared.clone(),
+                    finished.clone(),
+                    https.to_vec(),
+                );
+                let seed = cfg.seed;
+                std::thread::spawn(move || {
+                    workload::client(&w, c, nodes, seed, &sh);
+                    fin.fetch_add(1, Ordering::Relaxed);
+                })
             })
-        })
-        .collect();
-    let churn = cfg.workload.churn.map(|every| {
-        let (sh, nodes, seed) = (sh.clone(), https.clone(), cfg.seed);
-        std::thread::spawn(move || workload::churn(every, nodes, seed, &sh))
-    });
-    let clients = cfg.workload.clients;
-    let done = || finished.load(Ordering::Relaxed) >= clients || epoch.elapsed() >= cfg.max_time;
+            .collect();
+        let churn = cfg.workload.churn.map(|every| {
+            let (sh, nodes, seed) = (shared.clone(), https.to_vec(), cfg.seed);
+            std::thread::spawn(move || workload::churn(every, nodes, seed, &sh))
+        });
+        Load {
+            epoch,
+            shared,
+            finished,
+            clients: cfg.workload.clients,
+            max_time: cfg.max_time,
+            threads,
+            churn,
+        }
+    }
 
-    for f in &schedule {
-        nap_until(epoch + Duration::from_millis(f.start_ms), &done);
+    fn all_clients_finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed) >= self.clients
+    }
+
+    fn over(&self) -> bool {
+        self.all_clients_finished() || self.epoch.elapsed() >= self.max_time
+    }
+
+    /// Waits for the end of the run's time (or of every client), stops and joins the threads.
+    fn finish(self, report: &mut Report) -> Arc<Shared> {
+        nap_until(self.epoch + self.max_time, &|| self.all_clients_finished());
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        if let Some(t) = self.churn {
+            let _ = t.join();
+        }
+        report.churn = (
+            self.shared.churn_registrations.load(Ordering::Relaxed),
+            self.shared.churn_writes.load(Ordering::Relaxed),
+        );
+        self.shared
+    }
+}
+
+/// One fault at a time, each healed before the next; the schedule is cut short when the
+/// load is over.
+fn inject_faults(
+    cfg: &RunConfig,
+    mut schedule: Schedule,
+    cluster: &mut Cluster,
+    mon: &Monitor,
+    load: &Load,
+    report: &mut Report,
+) -> Result<(), String> {
+    let done = || load.over();
+    for f in &schedule.faults {
+        nap_until(load.epoch + Duration::from_millis(f.start_ms), &done);
         if done() {
             break;
         }
-        let (applied, what) = apply(f, &mut cluster, &mon, &mut rng)?;
+        let (applied, what) = apply(f, cluster, mon, &mut schedule.rng)?;
         *report.faults.entry(f.kind.name()).or_default() += 1;
         if cfg.verbose {
-            eprintln!("[{:>7.3}s] {f} -> {what}", epoch.elapsed().as_secs_f64());
+            eprintln!(
+                "[{:>7.3}s] {f} -> {what}",
+                load.epoch.elapsed().as_secs_f64()
+            );
         }
         nap_until(Instant::now() + Duration::from_millis(f.duration_ms), &done);
+        // Looked up before healing, so that a leader elected only after the heal does not
+        // count as recovery from the loss.
         if let Some((term, t0)) = applied.leader_lost {
             match mon.leader_after(term) {
                 Some((_, _, at)) if at >= t0 => report.leader_loss.push(at - t0),
                 _ => report.leader_loss_unresolved += 1,
             }
         }
-        heal(&applied, &mut cluster)?;
-        for (id, st) in cluster.exited() {
-            report
-                .anomalies
-                .push(format!("node {id} exited by itself ({st}); restarted"));
-            cluster.start(id)?;
-        }
+        heal(&applied, cluster)?;
+        restart_exited(cluster, report)?;
     }
-    nap_until(epoch + cfg.max_time, &|| {
-        finished.load(Ordering::Relaxed) >= clients
-    });
-    sh.stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
+    Ok(())
+}
+
+fn restart_exited(cluster: &mut Cluster, report: &mut Report) -> Result<(), String> {
+    for (id, st) in cluster.exited() {
+        report
+            .anomalies
+            .push(format!("node {id} exited by itself ({st}); restarted"));
+        cluster.start(id)?;
     }
-    if let Some(t) = churn {
-        let _ = t.join();
-    }
-    report.churn = (
-        sh.churn_registrations.load(Ordering::Relaxed),
-        sh.churn_writes.load(Ordering::Relaxed),
-    );
-    // Heal everything (the last fault is already healed; this covers a crash).
+    Ok(())
+}
+
+/// The last fault is already healed; this covers a crash.
+fn heal_everything(cluster: &mut Cluster) -> Result<(), String> {
     cluster.proxies.heal();
     for id in cluster.ids() {
         cluster.resume(id)?;
@@ -375,12 +489,19 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
             cluster.start(id)?;
         }
     }
+    Ok(())
+}
+
+/// Stops the monitor.
+fn collect_fault_figures(mon: Monitor, cluster: &Cluster, report: &mut Report) {
     report.leader_changes = mon.leaders().len().saturating_sub(1);
     mon.stop();
     report.proxy_frames = cluster.proxies.totals();
+}
 
-    let mut history = std::mem::take(&mut *sh.history.lock().unwrap());
-    let commit = match converge(&https, Duration::from_secs(60)) {
+/// The commit index every node agreed on, or `None` (an anomaly) if they never did.
+fn await_convergence(https: &[String], report: &mut Report) -> Option<u64> {
+    let commit = match converge(https, Duration::from_secs(60)) {
         Ok(c) => Some(c),
         Err(e) => {
             report.anomalies.push(e);
@@ -388,16 +509,25 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         }
     };
     report.committed_entries = commit.unwrap_or(0);
+    commit
+}
 
-    // Final linearizable reads (part of the checked history) and each node's own state.
-    let keys = workload::keys(&cfg.workload);
+/// One linearizable read of every key after healing, appended to the checked history.
+fn read_final_values(
+    cfg: &RunConfig,
+    https: &[String],
+    shared: &Shared,
+    keys: &[String],
+    history: &mut Vec<Op>,
+    report: &mut Report,
+) {
     let final_client = cfg.workload.clients;
-    let mut reader = Client::new(https.clone());
+    let mut reader = Client::new(https.to_vec());
     reader.set_deadline(Duration::from_secs(20));
-    for k in &keys {
-        let call_ns = sh.ns();
+    for k in keys {
+        let call_ns = shared.ns();
         let r = reader.get(k);
-        let ret_ns = sh.ns();
+        let ret_ns = shared.ns();
         history.push(Op {
             client: final_client,
             client_id: reader.client_id(),
@@ -417,8 +547,17 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
             },
         });
     }
-    let mut node_states: Vec<(u64, BTreeMap<Text, Text>)> = Vec::new();
-    let mut state_keys = keys.clone();
+}
+
+/// Each node's own state, by stale reads from that node, to compare with the replayed log.
+fn read_node_states(
+    cfg: &RunConfig,
+    https: &[String],
+    keys: &[String],
+    report: &mut Report,
+) -> Vec<(u64, BTreeMap<Text, Text>)> {
+    let mut node_states = Vec::new();
+    let mut state_keys = keys.to_vec();
     if cfg.workload.churn.is_some() {
         state_keys.push(workload::NOISE_KEY.to_string());
     }
@@ -439,11 +578,18 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         }
         node_states.push((k as u64 + 1, kv));
     }
+    node_states
+}
+
+fn stop_nodes(cluster: &mut Cluster, report: &mut Report) {
     for (id, st) in cluster.stop_all(Duration::from_secs(15)) {
         report
             .anomalies
             .push(format!("node {id} did not stop cleanly on SIGTERM: {st}"));
     }
+}
+
+fn save_history(cfg: &RunConfig, history: &[Op]) {
     let _ = std::fs::write(
         cfg.dir.join("history.jsonl"),
         history
@@ -451,9 +597,11 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
             .map(|o| serde_json::to_string(o).unwrap() + "\n")
             .collect::<String>(),
     );
+}
 
+fn count_outcomes(history: &[Op], report: &mut Report) {
     report.ops = history.len();
-    for o in &history {
+    for o in history {
         match &o.outcome {
             Outcome::Ok(_) => report.ops_ok += 1,
             Outcome::Fail(_) => report.ops_fail += 1,
@@ -465,8 +613,18 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
             }
         }
     }
+}
 
-    // Logs: the same committed prefix everywhere; its replay is every node's state.
+/// The same committed prefix everywhere; its replay is every node's state and holds every
+/// acknowledged write.
+fn check_logs(
+    cfg: &RunConfig,
+    cluster: &Cluster,
+    commit: Option<u64>,
+    node_states: &[(u64, BTreeMap<Text, Text>)],
+    history: &[Op],
+    report: &mut Report,
+) {
     let mut logs = Vec::new();
     for id in cluster.ids() {
         match checks::read_log(&cluster.config(id).data_dir) {
@@ -474,45 +632,54 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
             Err(e) => report.anomalies.push(e),
         }
     }
-    if let Some(c) = commit {
-        report.anomalies.extend(checks::compare_logs(&logs, c));
-        if let Some((_, log)) = logs.first() {
-            let committed = &log[..(c as usize).min(log.len())];
-            let r = checks::replay(committed, Some(max_sessions(cfg)));
-            report.duplicate_log_entries = r.duplicate_entries;
-            report.registrations = r.registrations;
-            report.evictions = r.evictions;
-            report.expired_entries = r.expired_entries;
-            report.refused_retries = r.refused_retries;
-            report.sessionless_entries = r.sessionless;
-            for (id, kv) in &node_states {
-                if *kv != r.kv {
-                    report.anomalies.push(format!(
-                        "node {id}'s state differs from the committed log applied once per (client_id, seq) with the session rules:\n  node: {kv:?}\n  log:  {:?}",
-                        r.kv
-                    ));
-                }
-            }
-            let w = checks::check_writes(&history, &r);
-            report.acknowledged_writes = w.acknowledged;
-            report.lost_writes = w.lost.len();
-            report.unknown_applied = w.unknown_applied;
-            report.unknown_not_applied = w.unknown_not_applied;
-            for l in &w.lost {
-                report
-                    .anomalies
-                    .push(format!("acknowledged write lost: {l}"));
-            }
-            for l in &w.wrong_answer {
-                report.anomalies.push(format!("wrong answer: {l}"));
-            }
-            for l in &w.refused_but_applied {
-                report.anomalies.push(format!("refused write applied: {l}"));
-            }
+    // Without convergence there is no agreed commit index to compare up to.
+    let Some(c) = commit else {
+        return;
+    };
+    report.anomalies.extend(checks::compare_logs(&logs, c));
+    let Some((_, log)) = logs.first() else {
+        return;
+    };
+    let committed = &log[..(c as usize).min(log.len())];
+    let r = checks::replay(committed, Some(max_sessions(cfg)));
+    report.duplicate_log_entries = r.duplicate_entries;
+    report.registrations = r.registrations;
+    report.evictions = r.evictions;
+    report.expired_entries = r.expired_entries;
+    report.refused_retries = r.refused_retries;
+    report.sessionless_entries = r.sessionless;
+    for (id, kv) in node_states {
+        if *kv != r.kv {
+            report.anomalies.push(format!(
+                "node {id}'s state differs from the committed log applied once per (client_id, seq) with the session rules:\n  node: {kv:?}\n  log:  {:?}",
+                r.kv
+            ));
         }
     }
+    check_acknowledged_writes(history, &r, report);
+}
 
-    match lin::check(&history, 200_000_000) {
+fn check_acknowledged_writes(history: &[Op], r: &checks::Replay, report: &mut Report) {
+    let w = checks::check_writes(history, r);
+    report.acknowledged_writes = w.acknowledged;
+    report.lost_writes = w.lost.len();
+    report.unknown_applied = w.unknown_applied;
+    report.unknown_not_applied = w.unknown_not_applied;
+    for l in &w.lost {
+        report
+            .anomalies
+            .push(format!("acknowledged write lost: {l}"));
+    }
+    for l in &w.wrong_answer {
+        report.anomalies.push(format!("wrong answer: {l}"));
+    }
+    for l in &w.refused_but_applied {
+        report.anomalies.push(format!("refused write applied: {l}"));
+    }
+}
+
+fn check_linearizability(history: &[Op], report: &mut Report) {
+    match lin::check(history, 200_000_000) {
         Ok(s) => report.lin = Some(s),
         Err(v) => {
             for x in v {
@@ -529,22 +696,20 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
             }
         }
     }
+}
 
-    if cfg.record {
-        for f in cluster.record_files() {
-            match raft_conformance::validate::validate_file(&f) {
-                Ok(r) => {
-                    report.validated_files += 1;
-                    report.validated_steps += r.steps_checked;
-                }
-                Err(e) => report
-                    .anomalies
-                    .push(format!("recorded events rejected by the validator: {e}")),
+fn validate_recordings(cluster: &Cluster, report: &mut Report) {
+    for f in cluster.record_files() {
+        match raft_conformance::validate::validate_file(&f) {
+            Ok(r) => {
+                report.validated_files += 1;
+                report.validated_steps += r.steps_checked;
             }
+            Err(e) => report
+                .anomalies
+                .push(format!("recorded events rejected by the validator: {e}")),
         }
     }
-    report.elapsed = started.elapsed();
-    Ok(report)
 }
 
 fn ms(d: Duration) -> String {
