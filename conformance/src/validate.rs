@@ -243,7 +243,7 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
         let got_replies: Vec<c::ClientReply> = replies
             .iter()
             .filter(|r| match r {
-                c::ClientReply::Read { .. } => false,
+                c::ClientReply::Read { .. } | c::ClientReply::ReadNotLeader { .. } => false,
                 c::ClientReply::NotLeader { .. } => {
                     matches!(input, c::Input::Client(_))
                 }

@@ -148,8 +148,8 @@ pub struct ClientResponse {
 pub enum ClientReply {
     /// The answer of an applied command.
     Response(ClientResponse),
-    /// `NotLeader { hint }`, with the `(client_id, seq)` (or `read_id`) of the request it
-    /// answers so the runtime can route it.
+    /// `NotLeader { hint }` for a command or a registration, with the `(client_id, seq)` (or
+    /// `(NO_SESSION, nonce)`) of the request it answers so the runtime can route it.
     NotLeader {
         client_id: ClientId,
         seq: u64,
@@ -170,6 +170,14 @@ pub enum ClientReply {
         seq: u64,
         last_seq: u64,
     },
+    /// `NotLeader { hint }` for a ReadIndex read: a server that is not the leader, or a leader
+    /// that stepped down before the read was safe to serve. Kept apart from `NotLeader` so
+    /// read ids and command sequence numbers never share a namespace.
+    ReadNotLeader {
+        client_id: ClientId,
+        read_id: u64,
+        hint: Option<NodeId>,
+    },
 }
 
 impl ClientReply {
@@ -179,7 +187,8 @@ impl ClientReply {
             ClientReply::Response(r) => r.client_id,
             ClientReply::NotLeader { client_id, .. }
             | ClientReply::Read { client_id, .. }
-            | ClientReply::Stale { client_id, .. } => *client_id,
+            | ClientReply::Stale { client_id, .. }
+            | ClientReply::ReadNotLeader { client_id, .. } => *client_id,
             ClientReply::Registered { .. } => NO_SESSION,
         }
     }
@@ -432,9 +441,9 @@ impl StateMachine for KvStateMachine {
     }
 
     fn query_not_leader(query: ReadRequest, hint: Option<NodeId>) -> ClientReply {
-        ClientReply::NotLeader {
+        ClientReply::ReadNotLeader {
             client_id: query.client_id,
-            seq: query.read_id,
+            read_id: query.read_id,
             hint,
         }
     }

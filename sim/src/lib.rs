@@ -443,7 +443,10 @@ fn on_reply(
             cl.last_seen = value.clone();
             op.read_value = Some(value);
         }
-        ClientReply::NotLeader { seq, hint, .. } if seq == op.seq => {
+        ClientReply::NotLeader { seq, hint, .. }
+        | ClientReply::ReadNotLeader {
+            read_id: seq, hint, ..
+        } if seq == op.seq => {
             cl.hint = hint;
             cl.sent_at = 0; // resend at once
             return;

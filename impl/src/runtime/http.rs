@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::config::Config;
 use super::metrics::Metrics;
-use super::node_input::{NodeInput, Status, READ_BIT};
+use super::node_input::{NodeInput, Status};
 use raft_core::{Answer, ClientReply, ClientRequest, NodeId, Op, ReadRequest, NO_SESSION};
 
 /// Shared by the HTTP handlers.
@@ -36,7 +36,7 @@ pub(crate) struct Api {
     status: Arc<RwLock<Status>>,
     metrics: Arc<Metrics>,
     next_read: AtomicU64,
-    /// Nonces of registrations and sessionless writes (never with `READ_BIT`).
+    /// Nonces of registrations and sessionless writes.
     next_nonce: AtomicU64,
     timeout: Duration,
     id: NodeId,
@@ -57,7 +57,7 @@ impl Api {
             metrics,
             next_read: AtomicU64::new(1),
             // A random start in [2^61, 2^62): no collision with another process's nonces in
-            // practice, and 2^61 nonces before `READ_BIT` could be reached.
+            // practice, and 2^61 nonces before the counter could wrap.
             next_nonce: AtomicU64::new(rand::random::<u64>() >> 3 | 1 << 61),
             timeout,
             id: cfg.id,
@@ -369,7 +369,7 @@ fn answer_json(reply: ClientReply, api: &Api, uri: &Uri) -> Response {
             })),
         )
             .into_response(),
-        ClientReply::NotLeader { hint, .. } => {
+        ClientReply::NotLeader { hint, .. } | ClientReply::ReadNotLeader { hint, .. } => {
             let leader_http = hint.and_then(|l| api.cfg.http_of(l));
             match (hint, leader_http) {
                 (Some(l), Some(addr)) if l != api.id => {
@@ -528,7 +528,7 @@ async fn kv_get(
             Err(_) => err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
         };
     }
-    let read_id = READ_BIT | api.next_read.fetch_add(1, Ordering::Relaxed);
+    let read_id = api.next_read.fetch_add(1, Ordering::Relaxed);
     let req = ReadRequest {
         client_id: p.client_id.unwrap_or(0),
         read_id,

@@ -7,9 +7,6 @@ use tokio::sync::oneshot;
 
 use raft_core::{ClientReply, ClientRequest, Envelope, NodeId, ReadRequest, Text};
 
-/// Read ids carry this bit so that `NotLeader` replies can be routed to reads.
-pub const READ_BIT: u64 = 1 << 63;
-
 /// Everything the node loop handles.
 #[derive(Debug)]
 pub enum NodeInput {

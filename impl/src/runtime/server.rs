@@ -35,7 +35,7 @@ use super::config::Config;
 use super::handshake::PeerAuth;
 use super::http::{self, Api};
 use super::metrics::Metrics;
-use super::node_input::{NodeInput, Status, READ_BIT};
+use super::node_input::{NodeInput, Status};
 use super::outbound::{coalesce, Outbound};
 use super::record::Recorder;
 use super::storage::{DeferredSnapshot, Storage, WrittenSnapshot};
@@ -371,9 +371,9 @@ impl NodeLoop {
     fn route(&mut self, reply: ClientReply) {
         let (map, key) = match &reply {
             ClientReply::Response(r) => (&mut self.writes, (r.client_id, r.seq)),
-            ClientReply::NotLeader { client_id, seq, .. } if seq & READ_BIT != 0 => {
-                (&mut self.reads, (*client_id, *seq))
-            }
+            ClientReply::ReadNotLeader {
+                client_id, read_id, ..
+            } => (&mut self.reads, (*client_id, *read_id)),
             ClientReply::NotLeader { client_id, seq, .. } => (&mut self.writes, (*client_id, *seq)),
             ClientReply::Read {
                 client_id, read_id, ..
