@@ -365,7 +365,53 @@ impl<S: StateMachine> RaftCore<S> {
             Input::Read(req) => self.on_read_request(req),
             Input::Compact => self.compact(),
         }
+        self.debug_check_invariants();
         self.take_ready()
+    }
+
+    /// What every step must leave true of one server, checked in debug builds (every test and
+    /// simulation) so that a broken assumption stops the run where it happened instead of
+    /// corrupting the log or the applied state silently several steps later. The cross-server
+    /// properties (election safety, log matching...) are the simulator's and the model's.
+    fn debug_check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let last = self.log.last_index();
+        debug_assert!(
+            self.log.snapshot_index() <= self.last_applied
+                && self.last_applied <= self.commit_index
+                && self.commit_index <= last,
+            "n{}: snapshot {} <= applied {} <= commit {} <= last {} broken",
+            self.id,
+            self.log.snapshot_index(),
+            self.last_applied,
+            self.commit_index,
+            last
+        );
+        debug_assert!(
+            self.voted_for.is_none() || self.current_term > 0,
+            "n{}: a vote in term 0",
+            self.id
+        );
+        if self.role == Role::Leader {
+            debug_assert_eq!(
+                self.leader_id,
+                Some(self.id),
+                "n{}: a leader not knowing itself",
+                self.id
+            );
+            for (peer, pr) in &self.progress {
+                debug_assert!(
+                    pr.match_index < pr.next_index && pr.next_index <= last + 1,
+                    "n{}: progress of n{peer}: match {} < next {} <= last + 1 = {} broken",
+                    self.id,
+                    pr.match_index,
+                    pr.next_index,
+                    last + 1
+                );
+            }
+        }
     }
 
     fn take_ready(&mut self) -> Ready<S> {
