@@ -98,13 +98,18 @@ fn more_idle_connections_than_descriptors_do_not_starve_storage() {
 
     let victim = c.http(1);
     let t0 = Instant::now();
+    // Connections the node does not take in time count as not opened (checked below, after
+    // whether the node survived).
     let idle: Vec<TcpStream> = (0..400)
-        .map(|k| {
-            TcpStream::connect_timeout(&victim.parse().unwrap(), Duration::from_secs(5))
-                .unwrap_or_else(|e| panic!("connection {k}: {e}"))
+        .filter_map(|_| {
+            TcpStream::connect_timeout(&victim.parse().unwrap(), Duration::from_millis(200)).ok()
         })
         .collect();
-    println!("400 connections opened in {:?}", t0.elapsed());
+    println!(
+        "{} of 400 connections opened in {:?}",
+        idle.len(),
+        t0.elapsed()
+    );
     // At most the cap is served; the others are answered 503 (JSON) and closed.
     std::thread::sleep(Duration::from_millis(500));
     let (mut open, mut refused) = (0, 0);
@@ -122,12 +127,7 @@ fn more_idle_connections_than_descriptors_do_not_starve_storage() {
         }
     }
     println!("{open} connections served, {refused} refused, e.g. {sample:?}");
-    assert!(
-        (60..=64).contains(&open),
-        "{open} served, {refused} refused"
-    );
-    assert!(sample.starts_with("HTTP/1.1 503"), "{sample:?}");
-    assert!(sample.contains("max_http_connections"), "{sample:?}");
+    let (opened, served) = (idle.len(), open);
     // Writes through the leader: node 1 appends them (new 4 KiB segments) and compacts every
     // 20 entries (snapshot files) while 400 connections are open to it.
     let mut cl = client(vec![c.http(leader)]);
@@ -141,6 +141,13 @@ fn more_idle_connections_than_descriptors_do_not_starve_storage() {
         "node 1 exited with 400 connections open:\n{}",
         c.log(1)
     );
+    assert_eq!(opened, 400, "connections not taken by node 1");
+    assert!(
+        (60..=64).contains(&served),
+        "{served} served, {refused} refused"
+    );
+    assert!(sample.starts_with("HTTP/1.1 503"), "{sample:?}");
+    assert!(sample.contains("max_http_connections"), "{sample:?}");
     let leader_status = c.status(leader).unwrap();
     let commit = leader_status["commit_index"].as_u64().unwrap();
     drop(idle);
