@@ -102,7 +102,7 @@ fn more_idle_connections_than_descriptors_do_not_starve_storage() {
     // whether the node survived).
     let idle: Vec<TcpStream> = (0..400)
         .filter_map(|_| {
-            TcpStream::connect_timeout(&victim.parse().unwrap(), Duration::from_millis(200)).ok()
+            TcpStream::connect_timeout(&victim.parse().unwrap(), Duration::from_millis(1000)).ok()
         })
         .collect();
     println!(
