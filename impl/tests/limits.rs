@@ -100,10 +100,22 @@ fn more_idle_connections_than_descriptors_do_not_starve_storage() {
     let t0 = Instant::now();
     // Connections the node does not take in time count as not opened (checked below, after
     // whether the node survived).
-    let idle: Vec<TcpStream> = (0..400)
-        .filter_map(|_| {
-            TcpStream::connect_timeout(&victim.parse().unwrap(), Duration::from_millis(1000)).ok()
+    // Ten threads of 40 connects each, every connect bounded by 5 s (a SYN dropped by a full
+    // accept queue on a loaded machine is sent again after 1 s and 3 s).
+    let openers: Vec<_> = (0..10)
+        .map(|_| {
+            let to: std::net::SocketAddr = victim.parse().unwrap();
+            std::thread::spawn(move || {
+                // A thread stops at its first connect that fails.
+                (0..40)
+                    .map_while(|_| TcpStream::connect_timeout(&to, Duration::from_secs(5)).ok())
+                    .collect::<Vec<_>>()
+            })
         })
+        .collect();
+    let idle: Vec<TcpStream> = openers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
         .collect();
     println!(
         "{} of 400 connections opened in {:?}",
