@@ -201,12 +201,12 @@ async fn forward(State(api): State<Arc<Api>>, req: Request, next: Next) -> Respo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return too_large(&api, "");
+        return too_large(&api, "; not forwarded to the leader");
     }
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
-        Err(e) if is_length_limit(&e) => return too_large(&api, ""),
+        Err(e) if is_length_limit(&e) => return too_large(&api, "; not forwarded to the leader"),
         Err(e) => return err(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
     };
     let query: Vec<&str> = parts
