@@ -57,6 +57,10 @@ enum Cmd {
         /// evict, the least recently used session first.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         max_sessions: Option<u64>,
+        /// Most HTTP connections each node serves at once (`max_http_connections`; default the
+        /// lower of 512 and half of the open-file limit less a storage reserve of 128).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        max_http_connections: Option<u64>,
     },
     /// Client commands.
     Kv {
@@ -183,6 +187,7 @@ fn main() -> ExitCode {
             record,
             token,
             max_sessions,
+            max_http_connections,
         } => cluster(
             nodes,
             data,
@@ -190,7 +195,10 @@ fn main() -> ExitCode {
             cluster_id,
             record,
             token,
-            max_sessions,
+            Knobs {
+                max_sessions,
+                max_http_connections,
+            },
         ),
         Cmd::Kv {
             nodes,
@@ -240,6 +248,12 @@ fn serve(path: PathBuf) -> ExitCode {
     }
 }
 
+/// Settings `raft-node cluster` passes to every node's configuration.
+struct Knobs {
+    max_sessions: Option<u64>,
+    max_http_connections: Option<u64>,
+}
+
 fn cluster(
     n: u64,
     data: PathBuf,
@@ -247,7 +261,7 @@ fn cluster(
     cluster_id: String,
     record: bool,
     token: Option<String>,
-    max_sessions: Option<u64>,
+    knobs: Knobs,
 ) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&data) {
         eprintln!("error: cannot create {}: {e}", data.display());
@@ -261,8 +275,11 @@ fn cluster(
             c.record = Some(data.join(format!("node{}.jsonl", c.id)));
         }
         c.api_token = token.clone();
-        if let Some(m) = max_sessions {
+        if let Some(m) = knobs.max_sessions {
             c.max_sessions = m as usize;
+        }
+        if let Some(m) = knobs.max_http_connections {
+            c.max_http_connections = Some(m as usize);
         }
         if let Err(e) = c.validate() {
             eprintln!("error: {e}");

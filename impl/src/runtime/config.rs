@@ -81,6 +81,36 @@ pub struct Config {
     /// part of the replicated state machine's rules).
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// Most client (HTTP) connections served at once. A connection beyond it waits in the
+    /// kernel's accept queue until one closes. Default (unset): the lower of 512 and half of
+    /// what the open-file limit leaves after the storage reserve
+    /// ([`max_http_connections_for`]); a larger value is lowered to that bound at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_http_connections: Option<usize>,
+    /// A request's head (request line and headers) must arrive within this many milliseconds
+    /// of the connection being ready for it: of its opening, or of the previous response on a
+    /// keep-alive connection (so this is also how long an idle keep-alive connection is kept).
+    #[serde(default = "default_http_header_timeout_ms")]
+    pub http_header_timeout_ms: u64,
+    /// A whole request (its body read and its answer) must be done within this many
+    /// milliseconds, or it is answered `408` (must exceed `request_timeout_ms`).
+    #[serde(default = "default_http_request_timeout_ms")]
+    pub http_request_timeout_ms: u64,
+    /// Largest request body accepted, forwarded or not; a larger one is answered `413`.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+/// Descriptors kept for storage (log segments, the hard state, snapshot files, the data
+/// directory), peer connections and the process itself, outside every HTTP connection.
+pub const FD_RESERVE: u64 = 128;
+
+/// The most HTTP connections that fit under an open-file limit of `nofile`: each connection
+/// may hold a second descriptor (a request it forwards to the leader), and [`FD_RESERVE`] stays
+/// free; by default no more than 512.
+pub fn max_http_connections_for(nofile: u64, configured: Option<usize>) -> usize {
+    let fits = (nofile.saturating_sub(FD_RESERVE) / 2).max(1) as usize;
+    configured.unwrap_or(512).min(fits)
 }
 
 fn default_tick_ms() -> u64 {
@@ -103,6 +133,15 @@ fn default_snapshot_entries() -> u64 {
 }
 fn default_wal_segment_bytes() -> u64 {
     crate::runtime::wal::SEGMENT_BYTES
+}
+fn default_http_header_timeout_ms() -> u64 {
+    10_000
+}
+fn default_http_request_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_body_bytes() -> usize {
+    2 << 20
 }
 /// The core's default bound (16,384).
 pub fn default_max_sessions() -> usize {
@@ -161,6 +200,24 @@ impl Config {
         }
         if self.request_timeout_ms == 0 || self.peer_queue == 0 {
             return Err("request_timeout_ms and peer_queue must be at least 1".into());
+        }
+        if self.max_http_connections == Some(0) {
+            return Err("max_http_connections must be at least 1".into());
+        }
+        if self.http_header_timeout_ms == 0 {
+            return Err("http_header_timeout_ms must be at least 1".into());
+        }
+        if self.http_request_timeout_ms <= self.request_timeout_ms {
+            return Err(format!(
+                "http_request_timeout_ms ({}) must exceed request_timeout_ms ({})",
+                self.http_request_timeout_ms, self.request_timeout_ms
+            ));
+        }
+        if self.max_body_bytes == 0 || self.max_body_bytes > super::codec::MAX_FRAME / 2 {
+            return Err(format!(
+                "max_body_bytes must be between 1 and {} (half the frame limit)",
+                super::codec::MAX_FRAME / 2
+            ));
         }
         if self.max_sessions == 0 {
             return Err("max_sessions must be at least 1".into());
@@ -242,6 +299,10 @@ impl Config {
                 snapshot_entries: default_snapshot_entries(),
                 wal_segment_bytes: default_wal_segment_bytes(),
                 max_sessions: default_max_sessions(),
+                max_http_connections: None,
+                http_header_timeout_ms: default_http_header_timeout_ms(),
+                http_request_timeout_ms: default_http_request_timeout_ms(),
+                max_body_bytes: default_max_body_bytes(),
             })
             .collect()
     }
@@ -292,6 +353,24 @@ mod tests {
         let mut old = toml::to_string(&cfgs[0]).unwrap();
         old = old.replace("max_sessions = 16384\n", "");
         assert_eq!(toml::from_str::<Config>(&old).unwrap().max_sessions, 16_384);
+        let mut bad = cfgs[0].clone();
+        bad.max_http_connections = Some(0);
+        assert!(bad.validate().unwrap_err().contains("max_http_connections"));
+        let mut bad = cfgs[0].clone();
+        bad.http_request_timeout_ms = bad.request_timeout_ms;
+        assert!(bad.validate().unwrap_err().contains("must exceed"));
+        let mut bad = cfgs[0].clone();
+        bad.max_body_bytes = 0;
+        assert!(bad.validate().unwrap_err().contains("max_body_bytes"));
+    }
+
+    #[test]
+    fn http_connections_fit_under_the_open_file_limit() {
+        assert_eq!(max_http_connections_for(1024, None), 448);
+        assert_eq!(max_http_connections_for(1 << 20, None), 512);
+        assert_eq!(max_http_connections_for(1 << 20, Some(5000)), 5000);
+        assert_eq!(max_http_connections_for(256, Some(5000)), 64);
+        assert_eq!(max_http_connections_for(100, None), 1);
     }
 
     #[test]

@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -73,14 +73,73 @@ impl Api {
 pub(crate) fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/kv/:key", get(kv_get).put(kv_put).delete(kv_delete))
+        .route("/kv/", any(empty_key))
         .route("/cas/:key", post(kv_cas))
+        .route("/cas/", any(empty_key))
         .route("/register", post(register))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(api.cfg.max_body_bytes))
         .layer(middleware::from_fn_with_state(api.clone(), forward))
         .layer(middleware::from_fn_with_state(api.clone(), authorize))
-        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(api.clone(), json_errors))
+        .layer(middleware::from_fn_with_state(api.clone(), deadline))
         .with_state(api)
+}
+
+/// `/kv/` and `/cas/` without a key.
+async fn empty_key() -> Response {
+    err(
+        StatusCode::NOT_FOUND,
+        "empty key: the path is /kv/KEY (or /cas/KEY) with a non-empty KEY",
+    )
+}
+
+async fn not_found(uri: Uri) -> Response {
+    err(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "no such endpoint: {} (endpoints: /kv/KEY, /cas/KEY, /register, /status, /metrics)",
+            uri.path()
+        ),
+    )
+}
+
+/// A request (reading its body included) not done within `http_request_timeout_ms` is
+/// answered `408`: a client that trickles its body cannot hold a connection for longer.
+async fn deadline(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    let limit = Duration::from_millis(api.cfg.http_request_timeout_ms);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            api.metrics.inc(&api.metrics.http_request_timeouts);
+            let mut resp = err(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "request not complete within {} ms (http_request_timeout_ms); retry",
+                    limit.as_millis()
+                ),
+            );
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            resp
+        }
+    }
+}
+
+/// The `413` answer for a body over `max_body_bytes`.
+fn too_large(api: &Api, detail: &str) -> Response {
+    api.metrics.inc(&api.metrics.http_bodies_too_large);
+    err(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!(
+            "request body over {} bytes (max_body_bytes){detail}",
+            api.cfg.max_body_bytes
+        ),
+    )
 }
 
 /// With `api_token` set, every endpoint (status and metrics included: they reveal the
@@ -133,10 +192,21 @@ async fn forward(State(api): State<Arc<Api>>, req: Request, next: Next) -> Respo
     let Some(addr) = leader else {
         return next.run(req).await;
     };
-    let limit = super::codec::MAX_FRAME;
+    // The body is held here while it is relayed: at most `max_body_bytes`, refused by its
+    // declared length before any of it is read when that is already too much.
+    let limit = api.cfg.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(&api, "; not forwarded to the leader");
+    }
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
+        Err(e) if is_length_limit(&e) => return too_large(&api, "; not forwarded to the leader"),
         Err(e) => return err(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
     };
     let query: Vec<&str> = parts
@@ -167,6 +237,18 @@ async fn forward(State(api): State<Arc<Api>>, req: Request, next: Next) -> Respo
             &format!("the leader at {addr} did not answer in time; retry"),
         ),
     }
+}
+
+/// Whether reading a body failed on the length limit (rather than on the connection).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(x) = cur {
+        if x.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = x.source();
+    }
+    false
 }
 
 /// One request to `addr` on a fresh connection; its status, type, location and body come back.
@@ -260,15 +342,14 @@ fn err(code: StatusCode, msg: &str) -> Response {
 /// Any error answer that is not JSON yet (axum's own: unknown route, wrong method, a query,
 /// path or body it cannot parse, a body over the limit) becomes `{"error": "..."}` with the
 /// same status, so that every error a client sees is JSON with a reason.
-async fn json_errors(req: Request, next: Next) -> Response {
+async fn json_errors(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
-    let is_json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if status == StatusCode::PAYLOAD_TOO_LARGE && !is_json_response(&resp) {
+        // axum's own rejection of a body over `DefaultBodyLimit`.
+        return too_large(&api, "");
+    }
+    if !(status.is_client_error() || status.is_server_error()) || is_json_response(&resp) {
         return resp;
     }
     let (parts, body) = resp.into_parts();
@@ -289,6 +370,13 @@ async fn json_errors(req: Request, next: Next) -> Response {
         }
     }
     out
+}
+
+fn is_json_response(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"))
 }
 
 /// What a write's or a registration's timeout means for its caller.

@@ -32,6 +32,22 @@ pub struct Metrics {
     pub messages_too_large: AtomicU64,
     pub registrations: AtomicU64,
     pub sessions: AtomicU64,
+    /// The soft open-file limit in force (after the raise at start).
+    pub open_files_limit: AtomicU64,
+    /// The cap on concurrent HTTP connections.
+    pub http_connections_max: AtomicU64,
+    /// HTTP connections open now.
+    pub http_connections: AtomicU64,
+    /// HTTP connections refused (503) for being beyond the cap.
+    pub http_connections_refused: AtomicU64,
+    /// HTTP accepts that failed for want of file descriptors.
+    pub http_accept_errors: AtomicU64,
+    /// HTTP connections closed because a request head did not arrive in time.
+    pub http_header_timeouts: AtomicU64,
+    /// HTTP requests answered 408 (not done within `http_request_timeout_ms`).
+    pub http_request_timeouts: AtomicU64,
+    /// HTTP requests answered 413 (body over `max_body_bytes`).
+    pub http_bodies_too_large: AtomicU64,
     fsync_buckets: [AtomicU64; FSYNC_BUCKETS.len()],
     fsync_count: AtomicU64,
     fsync_sum_ns: AtomicU64,
@@ -170,6 +186,54 @@ impl Metrics {
             "counter",
             "Messages not sent because their frame exceeds the frame limit.",
             g(&self.messages_too_large),
+        );
+        one(
+            "open_files_limit",
+            "gauge",
+            "Soft limit of open file descriptors in force (raised to the hard limit at start).",
+            g(&self.open_files_limit),
+        );
+        one(
+            "http_connections_max",
+            "gauge",
+            "Most HTTP connections served at once (max_http_connections).",
+            g(&self.http_connections_max),
+        );
+        one(
+            "http_connections",
+            "gauge",
+            "HTTP connections open now.",
+            g(&self.http_connections),
+        );
+        one(
+            "http_connections_refused_total",
+            "counter",
+            "HTTP connections answered 503 and closed for being beyond max_http_connections.",
+            g(&self.http_connections_refused),
+        );
+        one(
+            "http_accept_errors_total",
+            "counter",
+            "HTTP accepts that failed for want of file descriptors (EMFILE, ENFILE).",
+            g(&self.http_accept_errors),
+        );
+        one(
+            "http_header_timeouts_total",
+            "counter",
+            "HTTP connections closed for a request head not complete within http_header_timeout_ms.",
+            g(&self.http_header_timeouts),
+        );
+        one(
+            "http_request_timeouts_total",
+            "counter",
+            "HTTP requests answered 408 (not done within http_request_timeout_ms).",
+            g(&self.http_request_timeouts),
+        );
+        one(
+            "http_bodies_too_large_total",
+            "counter",
+            "HTTP requests answered 413 (body over max_body_bytes).",
+            g(&self.http_bodies_too_large),
         );
         let _ = writeln!(
             out,

@@ -13,6 +13,8 @@
 //!   `outbound`, its sync stage: each batch's fsync, then its messages (coalesced), on a
 //!   thread of its own;
 //! - [`http`]: the HTTP/JSON client API;
+//! - [`limits`]: the open-file limit, the HTTP accept loop with its connection cap and
+//!   timeouts;
 //! - [`metrics`]: Prometheus text metrics.
 //!
 //! The client library and the load generator talk to a node over HTTP like any client and are
@@ -24,6 +26,7 @@ mod disk;
 mod framing;
 pub mod handshake;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod node_input;
 mod outbound;

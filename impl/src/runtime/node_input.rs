@@ -40,4 +40,10 @@ pub struct Status {
     /// Client sessions in this node's state machine.
     #[serde(default)]
     pub sessions: u64,
+    /// The soft open-file limit in force (raised to the hard limit at start).
+    #[serde(default)]
+    pub open_files_limit: u64,
+    /// Most HTTP connections served at once.
+    #[serde(default)]
+    pub max_http_connections: u64,
 }

@@ -29,11 +29,12 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use super::config::Config;
+use super::config::{self, Config};
 use super::handshake::PeerAuth;
 use super::http::{self, Api};
+use super::limits;
 use super::metrics::Metrics;
 use super::node_input::{NodeInput, Status};
 use super::outbound::{coalesce, Outbound};
@@ -427,6 +428,12 @@ impl NodeLoop {
             members: self.cfg.members(),
             snapshot_index: self.storage.snapshot_index(),
             sessions: core.sessions().len() as u64,
+            open_files_limit: m
+                .open_files_limit
+                .load(std::sync::atomic::Ordering::Relaxed),
+            max_http_connections: m
+                .http_connections_max
+                .load(std::sync::atomic::Ordering::Relaxed),
         };
         *self.status.write().unwrap() = status;
     }
@@ -483,6 +490,24 @@ pub fn params_of(cfg: &Config) -> Params {
 /// anything that prevents starting (bad data directory, corrupt log, ports in use).
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), String> {
     cfg.validate()?;
+    let files = limits::raise_open_files();
+    let max_http = config::max_http_connections_for(files.soft, cfg.max_http_connections);
+    if cfg.max_http_connections.is_some_and(|m| m > max_http) {
+        warn!(
+            configured = cfg.max_http_connections,
+            max_http_connections = max_http,
+            open_files = files.soft,
+            "max_http_connections lowered to fit the open-file limit"
+        );
+    }
+    info!(
+        soft = files.soft,
+        hard = files.hard,
+        was = files.was,
+        max_http_connections = max_http,
+        storage_reserve = config::FD_RESERVE,
+        "open-file limit"
+    );
     let auth = Arc::new(PeerAuth::new(&cfg.cluster_id, cfg.load_peer_secret()?));
     let cfg = Arc::new(cfg);
     let (storage, core) = recover(&cfg)?;
@@ -506,6 +531,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let driver = Driver::new(core, timing, rand::random());
     let metrics = Arc::new(Metrics::default());
     metrics.set(&metrics.snapshot_index, storage.snapshot_index());
+    metrics.set(&metrics.open_files_limit, files.soft);
+    metrics.set(&metrics.http_connections_max, max_http as u64);
     let status = Arc::new(RwLock::new(Status::default()));
     let (tx, rx) = mpsc::channel(INPUT_QUEUE);
     let peers: Vec<_> = cfg.peers.iter().map(|p| (p.id, p.peer_addr)).collect();
@@ -548,11 +575,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let api = Arc::new(Api::new(
         tx.clone(),
         status,
-        metrics,
+        metrics.clone(),
         Duration::from_millis(cfg.request_timeout_ms),
         cfg.clone(),
     ));
-    let http = serve_http(http_listener, api);
+    let http_limits = limits::HttpLimits {
+        max_connections: max_http,
+        header_timeout: Duration::from_millis(cfg.http_header_timeout_ms),
+    };
+    let http = serve_http(http_listener, api, http_limits, metrics.clone());
     info!(
         id = cfg.id,
         peer = %cfg.peer_addr,
@@ -616,24 +647,26 @@ fn spawn_ticker(ticker: mpsc::Sender<NodeInput>, tick: Duration) {
     });
 }
 
-/// The HTTP API, until the returned sender is used (or dropped).
+/// The HTTP API, until `stop` is set.
 struct HttpServer {
-    stop: oneshot::Sender<()>,
+    stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
-fn serve_http(listener: TcpListener, api: Arc<Api>) -> HttpServer {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let r = axum::serve(listener, http::router(api))
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(e) = r {
-            error!(error = %e, "HTTP server failed");
-        }
-    });
+fn serve_http(
+    listener: TcpListener,
+    api: Arc<Api>,
+    limits: limits::HttpLimits,
+    metrics: Arc<Metrics>,
+) -> HttpServer {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(limits::serve(
+        listener,
+        http::router(api),
+        limits,
+        metrics,
+        stopped,
+    ));
     HttpServer { stop, task }
 }
 
@@ -648,7 +681,7 @@ async fn run_until_stopped(
     tokio::select! {
         _ = shutdown => {
             info!("shutdown requested");
-            let _ = http.stop.send(());
+            let _ = http.stop.send(true);
             let _ = tokio::time::timeout(Duration::from_secs(2), http.task).await;
             let _ = tx.send(NodeInput::Shutdown).await;
             match node_loop.await {

@@ -47,6 +47,12 @@ pub fn configs(n: u64, dir: &Path, cluster_id: &str) -> Vec<Config> {
 /// Start `raft-node serve` on `cfg`, written to `dir/node{id}.toml`, logging (info) to
 /// `dir/node{id}.log`.
 pub fn spawn(cfg: &Config, dir: &Path) -> Child {
+    spawn_limited(cfg, dir, None)
+}
+
+/// [`spawn`] under `ulimit ARGS` (say `-n 256`, or `-S -n 256` for the soft limit only), set
+/// by `sh` before it `exec`s the node.
+pub fn spawn_limited(cfg: &Config, dir: &Path, ulimit: Option<&str>) -> Child {
     let path = dir.join(format!("node{}.toml", cfg.id));
     fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
     let log = OpenOptions::new()
@@ -54,8 +60,15 @@ pub fn spawn(cfg: &Config, dir: &Path) -> Child {
         .append(true)
         .open(dir.join(format!("node{}.log", cfg.id)))
         .unwrap();
-    Command::new(BIN)
-        .args(["serve", "--config"])
+    let mut cmd = match ulimit {
+        None => Command::new(BIN),
+        Some(u) => {
+            let mut c = Command::new("sh");
+            c.args(["-c", &format!("ulimit {u} && exec \"$0\" \"$@\""), BIN]);
+            c
+        }
+    };
+    cmd.args(["serve", "--config"])
         .arg(&path)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -69,12 +82,24 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub cfgs: Vec<Config>,
     pub procs: Vec<Option<Child>>,
+    /// `ulimit` arguments node `i + 1` is started under (none: the test's own limits).
+    pub ulimits: Vec<Option<String>>,
     _tmp: tempfile::TempDir,
 }
 
 impl Cluster {
     /// `n` nodes of cluster `cluster_id`, each config passed through `tweak`, all started.
     pub fn new(n: u64, cluster_id: &str, tweak: impl Fn(&mut Config)) -> Cluster {
+        Cluster::new_limited(n, cluster_id, vec![], tweak)
+    }
+
+    /// [`Cluster::new`], node `i + 1` started under `ulimit ulimits[i]` where given.
+    pub fn new_limited(
+        n: u64,
+        cluster_id: &str,
+        ulimits: Vec<Option<String>>,
+        tweak: impl Fn(&mut Config),
+    ) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let mut cfgs = configs(n, &dir, cluster_id);
@@ -83,6 +108,7 @@ impl Cluster {
             dir,
             cfgs,
             procs: (0..n).map(|_| None).collect(),
+            ulimits,
             _tmp: tmp,
         };
         for id in 1..=n {
@@ -100,7 +126,8 @@ impl Cluster {
     }
 
     pub fn spawn(&self, id: u64) -> Child {
-        spawn(&self.cfgs[id as usize - 1], &self.dir)
+        let u = self.ulimits.get(id as usize - 1).cloned().flatten();
+        spawn_limited(&self.cfgs[id as usize - 1], &self.dir, u.as_deref())
     }
 
     pub fn start(&mut self, id: u64) {
