@@ -16,7 +16,15 @@ use raft_node::runtime::codec::{decode, encode, framing, Frame, WIRE_VERSION};
 use raft_node::runtime::handshake::{self, Conn, HandshakeError, PeerAuth, Role};
 use raft_node::runtime::metrics::Metrics;
 use raft_node::runtime::node_input::NodeInput;
+use raft_node::runtime::snapshot_transfer::SnapshotOptions;
 use raft_node::runtime::transport::{listen_with_auth, Transport};
+
+fn snapshot_options() -> SnapshotOptions {
+    SnapshotOptions {
+        chunk_bytes: 1 << 20,
+        resend_after: Duration::from_secs(1),
+    }
+}
 
 const SECRET: &[u8] = b"correct horse battery staple";
 
@@ -304,6 +312,7 @@ async fn the_transport_delivers_with_the_secret_and_logs_a_refusal_without_it() 
         Arc::new(auth("c", Some(SECRET))),
         2,
         vec![1, 3],
+        None,
         tx,
         listen_metrics.clone(),
     ));
@@ -323,6 +332,7 @@ async fn the_transport_delivers_with_the_secret_and_logs_a_refusal_without_it() 
         3,
         &[(2, addr)],
         4,
+        snapshot_options(),
         bad_metrics.clone(),
     );
     // Node 1 has the right one.
@@ -331,6 +341,7 @@ async fn the_transport_delivers_with_the_secret_and_logs_a_refusal_without_it() 
         1,
         &[(2, addr)],
         4,
+        snapshot_options(),
         Arc::new(Metrics::default()),
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -114,3 +114,109 @@ fn a_lagging_follower_installs_a_snapshot_and_a_compacted_node_recovers_from_one
         check_reads(&c, id, &acked);
     }
 }
+
+/// CPU seconds (user + system) process `pid` has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// A value of exactly `len` bytes that names its key.
+fn big_value(k: usize, len: usize) -> String {
+    let unit = format!("{k:07}|");
+    unit.repeat(len / unit.len() + 1)[..len].to_string()
+}
+
+/// A state larger than the 16 MiB frame limit (the 20 MB) reaches a follower that fell
+/// behind: the leader streams the snapshot in chunks, once, and once the follower has it the
+/// leader sends no more snapshots. A partial transfer a crash left in the follower's
+/// `incoming/` is discarded at its start, never installed.
+#[test]
+fn a_follower_catches_up_from_a_snapshot_larger_than_a_frame() {
+    const VALUES: usize = 640;
+    const VALUE_BYTES: usize = 32 << 10;
+    let mut c = Cluster::new(3, "large-state", |cfg| {
+        cfg.snapshot_entries = 128;
+        cfg.snapshot_chunk_bytes = 256 << 10;
+    });
+    let leader = c.wait_leader();
+    let follower = leader % 3 + 1;
+    c.kill9(follower);
+    let incoming = c.dir.join(format!("node{follower}/incoming"));
+    std::fs::create_dir_all(&incoming).unwrap();
+    let junk = incoming.join(format!("from{leader}-term1-index5-0.part"));
+    std::fs::write(&junk, b"RSNP a transfer cut short").unwrap();
+
+    let mut cl = Client::new(c.all_http());
+    cl.set_deadline(WAIT);
+    let start = std::time::Instant::now();
+    for k in 0..VALUES {
+        cl.put(&format!("big{k}"), &big_value(k, VALUE_BYTES))
+            .unwrap();
+    }
+    eprintln!(
+        "wrote {VALUES} values of {VALUE_BYTES} bytes in {:?}",
+        start.elapsed()
+    );
+    let leader = c.wait_leader();
+    let commit = c.status(leader).unwrap()["commit_index"].as_u64().unwrap();
+
+    let start = std::time::Instant::now();
+    c.start(follower);
+    c.wait_applied(follower, commit);
+    eprintln!("follower {follower} caught up in {:?}", start.elapsed());
+    let sent = c.metric(leader, "raft_snapshot_bytes_sent_total");
+    assert!(
+        sent > 16 << 20,
+        "a snapshot over the frame limit: {sent} bytes"
+    );
+    assert!(c.metric(leader, "raft_snapshot_transfers_completed_total") >= 1);
+    assert!(c.metric(leader, "raft_snapshot_chunks_sent_total") >= (sent >> 18));
+    assert_eq!(c.metric(leader, "raft_messages_too_large_total"), 0);
+    assert!(c.metric(follower, "raft_snapshots_installed_total") >= 1);
+    assert!(c.metric(follower, "raft_snapshot_transfers_received_total") >= 1);
+    let left: Vec<_> = std::fs::read_dir(&incoming).unwrap().collect();
+    assert!(left.is_empty(), "incoming/ holds {left:?}");
+    let snapshot = std::fs::metadata(c.dir.join(format!("node{follower}/snapshot")))
+        .unwrap()
+        .len();
+    assert!(
+        snapshot > 16 << 20,
+        "the follower's snapshot file: {snapshot} bytes"
+    );
+
+    let mut local = Client::new(vec![c.http(follower)]);
+    local.set_deadline(WAIT);
+    for k in (0..VALUES).step_by(37).chain([VALUES - 1]) {
+        let got = local.get_stale(&format!("big{k}")).unwrap();
+        assert!(
+            got.as_deref() == Some(big_value(k, VALUE_BYTES).as_str()),
+            "key big{k} on node {follower}: {:?}",
+            got.map(|v| v.len())
+        );
+    }
+
+    // Caught up: no more transfers, and the leader is idle again.
+    let started = c.metric(leader, "raft_snapshot_transfers_started_total");
+    let pid = c.procs[leader as usize - 1].as_ref().unwrap().id();
+    let cpu = cpu_seconds(pid);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let busy = (cpu_seconds(pid) - cpu) / 3.0;
+    eprintln!(
+        "leader CPU after the catch-up: {:.1} % of a core",
+        busy * 100.0
+    );
+    assert_eq!(
+        c.metric(leader, "raft_snapshot_transfers_started_total"),
+        started,
+        "no transfer after the follower caught up"
+    );
+    assert_eq!(
+        c.status(leader).unwrap()["snapshot_transfers"],
+        serde_json::json!([])
+    );
+}

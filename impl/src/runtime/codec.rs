@@ -15,11 +15,13 @@ use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
 use super::framing;
-use raft_core::{Envelope, NodeId};
+use raft_core::{Envelope, Index, NodeId, Term};
 
 /// The codec version; a frame with another version is refused. Version 2 added the
-/// challenge-response handshake (nonces and HMAC proofs).
-pub const WIRE_VERSION: u8 = 2;
+/// challenge-response handshake (nonces and HMAC proofs); version 3 the snapshot transfer
+/// frames, so that a node of version 2 is refused with the reason instead of closing a
+/// transfer connection as malformed.
+pub const WIRE_VERSION: u8 = 3;
 /// Largest frame accepted or sent (appends are capped at 1 MiB of entries by default).
 pub const MAX_FRAME: usize = 16 << 20;
 /// Largest frame accepted before the handshake completes: a peer that has not proven
@@ -52,6 +54,21 @@ pub enum Frame {
     Refused { reason: String },
     /// A Raft message.
     Message(Envelope),
+    /// Leader to follower, on a connection that carries nothing else: the next piece of an
+    /// encoded snapshot, at byte `offset` of the encoding (see `snapshot_transfer`).
+    SnapshotChunk {
+        term: Term,
+        last_included_index: Index,
+        last_included_term: Term,
+        offset: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// The end of a snapshot transfer: the encoding's size and CRC32C.
+    SnapshotEnd { size: u64, crc: u32 },
+    /// Follower to leader: the whole snapshot arrived and went to the node loop (`None`), or
+    /// why it was refused.
+    SnapshotReceived { refused: Option<String> },
 }
 
 /// A decoding failure (the connection is closed with this reason logged).

@@ -99,6 +99,10 @@ pub struct Config {
     /// Largest request body accepted, forwarded or not; a larger one is answered `413`.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Bytes per chunk of a snapshot transfer (4 KiB to 8 MiB). A snapshot of any size is sent
+    /// as a stream of such chunks; this, not the state's size, bounds a frame.
+    #[serde(default = "default_snapshot_chunk_bytes")]
+    pub snapshot_chunk_bytes: usize,
 }
 
 /// Descriptors kept for storage (log segments, the hard state, snapshot files, the data
@@ -111,6 +115,10 @@ pub const FD_RESERVE: u64 = 128;
 pub fn max_http_connections_for(nofile: u64, configured: Option<usize>) -> usize {
     let fits = (nofile.saturating_sub(FD_RESERVE) / 2).max(1) as usize;
     configured.unwrap_or(512).min(fits)
+}
+
+fn default_snapshot_chunk_bytes() -> usize {
+    1 << 20
 }
 
 fn default_tick_ms() -> u64 {
@@ -219,6 +227,12 @@ impl Config {
                 super::codec::MAX_FRAME / 2
             ));
         }
+        if !(4096..=super::codec::MAX_FRAME / 2).contains(&self.snapshot_chunk_bytes) {
+            return Err(format!(
+                "snapshot_chunk_bytes must be between 4096 and {} (half the frame limit)",
+                super::codec::MAX_FRAME / 2
+            ));
+        }
         if self.max_sessions == 0 {
             return Err("max_sessions must be at least 1".into());
         }
@@ -303,6 +317,7 @@ impl Config {
                 http_header_timeout_ms: default_http_header_timeout_ms(),
                 http_request_timeout_ms: default_http_request_timeout_ms(),
                 max_body_bytes: default_max_body_bytes(),
+                snapshot_chunk_bytes: default_snapshot_chunk_bytes(),
             })
             .collect()
     }

@@ -312,5 +312,8 @@ pub fn frame_kind(f: &Frame) -> &'static str {
         Frame::Welcome => "Welcome",
         Frame::Refused { .. } => "Refused",
         Frame::Message(_) => "Message",
+        Frame::SnapshotChunk { .. } => "SnapshotChunk",
+        Frame::SnapshotEnd { .. } => "SnapshotEnd",
+        Frame::SnapshotReceived { .. } => "SnapshotReceived",
     }
 }

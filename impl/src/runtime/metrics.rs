@@ -48,6 +48,24 @@ pub struct Metrics {
     pub http_request_timeouts: AtomicU64,
     /// HTTP requests answered 413 (body over `max_body_bytes`).
     pub http_bodies_too_large: AtomicU64,
+    /// Snapshot transfers to followers started, finished, and failed.
+    pub snapshot_transfers_started: AtomicU64,
+    pub snapshot_transfers_completed: AtomicU64,
+    pub snapshot_transfers_failed: AtomicU64,
+    /// Snapshot transfers running now.
+    pub snapshot_transfers_active: AtomicU64,
+    /// Bytes and chunks of snapshot encodings sent to followers.
+    pub snapshot_bytes_sent: AtomicU64,
+    pub snapshot_chunks_sent: AtomicU64,
+    /// `InstallSnapshot` messages the core repeated while a transfer to that follower ran (or
+    /// had just finished), and that therefore did not start another.
+    pub snapshot_sends_suppressed: AtomicU64,
+    /// Snapshot transfers received whole from a leader, and their bytes.
+    pub snapshot_transfers_received: AtomicU64,
+    pub snapshot_bytes_received: AtomicU64,
+    /// Snapshot transfers this node refused or lost part-way (bad offset, size or checksum,
+    /// connection closed before the end).
+    pub snapshot_receives_failed: AtomicU64,
     fsync_buckets: [AtomicU64; FSYNC_BUCKETS.len()],
     fsync_count: AtomicU64,
     fsync_sum_ns: AtomicU64,
@@ -235,6 +253,70 @@ impl Metrics {
             "HTTP requests answered 413 (body over max_body_bytes).",
             g(&self.http_bodies_too_large),
         );
+        for (name, kind, help, v) in [
+            (
+                "snapshot_transfers_started_total",
+                "counter",
+                "Snapshot transfers to followers started.",
+                &self.snapshot_transfers_started,
+            ),
+            (
+                "snapshot_transfers_completed_total",
+                "counter",
+                "Snapshot transfers the follower received whole.",
+                &self.snapshot_transfers_completed,
+            ),
+            (
+                "snapshot_transfers_failed_total",
+                "counter",
+                "Snapshot transfers that failed (connection, refusal, timeout).",
+                &self.snapshot_transfers_failed,
+            ),
+            (
+                "snapshot_transfers_active",
+                "gauge",
+                "Snapshot transfers to followers running now.",
+                &self.snapshot_transfers_active,
+            ),
+            (
+                "snapshot_bytes_sent_total",
+                "counter",
+                "Bytes of snapshot encodings sent to followers.",
+                &self.snapshot_bytes_sent,
+            ),
+            (
+                "snapshot_chunks_sent_total",
+                "counter",
+                "Snapshot chunks sent to followers.",
+                &self.snapshot_chunks_sent,
+            ),
+            (
+                "snapshot_sends_suppressed_total",
+                "counter",
+                "InstallSnapshot repeats not sent because a transfer to that follower ran or had just finished.",
+                &self.snapshot_sends_suppressed,
+            ),
+            (
+                "snapshot_transfers_received_total",
+                "counter",
+                "Snapshot transfers received whole from a leader.",
+                &self.snapshot_transfers_received,
+            ),
+            (
+                "snapshot_bytes_received_total",
+                "counter",
+                "Bytes of snapshot encodings received whole from a leader.",
+                &self.snapshot_bytes_received,
+            ),
+            (
+                "snapshot_receives_failed_total",
+                "counter",
+                "Snapshot transfers refused or broken off part-way on this node.",
+                &self.snapshot_receives_failed,
+            ),
+        ] {
+            one(name, kind, help, g(v));
+        }
         let _ = writeln!(
             out,
             "# HELP raft_fsync_seconds Latency of one group commit (log fsync + hard state).\n# TYPE raft_fsync_seconds histogram"

@@ -6,6 +6,8 @@
 //!   recovery;
 //! - [`codec`], [`transport`], [`handshake`]: framed, versioned peer messages over TCP, opened
 //!   by a handshake that checks the cluster id, the node ids and (optionally) a shared secret;
+//! - [`snapshot_transfer`]: an `InstallSnapshot` streamed in chunks on a connection of its
+//!   own, one transfer per follower at a time, received into a durable file;
 //! - [`config`]: the TOML configuration;
 //! - [`node_input`]: what the node loop takes in (peer messages, ticks, client requests) and
 //!   the status it publishes;
@@ -32,6 +34,7 @@ pub mod node_input;
 mod outbound;
 pub mod record;
 pub mod server;
+pub mod snapshot_transfer;
 pub mod storage;
 pub mod transport;
 pub mod wal;

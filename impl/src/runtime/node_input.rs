@@ -2,6 +2,8 @@
 //! API) and the status it publishes. The transport and the HTTP API produce these and the loop
 //! consumes them, so both depend on this module and neither on the loop.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -11,6 +13,12 @@ use raft_core::{ClientReply, ClientRequest, Envelope, NodeId, ReadRequest, Text}
 #[derive(Debug)]
 pub enum NodeInput {
     Peer(Envelope),
+    /// An `InstallSnapshot` whose snapshot arrived by a transfer, and the durable file holding
+    /// it in the snapshot file format (see `snapshot_transfer`); the node loop owns the file.
+    InstallSnapshot {
+        env: Envelope,
+        file: PathBuf,
+    },
     Tick,
     Client(ClientRequest, oneshot::Sender<ClientReply>),
     /// `POST /register` with its nonce; answered by `ClientReply::Registered` (or `NotLeader`).
@@ -46,4 +54,7 @@ pub struct Status {
     /// Most HTTP connections served at once.
     #[serde(default)]
     pub max_http_connections: u64,
+    /// On a leader: the snapshot transfers to followers running now.
+    #[serde(default)]
+    pub snapshot_transfers: Vec<super::snapshot_transfer::TransferStatus>,
 }

@@ -23,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,12 +40,13 @@ use super::metrics::Metrics;
 use super::node_input::{NodeInput, Status};
 use super::outbound::{coalesce, Outbound};
 use super::record::Recorder;
+use super::snapshot_transfer::{self, prepare_incoming, SnapshotOptions, Transfers};
 use super::storage::{DeferredSnapshot, Storage, WrittenSnapshot};
 use super::transport::{self, Transport};
 use super::wal::{StorageError, WalOptions};
 use raft_core::driver::{Driver, Timing};
 use raft_core::{
-    ClientId, ClientReply, Envelope, Input, Message, NodeId, Params, RaftCore, Ready, Role,
+    ClientId, ClientReply, Envelope, Index, Input, Message, NodeId, Params, RaftCore, Ready, Role,
     NO_SESSION,
 };
 
@@ -77,6 +79,10 @@ struct NodeLoop {
     compacted: Option<DeferredSnapshot>,
     /// The compaction snapshot being written on its own thread, and when that started.
     writing: Option<(JoinHandle<Result<WrittenSnapshot, StorageError>>, Instant)>,
+    /// Snapshot transfers to followers, for `/status`.
+    transfers: Arc<Transfers>,
+    /// While a transferred `InstallSnapshot` is stepped: its file and the index it holds.
+    received: Option<(PathBuf, Index)>,
 }
 
 impl Drop for NodeLoop {
@@ -141,6 +147,18 @@ impl NodeLoop {
                 }
             }
             NodeInput::Peer(env) => self.step_input(Input::Message(env), msgs, replies)?,
+            NodeInput::InstallSnapshot { env, file } => {
+                let index = match &env.msg {
+                    Message::InstallSnapshot { snapshot, .. } => snapshot.last_included_index,
+                    _ => 0,
+                };
+                self.received = Some((file.clone(), index));
+                let r = self.step_input(Input::Message(env), msgs, replies);
+                self.received = None;
+                // Renamed into place if the core installed it; otherwise not needed.
+                let _ = std::fs::remove_file(&file);
+                r?;
+            }
             NodeInput::Client(req, tx) => {
                 self.metrics.inc(&self.metrics.proposals);
                 self.writes
@@ -363,7 +381,12 @@ impl NodeLoop {
         msgs: &mut Vec<Envelope>,
         replies: &mut Vec<ClientReply>,
     ) -> Result<(), StorageError> {
-        self.storage.stage(&ready, self.driver.core())?;
+        match &self.received {
+            Some((file, index)) => {
+                (self.storage).stage_received(&ready, self.driver.core(), file, *index)?
+            }
+            None => self.storage.stage(&ready, self.driver.core())?,
+        }
         msgs.extend(ready.messages);
         replies.extend(ready.replies);
         Ok(())
@@ -434,6 +457,7 @@ impl NodeLoop {
             max_http_connections: m
                 .http_connections_max
                 .load(std::sync::atomic::Ordering::Relaxed),
+            snapshot_transfers: self.transfers.active(),
         };
         *self.status.write().unwrap() = status;
     }
@@ -536,18 +560,34 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let status = Arc::new(RwLock::new(Status::default()));
     let (tx, rx) = mpsc::channel(INPUT_QUEUE);
     let peers: Vec<_> = cfg.peers.iter().map(|p| (p.id, p.peer_addr)).collect();
+    // Twice the longest election timeout: ample for the acknowledgement of an installed
+    // snapshot to reach the leader.
+    let resend_after = Duration::from_millis(4 * cfg.election_ticks * cfg.tick_ms);
+    let snapshots = SnapshotOptions {
+        chunk_bytes: cfg.snapshot_chunk_bytes,
+        resend_after,
+    };
     let transport = Transport::start_with_auth(
         auth.clone(),
         cfg.id,
         &peers,
         cfg.peer_queue,
+        snapshots,
         metrics.clone(),
     );
+    let transfers = transport.transfers();
+    let incoming = prepare_incoming(&cfg.data_dir).map_err(|e| {
+        format!(
+            "cannot prepare {}: {e}",
+            cfg.data_dir.join(snapshot_transfer::INCOMING).display()
+        )
+    })?;
     tokio::spawn(transport::listen_with_auth(
         peer_listener,
         auth,
         cfg.id,
         cfg.peers.iter().map(|p| p.id).collect(),
+        Some(incoming),
         tx.clone(),
         metrics.clone(),
     ));
@@ -570,6 +610,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         recorder,
         compacted: None,
         writing: None,
+        transfers,
+        received: None,
     };
     let node_loop = tokio::task::spawn_blocking(move || node.run(rx));
     let api = Arc::new(Api::new(

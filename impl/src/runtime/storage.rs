@@ -118,6 +118,82 @@ pub fn decode_snapshot(path: &Path, data: &[u8]) -> Result<Snapshot, StorageErro
         .map_err(|e| corrupt(SNAPSHOT_HEADER as u64, format!("undecodable snapshot: {e}")))
 }
 
+/// The 12-byte header of a snapshot file whose body has checksum `crc`.
+pub(crate) fn snapshot_header(crc: u32) -> [u8; SNAPSHOT_HEADER] {
+    let mut h = [0u8; SNAPSHOT_HEADER];
+    h[..4].copy_from_slice(SNAPSHOT_MAGIC);
+    h[4..8].copy_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    h[8..].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Offset of a snapshot file's body (after the header).
+pub(crate) const SNAPSHOT_BODY_OFFSET: u64 = SNAPSHOT_HEADER as u64;
+
+/// Read a snapshot file without holding its bytes: the body is checksummed and decoded as it
+/// streams from the disk, so reading a state of any size needs memory for the state only.
+pub fn read_snapshot_file(path: &Path) -> Result<Snapshot, StorageError> {
+    use std::io::Read;
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
+    let file = fs::File::open(path).map_err(io_err(path))?;
+    let len = file.metadata().map_err(io_err(path))?.len();
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut header = [0u8; SNAPSHOT_HEADER];
+    if len < SNAPSHOT_HEADER as u64 {
+        return Err(corrupt(0, format!("snapshot file too short ({len} bytes)")));
+    }
+    r.read_exact(&mut header).map_err(io_err(path))?;
+    if &header[..4] != SNAPSHOT_MAGIC {
+        return Err(corrupt(0, "not a snapshot file (bad magic)".into()));
+    }
+    let version = u32::from_le_bytes(header[4..8].try_into().unwrap());
+    if version != SNAPSHOT_VERSION {
+        return Err(corrupt(
+            4,
+            format!("unsupported snapshot version {version} (this node reads {SNAPSHOT_VERSION})"),
+        ));
+    }
+    let crc = u32::from_le_bytes(header[8..12].try_into().unwrap());
+    let body_len = len - SNAPSHOT_HEADER as u64;
+    let mut body = ChecksummingReader { inner: r, crc: 0 };
+    let decoded: Result<Snapshot, _> =
+        bincode::Options::deserialize_from(framing::options(body_len as usize), &mut body);
+    // The checksum covers the whole body: read what the decoder left (a damaged length can
+    // make it stop early or fail) before judging, so that damage is reported as damage.
+    let mut rest = Vec::new();
+    let trailing = body.read_to_end(&mut rest).map_err(io_err(path))?;
+    if body.crc != crc {
+        return Err(corrupt(8, "snapshot checksum mismatch".into()));
+    }
+    let snap = decoded
+        .map_err(|e| corrupt(SNAPSHOT_HEADER as u64, format!("undecodable snapshot: {e}")))?;
+    if trailing > 0 {
+        return Err(corrupt(
+            len - trailing as u64,
+            format!("{trailing} bytes after the snapshot"),
+        ));
+    }
+    Ok(snap)
+}
+
+/// A reader that keeps the CRC32C of everything read through it.
+struct ChecksummingReader<R> {
+    inner: R,
+    crc: u32,
+}
+
+impl<R: std::io::Read> std::io::Read for ChecksummingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Write `data` to `dir/name` atomically and durably.
 pub(crate) fn write_atomic(
     dir: &Path,
@@ -226,6 +302,8 @@ pub struct Storage {
     failed: Option<String>,
     /// Set by the first failed [`LogSync`] (which runs on another thread): the same.
     sync_failed: Arc<OnceLock<String>>,
+    /// During [`Storage::stage_received`]: the received snapshot file and the index it holds.
+    received: Option<(PathBuf, Index)>,
 }
 
 /// The log fsync of a [`Storage::commit_async`], to run while the node goes on.
@@ -338,9 +416,9 @@ impl Storage {
             Err(e) => return Err(io_err(&hs_path)(e)),
         };
         let snap_path = dir.join(SNAPSHOT);
-        let snapshot = match fs::read(&snap_path) {
-            Ok(data) => Some(decode_snapshot(&snap_path, &data)?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        let snapshot = match snap_path.try_exists() {
+            Ok(true) => Some(read_snapshot_file(&snap_path)?),
+            Ok(false) => None,
             Err(e) => return Err(io_err(&snap_path)(e)),
         };
         let wal_dir = dir.join("wal");
@@ -398,6 +476,7 @@ impl Storage {
                 faults,
                 failed: None,
                 sync_failed: Arc::new(OnceLock::new()),
+                received: None,
             },
             Recovered {
                 hard_state,
@@ -489,6 +568,24 @@ impl Storage {
         Ok(())
     }
 
+    /// [`Storage::stage`] for the `Ready` of an `InstallSnapshot` that arrived as `file`: a
+    /// durable file in the snapshot file format holding the snapshot at `index` (see
+    /// `snapshot_transfer`). If the `Ready` installs that snapshot, the file becomes the node's
+    /// snapshot file by a rename, so a large state is not encoded and written a second time in
+    /// the node loop. Whatever happens, the caller removes `file` if it is still there.
+    pub fn stage_received(
+        &mut self,
+        ready: &Ready,
+        core: &RaftCore,
+        file: &Path,
+        index: Index,
+    ) -> Result<(), StorageError> {
+        self.received = Some((file.to_path_buf(), index));
+        let r = self.stage(ready, core);
+        self.received = None;
+        r
+    }
+
     /// [`Storage::stage`] for the `Ready` of an `Input::Compact`, except that its snapshot is
     /// not written here but returned, to be released by [`Storage::snapshot_after_commit`] once
     /// this batch is committed, run on any thread, and its result handed to
@@ -570,10 +667,22 @@ impl Storage {
         }
         // The hard state staged with it (an installed snapshot comes with the leader's term)
         // is already durable: `stage_inner` writes it before any log write or snapshot.
-        let data = encode_snapshot(snap);
-        write_atomic(&self.dir, SNAPSHOT, &data, self.faults.as_deref())?;
+        let bytes = match self.received.take() {
+            Some((file, at)) if at == index => {
+                let path = self.dir.join(SNAPSHOT);
+                let bytes = fs::metadata(&file).map_err(io_err(&file))?.len();
+                fs::rename(&file, &path).map_err(io_err(&path))?;
+                sync_dir(&self.dir)?;
+                bytes
+            }
+            _ => {
+                let data = encode_snapshot(snap);
+                write_atomic(&self.dir, SNAPSHOT, &data, self.faults.as_deref())?;
+                data.len() as u64
+            }
+        };
         self.snapshot_index = index;
-        self.last_snapshot_bytes = data.len() as u64;
+        self.last_snapshot_bytes = bytes;
         self.wal.compact_to(index)?;
         // Compaction deletes and may create segments: the next commit syncs the directory.
         self.log_dirty = true;

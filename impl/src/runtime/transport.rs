@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,19 +18,23 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tracing::{debug, error, info, warn};
 
-use super::codec::{decode, try_encode, Frame};
+use super::codec::{decode, encode, try_encode, Frame};
 use super::handshake::{self, frame_kind, HandshakeError, PeerAuth};
 use super::metrics::Metrics;
 use super::node_input::NodeInput;
+use super::snapshot_transfer::{
+    deliver, Incoming, Received, SnapshotOptions, SnapshotSender, Transfers,
+};
 use raft_core::{Envelope, NodeId};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// The sending side: one bounded queue per peer.
+/// The sending side: one bounded queue per peer, and snapshot transfers beside them.
 #[derive(Clone)]
 pub struct Transport {
     queues: BTreeMap<NodeId, mpsc::Sender<Envelope>>,
+    snapshots: SnapshotSender,
     metrics: Arc<Metrics>,
 }
 
@@ -40,18 +45,21 @@ impl Transport {
         me: NodeId,
         peers: &[(NodeId, SocketAddr)],
         queue: usize,
+        snapshots: SnapshotOptions,
         metrics: Arc<Metrics>,
     ) -> Transport {
         let auth = Arc::new(PeerAuth::new(cluster_id, None));
-        Self::start_with_auth(auth, me, peers, queue, metrics)
+        Self::start_with_auth(auth, me, peers, queue, snapshots, metrics)
     }
 
-    /// Start one dialer task per peer, proving and checking `auth` in every handshake.
+    /// Start one dialer task per peer, proving and checking `auth` in every handshake (of
+    /// message connections and snapshot transfers alike).
     pub fn start_with_auth(
         auth: Arc<PeerAuth>,
         me: NodeId,
         peers: &[(NodeId, SocketAddr)],
         queue: usize,
+        snapshots: SnapshotOptions,
         metrics: Arc<Metrics>,
     ) -> Transport {
         let mut queues = BTreeMap::new();
@@ -60,11 +68,26 @@ impl Transport {
             queues.insert(id, tx);
             tokio::spawn(dial_loop(auth.clone(), me, id, addr, rx, metrics.clone()));
         }
-        Transport { queues, metrics }
+        let snapshots = SnapshotSender::new(auth, me, peers, snapshots, metrics.clone());
+        Transport {
+            queues,
+            snapshots,
+            metrics,
+        }
     }
 
-    /// Queue a message for its destination; dropped (and counted) when the queue is full.
+    /// The snapshot transfers to followers, for `/status`.
+    pub fn transfers(&self) -> Arc<Transfers> {
+        self.snapshots.transfers()
+    }
+
+    /// Queue a message for its destination; dropped (and counted) when the queue is full. An
+    /// `InstallSnapshot` goes to a transfer of its own instead (see [`super::snapshot_transfer`]).
     pub fn send(&self, env: Envelope) {
+        if matches!(env.msg, raft_core::Message::InstallSnapshot { .. }) {
+            self.snapshots.offer(env);
+            return;
+        }
         if let Some(q) = self.queues.get(&env.to) {
             if q.try_send(env).is_err() {
                 self.metrics.inc(&self.metrics.messages_dropped);
@@ -137,10 +160,10 @@ async fn send_burst(
     SinkExt::<bytes::Bytes>::flush(conn).await
 }
 
-/// Queue one message on the connection. A message whose frame exceeds the frame limit (an
-/// `InstallSnapshot` of a state larger than 16 MiB: the snapshot travels in one frame) is not
+/// Queue one message on the connection. A message whose frame exceeds the frame limit is not
 /// sent: it is logged, counted in `messages_too_large_total` and dropped, like a lost message.
-/// The leader retries it every heartbeat, so the log line is rate-limited.
+/// Snapshots never come here, and appends are capped well below the limit, so this is a
+/// defect if it happens; the log line is rate-limited all the same.
 async fn feed(
     conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
     env: Envelope,
@@ -159,8 +182,7 @@ async fn feed(
                     message = kind,
                     error = %e,
                     dropped_so_far = n + 1,
-                    "message not sent: it does not fit in one frame (a snapshot larger than the \
-                     frame limit cannot be installed on this peer)"
+                    "message not sent: it does not fit in one frame"
                 );
             }
             Ok(())
@@ -178,26 +200,29 @@ fn message_kind(env: &Envelope) -> &'static str {
 }
 
 /// Accept peer connections and feed their messages to the node loop, without a peer secret
-/// (cluster and node ids only).
+/// (cluster and node ids only). Snapshot transfers are received into `incoming` (refused
+/// when it is `None`).
 pub async fn listen(
     listener: TcpListener,
     cluster_id: String,
     me: NodeId,
     peers: Vec<NodeId>,
+    incoming: Option<PathBuf>,
     input: mpsc::Sender<NodeInput>,
     metrics: Arc<Metrics>,
 ) {
     let auth = Arc::new(PeerAuth::new(&cluster_id, None));
-    listen_with_auth(listener, auth, me, peers, input, metrics).await
+    listen_with_auth(listener, auth, me, peers, incoming, input, metrics).await
 }
 
 /// Accept peer connections that pass the handshake with `auth`, and feed their messages to the
-/// node loop.
+/// node loop; snapshot transfers are received into `incoming` (refused when it is `None`).
 pub async fn listen_with_auth(
     listener: TcpListener,
     auth: Arc<PeerAuth>,
     me: NodeId,
     peers: Vec<NodeId>,
+    incoming: Option<PathBuf>,
     input: mpsc::Sender<NodeInput>,
     metrics: Arc<Metrics>,
 ) {
@@ -213,6 +238,7 @@ pub async fn listen_with_auth(
         };
         let (auth, peers, input, metrics) =
             (auth.clone(), peers.clone(), input.clone(), metrics.clone());
+        let incoming = incoming.clone();
         tokio::spawn(async move {
             let (conn, from) = match handshake::accept(stream, &auth, me, &peers).await {
                 Ok(x) => x,
@@ -227,7 +253,8 @@ pub async fn listen_with_auth(
                 }
             };
             info!(peer = from, %remote, "accepted peer connection");
-            if let Err(reason) = serve_conn(conn, from, me, input, &metrics).await {
+            let incoming = incoming.map(|dir| Incoming::new(dir, from));
+            if let Err(reason) = serve_conn(conn, from, me, incoming, input, &metrics).await {
                 warn!(%remote, "closing peer connection: {reason}");
             }
         });
@@ -238,6 +265,24 @@ async fn serve_conn(
     mut conn: handshake::Conn,
     from: NodeId,
     me: NodeId,
+    mut incoming: Option<Incoming>,
+    input: mpsc::Sender<NodeInput>,
+    metrics: &Metrics,
+) -> Result<(), String> {
+    let r = serve_frames(&mut conn, from, me, &mut incoming, input, metrics).await;
+    // A transfer the connection cut short (a refused one is counted where it is refused); its
+    // file goes with `incoming`.
+    if incoming.as_ref().is_some_and(|i| i.in_progress() > 0) {
+        metrics.inc(&metrics.snapshot_receives_failed);
+    }
+    r
+}
+
+async fn serve_frames(
+    conn: &mut handshake::Conn,
+    from: NodeId,
+    me: NodeId,
+    incoming: &mut Option<Incoming>,
     input: mpsc::Sender<NodeInput>,
     metrics: &Metrics,
 ) -> Result<(), String> {
@@ -248,6 +293,31 @@ async fn serve_conn(
                 metrics.inc(&metrics.messages_received);
                 if input.try_send(NodeInput::Peer(env)).is_err() {
                     metrics.inc(&metrics.messages_dropped);
+                }
+            }
+            Ok(f @ (Frame::SnapshotChunk { .. } | Frame::SnapshotEnd { .. })) => {
+                let Some(inc) = incoming.as_mut() else {
+                    return Err(format!("snapshot transfer from node {from} refused: this listener does not receive snapshots"));
+                };
+                match inc.receive(me, f).await {
+                    Ok(Received::More) => {}
+                    Ok(Received::Complete { env, file, bytes }) => {
+                        metrics.inc(&metrics.snapshot_transfers_received);
+                        metrics
+                            .snapshot_bytes_received
+                            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                        info!(peer = from, bytes, "snapshot received");
+                        deliver(conn, &input, env, file).await?;
+                    }
+                    Err(why) => {
+                        inc.abandon();
+                        metrics.inc(&metrics.snapshot_receives_failed);
+                        let refused = Frame::SnapshotReceived {
+                            refused: Some(why.clone()),
+                        };
+                        let _ = conn.send(encode(&refused)).await;
+                        return Err(format!("snapshot transfer from node {from} refused: {why}"));
+                    }
                 }
             }
             Ok(other) => {
