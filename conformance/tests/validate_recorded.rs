@@ -1,7 +1,7 @@
 //! Recorded steps of real (in-process) clusters are transitions the model allows
 //! (`raft-conformance validate`): writes and a leader restart; and compactions with an
-//! `InstallSnapshot` on a follower that fell behind (the runtime's snapshot policy steps
-//! `Input::Compact` like any other input). A step the model does not allow is reported with its
+//! `InstallSnapshot` on a follower that fell behind, sent in chunks (the runtime's snapshot
+//! policy steps `Input::Compact` like any other input). A step the model does not allow is reported with its
 //! line.
 
 use raft_conformance::validate::validate_file;
@@ -158,7 +158,12 @@ fn recorded_steps_of_a_real_cluster_are_model_transitions() {
 
 #[test]
 fn recorded_compactions_and_snapshot_installs_are_model_transitions() {
-    let mut r = Recorded::start("validate-snap", |c| c.snapshot_entries = 3);
+    // Chunks far smaller than the snapshot (the model's values are small), so the install
+    // that is validated arrived in pieces.
+    let mut r = Recorded::start("validate-snap", |c| {
+        c.snapshot_entries = 3;
+        c.snapshot_chunk_bytes = 64;
+    });
     let (mut a, mut b) = (r.client(), r.client());
     a.put("k0", "1").unwrap();
     let leader = status(&r.https[0])
@@ -179,6 +184,21 @@ fn recorded_compactions_and_snapshot_installs_are_model_transitions() {
         .unwrap();
     r.wait_applied(follower, commit);
     assert_eq!(b.get("k1").unwrap().as_deref(), Some("17"));
+    let metrics = ureq::get(&format!("http://{}/metrics", r.https[leader as usize - 1]))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let chunks = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "raft_snapshot_chunks_sent_total{{node=\"{leader}\"}} "
+            ))
+            .map(|n| n.parse::<u64>().unwrap())
+        })
+        .unwrap();
+    assert!(chunks >= 2, "the snapshot went in {chunks} chunks");
     r.stop_all();
     let checked = r.validate();
     let (mut compactions, mut installs) = (0, 0);
