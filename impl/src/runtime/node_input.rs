@@ -46,4 +46,24 @@ pub struct Status {
     /// Most HTTP connections served at once.
     #[serde(default)]
     pub max_http_connections: u64,
+    /// On the leader, each follower as the leader sees it (empty on any other node).
+    #[serde(default)]
+    pub followers: Vec<FollowerHealth>,
+}
+
+/// One follower, as its leader sees it (`/status` `followers`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowerHealth {
+    pub id: NodeId,
+    /// Highest index known to be replicated on it.
+    pub match_index: u64,
+    /// Next index the leader sends it.
+    pub next_index: u64,
+    /// Entries it is behind the leader's last index.
+    pub lag: u64,
+    /// Behind, and no progress for `follower_stuck_elections` maximal election timeouts.
+    pub stuck: bool,
+    /// Milliseconds since its `match_index` last advanced or it was last caught up (or since
+    /// this node became leader, if later).
+    pub since_progress_ms: u64,
 }
