@@ -104,6 +104,13 @@ pub struct Config {
     /// chunks; this, not the state's size, bounds a frame.
     #[serde(default = "default_snapshot_chunk_bytes")]
     pub snapshot_chunk_bytes: usize,
+    /// On the leader, a follower that is behind and has not advanced for this many maximal
+    /// election timeouts (`2 × election_ticks × tick_ms` each) is reported stuck (`/status`,
+    /// `raft_followers_stuck`, a warning). Every acknowledged append, and every chunk of a
+    /// snapshot transfer to it, is progress, so a follower that catches up slowly is not
+    /// reported.
+    #[serde(default = "default_follower_stuck_elections")]
+    pub follower_stuck_elections: u64,
 }
 
 /// Descriptors kept for storage (log segments, the hard state, snapshot files, the data
@@ -151,6 +158,9 @@ fn default_http_request_timeout_ms() -> u64 {
 }
 fn default_max_body_bytes() -> usize {
     2 << 20
+}
+fn default_follower_stuck_elections() -> u64 {
+    5
 }
 /// The core's default bound (16,384).
 pub fn default_max_sessions() -> usize {
@@ -237,6 +247,9 @@ impl Config {
         if self.max_sessions == 0 {
             return Err("max_sessions must be at least 1".into());
         }
+        if self.follower_stuck_elections == 0 {
+            return Err("follower_stuck_elections must be at least 1".into());
+        }
         if self.peer_secret.is_some() && self.peer_secret_file.is_some() {
             return Err("set peer_secret or peer_secret_file, not both".into());
         }
@@ -244,6 +257,15 @@ impl Config {
             check_secret(s.as_bytes())?;
         }
         Ok(())
+    }
+
+    /// How long a follower may stay behind without progress before its leader reports it
+    /// stuck: `follower_stuck_elections` maximal election timeouts.
+    pub fn follower_stuck_after(&self) -> std::time::Duration {
+        let ms = (self.follower_stuck_elections)
+            .saturating_mul(2 * self.election_ticks)
+            .saturating_mul(self.tick_ms);
+        std::time::Duration::from_millis(ms)
     }
 
     /// Every member's id, this node included.
@@ -319,6 +341,7 @@ impl Config {
                 http_request_timeout_ms: default_http_request_timeout_ms(),
                 max_body_bytes: default_max_body_bytes(),
                 snapshot_chunk_bytes: default_snapshot_chunk_bytes(),
+                follower_stuck_elections: default_follower_stuck_elections(),
             })
             .collect()
     }
@@ -378,6 +401,19 @@ mod tests {
         let mut bad = cfgs[0].clone();
         bad.max_body_bytes = 0;
         assert!(bad.validate().unwrap_err().contains("max_body_bytes"));
+        let mut bad = cfgs[0].clone();
+        bad.follower_stuck_elections = 0;
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .contains("follower_stuck_elections"));
+        // 5 × the longest election timeout (2 × 30 ticks of 10 ms).
+        assert_eq!(cfgs[0].follower_stuck_after().as_millis(), 3000);
+        let text = toml::to_string(&cfgs[0]).unwrap();
+        assert!(text.contains("follower_stuck_elections = 5\n"));
+        let old: Config =
+            toml::from_str(&text.replace("follower_stuck_elections = 5\n", "")).unwrap();
+        assert_eq!(old.follower_stuck_elections, 5);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use super::node_input::FollowerHealth;
 
 /// Upper bounds of the fsync histogram buckets, in seconds.
 pub const FSYNC_BUCKETS: [f64; 12] = [
@@ -69,6 +72,8 @@ pub struct Metrics {
     fsync_buckets: [AtomicU64; FSYNC_BUCKETS.len()],
     fsync_count: AtomicU64,
     fsync_sum_ns: AtomicU64,
+    /// The leader's followers as of the last batch (empty on any other node).
+    followers: Mutex<Vec<FollowerHealth>>,
 }
 
 impl Metrics {
@@ -91,6 +96,11 @@ impl Metrics {
         self.fsync_count.fetch_add(1, Ordering::Relaxed);
         self.fsync_sum_ns
             .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Replace the followers shown (after every batch; empty when not leader).
+    pub fn set_followers(&self, followers: Vec<FollowerHealth>) {
+        *self.followers.lock().unwrap() = followers;
     }
 
     /// The Prometheus text exposition.
@@ -339,6 +349,51 @@ impl Metrics {
             g(&self.fsync_sum_ns) as f64 / 1e9
         );
         let _ = writeln!(out, "raft_fsync_seconds_count{{node=\"{node}\"}} {count}");
+        self.render_followers(node, &mut out);
         out
+    }
+
+    /// Per-follower series, labelled `peer`; only a leader has any.
+    fn render_followers(&self, node: u64, out: &mut String) {
+        let followers = self.followers.lock().unwrap().clone();
+        type Field = fn(&FollowerHealth) -> u64;
+        let series: [(&str, &str, Field); 4] = [
+            (
+                "follower_match_index",
+                "Highest log index known to be replicated on the follower (leader only).",
+                |f| f.match_index,
+            ),
+            (
+                "follower_lag_entries",
+                "Entries the follower is behind the leader's last log index (leader only).",
+                |f| f.lag,
+            ),
+            (
+                "follower_stuck",
+                "1 when the follower is behind with no progress for follower_stuck_elections maximal election timeouts (leader only).",
+                |f| f.stuck as u64,
+            ),
+            (
+                "follower_since_progress_ms",
+                "Milliseconds since the follower's match index advanced or it was caught up (leader only).",
+                |f| f.since_progress_ms,
+            ),
+        ];
+        for (name, help, value) in series {
+            let _ = writeln!(out, "# HELP raft_{name} {help}\n# TYPE raft_{name} gauge");
+            for f in &followers {
+                let _ = writeln!(
+                    out,
+                    "raft_{name}{{node=\"{node}\",peer=\"{}\"}} {}",
+                    f.id,
+                    value(f)
+                );
+            }
+        }
+        let stuck = followers.iter().filter(|f| f.stuck).count();
+        let _ = writeln!(
+            out,
+            "# HELP raft_followers_stuck Followers reported stuck by this node as leader (0 on any other node).\n# TYPE raft_followers_stuck gauge\nraft_followers_stuck{{node=\"{node}\"}} {stuck}"
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! - [`server`]: the node loop (inputs → core → persist → send → answer) and its wiring;
 //!   `outbound`, its sync stage: each batch's fsync, then its messages (coalesced), on a
 //!   thread of its own;
+//! - [`health`]: the leader's view of its followers (lag, stuck) for `/status` and `/metrics`;
 //! - [`http`]: the HTTP/JSON client API;
 //! - [`limits`]: the open-file limit, the HTTP accept loop with its connection cap and
 //!   timeouts;
@@ -27,6 +28,7 @@ pub mod config;
 mod disk;
 mod framing;
 pub mod handshake;
+pub mod health;
 pub mod http;
 pub mod limits;
 pub mod metrics;

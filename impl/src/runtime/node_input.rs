@@ -57,4 +57,24 @@ pub struct Status {
     /// On a leader: the snapshot transfers to followers running now.
     #[serde(default)]
     pub snapshot_transfers: Vec<super::snapshot_transfer::TransferStatus>,
+    /// On the leader, each follower as the leader sees it (empty on any other node).
+    #[serde(default)]
+    pub followers: Vec<FollowerHealth>,
+}
+
+/// One follower, as its leader sees it (`/status` `followers`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowerHealth {
+    pub id: NodeId,
+    /// Highest index known to be replicated on it.
+    pub match_index: u64,
+    /// Next index the leader sends it.
+    pub next_index: u64,
+    /// Entries it is behind the leader's last index.
+    pub lag: u64,
+    /// Behind, and no progress for `follower_stuck_elections` maximal election timeouts.
+    pub stuck: bool,
+    /// Milliseconds since its `match_index` last advanced or it was last caught up (or since
+    /// this node became leader, if later).
+    pub since_progress_ms: u64,
 }

@@ -34,6 +34,7 @@ use tracing::{info, warn};
 
 use super::config::{self, Config};
 use super::handshake::PeerAuth;
+use super::health::{FollowerTracker, Observed, Transition};
 use super::http::{self, Api};
 use super::limits;
 use super::metrics::Metrics;
@@ -83,6 +84,8 @@ struct NodeLoop {
     transfers: Arc<Transfers>,
     /// While a transferred `InstallSnapshot` is stepped: its file and the index it holds.
     received: Option<(PathBuf, Index)>,
+    /// On the leader, each follower's progress over time (`/status` `followers`).
+    followers: FollowerTracker,
 }
 
 impl Drop for NodeLoop {
@@ -434,6 +437,39 @@ impl NodeLoop {
             m.inc(&m.leader_changes);
             info!(leader = ?core.leader_id(), term = core.current_term(), "leader known");
         }
+        let now = Instant::now();
+        let leading = core.is_leader().then(|| core.current_term());
+        let transfers = self.transfers.active();
+        let progress = core.progress().iter().map(|(id, p)| {
+            let o = Observed {
+                next_index: p.next_index,
+                match_index: p.match_index,
+                snapshot_bytes: (transfers.iter())
+                    .find(|t| t.peer == *id)
+                    .map_or(0, |t| t.bytes_sent),
+            };
+            (*id, o)
+        });
+        let last_index = core.log().last_index();
+        for change in self.followers.observe(now, leading, last_index, progress) {
+            match change {
+                Transition::Stuck(f) => warn!(
+                    peer = f.id,
+                    match_index = f.match_index,
+                    lag = f.lag,
+                    since_progress_ms = f.since_progress_ms,
+                    "follower stuck: behind and not catching up"
+                ),
+                Transition::Recovered(f) => info!(
+                    peer = f.id,
+                    match_index = f.match_index,
+                    lag = f.lag,
+                    "follower progressing again"
+                ),
+            }
+        }
+        let followers = self.followers.report(now);
+        m.set_followers(followers.clone());
         let status = Status {
             id: core.id(),
             cluster_id: self.cfg.cluster_id.clone(),
@@ -457,7 +493,8 @@ impl NodeLoop {
             max_http_connections: m
                 .http_connections_max
                 .load(std::sync::atomic::Ordering::Relaxed),
-            snapshot_transfers: self.transfers.active(),
+            snapshot_transfers: transfers,
+            followers,
         };
         *self.status.write().unwrap() = status;
     }
@@ -612,6 +649,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         writing: None,
         transfers,
         received: None,
+        followers: FollowerTracker::new(cfg.follower_stuck_after()),
     };
     let node_loop = tokio::task::spawn_blocking(move || node.run(rx));
     let api = Arc::new(Api::new(

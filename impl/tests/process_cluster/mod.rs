@@ -175,7 +175,7 @@ impl Cluster {
     }
 
     /// Poll `done` every 50 ms until it holds; panic with `what()` after [`WAIT`].
-    fn wait_for(&self, mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
+    pub fn wait_for(&self, mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
         let until = Instant::now() + WAIT;
         while Instant::now() < until {
             if done() {
