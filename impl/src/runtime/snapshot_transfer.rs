@@ -82,6 +82,18 @@ struct PeerTransfers {
     active: Option<Active>,
     /// The last transfer that succeeded, and when.
     done: Option<(Key, Instant)>,
+    /// Transfers that failed in a row, and when the next may start: a follower that is down
+    /// would otherwise be dialed on every heartbeat.
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// The wait after the first failure, doubled after each further one up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+fn retry_after(failures: u32) -> Duration {
+    (RETRY_MIN * 2u32.saturating_pow(failures.saturating_sub(1).min(16))).min(RETRY_MAX)
 }
 
 struct Active {
@@ -126,17 +138,25 @@ impl Transfers {
         }
     }
 
-    /// The transfer of `key` to `peer` ended; returns how many still run.
-    fn end(&self, peer: NodeId, key: Key, ok: bool) -> u64 {
+    /// The transfer of `key` to `peer` ended; returns how many still run and how many failed
+    /// in a row.
+    fn end(&self, peer: NodeId, key: Key, ok: bool) -> (u64, u32) {
         let mut peers = self.peers.lock().unwrap();
         let p = peers.entry(peer).or_default();
         if p.active.as_ref().is_some_and(|a| a.key == key) {
             p.active = None;
         }
+        let now = Instant::now();
         if ok {
-            p.done = Some((key, Instant::now()));
+            p.done = Some((key, now));
+            p.failures = 0;
+            p.retry_at = None;
+        } else {
+            p.failures += 1;
+            p.retry_at = Some(now + retry_after(p.failures));
         }
-        running(&peers)
+        let failures = p.failures;
+        (running(&peers), failures)
     }
 }
 
@@ -157,6 +177,7 @@ fn decide(p: &PeerTransfers, key: Key, now: Instant, resend_after: Duration) -> 
     match &p.active {
         Some(a) if a.key.0 < key.0 => Decision::Replace(a.task.clone()),
         Some(_) => Decision::Suppress,
+        None if p.retry_at.is_some_and(|at| now < at) => Decision::Suppress,
         None => match p.done {
             Some((k, at)) if k == key && now.duration_since(at) < resend_after => {
                 Decision::Suppress
@@ -235,7 +256,7 @@ impl SnapshotSender {
         let task = self.runtime.spawn(async move {
             let start = Instant::now();
             let result = this.transfer(addr, peer, term, snapshot).await;
-            let running = this.transfers.end(peer, key, result.is_ok());
+            let (running, failures) = this.transfers.end(peer, key, result.is_ok());
             let m = &this.metrics;
             m.set(&m.snapshot_transfers_active, running);
             match result {
@@ -252,7 +273,18 @@ impl SnapshotSender {
                 }
                 Err(e) => {
                     m.inc(&m.snapshot_transfers_failed);
-                    warn!(peer, index = key.1, error = %e, "snapshot transfer failed; the next heartbeat starts another");
+                    // A follower that is down fails every retry; say so when it starts and
+                    // then at every power of two.
+                    if failures.is_power_of_two() {
+                        warn!(
+                            peer,
+                            index = key.1,
+                            error = %e,
+                            failures_in_a_row = failures,
+                            retry_in_ms = retry_after(failures).as_millis() as u64,
+                            "snapshot transfer failed; retrying"
+                        );
+                    }
                 }
             }
         });
@@ -623,6 +655,8 @@ mod tests {
                 task: rt.spawn(async {}).abort_handle(),
             }),
             done,
+            failures: 0,
+            retry_at: None,
         }
     }
 
@@ -797,6 +831,23 @@ mod tests {
         std::fs::write(dir.join("from1-term3-index9-0.part"), b"RSNP").unwrap();
         prepare_incoming(tmp.path()).unwrap();
         assert!(files(&dir).is_empty());
+    }
+
+    #[test]
+    fn failed_transfers_back_off_and_a_success_resets_the_wait() {
+        assert_eq!(retry_after(1), RETRY_MIN);
+        assert_eq!(retry_after(2), RETRY_MIN * 2);
+        assert_eq!(retry_after(40), RETRY_MAX);
+        let now = Instant::now();
+        let mut p = peer(None, None);
+        p.failures = 3;
+        p.retry_at = Some(now + retry_after(3));
+        let wait = Duration::from_secs(2);
+        assert!(matches!(decide(&p, (2, 10), now, wait), Decision::Suppress));
+        assert!(matches!(
+            decide(&p, (2, 10), now + retry_after(3), wait),
+            Decision::Start
+        ));
     }
 
     #[test]

@@ -130,10 +130,10 @@ pub(crate) fn snapshot_header(crc: u32) -> [u8; SNAPSHOT_HEADER] {
 /// Offset of a snapshot file's body (after the header).
 pub(crate) const SNAPSHOT_BODY_OFFSET: u64 = SNAPSHOT_HEADER as u64;
 
-/// Read a snapshot file without holding its bytes: the body is checksummed and decoded as it
-/// streams from the disk, so reading a state of any size needs memory for the state only.
+/// Read a snapshot file without holding its bytes: the body is checksummed, then decoded, as
+/// it streams from the disk, so reading a state of any size needs memory for the state only.
 pub fn read_snapshot_file(path: &Path) -> Result<Snapshot, StorageError> {
-    use std::io::Read;
+    use std::io::{Read, Seek};
     let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
         path: path.to_path_buf(),
         offset,
@@ -159,18 +159,21 @@ pub fn read_snapshot_file(path: &Path) -> Result<Snapshot, StorageError> {
     }
     let crc = u32::from_le_bytes(header[8..12].try_into().unwrap());
     let body_len = len - SNAPSHOT_HEADER as u64;
+    // Two passes: the checksum first, so that the decoder never sees damaged bytes (a damaged
+    // length could make it reserve without bound), then the decoding.
     let mut body = ChecksummingReader { inner: r, crc: 0 };
-    let decoded: Result<Snapshot, _> =
-        bincode::Options::deserialize_from(framing::options(body_len as usize), &mut body);
-    // The checksum covers the whole body: read what the decoder left (a damaged length can
-    // make it stop early or fail) before judging, so that damage is reported as damage.
-    let mut rest = Vec::new();
-    let trailing = body.read_to_end(&mut rest).map_err(io_err(path))?;
+    std::io::copy(&mut body, &mut std::io::sink()).map_err(io_err(path))?;
     if body.crc != crc {
         return Err(corrupt(8, "snapshot checksum mismatch".into()));
     }
-    let snap = decoded
-        .map_err(|e| corrupt(SNAPSHOT_HEADER as u64, format!("undecodable snapshot: {e}")))?;
+    let mut r = body.inner;
+    r.seek(std::io::SeekFrom::Start(SNAPSHOT_HEADER as u64))
+        .map_err(io_err(path))?;
+    let snap: Snapshot =
+        bincode::Options::deserialize_from(framing::options(body_len as usize), &mut r)
+            .map_err(|e| corrupt(SNAPSHOT_HEADER as u64, format!("undecodable snapshot: {e}")))?;
+    let mut rest = Vec::new();
+    let trailing = r.read_to_end(&mut rest).map_err(io_err(path))?;
     if trailing > 0 {
         return Err(corrupt(
             len - trailing as u64,
@@ -191,6 +194,66 @@ impl<R: std::io::Read> std::io::Read for ChecksummingReader<R> {
         let n = self.inner.read(buf)?;
         self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
         Ok(n)
+    }
+}
+
+/// Replace `dir/snapshot` with `snap`, atomically and durably, encoding it straight into the
+/// file through a buffer: a state of any size costs its buffer, not a second copy of itself in
+/// memory (the whole encoding, then the file's bytes, as a `Vec` would). Returns the file's
+/// size.
+pub(crate) fn write_snapshot_file(
+    dir: &Path,
+    snap: &Snapshot,
+    faults: Option<&DiskFaults>,
+) -> Result<u64, StorageError> {
+    use std::io::{Seek, Write};
+    let tmp = dir.join(format!("{SNAPSHOT}.tmp"));
+    let path = dir.join(SNAPSHOT);
+    let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    // The header's checksum is known once the body is written.
+    write_file(faults, &f, &snapshot_header(0)).map_err(io_err(&tmp))?;
+    let seam = SeamWriter {
+        file: &f,
+        faults,
+        crc: 0,
+        written: 0,
+    };
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, seam);
+    bincode::serialize_into(&mut w, snap).map_err(|e| match *e {
+        bincode::ErrorKind::Io(e) => io_err(&tmp)(e),
+        e => StorageError::Invalid(format!("encoding the snapshot: {e}")),
+    })?;
+    w.flush().map_err(io_err(&tmp))?;
+    let (crc, body) = (w.get_ref().crc, w.get_ref().written);
+    drop(w);
+    f.seek(std::io::SeekFrom::Start(0)).map_err(io_err(&tmp))?;
+    write_file(faults, &f, &snapshot_header(crc)).map_err(io_err(&tmp))?;
+    sync_file(faults, &f).map_err(io_err(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(dir)?;
+    Ok(SNAPSHOT_BODY_OFFSET + body)
+}
+
+/// Writes through the disk seam (where tests inject faults), keeping the CRC32C and count of
+/// what went through.
+struct SeamWriter<'a> {
+    file: &'a fs::File,
+    faults: Option<&'a DiskFaults>,
+    crc: u32,
+    written: u64,
+}
+
+impl std::io::Write for SeamWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        write_file(self.faults, self.file, buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, buf);
+        self.written += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -270,14 +333,12 @@ impl SnapshotWrite {
     /// replace the snapshot file with it, atomically and durably. A failure poisons the
     /// storage, as a failed synchronous snapshot write does.
     pub fn run(self) -> Result<WrittenSnapshot, StorageError> {
-        let written = self.log.sync().and_then(|()| {
-            let data = encode_snapshot(&self.snapshot);
-            write_atomic(&self.dir, SNAPSHOT, &data, self.faults.as_deref()).map(|()| data.len())
-        });
+        let written = (self.log.sync())
+            .and_then(|()| write_snapshot_file(&self.dir, &self.snapshot, self.faults.as_deref()));
         match written {
             Ok(bytes) => Ok(WrittenSnapshot {
                 index: self.index(),
-                bytes: bytes as u64,
+                bytes,
             }),
             Err(e) => {
                 let _ = self.failed.set(e.to_string());
@@ -675,11 +736,7 @@ impl Storage {
                 sync_dir(&self.dir)?;
                 bytes
             }
-            _ => {
-                let data = encode_snapshot(snap);
-                write_atomic(&self.dir, SNAPSHOT, &data, self.faults.as_deref())?;
-                data.len() as u64
-            }
+            _ => write_snapshot_file(&self.dir, snap, self.faults.as_deref())?,
         };
         self.snapshot_index = index;
         self.last_snapshot_bytes = bytes;
@@ -1190,6 +1247,24 @@ mod tests {
             let first: u64 = wal_files(dir.path())[0][..20].parse().unwrap();
             assert!(first <= 21 && (n > 20 || first == 21), "n = {n}: {first}");
         }
+    }
+
+    #[test]
+    fn a_streamed_snapshot_file_is_the_encoding_and_reads_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, mut core) = leader_with_writes(tmp.path(), 40);
+        core.step(Input::Compact);
+        assert_eq!(core.snapshot().last_included_index, 41);
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = write_snapshot_file(dir.path(), core.snapshot(), None).unwrap();
+        let file = fs::read(dir.path().join(SNAPSHOT)).unwrap();
+        assert_eq!(file, encode_snapshot(core.snapshot()));
+        assert_eq!(bytes, file.len() as u64);
+        assert_eq!(
+            &read_snapshot_file(&dir.path().join(SNAPSHOT)).unwrap(),
+            core.snapshot()
+        );
+        assert!(!dir.path().join("snapshot.tmp").exists());
     }
 
     #[test]
