@@ -373,29 +373,29 @@ impl Worker {
                 .body(Full::new(body.clone()))
                 .expect("a request built from valid parts");
             let sender = self.conn.as_mut().expect("connected above");
-            let sent = match sender.ready().await {
-                Ok(()) => sender.send_request(req).await,
-                Err(e) => Err(e),
+            // A node that stopped (SIGSTOP, a hung host) keeps the connection open and never
+            // answers: each attempt gets a third of the operation's time, so the client moves
+            // on to another node while the operation can still succeed there.
+            let patience = (self.cfg.op_timeout / 3)
+                .min(self.cfg.op_timeout.saturating_sub(start.elapsed()))
+                .max(Duration::from_millis(1));
+            let exchange = async {
+                sender.ready().await?;
+                let resp = sender.send_request(req).await?;
+                let status = resp.status();
+                let location = resp
+                    .headers()
+                    .get(hyper::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let body = resp.into_body().collect().await?.to_bytes();
+                Ok::<_, hyper::Error>((status, location, body))
             };
-            let resp = match sent {
-                Ok(r) => r,
-                Err(_) => {
-                    self.rotate();
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(200));
-                    continue;
-                }
-            };
-            let status = resp.status();
-            let location = resp
-                .headers()
-                .get(hyper::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let body = match resp.into_body().collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
+            let (status, location, body) = match tokio::time::timeout(patience, exchange).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) | Err(_) => {
                     self.conn = None;
+                    self.rotate();
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(200));
                     continue;
@@ -534,6 +534,38 @@ mod tests {
         c.keys = 0;
         assert!(c.validate().unwrap_err().contains("--keys"));
         assert!(cfg().validate().is_ok());
+    }
+
+    #[test]
+    fn a_node_that_never_answers_costs_errors_not_a_hang() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap().to_string();
+            // Every connection accepted and held, never answered: what a stopped process
+            // (SIGSTOP) looks like to a client, since the kernel still accepts for it.
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                while let Ok((s, _)) = l.accept().await {
+                    held.push(s);
+                }
+            });
+            let mut c = cfg();
+            c.nodes = vec![addr];
+            c.op_timeout = Duration::from_millis(300);
+            c.duration = Some(Duration::from_millis(200));
+            let run = run(c, |_, _| {});
+            let r = tokio::time::timeout(Duration::from_secs(10), run).await;
+            let r = r.expect("the load generator gave up within its op timeout");
+            // The session registration itself is never answered: that is the error reported.
+            match r {
+                Ok(s) => assert!(s.errors > 0 && s.ops == 0, "{s:?}"),
+                Err(e) => assert!(e.contains("regist"), "{e}"),
+            }
+        });
     }
 
     #[test]
