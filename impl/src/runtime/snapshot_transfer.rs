@@ -852,9 +852,7 @@ mod tests {
 
     #[test]
     fn chunks_are_the_chunk_size_and_join_into_the_encoding() {
-        let mut snapshot = Snapshot::default();
-        snapshot.last_included_index = 7;
-        snapshot.last_included_term = 2;
+        let snapshot = snapshot_with(3);
         let whole = bincode::serialize(&snapshot).unwrap();
         let (tx, mut rx) = mpsc::channel(1024);
         let (size, crc) = encode_in_chunks(&snapshot, 5, tx).unwrap();
