@@ -17,7 +17,7 @@ use raft_node::runtime::handshake::{self, Conn, HandshakeError, PeerAuth, Role};
 use raft_node::runtime::metrics::Metrics;
 use raft_node::runtime::node_input::NodeInput;
 use raft_node::runtime::snapshot_transfer::SnapshotOptions;
-use raft_node::runtime::transport::{listen_with_auth, Transport};
+use raft_node::runtime::transport::{listen_with_auth, PeerTiming, Transport};
 
 fn snapshot_options() -> SnapshotOptions {
     SnapshotOptions {
@@ -312,6 +312,7 @@ async fn the_transport_delivers_with_the_secret_and_logs_a_refusal_without_it() 
         Arc::new(auth("c", Some(SECRET))),
         2,
         vec![1, 3],
+        Duration::from_secs(2),
         None,
         tx,
         listen_metrics.clone(),
@@ -332,6 +333,7 @@ async fn the_transport_delivers_with_the_secret_and_logs_a_refusal_without_it() 
         3,
         &[(2, addr)],
         4,
+        PeerTiming::from_election_timeout(Duration::from_millis(600)),
         snapshot_options(),
         bad_metrics.clone(),
     );
@@ -341,6 +343,7 @@ async fn the_transport_delivers_with_the_secret_and_logs_a_refusal_without_it() 
         1,
         &[(2, addr)],
         4,
+        PeerTiming::from_election_timeout(Duration::from_millis(600)),
         snapshot_options(),
         Arc::new(Metrics::default()),
     );

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub http_request_timeouts: AtomicU64,
     /// HTTP requests answered 413 (body over `max_body_bytes`).
     pub http_bodies_too_large: AtomicU64,
+    /// Outbound peer connections dropped for an error or for silence (then redialed).
+    pub peer_connections_lost: AtomicU64,
     /// Snapshot transfers to followers started, finished, and failed.
     pub snapshot_transfers_started: AtomicU64,
     pub snapshot_transfers_completed: AtomicU64,
@@ -264,6 +266,12 @@ impl Metrics {
             g(&self.http_bodies_too_large),
         );
         for (name, kind, help, v) in [
+            (
+                "peer_connections_lost_total",
+                "counter",
+                "Outbound peer connections dropped for an error or for silence, then redialed.",
+                &self.peer_connections_lost,
+            ),
             (
                 "snapshot_transfers_started_total",
                 "counter",

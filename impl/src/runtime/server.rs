@@ -43,7 +43,7 @@ use super::outbound::{coalesce, Outbound};
 use super::record::Recorder;
 use super::snapshot_transfer::{self, prepare_incoming, SnapshotOptions, Transfers};
 use super::storage::{DeferredSnapshot, Storage, WrittenSnapshot};
-use super::transport::{self, Transport};
+use super::transport::{self, PeerTiming, Transport};
 use super::wal::{StorageError, WalOptions};
 use raft_core::driver::{Driver, Timing};
 use raft_core::{
@@ -604,11 +604,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         chunk_bytes: cfg.snapshot_chunk_bytes,
         resend_after,
     };
+    let timing = PeerTiming::from_election_timeout(Duration::from_millis(
+        2 * cfg.election_ticks * cfg.tick_ms,
+    ));
     let transport = Transport::start_with_auth(
         auth.clone(),
         cfg.id,
         &peers,
         cfg.peer_queue,
+        timing,
         snapshots,
         metrics.clone(),
     );
@@ -624,6 +628,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         auth,
         cfg.id,
         cfg.peers.iter().map(|p| p.id).collect(),
+        timing.silence,
         Some(incoming),
         tx.clone(),
         metrics.clone(),

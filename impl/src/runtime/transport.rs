@@ -28,7 +28,47 @@ use super::snapshot_transfer::{
 use raft_core::{Envelope, NodeId};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How fast a peer connection gives up on a silent network, from the election timing: a
+/// connection whose data goes unacknowledged is dropped and redialed well before the cluster
+/// would notice a healed partition on its own. Left to TCP, a connection that lost packets
+/// during a partition retransmits on an exponential backoff (seconds, then tens of seconds), and
+/// the peer stays cut off that long after the network heals.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerTiming {
+    /// Longest wait for a connection (TCP and handshake) to a peer.
+    pub connect: Duration,
+    /// Data unacknowledged this long (`TCP_USER_TIMEOUT`), a burst not written within it, or
+    /// an idle connection whose keepalive probes go unanswered for it, ends the connection.
+    pub silence: Duration,
+    /// Most time between two dials of a peer that cannot be reached.
+    pub redial_max: Duration,
+}
+
+impl PeerTiming {
+    /// From the longest election timeout: connect within one, give up on silence after two,
+    /// redial at least every half of one. A peer is therefore dialed again, after a partition
+    /// heals, within about one and a half election timeouts.
+    pub fn from_election_timeout(max: Duration) -> PeerTiming {
+        PeerTiming {
+            connect: max,
+            silence: 2 * max,
+            redial_max: max / 2,
+        }
+    }
+}
+
+/// Set the socket options that bound a peer connection's silence (see [`PeerTiming`]).
+fn bound_silence(stream: &TcpStream, silence: Duration) {
+    let sock = socket2::SockRef::from(stream);
+    let _ = sock.set_tcp_user_timeout(Some(silence));
+    let probes = 3;
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(silence / 2)
+        .with_interval(silence / (2 * probes))
+        .with_retries(probes);
+    let _ = sock.set_tcp_keepalive(&keepalive);
+}
 
 /// The sending side: one bounded queue per peer, and snapshot transfers beside them.
 #[derive(Clone)]
@@ -45,11 +85,12 @@ impl Transport {
         me: NodeId,
         peers: &[(NodeId, SocketAddr)],
         queue: usize,
+        timing: PeerTiming,
         snapshots: SnapshotOptions,
         metrics: Arc<Metrics>,
     ) -> Transport {
         let auth = Arc::new(PeerAuth::new(cluster_id, None));
-        Self::start_with_auth(auth, me, peers, queue, snapshots, metrics)
+        Self::start_with_auth(auth, me, peers, queue, timing, snapshots, metrics)
     }
 
     /// Start one dialer task per peer, proving and checking `auth` in every handshake (of
@@ -59,6 +100,7 @@ impl Transport {
         me: NodeId,
         peers: &[(NodeId, SocketAddr)],
         queue: usize,
+        timing: PeerTiming,
         snapshots: SnapshotOptions,
         metrics: Arc<Metrics>,
     ) -> Transport {
@@ -66,7 +108,14 @@ impl Transport {
         for &(id, addr) in peers {
             let (tx, rx) = mpsc::channel(queue);
             queues.insert(id, tx);
-            tokio::spawn(dial_loop(auth.clone(), me, id, addr, rx, metrics.clone()));
+            let peer = Dialed {
+                auth: auth.clone(),
+                me,
+                peer: id,
+                addr,
+                timing,
+            };
+            tokio::spawn(dial_loop(peer, rx, metrics.clone()));
         }
         let snapshots = SnapshotSender::new(auth, me, peers, snapshots, metrics.clone());
         Transport {
@@ -98,21 +147,40 @@ impl Transport {
     }
 }
 
-async fn dial_loop(
+/// One peer the node dials.
+struct Dialed {
     auth: Arc<PeerAuth>,
     me: NodeId,
     peer: NodeId,
     addr: SocketAddr,
-    mut rx: mpsc::Receiver<Envelope>,
-    metrics: Arc<Metrics>,
-) {
+    timing: PeerTiming,
+}
+
+impl Dialed {
+    /// Connect and handshake within `timing.connect`.
+    async fn connect(&self) -> Result<handshake::Conn, HandshakeError> {
+        let attempt = async {
+            let stream = TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| HandshakeError::Io(e.to_string()))?;
+            bound_silence(&stream, self.timing.silence);
+            handshake::dial(stream, &self.auth, self.me, self.peer).await
+        };
+        match tokio::time::timeout(self.timing.connect, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(HandshakeError::Io(format!(
+                "no connection within {:?}",
+                self.timing.connect
+            ))),
+        }
+    }
+}
+
+async fn dial_loop(d: Dialed, mut rx: mpsc::Receiver<Envelope>, metrics: Arc<Metrics>) {
+    let (peer, addr) = (d.peer, d.addr);
     let mut backoff = BACKOFF_MIN;
     loop {
-        let conn = match TcpStream::connect(addr).await {
-            Ok(stream) => handshake::dial(stream, &auth, me, peer).await,
-            Err(e) => Err(HandshakeError::Io(e.to_string())),
-        };
-        match conn {
+        match d.connect().await {
             Ok(mut conn) => {
                 info!(peer, %addr, "connected to peer");
                 backoff = BACKOFF_MIN;
@@ -122,8 +190,19 @@ async fn dial_loop(
                     let Some(env) = rx.recv().await else {
                         return;
                     };
-                    if let Err(e) = send_burst(&mut conn, env, &mut rx, &metrics).await {
-                        warn!(peer, %addr, error = %e, "peer connection lost");
+                    // A peer that stopped reading (a paused process, a full window) would hold
+                    // the burst, and every message behind it, forever.
+                    let burst = send_burst(&mut conn, env, &mut rx, &metrics);
+                    let sent = match tokio::time::timeout(d.timing.silence, burst).await {
+                        Ok(r) => r,
+                        Err(_) => Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("nothing written for {:?}", d.timing.silence),
+                        )),
+                    };
+                    if let Err(e) = sent {
+                        metrics.inc(&metrics.peer_connections_lost);
+                        warn!(peer, %addr, error = %e, "peer connection lost; redialing");
                         break;
                     }
                 }
@@ -135,7 +214,7 @@ async fn dial_loop(
             Err(HandshakeError::Io(e)) => debug!(peer, %addr, error = %e, "cannot connect to peer"),
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        backoff = (backoff * 2).min(d.timing.redial_max.max(BACKOFF_MIN));
     }
 }
 
@@ -202,26 +281,31 @@ fn message_kind(env: &Envelope) -> &'static str {
 /// Accept peer connections and feed their messages to the node loop, without a peer secret
 /// (cluster and node ids only). Snapshot transfers are received into `incoming` (refused
 /// when it is `None`).
+#[allow(clippy::too_many_arguments)]
 pub async fn listen(
     listener: TcpListener,
     cluster_id: String,
     me: NodeId,
     peers: Vec<NodeId>,
+    silence: Duration,
     incoming: Option<PathBuf>,
     input: mpsc::Sender<NodeInput>,
     metrics: Arc<Metrics>,
 ) {
     let auth = Arc::new(PeerAuth::new(&cluster_id, None));
-    listen_with_auth(listener, auth, me, peers, incoming, input, metrics).await
+    listen_with_auth(listener, auth, me, peers, silence, incoming, input, metrics).await
 }
 
 /// Accept peer connections that pass the handshake with `auth`, and feed their messages to the
 /// node loop; snapshot transfers are received into `incoming` (refused when it is `None`).
+/// Accepted connections get the keepalive and user timeout of `silence` ([`PeerTiming`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn listen_with_auth(
     listener: TcpListener,
     auth: Arc<PeerAuth>,
     me: NodeId,
     peers: Vec<NodeId>,
+    silence: Duration,
     incoming: Option<PathBuf>,
     input: mpsc::Sender<NodeInput>,
     metrics: Arc<Metrics>,
@@ -236,6 +320,9 @@ pub async fn listen_with_auth(
                 continue;
             }
         };
+        // An inbound connection only reads; keepalive probes find one whose peer is gone,
+        // so it does not linger after a partition.
+        bound_silence(&stream, silence);
         let (auth, peers, input, metrics) =
             (auth.clone(), peers.clone(), input.clone(), metrics.clone());
         let incoming = incoming.clone();

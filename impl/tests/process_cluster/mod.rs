@@ -53,6 +53,11 @@ pub fn spawn(cfg: &Config, dir: &Path) -> Child {
 /// [`spawn`] under `ulimit ARGS` (say `-n 256`, or `-S -n 256` for the soft limit only), set
 /// by `sh` before it `exec`s the node.
 pub fn spawn_limited(cfg: &Config, dir: &Path, ulimit: Option<&str>) -> Child {
+    spawn_in(cfg, dir, ulimit, &[])
+}
+
+/// [`spawn_limited`], the node run through `prefix` (say `ip netns exec NS`) when not empty.
+pub fn spawn_in(cfg: &Config, dir: &Path, ulimit: Option<&str>, prefix: &[String]) -> Child {
     let path = dir.join(format!("node{}.toml", cfg.id));
     fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
     let log = OpenOptions::new()
@@ -60,11 +65,18 @@ pub fn spawn_limited(cfg: &Config, dir: &Path, ulimit: Option<&str>) -> Child {
         .append(true)
         .open(dir.join(format!("node{}.log", cfg.id)))
         .unwrap();
-    let mut cmd = match ulimit {
-        None => Command::new(BIN),
-        Some(u) => {
+    let mut cmd = match (ulimit, prefix.split_first()) {
+        (None, None) => Command::new(BIN),
+        (None, Some((program, args))) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(BIN);
+            c
+        }
+        (Some(u), _) => {
             let mut c = Command::new("sh");
-            c.args(["-c", &format!("ulimit {u} && exec \"$0\" \"$@\""), BIN]);
+            c.args(["-c", &format!("ulimit {u} && exec \"$@\""), "sh"])
+                .args(prefix)
+                .arg(BIN);
             c
         }
     };
@@ -84,6 +96,8 @@ pub struct Cluster {
     pub procs: Vec<Option<Child>>,
     /// `ulimit` arguments node `i + 1` is started under (none: the test's own limits).
     pub ulimits: Vec<Option<String>>,
+    /// What node `i + 1` is started through (say `ip netns exec NS`; empty: directly).
+    pub prefixes: Vec<Vec<String>>,
     _tmp: tempfile::TempDir,
 }
 
@@ -104,11 +118,31 @@ impl Cluster {
         let dir = tmp.path().to_path_buf();
         let mut cfgs = configs(n, &dir, cluster_id);
         cfgs.iter_mut().for_each(tweak);
+        Cluster::start_all(tmp, cfgs, ulimits, vec![])
+    }
+
+    /// `cfgs` (data directories under `tmp`), node `i + 1` started through `prefixes[i]`.
+    pub fn from_configs(
+        tmp: tempfile::TempDir,
+        cfgs: Vec<Config>,
+        prefixes: Vec<Vec<String>>,
+    ) -> Cluster {
+        Cluster::start_all(tmp, cfgs, vec![], prefixes)
+    }
+
+    fn start_all(
+        tmp: tempfile::TempDir,
+        cfgs: Vec<Config>,
+        ulimits: Vec<Option<String>>,
+        prefixes: Vec<Vec<String>>,
+    ) -> Cluster {
+        let n = cfgs.len() as u64;
         let mut c = Cluster {
-            dir,
+            dir: tmp.path().to_path_buf(),
             cfgs,
             procs: (0..n).map(|_| None).collect(),
             ulimits,
+            prefixes,
             _tmp: tmp,
         };
         for id in 1..=n {
@@ -127,7 +161,17 @@ impl Cluster {
 
     pub fn spawn(&self, id: u64) -> Child {
         let u = self.ulimits.get(id as usize - 1).cloned().flatten();
-        spawn_limited(&self.cfgs[id as usize - 1], &self.dir, u.as_deref())
+        let prefix = self
+            .prefixes
+            .get(id as usize - 1)
+            .cloned()
+            .unwrap_or_default();
+        spawn_in(
+            &self.cfgs[id as usize - 1],
+            &self.dir,
+            u.as_deref(),
+            &prefix,
+        )
     }
 
     pub fn start(&mut self, id: u64) {
