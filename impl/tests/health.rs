@@ -122,3 +122,39 @@ fn the_leader_reports_a_lagging_then_stuck_follower_and_its_recovery() {
     c.wait_log(leader, "follower progressing again");
     c.sigterm_all();
 }
+
+/// A follower whose disk is wiped (its data directory gone) comes back empty: its rejections
+/// are below what it had acknowledged, and the leader says so (logged, counted). Repairing it
+/// safely (the leader's `next_index` never drops below the old `match_index`, and the empty
+/// node must not count toward commits or votes) is the lost-disk part of the membership issue.
+#[test]
+fn the_leader_reports_a_follower_that_lost_its_log() {
+    let mut c = Cluster::new(3, "lost-log", |cfg| {
+        cfg.election_ticks = 10;
+        cfg.heartbeat_ticks = 2;
+    });
+    let leader = c.wait_leader();
+    let wiped = leader % 3 + 1;
+    let mut cl = Client::new(vec![c.http(leader)]);
+    cl.set_deadline(WAIT);
+    for k in 0..5 {
+        cl.put(&format!("k{k}"), "v").unwrap();
+    }
+    let commit = c.status(leader).unwrap()["commit_index"].as_u64().unwrap();
+    c.wait_applied(wiped, commit);
+    c.wait_for(
+        || follower(&c, leader, wiped).is_some_and(|f| f["match_index"].as_u64() >= Some(commit)),
+        || format!("the leader never saw {wiped} match: {:?}", c.status(leader)),
+    );
+    assert_eq!(c.metric(leader, "raft_followers_lost_log_total"), 0);
+    c.kill9(wiped);
+    std::fs::remove_dir_all(c.dir.join(format!("node{wiped}"))).unwrap();
+    c.start(wiped);
+    c.wait_for(
+        || c.metric(leader, "raft_followers_lost_log_total") >= 1,
+        || format!("the leader never noticed:\n{}", c.log(leader)),
+    );
+    assert!(c
+        .log(leader)
+        .contains("a follower lost log entries it had acknowledged"));
+}

@@ -257,6 +257,18 @@ fn a_leader_cut_off_by_the_kernel_rejoins_soon_after_the_network_heals() {
             "{what}: {took:?} to rejoin after the heal"
         );
     }
+    // The cut-off leaders stepped down (CheckQuorum) and said so.
+    for k in [1, 2, 3] {
+        if c.metric(k, "raft_step_downs_total") > 0 {
+            assert!(c.log(k).contains("stepped down: no longer leader"));
+        }
+    }
+    assert!(
+        (1..=3)
+            .map(|k| c.metric(k, "raft_step_downs_total"))
+            .sum::<u64>()
+            >= 2
+    );
     for k in 1..=3 {
         let lost = c.metric(k, "raft_peer_connections_lost_total");
         eprintln!("node {k}: {lost} peer connections dropped and redialed");

@@ -104,6 +104,10 @@ pub struct Config {
     /// chunks; this, not the state's size, bounds a frame.
     #[serde(default = "default_snapshot_chunk_bytes")]
     pub snapshot_chunk_bytes: usize,
+    /// A group-commit fsync at least this long is logged as slow (rate-limited) and counted in
+    /// `raft_slow_fsyncs_total` (0: never).
+    #[serde(default = "default_slow_fsync_ms")]
+    pub slow_fsync_ms: u64,
     /// On the leader, a follower that is behind and has not advanced for this many maximal
     /// election timeouts (`2 × election_ticks × tick_ms` each) is reported stuck (`/status`,
     /// `raft_followers_stuck`, a warning). Every acknowledged append, and every chunk of a
@@ -123,6 +127,10 @@ pub const FD_RESERVE: u64 = 128;
 pub fn max_http_connections_for(nofile: u64, configured: Option<usize>) -> usize {
     let fits = (nofile.saturating_sub(FD_RESERVE) / 2).max(1) as usize;
     configured.unwrap_or(512).min(fits)
+}
+
+fn default_slow_fsync_ms() -> u64 {
+    200
 }
 
 fn default_snapshot_chunk_bytes() -> usize {
@@ -341,6 +349,7 @@ impl Config {
                 http_request_timeout_ms: default_http_request_timeout_ms(),
                 max_body_bytes: default_max_body_bytes(),
                 snapshot_chunk_bytes: default_snapshot_chunk_bytes(),
+                slow_fsync_ms: default_slow_fsync_ms(),
                 follower_stuck_elections: default_follower_stuck_elections(),
             })
             .collect()

@@ -116,7 +116,18 @@ pub async fn serve(
         // Beyond the cap a connection is answered 503 and closed at once: it holds a descriptor
         // only for the moment it takes (the accept loop does it before the next accept).
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            metrics.inc(&metrics.http_connections_refused);
+            let n = metrics
+                .http_connections_refused
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            if n.is_power_of_two() {
+                warn!(
+                    %peer,
+                    max_http_connections = limits.max_connections,
+                    refused_so_far = n,
+                    "HTTP connection refused (503): at the connection cap"
+                );
+            }
             let _ = stream.try_write(refusal(limits.max_connections).as_bytes());
             drop(stream);
             continue;

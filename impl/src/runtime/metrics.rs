@@ -51,6 +51,14 @@ pub struct Metrics {
     pub http_request_timeouts: AtomicU64,
     /// HTTP requests answered 413 (body over `max_body_bytes`).
     pub http_bodies_too_large: AtomicU64,
+    /// An fsync at least this long (nanoseconds; 0: never) is slow: counted and logged.
+    pub slow_fsync_ns: AtomicU64,
+    pub slow_fsyncs: AtomicU64,
+    /// Role changes of this node, and leaderships lost.
+    pub role_changes: AtomicU64,
+    pub step_downs: AtomicU64,
+    /// Rejections from a follower below the index it had acknowledged: it lost log entries.
+    pub followers_lost_log: AtomicU64,
     /// Outbound peer connections dropped for an error or for silence (then redialed).
     pub peer_connections_lost: AtomicU64,
     /// Snapshot transfers to followers started, finished, and failed.
@@ -87,8 +95,21 @@ impl Metrics {
     pub fn set(&self, g: &AtomicU64, v: u64) {
         g.store(v, Ordering::Relaxed);
     }
-    /// Record one fsync (a whole group commit).
+    /// Record one fsync (a whole group commit); a slow one is counted and logged (at the 1st,
+    /// 2nd, 4th, 8th... so that a failing disk does not flood the log).
     pub fn observe_fsync(&self, d: Duration) {
+        let slow = self.slow_fsync_ns.load(Ordering::Relaxed);
+        if slow > 0 && d.as_nanos() as u64 >= slow {
+            let n = self.slow_fsyncs.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    took_ms = d.as_secs_f64() * 1e3,
+                    threshold_ms = slow as f64 / 1e6,
+                    slow_so_far = n,
+                    "slow fsync"
+                );
+            }
+        }
         let s = d.as_secs_f64();
         for (k, le) in FSYNC_BUCKETS.iter().enumerate() {
             if s <= *le {
@@ -267,6 +288,30 @@ impl Metrics {
         );
         for (name, kind, help, v) in [
             (
+                "slow_fsyncs_total",
+                "counter",
+                "Group-commit fsyncs that took at least slow_fsync_ms.",
+                &self.slow_fsyncs,
+            ),
+            (
+                "role_changes_total",
+                "counter",
+                "Role changes of this node (follower, pre-candidate, candidate, leader).",
+                &self.role_changes,
+            ),
+            (
+                "step_downs_total",
+                "counter",
+                "Times this node stopped being leader.",
+                &self.step_downs,
+            ),
+            (
+                "followers_lost_log_total",
+                "counter",
+                "Rejections from a follower below the index it had acknowledged (it lost log entries).",
+                &self.followers_lost_log,
+            ),
+            (
                 "peer_connections_lost_total",
                 "counter",
                 "Outbound peer connections dropped for an error or for silence, then redialed.",
@@ -403,5 +448,24 @@ impl Metrics {
             out,
             "# HELP raft_followers_stuck Followers reported stuck by this node as leader (0 on any other node).\n# TYPE raft_followers_stuck gauge\nraft_followers_stuck{{node=\"{node}\"}} {stuck}"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_fsyncs_are_counted_from_the_threshold() {
+        let m = Metrics::default();
+        m.observe_fsync(Duration::from_secs(5));
+        assert_eq!(m.slow_fsyncs.load(Ordering::Relaxed), 0, "0: never slow");
+        m.set(&m.slow_fsync_ns, 200_000_000);
+        m.observe_fsync(Duration::from_millis(199));
+        m.observe_fsync(Duration::from_millis(200));
+        m.observe_fsync(Duration::from_secs(1));
+        assert_eq!(m.slow_fsyncs.load(Ordering::Relaxed), 2);
+        assert_eq!(m.fsync_count.load(Ordering::Relaxed), 4);
+        assert!(m.render(1).contains("raft_slow_fsyncs_total{node=\"1\"} 2"));
     }
 }

@@ -75,6 +75,8 @@ struct NodeLoop {
     metrics: Arc<Metrics>,
     cfg: Arc<Config>,
     known_leader: Option<NodeId>,
+    /// The role at the last `publish`, to log changes.
+    role: Role,
     recorder: Option<Recorder>,
     /// A compaction's snapshot staged by this batch, to write once the batch is committed.
     compacted: Option<DeferredSnapshot>,
@@ -149,7 +151,10 @@ impl NodeLoop {
                     self.stage(r, msgs, replies)?;
                 }
             }
-            NodeInput::Peer(env) => self.step_input(Input::Message(env), msgs, replies)?,
+            NodeInput::Peer(env) => {
+                self.check_lost_log(&env);
+                self.step_input(Input::Message(env), msgs, replies)?
+            }
             NodeInput::InstallSnapshot { env, file } => {
                 let index = match &env.msg {
                     Message::InstallSnapshot { snapshot, .. } => snapshot.last_included_index,
@@ -190,6 +195,41 @@ impl NodeLoop {
             NodeInput::Shutdown => return Ok(true),
         }
         Ok(false)
+    }
+
+    /// A follower that rejects an append below an index it acknowledged has lost entries it
+    /// promised to keep (a wiped or restored disk): the leader repairs its log, but the cluster
+    /// had one copy fewer of them than it counted, and an operator must know.
+    fn check_lost_log(&mut self, env: &Envelope) {
+        let Message::AppendEntriesResponse {
+            success: false,
+            last_index,
+            term,
+        } = env.msg
+        else {
+            return;
+        };
+        let core = self.driver.core();
+        let Some(matched) = core.match_index(env.from) else {
+            return;
+        };
+        if core.is_leader() && term == core.current_term() && last_index < matched {
+            let m = &self.metrics;
+            let n = m
+                .followers_lost_log
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            // The leader answers each rejection at once: say it at the 1st, 2nd, 4th... one.
+            if n.is_power_of_two() {
+                warn!(
+                    peer = env.from,
+                    acknowledged = matched,
+                    now_ends_at = last_index,
+                    rejections_so_far = n,
+                    "a follower lost log entries it had acknowledged"
+                );
+            }
+        }
     }
 
     /// The snapshot policy, after a batch's inputs: a finished snapshot write lets the log drop
@@ -432,6 +472,17 @@ impl NodeLoop {
         m.set(&m.applied_index, core.last_applied());
         m.set(&m.last_log_index, core.log().last_index());
         m.set(&m.sessions, core.sessions().len() as u64);
+        let role = core.role();
+        if role != self.role {
+            m.inc(&m.role_changes);
+            if self.role == Role::Leader {
+                m.inc(&m.step_downs);
+                warn!(term = core.current_term(), now = ?role, "stepped down: no longer leader");
+            } else {
+                info!(term = core.current_term(), from = ?self.role, to = ?role, "role changed");
+            }
+            self.role = role;
+        }
         if core.leader_id().is_some() && core.leader_id() != self.known_leader {
             self.known_leader = core.leader_id();
             m.inc(&m.leader_changes);
@@ -592,6 +643,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let driver = Driver::new(core, timing, rand::random());
     let metrics = Arc::new(Metrics::default());
     metrics.set(&metrics.snapshot_index, storage.snapshot_index());
+    metrics.set(&metrics.slow_fsync_ns, cfg.slow_fsync_ms * 1_000_000);
     metrics.set(&metrics.open_files_limit, files.soft);
     metrics.set(&metrics.http_connections_max, max_http as u64);
     let status = Arc::new(RwLock::new(Status::default()));
@@ -649,6 +701,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         metrics: metrics.clone(),
         cfg: cfg.clone(),
         known_leader: None,
+        role: Role::Follower,
         recorder,
         compacted: None,
         writing: None,

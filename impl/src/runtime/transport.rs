@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -208,8 +209,11 @@ async fn dial_loop(d: Dialed, mut rx: mpsc::Receiver<Envelope>, metrics: Arc<Met
                 }
             }
             Err(HandshakeError::Refused(reason)) => {
-                metrics.inc(&metrics.handshakes_refused);
-                warn!(peer, %addr, "peer handshake refused: {reason}");
+                let n = metrics.handshakes_refused.fetch_add(1, Ordering::Relaxed) + 1;
+                // Redialed every half election timeout: say it at the 1st, 2nd, 4th... time.
+                if n.is_power_of_two() {
+                    warn!(peer, %addr, refused_so_far = n, "peer handshake refused: {reason}");
+                }
             }
             Err(HandshakeError::Io(e)) => debug!(peer, %addr, error = %e, "cannot connect to peer"),
         }
@@ -330,8 +334,10 @@ pub async fn listen_with_auth(
             let (conn, from) = match handshake::accept(stream, &auth, me, &peers).await {
                 Ok(x) => x,
                 Err(HandshakeError::Refused(reason)) => {
-                    metrics.inc(&metrics.handshakes_refused);
-                    warn!(%remote, "refused peer connection: {reason}");
+                    let n = metrics.handshakes_refused.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n.is_power_of_two() {
+                        warn!(%remote, refused_so_far = n, "refused peer connection: {reason}");
+                    }
                     return;
                 }
                 Err(HandshakeError::Io(e)) => {
