@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use raft_core::NodeId;
 
-use super::node_input::FollowerHealth;
+use super::status::FollowerHealth;
 
 /// What the leader knows of one follower, from its `Progress`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

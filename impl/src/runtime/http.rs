@@ -27,7 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::config::Config;
 use super::metrics::Metrics;
-use super::node_input::{NodeInput, Status};
+use super::node_input::NodeInput;
+use super::status::Status;
 use raft_core::{Answer, ClientReply, ClientRequest, NodeId, Op, ReadRequest, NO_SESSION};
 
 /// Shared by the HTTP handlers.

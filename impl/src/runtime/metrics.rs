@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::node_input::FollowerHealth;
+use super::status::FollowerHealth;
 
 /// Upper bounds of the fsync histogram buckets, in seconds.
 pub const FSYNC_BUCKETS: [f64; 12] = [

@@ -9,8 +9,8 @@
 //! - [`snapshot_transfer`]: an `InstallSnapshot` streamed in chunks on a connection of its
 //!   own, one transfer per follower at a time, received into a durable file;
 //! - [`config`]: the TOML configuration;
-//! - [`node_input`]: what the node loop takes in (peer messages, ticks, client requests) and
-//!   the status it publishes;
+//! - [`node_input`]: what the node loop takes in (peer messages, ticks, client requests);
+//!   [`status`]: what it publishes (`/status`);
 //! - [`server`]: the node loop (inputs → core → persist → send → answer) and its wiring;
 //!   `outbound`, its sync stage: each batch's fsync, then its messages (coalesced), on a
 //!   thread of its own;
@@ -37,6 +37,7 @@ mod outbound;
 pub mod record;
 pub mod server;
 pub mod snapshot_transfer;
+pub mod status;
 pub mod storage;
 pub mod transport;
 pub mod wal;

@@ -32,7 +32,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -42,6 +41,7 @@ use super::codec::{decode, encode, Frame};
 use super::handshake::{self, frame_kind, Conn, PeerAuth};
 use super::metrics::Metrics;
 use super::node_input::NodeInput;
+use super::status::TransferStatus;
 use super::storage::{read_snapshot_file, snapshot_header, SNAPSHOT_BODY_OFFSET};
 use raft_core::{Envelope, Index, Message, NodeId, Snapshot, Term};
 
@@ -61,17 +61,6 @@ pub struct SnapshotOptions {
     /// After a transfer succeeded, repeats of the same snapshot to that follower are dropped
     /// for this long: its acknowledgement is on its way.
     pub resend_after: Duration,
-}
-
-/// A transfer shown in `/status`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TransferStatus {
-    pub peer: NodeId,
-    pub term: Term,
-    pub last_included_index: Index,
-    pub bytes_sent: u64,
-    pub chunks_sent: u64,
-    pub elapsed_ms: u64,
 }
 
 /// Which snapshot: the leader's term and the index it covers.
