@@ -27,8 +27,8 @@ use std::sync::Arc;
 use im::OrdMap;
 use serde::{Deserialize, Serialize};
 
+use super::ids::{Index, NodeId};
 use super::log::Log;
-use super::message::{Index, NodeId};
 use super::params::{Bug, Params};
 use super::ready::{HardState, Input};
 use super::snapshot::Snapshot;
@@ -549,7 +549,7 @@ impl RaftCore<KvStateMachine> {
         peers: &[NodeId],
         params: Params,
         hard_state: HardState,
-        log: Log,
+        log: Log<Command>,
     ) -> Self {
         Self::restore(id, peers, params, hard_state, Snapshot::default(), log)
     }

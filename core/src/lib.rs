@@ -86,6 +86,7 @@
 #![forbid(unsafe_code)]
 
 pub mod driver;
+mod ids;
 mod kv;
 mod log;
 mod memory_storage;
@@ -106,14 +107,26 @@ pub use self::kv::{
     Answer, Applied, ClientId, ClientReply, ClientRequest, ClientResponse, Command, Kv, KvRequest,
     KvStateMachine, Op, ReadRequest, Session, Text, NO_SESSION,
 };
-pub use self::log::{Entry, Log};
+/// A log entry; the key-value store's command by default.
+pub type Entry<C = Command> = log::Entry<C>;
+/// The log; of key-value commands by default.
+pub type Log<C = Command> = log::Log<C>;
+pub use self::ids::{Index, NodeId, Term};
 pub use self::memory_storage::MemoryStorage;
-pub use self::message::{Envelope, Index, Message, NodeId, Term};
+/// A message between servers; of the key-value store by default.
+pub type Message<S = KvStateMachine> = message::Message<S>;
+/// A message with its sender and receiver; of the key-value store by default.
+pub type Envelope<S = KvStateMachine> = message::Envelope<S>;
 pub use self::params::{Backoff, Bug, Params};
 pub use self::progress::Progress;
 pub use self::read::{PendingRead, ReadState};
-pub use self::ready::{HardState, Input, LogWrite, Ready};
-pub use self::snapshot::Snapshot;
+pub use self::ready::{HardState, LogWrite};
+/// What the core is stepped with; the key-value store's by default.
+pub type Input<S = KvStateMachine> = ready::Input<S>;
+/// What one step asks the caller to persist, send and answer; the key-value store's by default.
+pub type Ready<S = KvStateMachine> = ready::Ready<S>;
+/// A snapshot of a state machine; the key-value store's by default.
+pub type Snapshot<S = KvStateMachine> = snapshot::Snapshot<S>;
 pub use self::state_machine::StateMachine;
 
 /// A server's role.

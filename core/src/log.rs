@@ -2,13 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::kv::Command;
-use super::message::{Index, Term};
+use super::ids::{Index, Term};
 
 /// A log entry `{ term, command }`. `C` is the state machine's command type
 /// ([`StateMachine::Command`](crate::StateMachine::Command)); the key-value store's by default.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Entry<C = Command> {
+pub struct Entry<C> {
     pub term: Term,
     pub command: C,
 }
@@ -18,7 +17,7 @@ pub struct Entry<C = Command> {
 /// `snapshot_index` so that an AppendEntries right after the snapshot can still be checked.
 /// `term_at(0) == 0`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Log<C = Command> {
+pub struct Log<C> {
     snapshot_index: Index,
     snapshot_term: Term,
     entries: Vec<Entry<C>>,

@@ -3,22 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::kv::KvStateMachine;
+use super::ids::{Index, NodeId, Term};
 use super::log::Entry;
 use super::snapshot::Snapshot;
 use super::state_machine::StateMachine;
 
-/// A server id.
-pub type NodeId = u64;
-/// A term.
-pub type Term = u64;
-/// A log index (1-based; 0 means "before the first entry").
-pub type Index = u64;
 /// A message between servers, for a cluster replicating the state machine `S` (its commands
 /// travel in `AppendEntries`, its state in `InstallSnapshot`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(bound = "")]
-pub enum Message<S: StateMachine = KvStateMachine> {
+pub enum Message<S: StateMachine> {
     RequestVote {
         term: Term,
         candidate: NodeId,
@@ -80,7 +74,7 @@ impl<S: StateMachine> Message<S> {
 /// A message with its sender and receiver.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(bound = "")]
-pub struct Envelope<S: StateMachine = KvStateMachine> {
+pub struct Envelope<S: StateMachine> {
     pub from: NodeId,
     pub to: NodeId,
     pub msg: Message<S>,

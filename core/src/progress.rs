@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::message::Index;
+use super::ids::Index;
 use super::params::Backoff;
 
 /// Replication progress of one peer.

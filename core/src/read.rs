@@ -11,8 +11,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::{Index, NodeId};
 use super::kv::ReadRequest;
-use super::message::{Index, Message, NodeId};
+use super::message::Message;
 use super::state_machine::StateMachine;
 use super::{RaftCore, Role};
 

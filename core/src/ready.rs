@@ -4,14 +4,14 @@ use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
-use super::kv::KvStateMachine;
-use super::message::{Envelope, Index, NodeId, Term};
+use super::ids::{Index, NodeId, Term};
+use super::message::Envelope;
 use super::state_machine::StateMachine;
 
 /// Everything that can happen to a server replicating the state machine `S`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(bound = "")]
-pub enum Input<S: StateMachine = KvStateMachine> {
+pub enum Input<S: StateMachine> {
     /// A message from a peer was delivered.
     Message(Envelope<S>),
     /// The election timer fired (the driver randomizes it).
@@ -57,7 +57,7 @@ pub struct LogWrite {
 /// observers; nothing to do). `reset_election_timer` tells the driver it heard from a leader
 /// or granted a vote.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ready<S: StateMachine = KvStateMachine> {
+pub struct Ready<S: StateMachine> {
     /// A new snapshot (compaction, or one installed from the leader) at this index: store
     /// `core.snapshot()` durably, then drop the stored entries it covers.
     pub snapshot: Option<Index>,

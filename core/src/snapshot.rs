@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::kv::KvStateMachine;
-use super::message::{Index, Term};
+use super::ids::{Index, Term};
 use super::state_machine::StateMachine;
 
 /// The state machine after applying `1..=last_included_index`.
@@ -12,7 +11,7 @@ use super::state_machine::StateMachine;
 /// shares them with the live state until either changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(bound = "")]
-pub struct Snapshot<S: StateMachine = KvStateMachine> {
+pub struct Snapshot<S: StateMachine> {
     pub last_included_index: Index,
     pub last_included_term: Term,
     pub state: S,

@@ -6,7 +6,7 @@ use std::hash::Hash;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::message::{Index, NodeId};
+use super::ids::{Index, NodeId};
 use super::params::Params;
 
 /// A replicated state machine: what a [`RaftCore`](crate::RaftCore) applies its committed log

@@ -306,9 +306,8 @@ pub fn describe_input(input: &Input) -> String {
 
 /// A short rendering of a message (entries shown by term only).
 pub fn short(msg: &raft_core::Message) -> String {
-    use raft_core::Message::*;
     match msg {
-        AppendEntries { term, leader, prev_log_index, prev_log_term, entries, leader_commit } => format!(
+        raft_core::Message::AppendEntries { term, leader, prev_log_index, prev_log_term, entries, leader_commit } => format!(
             "AE(t{term} l{leader} prev={prev_log_index}/{prev_log_term} entries={:?} commit={leader_commit})",
             entries.iter().map(|e| e.term).collect::<Vec<_>>()
         ),
