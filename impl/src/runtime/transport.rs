@@ -39,8 +39,9 @@ const BACKOFF_MIN: Duration = Duration::from_millis(20);
 pub struct PeerTiming {
     /// Longest wait for a connection (TCP and handshake) to a peer.
     pub connect: Duration,
-    /// Data unacknowledged this long (`TCP_USER_TIMEOUT`), a burst not written within it, or
-    /// an idle connection whose keepalive probes go unanswered for it, ends the connection.
+    /// Data unacknowledged this long (`TCP_USER_TIMEOUT`), a frame of a burst not written
+    /// within it, or an idle connection whose keepalive probes go unanswered for it, ends the
+    /// connection.
     pub silence: Duration,
     /// Most time between two dials of a peer that cannot be reached.
     pub redial_max: Duration,
@@ -191,17 +192,8 @@ async fn dial_loop(d: Dialed, mut rx: mpsc::Receiver<Envelope>, metrics: Arc<Met
                     let Some(env) = rx.recv().await else {
                         return;
                     };
-                    // A peer that stopped reading (a paused process, a full window) would hold
-                    // the burst, and every message behind it, forever.
-                    let burst = send_burst(&mut conn, env, &mut rx, &metrics);
-                    let sent = match tokio::time::timeout(d.timing.silence, burst).await {
-                        Ok(r) => r,
-                        Err(_) => Err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!("nothing written for {:?}", d.timing.silence),
-                        )),
-                    };
-                    if let Err(e) = sent {
+                    let sent = send_burst(&mut conn, env, &mut rx, &metrics, d.timing.silence);
+                    if let Err(e) = sent.await {
                         metrics.inc(&metrics.peer_connections_lost);
                         warn!(peer, %addr, error = %e, "peer connection lost; redialing");
                         break;
@@ -226,21 +218,38 @@ async fn dial_loop(d: Dialed, mut rx: mpsc::Receiver<Envelope>, metrics: Arc<Met
 const BURST: usize = 256;
 
 /// Write `first` and whatever else is already queued (up to [`BURST`] frames), then flush
-/// once: one `writev` for a node loop batch instead of one per message.
+/// once: one `writev` for a node loop batch instead of one per message. Each step (a frame
+/// queued, which writes when the buffer is full, and the flush) must finish within `silence`:
+/// a peer that stopped reading would hold every message behind it forever. The bound is on
+/// progress, not on the burst, so a slow link with a long burst is not cut.
 async fn send_burst(
     conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
     first: Envelope,
     rx: &mut mpsc::Receiver<Envelope>,
     metrics: &Metrics,
+    silence: Duration,
 ) -> std::io::Result<()> {
-    feed(conn, first, metrics).await?;
+    within(silence, feed(conn, first, metrics)).await?;
     for _ in 1..BURST {
         match rx.try_recv() {
-            Ok(env) => feed(conn, env, metrics).await?,
+            Ok(env) => within(silence, feed(conn, env, metrics)).await?,
             Err(_) => break,
         }
     }
-    SinkExt::<bytes::Bytes>::flush(conn).await
+    within(silence, SinkExt::<bytes::Bytes>::flush(conn)).await
+}
+
+async fn within(
+    silence: Duration,
+    step: impl std::future::Future<Output = std::io::Result<()>>,
+) -> std::io::Result<()> {
+    match tokio::time::timeout(silence, step).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("nothing written for {silence:?}"),
+        )),
+    }
 }
 
 /// Queue one message on the connection. A message whose frame exceeds the frame limit is not
