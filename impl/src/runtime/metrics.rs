@@ -12,6 +12,9 @@ pub const FSYNC_BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 
+/// Most distinct refusal reasons remembered for [`Metrics::refusal_to_log`].
+pub const REASONS_KEPT: usize = 64;
+
 /// Every metric of one node.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -79,6 +82,8 @@ pub struct Metrics {
     /// Snapshot transfers this node refused or lost part-way (bad offset, size or checksum,
     /// connection closed before the end).
     pub snapshot_receives_failed: AtomicU64,
+    /// Reasons of refused peer handshakes already logged (at most [`REASONS_KEPT`]).
+    refusal_reasons: std::sync::Mutex<std::collections::BTreeSet<String>>,
     fsync_buckets: [AtomicU64; FSYNC_BUCKETS.len()],
     fsync_count: AtomicU64,
     fsync_sum_ns: AtomicU64,
@@ -95,6 +100,17 @@ impl Metrics {
     pub fn set(&self, g: &AtomicU64, v: u64) {
         g.store(v, Ordering::Relaxed);
     }
+    /// Count a refused peer handshake; true when it should be logged: the first time each
+    /// reason is seen (up to [`REASONS_KEPT`] reasons), and at the 1st, 2nd, 4th... refusal,
+    /// so that a peer redialing every few hundred milliseconds does not flood the log and a
+    /// new kind of refusal is never hidden behind an old one.
+    pub fn refusal_to_log(&self, reason: &str) -> (bool, u64) {
+        let n = self.handshakes_refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut seen = self.refusal_reasons.lock().unwrap();
+        let new = seen.len() < REASONS_KEPT && seen.insert(reason.to_string());
+        (new || n.is_power_of_two(), n)
+    }
+
     /// Record one fsync (a whole group commit); a slow one is counted and logged (at the 1st,
     /// 2nd, 4th, 8th... so that a failing disk does not flood the log).
     pub fn observe_fsync(&self, d: Duration) {

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,9 +200,7 @@ async fn dial_loop(d: Dialed, mut rx: mpsc::Receiver<Envelope>, metrics: Arc<Met
                 }
             }
             Err(HandshakeError::Refused(reason)) => {
-                let n = metrics.handshakes_refused.fetch_add(1, Ordering::Relaxed) + 1;
-                // Redialed every half election timeout: say it at the 1st, 2nd, 4th... time.
-                if n.is_power_of_two() {
+                if let (true, n) = metrics.refusal_to_log(&reason) {
                     warn!(peer, %addr, refused_so_far = n, "peer handshake refused: {reason}");
                 }
             }
@@ -343,8 +340,7 @@ pub async fn listen_with_auth(
             let (conn, from) = match handshake::accept(stream, &auth, me, &peers).await {
                 Ok(x) => x,
                 Err(HandshakeError::Refused(reason)) => {
-                    let n = metrics.handshakes_refused.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n.is_power_of_two() {
+                    if let (true, n) = metrics.refusal_to_log(&reason) {
                         warn!(%remote, refused_so_far = n, "refused peer connection: {reason}");
                     }
                     return;
