@@ -130,9 +130,14 @@ fn parse_clients(s: &str) -> Result<(bool, Vec<raft_model::types::Op>), String> 
 
 impl Bounds {
     fn config(&self) -> Config {
+        // An item with no operation that does not register is no client at all: `--clients=`
+        // means none, as the configurations built in code (`Config::deep`) do, so their
+        // printed flags rebuild them.
+        let clients: Vec<_> = (self.clients.iter())
+            .filter(|(registers, ops)| *registers || !ops.is_empty())
+            .collect();
         // Each client puts its own value, so writes are distinguishable.
-        let client_ops = self
-            .clients
+        let client_ops = clients
             .iter()
             .enumerate()
             .map(|(c, (_, ops))| {
@@ -144,7 +149,7 @@ impl Bounds {
                     .collect()
             })
             .collect();
-        let registering = (self.clients.iter().enumerate())
+        let registering = (clients.iter().enumerate())
             .filter(|(_, (r, _))| *r)
             .fold(0u8, |m, (c, _)| m | 1 << c);
         let mut cfg = Config {
@@ -270,7 +275,7 @@ fn main() -> ExitCode {
             let addr = format!("{}:{}", args.host, args.port);
             println!("Bounds:\n{cfg}\n");
             println!("Explorer: http://{addr}/  (Ctrl-C to stop)");
-            RaftModel::new(cfg).checker().serve(addr);
+            RaftModel::for_explorer(cfg).checker().serve(addr);
             ExitCode::SUCCESS
         }
     }
@@ -459,5 +464,45 @@ fn deep(args: CheckArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    /// The configuration `raft-model explore <flags>` builds.
+    fn explore_config(flags: &[String]) -> Config {
+        let words = flags.iter().flat_map(|f| f.split_whitespace());
+        let cli = Cli::try_parse_from(["raft-model", "explore"].into_iter().chain(words))
+            .unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+        match cli.command {
+            Command::Explore(args) => args.bounds.config(),
+            _ => unreachable!(),
+        }
+    }
+
+    /// A printed `explore` command must rebuild the checked configuration exactly, or its
+    /// links' action indices would name other steps.
+    #[test]
+    fn flags_rebuild_the_configuration() {
+        let mut configs: Vec<Config> = Config::deep().into_iter().map(|(_, c)| c).collect();
+        configs.push(Config::default());
+        configs.push(Config::sessions());
+        for bug in Bug::value_variants() {
+            let mut cfg = Config {
+                max_term: 2,
+                ..Config::default()
+            };
+            cfg.bug = Some(*bug);
+            bug.enable_feature(&mut cfg);
+            configs.push(cfg);
+        }
+        for cfg in configs {
+            let flags = cfg.flags();
+            assert_eq!(explore_config(&flags), cfg, "{flags:?}");
+        }
+        assert!(Config::default().flags().is_empty());
     }
 }
