@@ -14,6 +14,7 @@ pub mod properties;
 pub mod runner;
 pub mod server;
 pub mod state;
+pub mod svg;
 pub mod symmetry;
 pub mod trace;
 pub mod types;

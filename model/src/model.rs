@@ -604,6 +604,11 @@ impl Model for RaftModel {
         let next = self.next_state(last, action)?;
         Some(format!("{}\n\n{next:?}", self.explorer_header(&next)))
     }
+
+    /// The picture above the state text; only the explorer calls it (`svg.rs`).
+    fn as_svg(&self, path: stateright::Path<State, Action>) -> Option<String> {
+        Some(crate::svg::render(self, &path.into_vec()))
+    }
 }
 
 #[cfg(test)]
@@ -645,6 +650,46 @@ mod tests {
         let explorer = RaftModel::for_explorer(cfg);
         assert_eq!(explorer.next_state(&s, a.clone()), None, "{a:?}");
         assert_eq!(explorer.format_step(&s, a), None);
+    }
+
+    /// Every state the explorer can show is one the checker visits: within the bounds, and
+    /// never more server messages in flight than `max_in_flight` (client answers are not
+    /// counted by it, and the state text lists them apart, as `answer:`).
+    #[test]
+    fn every_state_the_explorer_serves_is_within_the_bounds() {
+        let model = RaftModel::for_explorer(Config {
+            max_term: 1,
+            max_log_len: 2,
+            max_in_flight: 2,
+            ..Config::small()
+        });
+        let init = model.init_states().remove(0);
+        let mut seen = HashSet::from([init.clone()]);
+        let mut queue = VecDeque::from([init]);
+        let mut answers_beside_a_full_network = false;
+        while let Some(s) = queue.pop_front() {
+            assert!(model.within_boundary(&s), "{s:?}");
+            assert!(s.network.len() <= 2, "{s:?}");
+            answers_beside_a_full_network |= s.network.len() == 2 && !s.responses.is_empty();
+            for (_, next) in model.next_steps(&s) {
+                if seen.insert(next.clone()) {
+                    queue.push_back(next);
+                }
+            }
+        }
+        assert!(answers_beside_a_full_network, "{} states", seen.len());
+        let text = format!(
+            "{:?}",
+            seen.iter()
+                .find(|s| s.network.len() == 2 && !s.responses.is_empty())
+                .unwrap()
+        );
+        assert_eq!(
+            text.matches("\nnet: ").count() + text.starts_with("net: ") as usize,
+            2,
+            "{text}"
+        );
+        assert!(text.contains("\nanswer: →c"), "{text}");
     }
 
     #[test]
