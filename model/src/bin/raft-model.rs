@@ -221,6 +221,9 @@ struct CheckArgs {
     /// With --deep: run only the configuration of this name (e.g. "five servers").
     #[arg(long, requires = "deep")]
     only: Option<String>,
+    /// Port of the explorer that the printed `explore` commands serve on and the links open.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
 }
 
 /// The flags whose values the deep tier fixes itself.
@@ -278,6 +281,23 @@ fn main() -> ExitCode {
             RaftModel::for_explorer(cfg).checker().serve(addr);
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// How the report's commands start: the way this one was started, so that a printed command
+/// can be pasted as it is (`cargo run` sets CARGO for what it runs; otherwise the program as
+/// the shell was given it).
+fn explorer_links(args: &CheckArgs) -> runner::ExplorerLinks {
+    let program = if std::env::var_os("CARGO").is_some() {
+        "cargo run --release -p raft-model --".to_string()
+    } else {
+        std::env::args()
+            .next()
+            .unwrap_or_else(|| "raft-model".to_string())
+    };
+    runner::ExplorerLinks {
+        program,
+        port: args.port,
     }
 }
 
@@ -346,7 +366,7 @@ fn check(args: CheckArgs) -> ExitCode {
             serde_json::to_string_pretty(&summary).expect("summary serializes")
         );
     } else {
-        print!("{}", runner::render(&summary, "http://localhost:3000"));
+        print!("{}", runner::render(&summary, &explorer_links(&args)));
     }
     exit_code(&summary)
 }
@@ -388,7 +408,7 @@ fn deep(args: CheckArgs) -> ExitCode {
         if !args.json {
             // The single-run verdict line counts a missing witness as a failure; here it is
             // not one, so the tier prints its own verdict instead.
-            let report = runner::render(&summary, "http://localhost:3000");
+            let report = runner::render(&summary, &explorer_links(&args));
             let body = report
                 .trim_end()
                 .rsplit_once('\n')
