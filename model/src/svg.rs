@@ -237,6 +237,25 @@ fn servers(
             for (j, l) in lines.iter().enumerate() {
                 text(out, cx + 3, grid_y + 24 + 11 * j as i32, "", l);
             }
+            // An entry the last step removed leaves nothing to see: name it, as overwriting
+            // uncommitted entries is what several of the failure cases are about.
+            if let (None, false, Some(gone)) =
+                (entry, compacted, before.and_then(|b| b.entry(index)))
+            {
+                text(
+                    out,
+                    cx + 3,
+                    grid_y + 24,
+                    "bad",
+                    &format!("was t{}", gone.term),
+                );
+                let what = match gone.command {
+                    Command::Noop => "noop".to_string(),
+                    Command::Register { nonce } => format!("reg n{nonce}"),
+                    Command::Client { client_id, seq, .. } => format!("c{client_id}#{seq}"),
+                };
+                text(out, cx + 3, grid_y + 35, "bad", &what);
+            }
         }
         let mut y = grid_y + CELL_H + LINE;
         let mut detail = |line: String| {
@@ -640,6 +659,27 @@ mod tests {
         );
         assert!(svg.contains("class=\"msg-new\""), "{svg}");
         assert!(svg.contains("marker-end=\"url(#rr-arrow-new)\""), "{svg}");
+    }
+
+    #[test]
+    fn a_removed_entry_is_named_where_it_was() {
+        let model = small();
+        let mut path = path_to(&model, |s| {
+            s.servers
+                .iter()
+                .any(|v| v.role != Role::Leader && v.commit_index == 0 && !v.log.is_empty())
+        });
+        // The picture compares two states only: the follower's entry taken away by hand
+        // draws as the overwrite a new leader's AppendEntries makes.
+        let mut next = path.last().unwrap().0.clone();
+        let follower = (next.servers.iter_mut())
+            .find(|v| v.role != Role::Leader && v.commit_index == 0 && !v.log.is_empty())
+            .unwrap();
+        follower.log.pop();
+        path.push((next, None));
+        let svg = render(&model, &path);
+        well_formed(&svg).unwrap();
+        assert!(svg.contains("class=\"bad\">was t"), "{svg}");
     }
 
     #[test]

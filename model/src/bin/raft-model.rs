@@ -261,6 +261,9 @@ struct ExploreArgs {
     host: String,
     #[arg(long, default_value_t = 3000)]
     port: u16,
+    /// Worker threads of the explorer's search ("Run to completion"; default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -278,7 +281,22 @@ fn main() -> ExitCode {
             let addr = format!("{}:{}", args.host, args.port);
             println!("Bounds:\n{cfg}\n");
             println!("Explorer: http://{addr}/  (Ctrl-C to stop)");
-            RaftModel::for_explorer(cfg).checker().serve(addr);
+            println!(
+                "Each state shows its own verdicts and these flags: {}",
+                match cfg.flags() {
+                    f if f.is_empty() => "(none: the default bounds)".to_string(),
+                    f => f.join(" "),
+                }
+            );
+            let threads = args
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            // stateright's on-demand search, which "Run to completion" starts: no symmetry
+            // reduction, so on the default bounds it runs for hours; `check` is the verdict.
+            RaftModel::for_explorer(cfg)
+                .checker()
+                .threads(threads)
+                .serve(addr);
             ExitCode::SUCCESS
         }
     }
