@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod explorer;
 pub mod kv_spec;
 pub mod model;
 mod pack;

@@ -392,8 +392,14 @@ impl ExplorerLinks {
         words.join(" ")
     }
 
-    pub fn link(&self, explorer_path: &str) -> String {
-        format!("http://localhost:{}/#/steps/{explorer_path}", self.port)
+    /// The flags ride along so that the page can tell when it is opened on an explorer of
+    /// other flags (`explorer.rs`).
+    pub fn link(&self, cfg: &Config, explorer_path: &str) -> String {
+        format!(
+            "http://localhost:{}/#/steps/{explorer_path}?flags={}",
+            self.port,
+            crate::explorer::encode_flags(cfg)
+        )
     }
 }
 
@@ -434,7 +440,11 @@ pub fn render(summary: &Summary, links: &ExplorerLinks) -> String {
         out += &format!("\nWitnesses, to browse with: {command}\n");
         for (p, e) in found {
             let steps = p.path.as_ref().map_or(0, Vec::len);
-            out += &format!("  {:<66} {steps:>3} steps  {}\n", p.name, links.link(e));
+            out += &format!(
+                "  {:<66} {steps:>3} steps  {}\n",
+                p.name,
+                links.link(&s.config, e)
+            );
         }
     }
     for p in s.properties.iter().filter(|p| p.status == Status::Violated) {
@@ -444,7 +454,7 @@ pub fn render(summary: &Summary, links: &ExplorerLinks) -> String {
         }
         if let Some(e) = &p.explorer_path {
             out += &format!("  explore:  {command}\n");
-            out += &format!("  explorer: {}\n", links.link(e));
+            out += &format!("  explorer: {}\n", links.link(&s.config, e));
         }
     }
     match s.failure_reason() {
@@ -494,8 +504,9 @@ mod tests {
             .iter()
             .find(|p| p.status == Status::Violated)
             .unwrap();
+        let flags = "--max-term%201%20--max-in-flight%205%20--clients%3D%20--no-drops%20--bug%20forget-vote-on-restart";
         let link = format!(
-            "http://localhost:8080/#/steps/{}",
+            "http://localhost:8080/#/steps/{}?flags={flags}",
             violated.explorer_path.as_ref().unwrap()
         );
         assert!(
@@ -514,7 +525,7 @@ mod tests {
         assert_eq!(elected.status, Status::Found);
         assert!(
             report.contains(&format!(
-                "http://localhost:8080/#/steps/{}\n",
+                "http://localhost:8080/#/steps/{}?flags={flags}\n",
                 elected.explorer_path.as_ref().unwrap()
             )),
             "{report}"
@@ -529,6 +540,9 @@ mod tests {
             port: 3000,
         };
         assert_eq!(links.command(&Config::default()), "raft-model explore");
-        assert_eq!(links.link("0/1"), "http://localhost:3000/#/steps/0/1");
+        assert_eq!(
+            links.link(&Config::default(), "0/1"),
+            "http://localhost:3000/#/steps/0/1?flags="
+        );
     }
 }

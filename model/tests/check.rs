@@ -2,8 +2,7 @@
 //! and the explorer answers.
 
 use raft_model::runner::{run, RunOptions, Status};
-use raft_model::{Config, RaftModel};
-use stateright::Model;
+use raft_model::Config;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -151,9 +150,7 @@ fn serve_explorer(cfg: Config) -> String {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let serve_addr = addr.clone();
-    std::thread::spawn(move || {
-        RaftModel::for_explorer(cfg).checker().serve(serve_addr);
-    });
+    std::thread::spawn(move || raft_model::explorer::serve(cfg, &serve_addr, 1));
     addr
 }
 
@@ -248,6 +245,15 @@ fn explorer_deep_link_shows_verdicts_and_picture() {
 
     let (status, body) = get(&addr, &format!("/.states/{prefix}/999"));
     assert!(status.contains(" 404 "), "{status} {body}");
+    assert!(body.contains("Unable to find state"), "{body}");
+
+    // What the page does with the two: shows a refused path, and compares a link's flags
+    // with these.
+    let (status, script) = get(&addr, "/app.js");
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(script.contains(".then(raftrightChecked)"), "{script}");
+    let (_, served_flags) = get(&addr, "/.flags");
+    assert_eq!(served_flags, cfg.flags().join(" "));
 }
 
 #[test]

@@ -10,8 +10,7 @@ use clap::{Args, Parser, Subcommand};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use raft_model::config::{Backoff, Bug, Network};
 use raft_model::runner::{self, RunOptions, Strategy};
-use raft_model::{Config, RaftModel};
-use stateright::Model;
+use raft_model::Config;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -293,11 +292,13 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             // stateright's on-demand search, which "Run to completion" starts: no symmetry
             // reduction, so on the default bounds it runs for hours; `check` is the verdict.
-            RaftModel::for_explorer(cfg)
-                .checker()
-                .threads(threads)
-                .serve(addr);
-            ExitCode::SUCCESS
+            match raft_model::explorer::serve(cfg, &addr, threads) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
     }
 }
