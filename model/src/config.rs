@@ -378,6 +378,66 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The `raft-model` bound flags that rebuild this configuration, only those that differ
+    /// from the defaults: a command printed with them is short enough to copy and cannot
+    /// disagree with the configuration that was checked (`explore` builds its model from the
+    /// same flags, so the action indices of a link mean the same steps).
+    pub fn flags(&self) -> Vec<String> {
+        fn name(v: impl clap::ValueEnum) -> String {
+            let value = v.to_possible_value().expect("no variant is skipped");
+            value.get_name().to_string()
+        }
+        let d = Config::default();
+        let (p, dp) = (&self.params, &d.params);
+        let mut out = Vec::new();
+        let mut num = |flag: &str, v: u8, default: u8| {
+            if v != default {
+                out.push(format!("--{flag} {v}"));
+            }
+        };
+        num("servers", self.servers, d.servers);
+        num("max-term", self.max_term, d.max_term);
+        num("max-log-len", self.max_log_len, d.max_log_len);
+        num("max-restarts", self.max_restarts, d.max_restarts);
+        num("max-sessions", p.max_sessions, dp.max_sessions);
+        num("max-retries", self.max_retries, d.max_retries);
+        num("max-in-flight", self.max_in_flight, d.max_in_flight);
+        num("max-inbox", self.max_inbox, d.max_inbox);
+        num(
+            "max-entries-per-append",
+            p.max_entries_per_append,
+            dp.max_entries_per_append,
+        );
+        if self.clients_spec() != d.clients_spec() {
+            // `=` keeps an empty spec (no clients) one shell word.
+            out.push(format!("--clients={}", self.clients_spec()));
+        }
+        if self.network != d.network {
+            out.push(format!("--network {}", name(self.network)));
+        }
+        if p.backoff != dp.backoff {
+            out.push(format!("--backoff {}", name(p.backoff)));
+        }
+        let switches = [
+            ("--no-drops", !self.drops),
+            ("--pre-vote", p.pre_vote),
+            ("--check-quorum", p.check_quorum),
+            ("--no-noop-on-election", !p.noop_on_election),
+            ("--snapshots", self.snapshots),
+        ];
+        out.extend(
+            (switches.iter())
+                .filter(|(_, on)| *on)
+                .map(|(f, _)| f.to_string()),
+        );
+        if let Some(bug) = self.bug {
+            out.push(format!("--bug {}", name(bug)));
+        }
+        out
+    }
+}
+
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let p = &self.params;

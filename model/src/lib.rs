@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod explorer;
 pub mod kv_spec;
 pub mod model;
 mod pack;
@@ -14,6 +15,7 @@ pub mod properties;
 pub mod runner;
 pub mod server;
 pub mod state;
+pub mod svg;
 pub mod symmetry;
 pub mod trace;
 pub mod types;

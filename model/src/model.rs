@@ -98,11 +98,42 @@ impl Before {
 #[derive(Clone, Debug)]
 pub struct RaftModel {
     pub cfg: Config,
+    /// Serving stateright's explorer: steps out of the bounds are refused (see `next_state`).
+    pub explorer: bool,
 }
 
 impl RaftModel {
     pub fn new(cfg: Config) -> Self {
-        RaftModel { cfg }
+        RaftModel {
+            cfg,
+            explorer: false,
+        }
+    }
+
+    /// The model the explorer serves: the same steps, but a step that leaves the bounds is
+    /// not enabled, since the explorer lists successors without asking `within_boundary`
+    /// and would show states no check visits.
+    pub fn for_explorer(cfg: Config) -> Self {
+        RaftModel {
+            cfg,
+            explorer: true,
+        }
+    }
+
+    /// The header the explorer shows above a state: what the state violates and witnesses
+    /// on its own, and the flags the explorer runs with (a link from a `check` with other
+    /// flags names other steps).
+    pub fn explorer_header(&self, state: &State) -> String {
+        let flags = self.cfg.flags();
+        format!(
+            "{}\nexplorer flags: {}",
+            properties::verdicts(self, state),
+            if flags.is_empty() {
+                "(none: the default bounds)".to_string()
+            } else {
+                flags.join(" ")
+            }
+        )
     }
 
     /// The operation client `c` has in hand, if any (its session must be open).
@@ -544,7 +575,11 @@ impl Model for RaftModel {
     }
 
     fn next_state(&self, last: &State, action: Action) -> Option<State> {
-        self.step(last, &action).map(|(state, _)| state)
+        let next = self.step(last, &action).map(|(state, _)| state)?;
+        if self.explorer && !self.within_boundary(&next) {
+            return None;
+        }
+        Some(next)
     }
 
     fn within_boundary(&self, state: &State) -> bool {
@@ -561,5 +596,124 @@ impl Model for RaftModel {
 
     fn format_action(&self, action: &Action) -> String {
         format!("{action:?}")
+    }
+
+    /// The text the explorer shows for a step's state; only the explorer calls it, so the
+    /// verdicts cost nothing during a check.
+    fn format_step(&self, last: &State, action: Action) -> Option<String> {
+        let next = self.next_state(last, action)?;
+        Some(format!("{}\n\n{next:?}", self.explorer_header(&next)))
+    }
+
+    /// The picture above the state text; only the explorer calls it (`svg.rs`).
+    fn as_svg(&self, path: stateright::Path<State, Action>) -> Option<String> {
+        Some(crate::svg::render(self, &path.into_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashSet, VecDeque};
+
+    /// The first step, breadth-first, whose state leaves the bounds.
+    fn step_out_of_bounds(model: &RaftModel) -> (State, Action) {
+        let init = model.init_states().remove(0);
+        let mut seen = HashSet::from([init.clone()]);
+        let mut queue = VecDeque::from([init]);
+        while let Some(s) = queue.pop_front() {
+            let mut actions = Vec::new();
+            model.actions(&s, &mut actions);
+            for a in actions {
+                let Some(next) = model.next_state(&s, a.clone()) else {
+                    continue;
+                };
+                if !model.within_boundary(&next) {
+                    return (s, a);
+                }
+                if seen.insert(next.clone()) {
+                    queue.push_back(next);
+                }
+            }
+        }
+        panic!("no step leaves the bounds");
+    }
+
+    #[test]
+    fn the_explorer_refuses_steps_out_of_bounds() {
+        let cfg = Config {
+            max_term: 1,
+            max_log_len: 1,
+            ..Config::small()
+        };
+        let (s, a) = step_out_of_bounds(&RaftModel::new(cfg.clone()));
+        let explorer = RaftModel::for_explorer(cfg);
+        assert_eq!(explorer.next_state(&s, a.clone()), None, "{a:?}");
+        assert_eq!(explorer.format_step(&s, a), None);
+    }
+
+    /// Every state the explorer can show is one the checker visits: within the bounds, and
+    /// never more server messages in flight than `max_in_flight` (client answers are not
+    /// counted by it, and the state text lists them apart, as `answer:`).
+    #[test]
+    fn every_state_the_explorer_serves_is_within_the_bounds() {
+        let model = RaftModel::for_explorer(Config {
+            max_term: 1,
+            max_log_len: 2,
+            max_in_flight: 2,
+            ..Config::small()
+        });
+        let init = model.init_states().remove(0);
+        let mut seen = HashSet::from([init.clone()]);
+        let mut queue = VecDeque::from([init]);
+        let mut answers_beside_a_full_network = false;
+        while let Some(s) = queue.pop_front() {
+            assert!(model.within_boundary(&s), "{s:?}");
+            assert!(s.network.len() <= 2, "{s:?}");
+            answers_beside_a_full_network |= s.network.len() == 2 && !s.responses.is_empty();
+            for (_, next) in model.next_steps(&s) {
+                if seen.insert(next.clone()) {
+                    queue.push_back(next);
+                }
+            }
+        }
+        assert!(answers_beside_a_full_network, "{} states", seen.len());
+        let text = format!(
+            "{:?}",
+            seen.iter()
+                .find(|s| s.network.len() == 2 && !s.responses.is_empty())
+                .unwrap()
+        );
+        assert_eq!(
+            text.matches("\nnet: ").count() + text.starts_with("net: ") as usize,
+            2,
+            "{text}"
+        );
+        assert!(text.contains("\nanswer: →c"), "{text}");
+    }
+
+    #[test]
+    fn the_explorer_text_starts_with_verdicts_and_flags() {
+        let cfg = Config {
+            max_term: 2,
+            max_log_len: 2,
+            ..Config::default()
+        };
+        let model = RaftModel::for_explorer(cfg);
+        let init = model.init_states().remove(0);
+        let text = model
+            .format_step(&init, Action::ElectionTimeout(0))
+            .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..3],
+            [
+                "verdict: every always-property holds in this state",
+                "witnesses here: none",
+                "explorer flags: --max-term 2 --max-log-len 2",
+            ],
+            "{text}"
+        );
+        assert!(text.contains("s0: Candidate t1"), "{text}");
     }
 }

@@ -299,3 +299,76 @@ fn two_leaders(s: &State) -> bool {
         None => false,
     }
 }
+
+/// What one state says about the properties on its own: the always-properties it violates and
+/// the witnesses it satisfies. The explorer's per-state panel is derived from the global
+/// search's discovery paths, so it cannot say this; the explorer computes it as it renders a
+/// state, never during a check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdicts {
+    pub violated: Vec<&'static str>,
+    pub satisfied: Vec<&'static str>,
+}
+
+pub fn verdicts(model: &RaftModel, s: &State) -> Verdicts {
+    let mut v = Verdicts::default();
+    for p in all(&model.cfg) {
+        let holds = (p.condition)(model, s);
+        match p.expectation {
+            stateright::Expectation::Always if !holds => v.violated.push(p.name),
+            stateright::Expectation::Sometimes if holds => v.satisfied.push(p.name),
+            _ => {}
+        }
+    }
+    v
+}
+
+impl std::fmt::Display for Verdicts {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        if self.violated.is_empty() {
+            writeln!(f, "verdict: every always-property holds in this state")?;
+        } else {
+            writeln!(f, "verdict: VIOLATES {}", self.violated.join(", "))?;
+        }
+        if self.satisfied.is_empty() {
+            write!(f, "witnesses here: none")
+        } else {
+            write!(f, "witnesses here: {}", self.satisfied.join(", "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stateright::Model;
+
+    #[test]
+    fn verdicts_of_the_initial_state_are_empty() {
+        let model = RaftModel::new(Config::small());
+        let init = &model.init_states()[0];
+        assert_eq!(verdicts(&model, init), Verdicts::default());
+    }
+
+    #[test]
+    fn verdicts_name_the_violated_and_the_witnessed() {
+        let model = RaftModel::new(Config::small());
+        let mut s = model.init_states()[0].clone();
+        s.servers[0].role = Role::Leader;
+        s.servers[0].current_term = 1;
+        s.servers[1].role = Role::Leader;
+        s.servers[1].current_term = 2;
+        s.elected[1] = 0b011;
+        let v = verdicts(&model, &s);
+        assert!(v.violated.contains(&ELECTION_SAFETY), "{v:?}");
+        assert!(!v.violated.contains(&LOG_MATCHING), "{v:?}");
+        assert!(v.satisfied.contains(&"leader elected"), "{v:?}");
+        assert!(v.satisfied.contains(&"two leaders at once"), "{v:?}");
+        let text = v.to_string();
+        assert!(
+            text.starts_with("verdict: VIOLATES election safety"),
+            "{text}"
+        );
+        assert!(text.contains("witnesses here: leader elected"), "{text}");
+    }
+}

@@ -83,7 +83,8 @@ pub struct PropertyResult {
     pub status: Status,
     /// The steps from the initial state to the violating state or the witness.
     pub path: Option<Vec<String>>,
-    /// Action indices from the initial state: `http://localhost:3000/#/steps/<path>`.
+    /// Action indices from the initial state: `http://localhost:<port>/#/steps/<path>` on the
+    /// explorer of the same configuration (`ExplorerLinks`).
     pub explorer_path: Option<String>,
 }
 
@@ -371,8 +372,39 @@ fn summarize<C: Checker<RaftModel>>(
     }
 }
 
+/// How to open a path in the explorer: the command that serves it on the checked
+/// configuration, and the link. Both come from the same configuration and port, so a printed
+/// link is one the printed command serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExplorerLinks {
+    /// What runs `raft-model`, e.g. `raft-model` or `cargo run --release -p raft-model --`.
+    pub program: String,
+    pub port: u16,
+}
+
+impl ExplorerLinks {
+    pub fn command(&self, cfg: &Config) -> String {
+        let mut words = vec![self.program.clone(), "explore".to_string()];
+        words.extend(cfg.flags());
+        if self.port != 3000 {
+            words.push(format!("--port {}", self.port));
+        }
+        words.join(" ")
+    }
+
+    /// The flags ride along so that the page can tell when it is opened on an explorer of
+    /// other flags (`explorer.rs`).
+    pub fn link(&self, cfg: &Config, explorer_path: &str) -> String {
+        format!(
+            "http://localhost:{}/#/steps/{explorer_path}?flags={}",
+            self.port,
+            crate::explorer::encode_flags(cfg)
+        )
+    }
+}
+
 /// The human-readable report `raft-model check` prints.
-pub fn render(summary: &Summary, explorer_base: &str) -> String {
+pub fn render(summary: &Summary, links: &ExplorerLinks) -> String {
     let mut out = String::new();
     let s = summary;
     out += &format!(
@@ -399,13 +431,30 @@ pub fn render(summary: &Summary, explorer_base: &str) -> String {
         };
         out += &format!("  {:<9} {:<66} {}\n", p.expectation, p.name, label);
     }
+    let command = links.command(&s.config);
+    let found: Vec<_> = (s.properties.iter())
+        .filter(|p| p.status == Status::Found)
+        .filter_map(|p| Some((p, p.explorer_path.as_ref()?)))
+        .collect();
+    if !found.is_empty() {
+        out += &format!("\nWitnesses, to browse with: {command}\n");
+        for (p, e) in found {
+            let steps = p.path.as_ref().map_or(0, Vec::len);
+            out += &format!(
+                "  {:<66} {steps:>3} steps  {}\n",
+                p.name,
+                links.link(&s.config, e)
+            );
+        }
+    }
     for p in s.properties.iter().filter(|p| p.status == Status::Violated) {
         out += &format!("\nCounterexample for \"{}\":\n", p.name);
         for (i, step) in p.path.iter().flatten().enumerate() {
             out += &format!("  {:>3}. {step}\n", i + 1);
         }
         if let Some(e) = &p.explorer_path {
-            out += &format!("  explorer: {explorer_base}/#/steps/{e}\n");
+            out += &format!("  explore:  {command}\n");
+            out += &format!("  explorer: {}\n", links.link(&s.config, e));
         }
     }
     match s.failure_reason() {
@@ -413,4 +462,87 @@ pub fn render(summary: &Summary, explorer_base: &str) -> String {
         Some(why) => out += &format!("\nFAILED: {why}\n"),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(cfg: Config) -> Summary {
+        run(
+            cfg,
+            &RunOptions {
+                strategy: Strategy::Bfs,
+                threads: 1,
+                ..RunOptions::default()
+            },
+        )
+    }
+
+    /// Each counterexample and the witnesses come with the command that serves the same
+    /// configuration on the same port as the link.
+    #[test]
+    fn the_report_prints_the_explore_command_with_each_link() {
+        let cfg = Config {
+            max_term: 1,
+            client_ops: vec![],
+            drops: false,
+            max_in_flight: 5,
+            bug: Some(crate::Bug::ForgetVoteOnRestart),
+            ..Config::default()
+        };
+        let s = summary(cfg);
+        let links = ExplorerLinks {
+            program: "raft-model".into(),
+            port: 8080,
+        };
+        let report = render(&s, &links);
+        let command = "raft-model explore --max-term 1 --max-in-flight 5 --clients= --no-drops \
+                       --bug forget-vote-on-restart --port 8080";
+        let violated = s
+            .properties
+            .iter()
+            .find(|p| p.status == Status::Violated)
+            .unwrap();
+        let flags = "--max-term%201%20--max-in-flight%205%20--clients%3D%20--no-drops%20--bug%20forget-vote-on-restart";
+        let link = format!(
+            "http://localhost:8080/#/steps/{}?flags={flags}",
+            violated.explorer_path.as_ref().unwrap()
+        );
+        assert!(
+            report.contains(&format!("  explore:  {command}\n  explorer: {link}\n")),
+            "{report}"
+        );
+        assert!(
+            report.contains(&format!("Witnesses, to browse with: {command}\n")),
+            "{report}"
+        );
+        let elected = s
+            .properties
+            .iter()
+            .find(|p| p.name == "leader elected")
+            .unwrap();
+        assert_eq!(elected.status, Status::Found);
+        assert!(
+            report.contains(&format!(
+                "http://localhost:8080/#/steps/{}?flags={flags}\n",
+                elected.explorer_path.as_ref().unwrap()
+            )),
+            "{report}"
+        );
+        assert!(!report.contains("3000"), "{report}");
+    }
+
+    #[test]
+    fn the_default_port_is_left_out_of_the_command() {
+        let links = ExplorerLinks {
+            program: "raft-model".into(),
+            port: 3000,
+        };
+        assert_eq!(links.command(&Config::default()), "raft-model explore");
+        assert_eq!(
+            links.link(&Config::default(), "0/1"),
+            "http://localhost:3000/#/steps/0/1?flags="
+        );
+    }
 }

@@ -165,7 +165,8 @@ impl fmt::Debug for State {
             writeln!(f, "net: {e:?}")?;
         }
         for r in &self.responses {
-            writeln!(f, "net: {r:?}")?;
+            // Apart from `net:`: the in-flight bounds count server messages only.
+            writeln!(f, "answer: {r:?}")?;
         }
         for (c, cl) in self.clients.iter().enumerate() {
             writeln!(f, "c{c}: {cl:?}")?;

@@ -2,8 +2,7 @@
 //! and the explorer answers.
 
 use raft_model::runner::{run, RunOptions, Status};
-use raft_model::{Config, RaftModel};
-use stateright::Model;
+use raft_model::Config;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -142,8 +141,8 @@ fn collecting_dead_client_answers_changes_no_verdict() {
     println!("dead client answers: {full} -> {reduced} unique states");
 }
 
-#[test]
-fn explorer_answers_status() {
+/// Serves the explorer for `cfg` on a free port, as `raft-model explore` does.
+fn serve_explorer(cfg: Config) -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -151,31 +150,110 @@ fn explorer_answers_status() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let serve_addr = addr.clone();
-    std::thread::spawn(move || {
-        RaftModel::new(Config::small()).checker().serve(serve_addr);
-    });
+    std::thread::spawn(move || raft_model::explorer::serve(cfg, &serve_addr, 1));
+    addr
+}
+
+/// The status line and body of a GET, retried while the server is starting. HTTP/1.0, so the
+/// body comes whole rather than chunked.
+fn get(addr: &str, path: &str) -> (String, String) {
     let mut last_err = None;
     for _ in 0..100 {
-        match std::net::TcpStream::connect(&addr) {
+        match std::net::TcpStream::connect(addr) {
             Ok(mut conn) => {
-                conn.set_read_timeout(Some(Duration::from_secs(10)))
+                conn.set_read_timeout(Some(Duration::from_secs(30)))
                     .unwrap();
                 write!(
                     conn,
-                    "GET /.status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                    "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
                 )
                 .unwrap();
-                let mut body = String::new();
-                let _ = conn.read_to_string(&mut body);
-                assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-                assert!(body.contains("election safety"), "{body}");
-                return;
+                let mut response = String::new();
+                let _ = conn.read_to_string(&mut response);
+                let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+                let status = head.lines().next().unwrap_or("").to_string();
+                return (status, body.to_string());
             }
             Err(e) => last_err = Some(e),
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("explorer never answered on {addr}: {last_err:?}");
+}
+
+#[test]
+fn explorer_answers_status() {
+    let addr = serve_explorer(Config::small());
+    let (status, body) = get(&addr, "/.status");
+    assert!(status.contains(" 200 "), "{status} {body}");
+    assert!(body.contains("election safety"), "{body}");
+}
+
+/// A counterexample's deep link, loaded through the endpoint the page uses (`/.states/` and
+/// the path up to the last step, whose successors include the state the link shows): the
+/// state's text starts with what it violates and the explorer's flags, and its picture is
+/// there. A path with an index the explorer has no step for is refused.
+#[test]
+fn explorer_deep_link_shows_verdicts_and_picture() {
+    let cfg = Config {
+        max_term: 1,
+        client_ops: vec![],
+        drops: false,
+        max_in_flight: 5,
+        bug: Some(raft_model::Bug::ForgetVoteOnRestart),
+        ..Config::default()
+    };
+    let summary = run(
+        cfg.clone(),
+        &RunOptions {
+            strategy: raft_model::runner::Strategy::Bfs,
+            ..RunOptions::default()
+        },
+    );
+    let link = summary
+        .properties
+        .iter()
+        .find(|p| p.name == "election safety" && p.status == Status::Violated)
+        .and_then(|p| p.explorer_path.clone())
+        .expect("the bug is caught");
+    let (prefix, last) = link.rsplit_once('/').unwrap();
+    let addr = serve_explorer(cfg.clone());
+    let (status, body) = get(&addr, &format!("/.states/{prefix}"));
+    assert!(status.contains(" 200 "), "{status} {body}");
+    let steps: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let last: u64 = last.parse().unwrap();
+    let step = (steps.as_array().unwrap().iter())
+        .find(|s| s["actionIndex"].as_u64() == Some(last))
+        .unwrap_or_else(|| panic!("no step {last} in {body}"));
+    let text = step["outcome"].as_str().unwrap();
+    let flags = format!("explorer flags: {}", cfg.flags().join(" "));
+    assert!(
+        text.starts_with("verdict: VIOLATES election safety\n"),
+        "{text}"
+    );
+    assert!(text.contains(&flags), "{text}");
+    let svg = step["svg"].as_str().unwrap();
+    assert!(svg.starts_with("<svg "), "{svg}");
+    assert!(svg.contains("verdict: VIOLATES election safety"), "{svg}");
+    assert_eq!(svg.matches(" Leader t1<").count(), 2, "{svg}");
+    assert!(svg.contains(&flags), "{svg}");
+    let steps_in_link = link.split('/').count() - 1;
+    assert!(
+        svg.contains(&format!("path so far: {steps_in_link} steps")),
+        "{svg}"
+    );
+
+    let (status, body) = get(&addr, &format!("/.states/{prefix}/999"));
+    assert!(status.contains(" 404 "), "{status} {body}");
+    assert!(body.contains("Unable to find state"), "{body}");
+
+    // What the page does with the two: shows a refused path, and compares a link's flags
+    // with these.
+    let (status, script) = get(&addr, "/app.js");
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(script.contains(".then(raftrightChecked)"), "{script}");
+    let (_, served_flags) = get(&addr, "/.flags");
+    assert_eq!(served_flags, cfg.flags().join(" "));
 }
 
 #[test]

@@ -10,8 +10,7 @@ use clap::{Args, Parser, Subcommand};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use raft_model::config::{Backoff, Bug, Network};
 use raft_model::runner::{self, RunOptions, Strategy};
-use raft_model::{Config, RaftModel};
-use stateright::Model;
+use raft_model::Config;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -130,9 +129,14 @@ fn parse_clients(s: &str) -> Result<(bool, Vec<raft_model::types::Op>), String> 
 
 impl Bounds {
     fn config(&self) -> Config {
+        // An item with no operation that does not register is no client at all: `--clients=`
+        // means none, as the configurations built in code (`Config::deep`) do, so their
+        // printed flags rebuild them.
+        let clients: Vec<_> = (self.clients.iter())
+            .filter(|(registers, ops)| *registers || !ops.is_empty())
+            .collect();
         // Each client puts its own value, so writes are distinguishable.
-        let client_ops = self
-            .clients
+        let client_ops = clients
             .iter()
             .enumerate()
             .map(|(c, (_, ops))| {
@@ -144,7 +148,7 @@ impl Bounds {
                     .collect()
             })
             .collect();
-        let registering = (self.clients.iter().enumerate())
+        let registering = (clients.iter().enumerate())
             .filter(|(_, (r, _))| *r)
             .fold(0u8, |m, (c, _)| m | 1 << c);
         let mut cfg = Config {
@@ -216,6 +220,9 @@ struct CheckArgs {
     /// With --deep: run only the configuration of this name (e.g. "five servers").
     #[arg(long, requires = "deep")]
     only: Option<String>,
+    /// Port of the explorer that the printed `explore` commands serve on and the links open.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
 }
 
 /// The flags whose values the deep tier fixes itself.
@@ -253,6 +260,9 @@ struct ExploreArgs {
     host: String,
     #[arg(long, default_value_t = 3000)]
     port: u16,
+    /// Worker threads of the explorer's search ("Run to completion"; default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -270,9 +280,43 @@ fn main() -> ExitCode {
             let addr = format!("{}:{}", args.host, args.port);
             println!("Bounds:\n{cfg}\n");
             println!("Explorer: http://{addr}/  (Ctrl-C to stop)");
-            RaftModel::new(cfg).checker().serve(addr);
-            ExitCode::SUCCESS
+            println!(
+                "Each state shows its own verdicts and these flags: {}",
+                match cfg.flags() {
+                    f if f.is_empty() => "(none: the default bounds)".to_string(),
+                    f => f.join(" "),
+                }
+            );
+            let threads = args
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            // stateright's on-demand search, which "Run to completion" starts: no symmetry
+            // reduction, so on the default bounds it runs for hours; `check` is the verdict.
+            match raft_model::explorer::serve(cfg, &addr, threads) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
+    }
+}
+
+/// How the report's commands start: the way this one was started, so that a printed command
+/// can be pasted as it is (`cargo run` sets CARGO for what it runs; otherwise the program as
+/// the shell was given it).
+fn explorer_links(args: &CheckArgs) -> runner::ExplorerLinks {
+    let program = if std::env::var_os("CARGO").is_some() {
+        "cargo run --release -p raft-model --".to_string()
+    } else {
+        std::env::args()
+            .next()
+            .unwrap_or_else(|| "raft-model".to_string())
+    };
+    runner::ExplorerLinks {
+        program,
+        port: args.port,
     }
 }
 
@@ -341,7 +385,7 @@ fn check(args: CheckArgs) -> ExitCode {
             serde_json::to_string_pretty(&summary).expect("summary serializes")
         );
     } else {
-        print!("{}", runner::render(&summary, "http://localhost:3000"));
+        print!("{}", runner::render(&summary, &explorer_links(&args)));
     }
     exit_code(&summary)
 }
@@ -383,7 +427,7 @@ fn deep(args: CheckArgs) -> ExitCode {
         if !args.json {
             // The single-run verdict line counts a missing witness as a failure; here it is
             // not one, so the tier prints its own verdict instead.
-            let report = runner::render(&summary, "http://localhost:3000");
+            let report = runner::render(&summary, &explorer_links(&args));
             let body = report
                 .trim_end()
                 .rsplit_once('\n')
@@ -459,5 +503,45 @@ fn deep(args: CheckArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    /// The configuration `raft-model explore <flags>` builds.
+    fn explore_config(flags: &[String]) -> Config {
+        let words = flags.iter().flat_map(|f| f.split_whitespace());
+        let cli = Cli::try_parse_from(["raft-model", "explore"].into_iter().chain(words))
+            .unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+        match cli.command {
+            Command::Explore(args) => args.bounds.config(),
+            _ => unreachable!(),
+        }
+    }
+
+    /// A printed `explore` command must rebuild the checked configuration exactly, or its
+    /// links' action indices would name other steps.
+    #[test]
+    fn flags_rebuild_the_configuration() {
+        let mut configs: Vec<Config> = Config::deep().into_iter().map(|(_, c)| c).collect();
+        configs.push(Config::default());
+        configs.push(Config::sessions());
+        for bug in Bug::value_variants() {
+            let mut cfg = Config {
+                max_term: 2,
+                ..Config::default()
+            };
+            cfg.bug = Some(*bug);
+            bug.enable_feature(&mut cfg);
+            configs.push(cfg);
+        }
+        for cfg in configs {
+            let flags = cfg.flags();
+            assert_eq!(explore_config(&flags), cfg, "{flags:?}");
+        }
+        assert!(Config::default().flags().is_empty());
     }
 }
