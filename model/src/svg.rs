@@ -339,11 +339,7 @@ fn in_flight(
     for e in &state.network {
         y += LINE + 4;
         let new = prev.is_some_and(|p| p.network.binary_search(e).is_err());
-        let (class, marker) = if new {
-            ("msg-new", "rr-arrow-new")
-        } else {
-            ("msg", "rr-arrow")
-        };
+        let (class, marker) = arrow_style(new);
         let (x1, x2) = (x_of(e.src as i32), x_of(e.dst as i32));
         arrow(out, x1, x2, y, class, marker);
         text_mid(
@@ -357,11 +353,7 @@ fn in_flight(
     for r in &state.responses {
         y += LINE + 4;
         let new = prev.is_some_and(|p| p.responses.binary_search(r).is_err());
-        let (class, marker) = if new {
-            ("msg-new", "rr-arrow-new")
-        } else {
-            ("msg", "rr-arrow")
-        };
+        let (class, marker) = arrow_style(new);
         arrow(out, x_of(n), x_of(n), y, class, marker);
         text_mid(out, x_of(n) - COL / 4, y - 3, "", &format!("{r:?}"));
     }
@@ -513,6 +505,15 @@ fn legend(out: &mut String, top: i32) -> i32 {
         text(out, MARGIN, y, "dim", line);
     }
     y
+}
+
+/// The class and arrowhead of a message arrow: new since the last step, or not.
+fn arrow_style(new: bool) -> (&'static str, &'static str) {
+    if new {
+        ("msg-new", "rr-arrow-new")
+    } else {
+        ("msg", "rr-arrow")
+    }
 }
 
 #[cfg(test)]

@@ -86,38 +86,6 @@ pub fn encode_snapshot(snap: &Snapshot) -> Vec<u8> {
     out
 }
 
-/// Decode a snapshot file's bytes (`path` names it in errors).
-pub fn decode_snapshot(path: &Path, data: &[u8]) -> Result<Snapshot, StorageError> {
-    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
-        path: path.to_path_buf(),
-        offset,
-        reason,
-    };
-    if data.len() < SNAPSHOT_HEADER {
-        return Err(corrupt(
-            0,
-            format!("snapshot file too short ({} bytes)", data.len()),
-        ));
-    }
-    if &data[..4] != SNAPSHOT_MAGIC {
-        return Err(corrupt(0, "not a snapshot file (bad magic)".into()));
-    }
-    let version = u32::from_le_bytes(data[4..8].try_into().unwrap());
-    if version != SNAPSHOT_VERSION {
-        return Err(corrupt(
-            4,
-            format!("unsupported snapshot version {version} (this node reads {SNAPSHOT_VERSION})"),
-        ));
-    }
-    let crc = u32::from_le_bytes(data[8..12].try_into().unwrap());
-    let body = &data[SNAPSHOT_HEADER..];
-    if framing::checksum(body) != crc {
-        return Err(corrupt(8, "snapshot checksum mismatch".into()));
-    }
-    framing::decode(body)
-        .map_err(|e| corrupt(SNAPSHOT_HEADER as u64, format!("undecodable snapshot: {e}")))
-}
-
 /// The 12-byte header of a snapshot file whose body has checksum `crc`.
 pub(crate) fn snapshot_header(crc: u32) -> [u8; SNAPSHOT_HEADER] {
     let mut h = [0u8; SNAPSHOT_HEADER];
