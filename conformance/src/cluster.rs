@@ -57,7 +57,8 @@ impl std::fmt::Display for Divergence {
 
 /// The input a model client request is for the core: a `Register` (nonce = the model's
 /// client number) while the client has no session, else its operation in hand under its
-/// session id, with `seq = done + 1`.
+/// session id, with `seq = done + 1`; a `Get` with `read_index` on is a ReadIndex read whose
+/// `read_id` is that `seq`.
 pub fn client_input(model: &RaftModel, before: &State, client: m::ClientId) -> c::Input {
     if model.must_register(before, client) {
         return c::Input::register(client as u64);
@@ -66,6 +67,13 @@ pub fn client_input(model: &RaftModel, before: &State, client: m::ClientId) -> c
     let op = model
         .op_in_hand(before, client)
         .expect("the action is enabled");
+    if let (m::Op::Get { key }, true) = (op, model.cfg.params.read_index) {
+        return c::Input::Read(c::ReadRequest {
+            client_id: map::client_id(cl.session),
+            read_id: cl.done as u64 + 1,
+            key: map::key(key),
+        });
+    }
     c::Input::client(c::ClientRequest {
         client_id: map::client_id(cl.session),
         seq: cl.done as u64 + 1,
@@ -158,17 +166,39 @@ impl Cluster {
 
 /// The client replies the model says the acting server produced, in the core's vocabulary:
 /// its answers, or `NotLeader { hint: leader_id }` for a request at a non-leader (with the
-/// `(client_id, seq)` the request carried, from the client's state `before`).
+/// `(client_id, seq)` the request carried, from the client's state `before`), and
+/// `ReadNotLeader` for each read a leader was serving when it stepped down.
 pub fn expected_replies(
+    model: &RaftModel,
     before: &State,
     after: &[raft_model::server::Server],
     action: &Action,
     record: &StepRecord,
 ) -> Vec<c::ClientReply> {
-    let mut out: Vec<c::ClientReply> = record.answered.iter().map(map::client_reply).collect();
+    let read_index = model.cfg.params.read_index;
+    let mut out: Vec<c::ClientReply> = (record.answered.iter())
+        .map(|r| map::client_reply(r, read_index))
+        .collect();
+    // A restarted server's reads are gone with its memory: no one answers them.
+    if let (Some(i), false) = (record.server, matches!(action, Action::Restart(_))) {
+        out.extend(dropped_reads(
+            &before.servers[i as usize],
+            &after[i as usize],
+        ));
+    }
     if record.not_leader {
         if let Action::ClientRequest { client_id, server } = action {
             let cl = before.clients[*client_id as usize];
+            if let (Some(m::Op::Get { .. }), true) =
+                (model.op_in_hand(before, *client_id), read_index)
+            {
+                out.push(c::ClientReply::ReadNotLeader {
+                    client_id: map::client_id(cl.session),
+                    read_id: cl.done as u64 + 1,
+                    hint: after[*server as usize].leader_id.map(map::node_id),
+                });
+                return out;
+            }
             // A registration is refused under no session, with its nonce in `seq`.
             let (session, seq) = if cl.session == 0 {
                 (c::NO_SESSION, *client_id as u64)
@@ -185,11 +215,33 @@ pub fn expected_replies(
     out
 }
 
+/// The `ReadNotLeader` answers of a leader that stepped down in a step, for the reads it was
+/// serving (under way first, then those held for its first commit). The core names no leader
+/// in them: every step-down clears `leader_id` first (a higher term, a lost quorum), or finds
+/// it naming the server itself.
+pub fn dropped_reads(
+    before: &raft_model::server::Server,
+    after: &raft_model::server::Server,
+) -> Vec<c::ClientReply> {
+    if before.role != m::Role::Leader || after.role == m::Role::Leader {
+        return Vec::new();
+    }
+    let pending = before.reads.pending.iter().map(|r| r.request);
+    (pending.chain(before.reads.waiting.iter().copied()))
+        .map(|q| c::ClientReply::ReadNotLeader {
+            client_id: map::client_id(q.client_id),
+            read_id: q.seq as u64,
+            hint: None,
+        })
+        .collect()
+}
+
 /// Compares one step: the messages and replies the core emitted with the model's record, and
 /// the views of `servers` (the acting server is enough in lockstep: no step changes another
 /// server on either side) with the model's state after the step.
 #[allow(clippy::too_many_arguments)]
 pub fn compare_step(
+    model: &RaftModel,
     step: usize,
     before: &State,
     action: &Action,
@@ -225,7 +277,7 @@ pub fn compare_step(
         Ok(_) => {}
     }
     // Client replies.
-    let expected = expected_replies(before, after_servers, action, record);
+    let expected = expected_replies(model, before, after_servers, action, record);
     if expected != emitted.replies {
         return Err(fail(format!(
             "client replies differ\n    model: {expected:?}\n    core:  {:?}",

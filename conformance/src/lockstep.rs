@@ -141,6 +141,7 @@ pub fn run(opts: &LockstepOptions) -> LockstepReport {
             let mut cluster = item.cluster.clone();
             let emitted = cluster.apply(&model, &item.state, action);
             if let Err(d) = compare_step(
+                &model,
                 item.depth as usize + 1,
                 &item.state,
                 action,
@@ -242,6 +243,19 @@ pub fn snapshot_config() -> Config {
         max_retries: 0,
         max_in_flight: 2,
         ..Config::small()
+    }
+}
+
+/// The node's own parameters (`Config::runtime`: PreVote, CheckQuorum, reads by ReadIndex,
+/// 64 entries per append) at the bounds of a walk that takes seconds: one put and one read
+/// with a retry, two terms, two messages in flight.
+pub fn runtime_config() -> Config {
+    Config {
+        max_log_len: 2,
+        max_restarts: 0,
+        max_in_flight: 2,
+        drops: false,
+        ..Config::runtime()
     }
 }
 

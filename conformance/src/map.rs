@@ -6,13 +6,15 @@
 //! | client id `c` | `ClientId` `100 + c` |
 //! | key `k` (u8) | `"k{k}"` |
 //! | value `v` (u8) | `v.to_string()` |
-//! | `Params` (5 fields) | `Params { .., ..Params::conformance_off() }` |
-//! | `Config::bug` | `Params::bug` (same six variants) |
-//! | `Snapshot { kv, sessions }` | `Snapshot { state: KvStateMachine }`; a session's `last_index` (LRU eviction, off in conformance) is 0 |
+//! | `Params` (6 fields) | `Params { .., ..Params::conformance_off() }`; `read_index` is not a core parameter but how clients read |
+//! | `Config::bug` | `Params::bug` (the variants both have) |
+//! | `Snapshot { kv, sessions }` | `Snapshot { state: KvStateMachine }` |
+//! | a `Get` with `read_index` on | `Input::Read(ReadRequest { client_id, read_id: seq, key })` |
+//! | its `Value` answer | `ClientReply::Read { client_id, read_id, value }` |
+//! | a read dropped when its leader steps down | `ClientReply::ReadNotLeader { hint: None }` (the model's clients need no answer) |
 //!
-//! Model-to-core is total; core-to-model fails on anything the model has no word for
-//! (a `ReadIndex` message, a `Delete` or `Cas`, a key or value out of range), and that failure
-//! is itself a divergence.
+//! Model-to-core is total; core-to-model fails on anything the model has no word for (a key
+//! or value out of range, a number above 255), and that failure is itself a divergence.
 
 use raft_core as c;
 use raft_model::config::{Backoff as MBackoff, Bug as MBug, Config};
@@ -83,6 +85,16 @@ pub fn op(o: &m::Op) -> c::Op {
             value: value(v),
         },
         m::Op::Get { key: k } => c::Op::Get { key: key(k) },
+        m::Op::Delete { key: k } => c::Op::Delete { key: key(k) },
+        m::Op::Cas {
+            key: k,
+            expected,
+            new,
+        } => c::Op::Cas {
+            key: key(k),
+            expected: expected.map(value),
+            new: new.map(value),
+        },
     }
 }
 
@@ -93,17 +105,37 @@ pub fn model_op(o: &c::Op) -> Result<m::Op, String> {
             value: model_value(v)?,
         }),
         c::Op::Get { key: k } => Ok(m::Op::Get { key: model_key(k)? }),
-        other => Err(format!("{other:?} has no model counterpart")),
+        c::Op::Delete { key: k } => Ok(m::Op::Delete { key: model_key(k)? }),
+        c::Op::Cas {
+            key: k,
+            expected,
+            new,
+        } => Ok(m::Op::Cas {
+            key: model_key(k)?,
+            expected: expected.as_deref().map(model_value).transpose()?,
+            new: new.as_deref().map(model_value).transpose()?,
+        }),
     }
 }
 
-/// A leader's answer as the core's reply to the client.
-pub fn client_reply(r: &m::ClientResponse) -> c::ClientReply {
-    if let m::Answer::Registered(id) = r.answer {
-        return c::ClientReply::Registered {
-            nonce: r.client_id as u64,
-            client_id: client_id(id),
-        };
+/// A leader's answer as the core's reply to the client. With `read_index` on, a `Value` answer
+/// is a ReadIndex read's (every `Get` is one then), whose `seq` is the node's `read_id`.
+pub fn client_reply(r: &m::ClientResponse, read_index: bool) -> c::ClientReply {
+    match r.answer {
+        m::Answer::Registered(id) => {
+            return c::ClientReply::Registered {
+                nonce: r.client_id as u64,
+                client_id: client_id(id),
+            }
+        }
+        m::Answer::Value(v) if read_index => {
+            return c::ClientReply::Read {
+                client_id: client_id(r.client_id),
+                read_id: r.seq as u64,
+                value: v.map(value),
+            }
+        }
+        _ => {}
     }
     c::ClientReply::Response(c::ClientResponse {
         client_id: client_id(r.client_id),
@@ -117,6 +149,10 @@ pub fn answer(a: &m::Answer) -> c::Answer {
         m::Answer::Ok => c::Answer::Ok,
         m::Answer::Value(v) => c::Answer::Value(v.map(value)),
         m::Answer::SessionExpired => c::Answer::SessionExpired,
+        m::Answer::Cas { swapped, previous } => c::Answer::Cas {
+            swapped,
+            previous: previous.map(value),
+        },
         // Carried by `ClientReply::Registered` in the node; never stored in a session.
         m::Answer::Registered(_) => c::Answer::Ok,
     }
@@ -127,7 +163,10 @@ pub fn model_answer(a: &c::Answer) -> Result<m::Answer, String> {
         c::Answer::Ok => Ok(m::Answer::Ok),
         c::Answer::Value(v) => Ok(m::Answer::Value(v.as_deref().map(model_value).transpose()?)),
         c::Answer::SessionExpired => Ok(m::Answer::SessionExpired),
-        other => Err(format!("{other:?} has no model counterpart")),
+        c::Answer::Cas { swapped, previous } => Ok(m::Answer::Cas {
+            swapped: *swapped,
+            previous: previous.as_deref().map(model_value).transpose()?,
+        }),
     }
 }
 
@@ -284,6 +323,20 @@ pub fn msg(x: &m::Msg) -> c::Message {
             leader: node_id(*leader),
             snapshot: snapshot(s),
         },
+        m::Msg::ReadIndex {
+            term: t,
+            leader,
+            round,
+        } => c::Message::ReadIndex {
+            term: term(*t),
+            leader: node_id(*leader),
+            round: *round as u64,
+        },
+        m::Msg::ReadIndexResponse { term: t, round, ok } => c::Message::ReadIndexResponse {
+            term: term(*t),
+            round: *round as u64,
+            ok: *ok,
+        },
     }
 }
 
@@ -345,7 +398,20 @@ pub fn model_msg(x: &c::Message) -> Result<m::Msg, String> {
             leader: model_id(*leader)?,
             snapshot: model_snapshot(s)?,
         },
-        other => return Err(format!("{other:?} has no model counterpart")),
+        c::Message::ReadIndex {
+            term: t,
+            leader,
+            round,
+        } => m::Msg::ReadIndex {
+            term: model_u8(*t, "term")?,
+            leader: model_id(*leader)?,
+            round: model_u8(*round, "read round")?,
+        },
+        c::Message::ReadIndexResponse { term: t, round, ok } => m::Msg::ReadIndexResponse {
+            term: model_u8(*t, "term")?,
+            round: model_u8(*round, "read round")?,
+            ok: *ok,
+        },
     })
 }
 
@@ -386,6 +452,8 @@ pub fn bug(b: MBug) -> Option<c::Bug> {
         MBug::InstallSnapshotKeepsStateMachine => c::Bug::InstallSnapshotKeepsStateMachine,
         MBug::ReopenExpiredSession => c::Bug::ReopenExpiredSession,
         MBug::StaleVoteCounted => c::Bug::StaleVoteCounted,
+        MBug::ReadWithoutQuorum => c::Bug::ReadWithoutQuorum,
+        MBug::ReadBeforeTermCommit => c::Bug::ReadBeforeTermCommit,
         MBug::ApplyBeforeCommit
         | MBug::MajorityOffByOne
         | MBug::NoStepDownOnHigherTermResponse
@@ -417,7 +485,7 @@ pub fn params(cfg: &Config) -> c::Params {
 }
 
 /// Every core bug, for the mutation score.
-pub const CORE_BUGS: [c::Bug; 8] = [
+pub const CORE_BUGS: [c::Bug; 10] = [
     c::Bug::VoteWithoutUpToDateCheck,
     c::Bug::Figure8Commit,
     c::Bug::ForgetVoteOnRestart,
@@ -426,6 +494,8 @@ pub const CORE_BUGS: [c::Bug; 8] = [
     c::Bug::InstallSnapshotKeepsStateMachine,
     c::Bug::ReopenExpiredSession,
     c::Bug::StaleVoteCounted,
+    c::Bug::ReadWithoutQuorum,
+    c::Bug::ReadBeforeTermCommit,
 ];
 
 #[cfg(test)]
@@ -490,13 +560,47 @@ mod tests {
             },
         };
         assert_eq!(model_envelope(&envelope(&snap)).unwrap(), snap);
+        for msg in [
+            m::Msg::ReadIndex {
+                term: 2,
+                leader: 1,
+                round: 3,
+            },
+            m::Msg::ReadIndexResponse {
+                term: 2,
+                round: 3,
+                ok: false,
+            },
+        ] {
+            assert_eq!(model_msg(&super::msg(&msg)).unwrap(), msg);
+        }
+        for o in [
+            m::Op::Delete { key: 1 },
+            m::Op::Cas {
+                key: 0,
+                expected: None,
+                new: Some(4),
+            },
+            m::Op::Cas {
+                key: 0,
+                expected: Some(4),
+                new: None,
+            },
+        ] {
+            assert_eq!(model_op(&op(&o)).unwrap(), o);
+        }
+        let cas = m::Answer::Cas {
+            swapped: false,
+            previous: Some(2),
+        };
+        assert_eq!(model_answer(&answer(&cas)).unwrap(), cas);
         assert!(model_msg(&c::Message::ReadIndex {
             term: 1,
             leader: 1,
-            round: 1
-        },)
+            round: 256
+        })
         .is_err());
-        assert!(model_op(&c::Op::Delete { key: "k0".into() }).is_err());
+        assert!(model_value("x").is_err());
         assert!(model_key("k2").is_err());
     }
 }

@@ -58,6 +58,7 @@ pub fn replay(trace: &Trace, core_bug: Option<Option<c::Bug>>) -> Result<ReplayR
         let emitted = cluster.apply(&model, &state, &step.action);
         report.steps = n;
         if let Err(d) = compare_step(
+            &model,
             n,
             &state,
             &step.action,

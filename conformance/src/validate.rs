@@ -7,9 +7,9 @@
 //! `heartbeat_timeout`, `client_request`), and the model's result must equal the recorded
 //! state after the step (the [`View`] abstraction, as in replay), its messages and its client
 //! answers. A `start` line begins a new chain (the node restarted from its durable state).
-//! Node-only steps (linearizable reads, `ReadIndex` messages) have no model counterpart: they
-//! are skipped and counted, and the chain continues from their recorded result; the
-//! `ReadIndex` messages and read replies they cause later are left out of the comparison.
+//! Reads are steps like any other: a recorded `Input::Read` is the model's `read_request`, and
+//! `ReadIndex` messages, read answers and the `ReadNotLeader` of a leader that steps down are
+//! compared with the model's.
 //!
 //! A recording is checkable only in the model's vocabulary: node ids 1..=5, keys `k0`/`k1`,
 //! small numeric values, terms, indexes and session ids below 256, pipelining off.
@@ -19,7 +19,7 @@ use crate::view::{Storage, View};
 use raft_core as c;
 use raft_core::record::Record;
 use raft_model::config::{Backoff as MBackoff, Config};
-use raft_model::server::{Effects, Server};
+use raft_model::server::{Effects, PendingRead, ReadRequest, Server};
 use raft_model::types as m;
 use raft_model::types::Session;
 use std::path::Path;
@@ -29,7 +29,6 @@ use std::path::Path;
 pub struct Report {
     pub chains: usize,
     pub steps_checked: usize,
-    pub skipped_node_only: usize,
 }
 
 fn model_params(p: &c::Params, servers: u8) -> Result<Config, String> {
@@ -49,6 +48,8 @@ fn model_params(p: &c::Params, servers: u8) -> Result<Config, String> {
         c::Backoff::Decrement => MBackoff::Decrement,
     };
     cfg.params.noop_on_election = p.noop_on_election;
+    // The runtime serves every read by ReadIndex and never puts a `Get` in the log.
+    cfg.params.read_index = true;
     // A recording the model can express has session ids below 256, so at most 255 sessions:
     // a larger bound never evicts in it and is the same as none (the model's 0).
     cfg.params.max_sessions = p
@@ -104,6 +105,26 @@ pub fn model_server(core: &c::RaftCore, cfg: &Config) -> Result<Server, String> 
     for (k, v) in core.kv() {
         s.kv[map::model_key(k)? as usize] = Some(map::model_value(v)?);
     }
+    let reads = core.read_state();
+    let model_read = |q: &c::ReadRequest| -> Result<ReadRequest, String> {
+        Ok(ReadRequest {
+            client_id: map::model_client(q.client_id)?,
+            seq: map::model_u8(q.read_id, "read id")?,
+            key: map::model_key(&q.key)?,
+        })
+    };
+    s.reads.round = map::model_u8(reads.round, "read round")?;
+    for p in &reads.pending {
+        s.reads.pending.push(PendingRead {
+            request: model_read(&p.request)?,
+            read_index: map::model_u8(p.read_index, "index")?,
+            round: map::model_u8(p.round, "read round")?,
+            acks: bits(&p.acks)?,
+        });
+    }
+    for q in &reads.waiting {
+        s.reads.waiting.push(model_read(q)?);
+    }
     s.sessions.clear();
     for (&cl, sess) in core.sessions() {
         s.sessions.push(Session {
@@ -122,17 +143,6 @@ fn storage_of(core: &c::RaftCore) -> Storage {
         snapshot: core.snapshot().clone(),
         log: core.log().entries().to_vec(),
     }
-}
-
-fn node_only(input: &c::Input) -> bool {
-    matches!(
-        input,
-        c::Input::Read(_)
-            | c::Input::Message(c::Envelope {
-                msg: c::Message::ReadIndex { .. } | c::Message::ReadIndexResponse { .. },
-                ..
-            })
-    )
 }
 
 /// Validate the records of one file. `Err` describes the first step the model does not allow
@@ -159,15 +169,12 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
         let Some(prev) = before.replace(after) else {
             return Err(format!("line {line}: a step before any start line"));
         };
-        if node_only(input) {
-            report.skipped_node_only += 1;
-            continue;
-        }
         let fail = |what: String| format!("line {line} (node {node}, input {input:?}): {what}");
         let servers = map::model_u8(prev.peers().len() as u64 + 1, "servers").map_err(fail)?;
         let cfg = model_params(prev.params(), servers).map_err(fail)?;
         let me = map::model_id(node).map_err(fail)?;
         let mut s = model_server(prev, &cfg).map_err(|e| fail(format!("state before: {e}")))?;
+        let before_model = s.clone();
         let mut fx = Effects::default();
         let mut not_leader = false;
         match input {
@@ -195,8 +202,16 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                     s.compact();
                 }
             }
-            c::Input::Read(_) => unreachable!("node-only"),
+            c::Input::Read(q) => {
+                let req = ReadRequest {
+                    client_id: map::model_client(q.client_id).map_err(fail)?,
+                    seq: map::model_u8(q.read_id, "read id").map_err(fail)?,
+                    key: map::model_key(&q.key).map_err(fail)?,
+                };
+                not_leader = !s.read_request(&cfg, me, req, &mut fx);
+            }
         }
+        let dropped = crate::cluster::dropped_reads(&before_model, &s);
         let want = View::of_model(&s, me);
         let got = View::of_core(after, &storage_of(after));
         if want != got {
@@ -208,12 +223,6 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
         let want_msgs = &fx.out;
         let got_msgs: Vec<m::Envelope> = messages
             .iter()
-            .filter(|e| {
-                !matches!(
-                    e.msg,
-                    c::Message::ReadIndex { .. } | c::Message::ReadIndexResponse { .. }
-                )
-            })
             .map(map::model_envelope)
             .collect::<Result<_, _>>()
             .map_err(fail)?;
@@ -222,9 +231,18 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                 "messages differ\n  model: {want_msgs:?}\n  node:  {got_msgs:?}"
             )));
         }
-        let mut want_replies: Vec<c::ClientReply> =
-            fx.responses.iter().map(map::client_reply).collect();
+        let mut want_replies: Vec<c::ClientReply> = (fx.responses.iter())
+            .map(|r| map::client_reply(r, cfg.params.read_index))
+            .collect();
+        want_replies.extend(dropped);
         if not_leader {
+            if let c::Input::Read(q) = input {
+                want_replies.push(c::ClientReply::ReadNotLeader {
+                    client_id: q.client_id,
+                    read_id: q.read_id,
+                    hint: prev.leader_id(),
+                });
+            }
             if let c::Input::Client(c::KvRequest::Command(req)) = input {
                 want_replies.push(c::ClientReply::NotLeader {
                     client_id: req.client_id,
@@ -242,15 +260,6 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
         }
         let got_replies: Vec<c::ClientReply> = replies
             .iter()
-            .filter(|r| match r {
-                c::ClientReply::Read { .. } | c::ClientReply::ReadNotLeader { .. } => false,
-                c::ClientReply::NotLeader { .. } => {
-                    matches!(input, c::Input::Client(_))
-                }
-                c::ClientReply::Response(_)
-                | c::ClientReply::Registered { .. }
-                | c::ClientReply::Stale { .. } => true,
-            })
             .map(|r| match *r {
                 // Compared in the model's vocabulary (see `map::model_nonce`).
                 c::ClientReply::Registered { nonce, client_id } => c::ClientReply::Registered {

@@ -104,9 +104,22 @@ pub struct View {
     pub recent_active: Option<BTreeSet<c::NodeId>>,
     pub kv: Kv,
     pub sessions: Sessions,
+    /// ReadIndex bookkeeping (empty but for a leader): the last round, and per read
+    /// `(client_id, read_id, key, read_index, round, acks)` under way, then those held back.
+    pub reads: (u64, Vec<PendingView>, Vec<c::ReadRequest>),
     pub snapshot: SnapView,
     /// Durable `(current_term, voted_for, snapshot, log after it)`.
     pub durable: (c::Term, Option<c::NodeId>, SnapView, Vec<c::Entry>),
+}
+
+pub type PendingView = (c::ReadRequest, c::Index, u64, BTreeSet<c::NodeId>);
+
+fn model_read(q: &raft_model::server::ReadRequest) -> c::ReadRequest {
+    c::ReadRequest {
+        client_id: map::client_id(q.client_id),
+        read_id: q.seq as u64,
+        key: map::key(q.key),
+    }
 }
 
 fn mask(bits: u8) -> BTreeSet<c::NodeId> {
@@ -147,6 +160,16 @@ impl View {
             recent_active: leader.then(|| mask(s.recent_active)),
             kv: model_kv(&s.kv),
             sessions: model_sessions(&s.sessions),
+            reads: (
+                s.reads.round as u64,
+                (s.reads.pending.iter())
+                    .map(|r| {
+                        let at = r.read_index as u64;
+                        (model_read(&r.request), at, r.round as u64, mask(r.acks))
+                    })
+                    .collect(),
+                s.reads.waiting.iter().map(model_read).collect(),
+            ),
             snapshot: model_snap(&s.snapshot),
             durable: (
                 map::term(s.current_term),
@@ -183,6 +206,16 @@ impl View {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             sessions: core_sessions(core.state_machine()),
+            reads: {
+                let r = core.read_state();
+                (
+                    r.round,
+                    (r.pending.iter())
+                        .map(|p| (p.request.clone(), p.read_index, p.round, p.acks.clone()))
+                        .collect(),
+                    r.waiting.clone(),
+                )
+            },
             snapshot: core_snap(core.snapshot()),
             durable: (
                 storage.hard_state.current_term,
@@ -209,6 +242,7 @@ impl View {
             ("recent_active", format!("{:?}", self.recent_active)),
             ("kv", format!("{:?}", self.kv)),
             ("sessions", format!("{:?}", self.sessions)),
+            ("reads", format!("{:?}", self.reads)),
             ("snapshot", format!("{:?}", self.snapshot)),
             (
                 "durable",

@@ -3,12 +3,16 @@
 //! configuration's whole state space is walked in lockstep; every core mutant is caught.
 
 use raft_conformance::lockstep::{self, LockstepOptions};
+use raft_conformance::map;
 use raft_conformance::mutants::{self, corpus_dir};
 use raft_conformance::replay::{collect_files, replay};
+use raft_core::{Command, KvStateMachine, Op, Params, StateMachine};
 use raft_model::trace::{
     config_hash, cover_configs, scenario_configs, Trace, ACTION_KINDS, ACTION_VARIANTS,
     F_PROPERTIES,
 };
+use raft_node::runtime::config::default_max_sessions;
+use raft_node::runtime::server::runtime_params;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -138,6 +142,12 @@ fn assert_conforms_exhaustively(name: &str, cfg: raft_model::Config) {
 }
 
 #[test]
+fn lockstep_runtime_configuration_is_exhaustive_without_divergence() {
+    // The parameters the node runs with, reads by ReadIndex among them.
+    assert_conforms_exhaustively("runtime", lockstep::runtime_config());
+}
+
+#[test]
 fn every_core_mutant_is_caught() {
     let traces = corpus();
     let results = mutants::score(&traces, &lockstep::small_config());
@@ -181,4 +191,74 @@ fn lockstep_catches_a_stale_vote_counted_by_the_core() {
         r.states,
         path.len()
     );
+}
+
+/// `raft-model check --config runtime` checks the parameters the node runs with: every field of
+/// the node's `Params` either equals the model's or, where the model has no value of its own,
+/// is shown here to behave the same within the model's vocabulary. A field added to `Params`
+/// fails to compile below until it is thought about.
+#[test]
+fn the_runtime_configuration_checks_the_nodes_parameters() {
+    let model_cfg = raft_model::Config::runtime();
+    let model = map::params(&model_cfg);
+    let node = runtime_params();
+    assert_eq!(
+        node.max_sessions,
+        Some(default_max_sessions()),
+        "a node configured with the default session bound runs these parameters"
+    );
+    let Params {
+        pre_vote,
+        check_quorum,
+        max_entries_per_append,
+        backoff,
+        noop_on_election,
+        max_bytes_per_append,
+        max_inflight_appends,
+        max_sessions,
+        bug,
+    } = node;
+    assert_eq!(model.pre_vote, pre_vote);
+    assert_eq!(model.check_quorum, check_quorum);
+    assert_eq!(model.max_entries_per_append, max_entries_per_append);
+    assert_eq!(model.backoff, backoff);
+    assert_eq!(model.noop_on_election, noop_on_election);
+    assert_eq!(model.max_inflight_appends, max_inflight_appends);
+    assert_eq!(bug, None);
+    assert!(model.bug.is_none());
+
+    // The session bound: the model's clients are few, so a table of the node's size never
+    // evicts; the model's "no bound" is the same behaviour.
+    let clients = model_cfg.client_ops.len();
+    let bound = max_sessions.expect("the node bounds its session table");
+    assert!(
+        bound > clients,
+        "{bound} sessions would evict among {clients} clients"
+    );
+    assert_eq!(model.max_sessions, None);
+
+    // The byte cap: the largest append the model can send (every entry of the longest log, each
+    // the largest command of the model's vocabulary) stays under it, so it never splits one.
+    let cap = max_bytes_per_append.expect("the node caps an append's bytes");
+    let v = Some(map::value(u8::MAX));
+    let largest = Command::Client {
+        client_id: u64::from(u8::MAX),
+        seq: u64::from(u8::MAX),
+        op: Op::Cas {
+            key: map::key(u8::MAX),
+            expected: v.clone(),
+            new: v,
+        },
+    };
+    let per_entry = KvStateMachine::command_size(&largest) + 16;
+    let entries = max_entries_per_append.min(model_cfg.max_log_len as usize);
+    assert!(
+        per_entry * entries < cap,
+        "{entries} entries of {per_entry} bytes reach the {cap}-byte cap"
+    );
+    assert_eq!(model.max_bytes_per_append, None);
+
+    // Reads: the node serves every read by ReadIndex (its HTTP GET), as the model's clients do
+    // under `read_index`; a `Get` never enters its log.
+    assert!(model_cfg.params.read_index);
 }

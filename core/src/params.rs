@@ -33,6 +33,10 @@ pub enum Bug {
     ReopenExpiredSession,
     /// A candidate counts a granted vote from an earlier term of its own.
     StaleVoteCounted,
+    /// A leader serves a ReadIndex read without a majority's confirmation.
+    ReadWithoutQuorum,
+    /// A new leader serves reads before committing an entry of its term.
+    ReadBeforeTermCommit,
 }
 
 /// The node's default session bound. A session costs its last answer plus about 100 bytes;

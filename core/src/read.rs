@@ -1,4 +1,4 @@
-//! Linearizable reads through ReadIndex (node-only; the model has no reads).
+//! Linearizable reads through ReadIndex (the model's `Params::read_index`, rule for rule).
 //!
 //! A leader serves a read at its `commit_index` once a majority has confirmed, after the read
 //! arrived, that it still leads: it broadcasts `ReadIndex { term, leader, round }` and counts
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::ids::{Index, NodeId};
 use super::kv::ReadRequest;
 use super::message::Message;
+use super::params::Bug;
 use super::state_machine::StateMachine;
 use super::{RaftCore, Role};
 
@@ -56,7 +57,9 @@ impl<S: StateMachine> RaftCore<S> {
             self.out.replies.push(reply);
             return;
         }
-        if self.log.term_at(self.commit_index) != Some(self.current_term) {
+        if self.log.term_at(self.commit_index) != Some(self.current_term)
+            && !self.params.has_bug(Bug::ReadBeforeTermCommit)
+        {
             self.reads.waiting.push(req);
             return;
         }
@@ -107,7 +110,11 @@ impl<S: StateMachine> RaftCore<S> {
         let applied = self.last_applied;
         let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads.pending)
             .into_iter()
-            .partition(|r| r.acks.len() >= majority && r.read_index <= applied);
+            .partition(|r| {
+                let confirmed =
+                    r.acks.len() >= majority || self.params.has_bug(Bug::ReadWithoutQuorum);
+                confirmed && r.read_index <= applied
+            });
         self.reads.pending = rest;
         for r in ready {
             let reply = self.sm.query(r.request);
@@ -115,12 +122,14 @@ impl<S: StateMachine> RaftCore<S> {
         }
     }
 
-    /// A leader stepping down answers every read it was serving with `NotLeader`.
+    /// A leader stepping down answers every read it was serving with `NotLeader`, and starts
+    /// its next leadership at round 1: answers of this term's rounds are refused by their term
+    /// then, so round numbers need be unique within a term only (the model's are, and its
+    /// states stay small).
     pub(super) fn fail_reads(&mut self, hint: Option<NodeId>) {
-        let pending = std::mem::take(&mut self.reads.pending)
-            .into_iter()
-            .map(|r| r.request);
-        let waiting = std::mem::take(&mut self.reads.waiting);
+        let reads = std::mem::take(&mut self.reads);
+        let pending = reads.pending.into_iter().map(|r| r.request);
+        let waiting = reads.waiting;
         for req in pending.chain(waiting) {
             self.out.replies.push(S::query_not_leader(req, hint));
         }

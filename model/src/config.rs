@@ -23,6 +23,9 @@ pub struct Params {
     /// Most sessions kept (0: no bound); applying a `Register` into a full table evicts the
     /// least recently used session.
     pub max_sessions: u8,
+    /// Clients' `Get`s are served by ReadIndex (a quorum round, not a log entry), as the
+    /// node's HTTP reads are; off: they go through the log.
+    pub read_index: bool,
 }
 
 impl Default for Params {
@@ -34,6 +37,7 @@ impl Default for Params {
             backoff: Backoff::ConflictHint,
             noop_on_election: true,
             max_sessions: 1,
+            read_index: false,
         }
     }
 }
@@ -72,10 +76,16 @@ pub enum Bug {
     /// A majority is taken as `(servers + 1) / 2`: right for an odd cluster, one short for an
     /// even one (so `--bug` runs it on four servers).
     MajorityOfEvenCluster,
+    /// A leader serves a ReadIndex read without a majority confirming that it still leads
+    /// (a deposed leader answers from its stale state).
+    ReadWithoutQuorum,
+    /// A new leader serves ReadIndex reads before it has committed an entry of its term (its
+    /// `commit_index` may miss writes its predecessor answered).
+    ReadBeforeTermCommit,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 16] = [
         Bug::VoteWithoutUpToDateCheck,
         Bug::Figure8Commit,
         Bug::ForgetVoteOnRestart,
@@ -90,6 +100,8 @@ impl Bug {
         Bug::ForgetLogOnRestart,
         Bug::VoteTwiceInTerm,
         Bug::MajorityOfEvenCluster,
+        Bug::ReadWithoutQuorum,
+        Bug::ReadBeforeTermCommit,
     ];
 
     /// The feature a bug lives in, switched on so the default check reaches it: a snapshot bug
@@ -106,6 +118,7 @@ impl Bug {
                     cfg.client_ops.push(Vec::new());
                 }
             }
+            Bug::ReadWithoutQuorum | Bug::ReadBeforeTermCommit => cfg.params.read_index = true,
             Bug::MajorityOfEvenCluster if cfg.servers % 2 == 1 => {
                 cfg.servers += 1;
                 cfg.max_in_flight = cfg.max_in_flight.max(3);
@@ -162,6 +175,9 @@ pub struct Config {
 
 pub const KEY: Key = 0;
 
+/// The node's `max_entries_per_append` (`raft_core::Params::default()`).
+pub const RUNTIME_MAX_ENTRIES_PER_APPEND: u8 = 64;
+
 /// Client `c` writes value `c + 1` when its operation is a write, so every write is distinct.
 pub fn put(client: u8) -> Op {
     Op::Put {
@@ -172,6 +188,20 @@ pub fn put(client: u8) -> Op {
 
 pub fn get() -> Op {
     Op::Get { key: KEY }
+}
+
+pub fn delete() -> Op {
+    Op::Delete { key: KEY }
+}
+
+/// Client `c`'s compare-and-swap creates the key with its value if the key is absent: of
+/// several clients racing, exactly one may win.
+pub fn cas(client: u8) -> Op {
+    Op::Cas {
+        key: KEY,
+        expected: None,
+        new: Some(client as Value + 1),
+    }
 }
 
 impl Default for Config {
@@ -232,6 +262,33 @@ impl Config {
             registering: 0b10,
             max_in_flight: 2,
             drops: false,
+            ..Config::default()
+        }
+    }
+
+    /// The parameters `raft-node` runs with (`raft_node::runtime::runtime_params`), at the
+    /// bounds `raft-model check --config runtime` explores exhaustively in CI: PreVote,
+    /// CheckQuorum, reads by ReadIndex and up to 64 entries per append, as the node has them. Two
+    /// node parameters have no model value of their own and are the same behaviour here: the
+    /// node's 16,384-session table never fills with the model's few clients (the model's 0, no
+    /// bound), and its 1 MiB cap on an append's bytes never splits an append of model entries
+    /// (tens of bytes each). Pipelining is off in the node, as here.
+    /// (`conformance/tests/conformance.rs`, `the_runtime_configuration_checks_the_nodes_parameters`,
+    /// asserts all of this against the node's code.)
+    pub fn runtime() -> Self {
+        Config {
+            params: Params {
+                pre_vote: true,
+                check_quorum: true,
+                read_index: true,
+                max_entries_per_append: RUNTIME_MAX_ENTRIES_PER_APPEND,
+                max_sessions: 0,
+                ..Params::default()
+            },
+            // Three terms, or a restart, took it to 57.9 M states (13 minutes): past the CI
+            // budget. Restarts are the default check's; here the parameters are the point.
+            max_term: 2,
+            max_restarts: 0,
             ..Config::default()
         }
     }
@@ -369,6 +426,8 @@ impl Config {
                     s.push(match op {
                         Op::Put { .. } => 'p',
                         Op::Get { .. } => 'g',
+                        Op::Delete { .. } => 'd',
+                        Op::Cas { .. } => 'c',
                     });
                 }
                 s
@@ -423,6 +482,7 @@ impl Config {
             ("--no-drops", !self.drops),
             ("--pre-vote", p.pre_vote),
             ("--check-quorum", p.check_quorum),
+            ("--read-index", p.read_index),
             ("--no-noop-on-election", !p.noop_on_election),
             ("--snapshots", self.snapshots),
         ];
@@ -470,9 +530,10 @@ impl fmt::Display for Config {
         )?;
         write!(
             f,
-            "pre_vote={} check_quorum={} max_entries_per_append={} backoff={:?} noop_on_election={} max_sessions={} bug={}",
+            "pre_vote={} check_quorum={} read_index={} max_entries_per_append={} backoff={:?} noop_on_election={} max_sessions={} bug={}",
             p.pre_vote,
             p.check_quorum,
+            p.read_index,
             p.max_entries_per_append,
             p.backoff,
             p.noop_on_election,

@@ -2,7 +2,7 @@
 
 use crate::config::{Config, Network};
 use crate::properties;
-use crate::server::{bit, event, Effects, Server};
+use crate::server::{bit, event, Effects, ReadRequest, Server};
 use crate::state::{insert_in_flight, State};
 use crate::types::*;
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,8 @@ pub struct StepRecord {
     pub answered: Vec<ClientResponse>,
     /// The step was a client request that landed on a server that was not the leader.
     pub not_leader: bool,
+    /// The step was a client read taken by a leader for ReadIndex.
+    pub read: bool,
 }
 
 /// What the transition checks need of a server as it was before its step. Only a leader's log
@@ -397,9 +399,22 @@ impl RaftModel {
                             .ok()?;
                     }
                     let (session, seq) = (client.session, client.done + 1);
+                    let mut read = false;
                     let fx = self.step_server(&mut state, &mut record, server, |s, fx| {
-                        at_leader = s.client_request(cfg, server, session, seq, op, fx);
+                        at_leader = match op {
+                            Op::Get { key } if cfg.params.read_index => {
+                                let req = ReadRequest {
+                                    client_id: session,
+                                    seq,
+                                    key,
+                                };
+                                read = s.read_request(cfg, server, req, fx);
+                                read
+                            }
+                            _ => s.client_request(cfg, server, session, seq, op, fx),
+                        };
                     });
+                    record.read = read;
                     if fx.events & event::DEDUP_ANSWER != 0 && client.attempts > 0 {
                         Self::mark_f4(&mut state, server, session, seq);
                     }

@@ -66,11 +66,18 @@ impl<'h, H: Hasher> Packer<'h, H> {
     }
 }
 
+/// An optional value in one byte: the model's values stay far below 255.
+fn opt_byte(v: Option<u8>) -> u8 {
+    v.map_or(0, |v| v + 1)
+}
+
 impl Op {
-    fn packed(&self) -> [u8; 3] {
+    fn packed(&self) -> [u8; 4] {
         match *self {
-            Op::Put { key, value } => [0, key, value],
-            Op::Get { key } => [1, key, 0],
+            Op::Put { key, value } => [0, key, value, 0],
+            Op::Get { key } => [1, key, 0, 0],
+            Op::Delete { key } => [2, key, 0, 0],
+            Op::Cas { key, expected, new } => [3, key, opt_byte(expected), opt_byte(new)],
         }
     }
 }
@@ -83,19 +90,20 @@ impl Answer {
             Answer::Value(Some(v)) => [1, 1, v],
             Answer::SessionExpired => [2, 0, 0],
             Answer::Registered(id) => [3, id, 0],
+            Answer::Cas { swapped, previous } => [4, swapped as u8, opt_byte(previous)],
         }
     }
 }
 
 impl Entry {
-    fn packed(&self) -> [u8; 7] {
+    fn packed(&self) -> [u8; 8] {
         match self.command {
-            Command::Noop => [self.term, 0, 0, 0, 0, 0, 0],
+            Command::Noop => [self.term, 0, 0, 0, 0, 0, 0, 0],
             Command::Client { client_id, seq, op } => {
-                let [t, k, v] = op.packed();
-                [self.term, 1, client_id, seq, t, k, v]
+                let [t, k, a, b] = op.packed();
+                [self.term, 1, client_id, seq, t, k, a, b]
             }
-            Command::Register { nonce } => [self.term, 2, nonce, 0, 0, 0, 0],
+            Command::Register { nonce } => [self.term, 2, nonce, 0, 0, 0, 0, 0],
         }
     }
 }
@@ -127,6 +135,19 @@ impl Hash for Server {
         p.opt(self.kv[1]);
         p.sessions(&self.sessions);
         p.snapshot(&self.snapshot);
+        let reads = &self.reads;
+        p.bytes(&[
+            reads.round,
+            reads.pending.len() as u8,
+            reads.waiting.len() as u8,
+        ]);
+        for r in &reads.pending {
+            let q = r.request;
+            p.bytes(&[q.client_id, q.seq, q.key, r.read_index, r.round, r.acks]);
+        }
+        for q in &reads.waiting {
+            p.bytes(&[q.client_id, q.seq, q.key]);
+        }
         p.bytes(&[self.applied.len() as u8]);
         for &(c, s, n) in &self.applied {
             p.bytes(&[c, s, n]);
@@ -190,6 +211,12 @@ impl Hash for Envelope {
                 p.bytes(&[4, *term, *leader]);
                 p.snapshot(snapshot);
             }
+            Msg::ReadIndex {
+                term,
+                leader,
+                round,
+            } => p.bytes(&[5, *term, *leader, *round]),
+            Msg::ReadIndexResponse { term, round, ok } => p.bytes(&[6, *term, *round, *ok as u8]),
         }
         p.finish();
     }

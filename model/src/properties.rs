@@ -38,6 +38,7 @@ pub const SNAPSHOT_SAFETY: &str = "snapshot safety";
 pub const SNAPSHOT_INSTALLED: &str = "follower catches up by InstallSnapshot";
 pub const RESTORED_FROM_SNAPSHOT: &str = "restart restores from a snapshot";
 pub const EXPIRED_RETRY_REFUSED: &str = "retry refused after its session was evicted";
+pub const READ_INDEX_SERVED: &str = "read served by ReadIndex";
 pub const F1: &str = "F1 client retries after missing the leader";
 pub const F2: &str = "F2 lost uncommitted entry overwritten by the retried command";
 pub const F3: &str = "F3 entry outlives its leader, successor commits it during retry";
@@ -57,6 +58,11 @@ pub fn all(cfg: &Config) -> Vec<Property<RaftModel>> {
             EXPIRED_RETRY_REFUSED,
             |_, s: &State| s.events & event::EXPIRED_RETRY_REFUSED != 0,
         ));
+    }
+    if cfg.params.read_index && cfg.client_ops.iter().flatten().any(|op| op.is_read()) {
+        all.push(Property::sometimes(READ_INDEX_SERVED, |_, s: &State| {
+            s.events & event::READ_INDEX_SERVED != 0
+        }));
     }
     if cfg.snapshots {
         all.push(Property::always(

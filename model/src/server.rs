@@ -31,9 +31,43 @@ pub struct Server {
     pub kv: [Option<Value>; 2],
     /// The session table, sorted by `client_id`, at most `max_sessions` long.
     pub sessions: Vec<Session>,
+    /// ReadIndex bookkeeping of a leader (`Params::read_index`); empty in other roles.
+    pub reads: Reads,
     /// Ghost, not server state: each `(client_id, seq)` applied since the last restart, with
     /// how often, sorted; for the exactly-once property.
     pub applied: Vec<(ClientId, Seq, u8)>,
+}
+
+/// A client's read served by ReadIndex: its `(client_id, seq)` routes the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReadRequest {
+    pub client_id: ClientId,
+    pub seq: Seq,
+    pub key: Key,
+}
+
+/// A read waiting for a majority to confirm, after it arrived, that its leader still leads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PendingRead {
+    pub request: ReadRequest,
+    /// `commit_index` when its round started: the read is served at (at least) this index.
+    pub read_index: Index,
+    pub round: u8,
+    /// Bit `i` set: server `i` confirmed round `round` or a later one (the leader itself too).
+    pub acks: u8,
+}
+
+/// A leader's ReadIndex state. Rounds are numbered from 1 in each leadership: an answer from
+/// an earlier term is refused by its term, so numbers need to be unique within a term only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Reads {
+    /// The last round started.
+    pub round: u8,
+    /// Reads with a round under way, oldest first.
+    pub pending: Vec<PendingRead>,
+    /// Reads waiting for the first commit of the leader's term (before it, `commit_index` may
+    /// miss writes that earlier leaders answered).
+    pub waiting: Vec<ReadRequest>,
 }
 
 /// What one step of a server produced besides its own state change.
@@ -68,6 +102,8 @@ pub mod event {
     pub const EXPIRED_RETRY_REFUSED: u16 = 1 << 11;
     /// A leader or candidate steps down on a response that carries a higher term.
     pub const STEP_DOWN_ON_RESPONSE: u16 = 1 << 12;
+    /// A leader answers a read by ReadIndex.
+    pub const READ_INDEX_SERVED: u16 = 1 << 13;
 }
 
 pub fn bit(id: Id) -> u8 {
@@ -96,6 +132,7 @@ impl Server {
             recent_active: 0,
             kv: [None; 2],
             sessions,
+            reads: Reads::default(),
             applied: Vec::new(),
         }
     }
@@ -172,12 +209,15 @@ impl Server {
         self.become_follower();
     }
 
+    /// A leader stepping down drops the reads it was serving: the node answers them
+    /// `NotLeader`, which the model's clients need not see (they may retry anywhere anyway).
     fn become_follower(&mut self) {
         self.role = Role::Follower;
         self.votes = 0;
         self.recent_active = 0;
         self.next_index.clear();
         self.match_index.clear();
+        self.reads = Reads::default();
     }
 
     pub fn election_timeout(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
@@ -511,6 +551,45 @@ impl Server {
                     self.send_append(cfg, me, src, fx);
                 }
             }
+            Msg::ReadIndex {
+                term,
+                leader,
+                round,
+            } => {
+                if term < self.current_term {
+                    let term = self.current_term;
+                    reply(
+                        fx,
+                        Msg::ReadIndexResponse {
+                            term,
+                            round,
+                            ok: false,
+                        },
+                    );
+                    return;
+                }
+                if self.role != Role::Follower {
+                    self.become_follower();
+                }
+                self.leader_id = Some(leader);
+                reply(
+                    fx,
+                    Msg::ReadIndexResponse {
+                        term,
+                        round,
+                        ok: true,
+                    },
+                );
+            }
+            Msg::ReadIndexResponse { term, round, ok } => {
+                if !ok || term != self.current_term || self.role != Role::Leader {
+                    return;
+                }
+                for r in self.reads.pending.iter_mut().filter(|r| r.round <= round) {
+                    r.acks |= bit(src);
+                }
+                self.serve_confirmed_reads(cfg, fx);
+            }
         }
     }
 
@@ -588,6 +667,7 @@ impl Server {
                     .count();
             if holders >= cfg.majority() {
                 self.commit_to(cfg, me, n, fx);
+                self.start_waiting_reads(cfg, me, fx);
                 return;
             }
         }
@@ -715,6 +795,82 @@ impl Server {
         true
     }
 
+    /// A client's read lands here (`Params::read_index`). Returns false when this server is not
+    /// the leader. A leader that has not committed an entry of its term holds the read back
+    /// until it has; otherwise it starts a confirmation round at its `commit_index`.
+    pub fn read_request(
+        &mut self,
+        cfg: &Config,
+        me: Id,
+        req: ReadRequest,
+        fx: &mut Effects,
+    ) -> bool {
+        if self.role != Role::Leader {
+            return false;
+        }
+        if self.term_at(self.commit_index) != self.current_term
+            && !cfg.has_bug(Bug::ReadBeforeTermCommit)
+        {
+            self.reads.waiting.push(req);
+        } else {
+            self.start_read_round(cfg, me, vec![req], fx);
+        }
+        true
+    }
+
+    /// After a commit: the reads held back for the term's first commit start one round.
+    fn start_waiting_reads(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
+        if !self.reads.waiting.is_empty() && self.term_at(self.commit_index) == self.current_term {
+            let waiting = std::mem::take(&mut self.reads.waiting);
+            self.start_read_round(cfg, me, waiting, fx);
+        }
+    }
+
+    fn start_read_round(&mut self, cfg: &Config, me: Id, reqs: Vec<ReadRequest>, fx: &mut Effects) {
+        self.reads.round += 1;
+        let round = self.reads.round;
+        for request in reqs {
+            self.reads.pending.push(PendingRead {
+                request,
+                read_index: self.commit_index,
+                round,
+                acks: bit(me),
+            });
+        }
+        for dst in (0..cfg.servers).filter(|&p| p != me) {
+            fx.out.push(Envelope {
+                src: me,
+                dst,
+                msg: Msg::ReadIndex {
+                    term: self.current_term,
+                    leader: me,
+                    round,
+                },
+            });
+        }
+        self.serve_confirmed_reads(cfg, fx);
+    }
+
+    /// Answers, oldest first, the reads a majority confirmed. The model applies as it commits,
+    /// so `commit_index` is the applied index a read must wait for.
+    fn serve_confirmed_reads(&mut self, cfg: &Config, fx: &mut Effects) {
+        let applied = self.commit_index;
+        let kv = self.kv;
+        self.reads.pending.retain(|r| {
+            let confirmed = Self::is_majority(cfg, r.acks) || cfg.has_bug(Bug::ReadWithoutQuorum);
+            let ready = confirmed && r.read_index <= applied;
+            if ready {
+                fx.responses.push(ClientResponse {
+                    client_id: r.request.client_id,
+                    seq: r.request.seq,
+                    answer: Answer::Value(kv[r.request.key as usize]),
+                });
+                fx.events |= event::READ_INDEX_SERVED;
+            }
+            !ready
+        });
+    }
+
     /// A client asks for a session. Returns false when this server is not the leader.
     pub fn register_request(&mut self, cfg: &Config, me: Id, nonce: u8, fx: &mut Effects) -> bool {
         if self.role != Role::Leader {
@@ -810,5 +966,17 @@ pub fn run(kv: &mut [Option<Value>; 2], op: Op) -> Answer {
             Answer::Ok
         }
         Op::Get { key } => Answer::Value(kv[key as usize]),
+        Op::Delete { key } => {
+            kv[key as usize] = None;
+            Answer::Ok
+        }
+        Op::Cas { key, expected, new } => {
+            let previous = kv[key as usize];
+            let swapped = previous == expected;
+            if swapped {
+                kv[key as usize] = new;
+            }
+            Answer::Cas { swapped, previous }
+        }
     }
 }

@@ -322,6 +322,9 @@ pub fn action_kind(before: &State, action: &Action, record: &StepRecord) -> &'st
                 "deliver AppendEntriesResponse rejection"
             }
             Msg::InstallSnapshot { .. } => "deliver InstallSnapshot",
+            Msg::ReadIndex { .. } => "deliver ReadIndex",
+            Msg::ReadIndexResponse { ok: true, .. } => "deliver ReadIndexResponse confirming",
+            Msg::ReadIndexResponse { ok: false, .. } => "deliver ReadIndexResponse refusing",
         },
         Action::Drop(_) => "drop message",
         Action::ElectionTimeout(id) => match before.servers[*id as usize].role {
@@ -342,6 +345,10 @@ pub fn action_kind(before: &State, action: &Action, record: &StepRecord) -> &'st
             }
         }
         Action::ClientRequest { .. } if record.not_leader => "client request at non-leader",
+        Action::ClientRequest { .. } if record.read && record.sent.is_empty() => {
+            "client read held for the leader's first commit"
+        }
+        Action::ClientRequest { .. } if record.read => "client read starts a ReadIndex round",
         Action::ClientRequest { .. } if record.sent.is_empty() => {
             "client request answered from session table"
         }
@@ -379,7 +386,7 @@ pub const ACTION_VARIANTS: [&str; 9] = [
 ];
 
 /// Every fine-grained action kind [`action_kind`] can name.
-pub const ACTION_KINDS: [&str; 27] = [
+pub const ACTION_KINDS: [&str; 32] = [
     "deliver RequestVote",
     "deliver PreVote",
     "deliver RequestVoteResponse granted",
@@ -392,6 +399,9 @@ pub const ACTION_KINDS: [&str; 27] = [
     "deliver AppendEntriesResponse success",
     "deliver AppendEntriesResponse rejection",
     "deliver InstallSnapshot",
+    "deliver ReadIndex",
+    "deliver ReadIndexResponse confirming",
+    "deliver ReadIndexResponse refusing",
     "compact",
     "drop message",
     "election timeout at leader (check quorum)",
@@ -402,6 +412,8 @@ pub const ACTION_KINDS: [&str; 27] = [
     "client request at non-leader",
     "client request answered from session table",
     "client request appended",
+    "client read held for the leader's first commit",
+    "client read starts a ReadIndex round",
     "client registration at non-leader",
     "client registration appended",
     "command refused: session expired",
@@ -663,8 +675,25 @@ pub fn cover_configs() -> Vec<(&'static str, Config)> {
         max_in_flight: 2,
         ..small.clone()
     };
+    // Reads by ReadIndex beside writes of every kind: a put then a read, a compare-and-swap
+    // then a delete. A refused confirmation needs a deposed leader's round to reach a server
+    // of the next term.
+    let reads = Config {
+        params: crate::Params {
+            read_index: true,
+            ..small.params.clone()
+        },
+        client_ops: vec![
+            vec![crate::config::put(0), crate::config::get()],
+            vec![crate::config::cas(1), crate::config::delete()],
+        ],
+        max_log_len: 3,
+        max_retries: 0,
+        ..small.clone()
+    };
     vec![
         ("default", small),
+        ("reads-cas-delete", reads),
         ("snapshots-log3", snapshots),
         ("term3-noclients", term3),
         ("prevote-checkquorum-drops", features),

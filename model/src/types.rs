@@ -30,14 +30,41 @@ pub enum Role {
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Op {
-    Put { key: Key, value: Value },
-    Get { key: Key },
+    Put {
+        key: Key,
+        value: Value,
+    },
+    /// Through the log, or by ReadIndex when `Params::read_index` is on.
+    Get {
+        key: Key,
+    },
+    Delete {
+        key: Key,
+    },
+    /// Set `key` to `new` iff its value is `expected` (`None`: absent; `new: None` deletes).
+    Cas {
+        key: Key,
+        expected: Option<Value>,
+        new: Option<Value>,
+    },
+}
+
+impl Op {
+    /// True for a `Get`: the one operation served by ReadIndex when `read_index` is on.
+    pub fn is_read(&self) -> bool {
+        matches!(self, Op::Get { .. })
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Answer {
     Ok,
     Value(Option<Value>),
+    /// A `Cas`: whether it swapped, and the value before it.
+    Cas {
+        swapped: bool,
+        previous: Option<Value>,
+    },
     /// The command's session is gone (evicted): nothing was applied.
     SessionExpired,
     /// A `Register` was applied: the session with this id is open.
@@ -123,6 +150,11 @@ pub enum Msg {
         leader: Id,
         snapshot: Snapshot,
     },
+    /// ReadIndex (`Params::read_index`): the leader asks the others to confirm that it still
+    /// leads `term`, for read round `round`.
+    ReadIndex { term: Term, leader: Id, round: u8 },
+    /// `ok` iff the sender accepted `term`'s leader (false: it is in a later term).
+    ReadIndexResponse { term: Term, round: u8, ok: bool },
 }
 
 impl Msg {
@@ -132,7 +164,9 @@ impl Msg {
             | Msg::RequestVoteResponse { term, .. }
             | Msg::AppendEntries { term, .. }
             | Msg::AppendEntriesResponse { term, .. }
-            | Msg::InstallSnapshot { term, .. } => *term,
+            | Msg::InstallSnapshot { term, .. }
+            | Msg::ReadIndex { term, .. }
+            | Msg::ReadIndexResponse { term, .. } => *term,
         }
     }
 }
@@ -161,6 +195,11 @@ impl fmt::Debug for Op {
         match self {
             Op::Put { key, value } => write!(f, "put(k{key}={value})"),
             Op::Get { key } => write!(f, "get(k{key})"),
+            Op::Delete { key } => write!(f, "del(k{key})"),
+            Op::Cas { key, expected, new } => {
+                let v = |x: Option<Value>| x.map_or("none".to_string(), |v| v.to_string());
+                write!(f, "cas(k{key}:{}→{})", v(*expected), v(*new))
+            }
         }
     }
 }
@@ -171,6 +210,12 @@ impl fmt::Debug for Answer {
             Answer::Ok => write!(f, "ok"),
             Answer::Value(Some(v)) => write!(f, "{v}"),
             Answer::Value(None) => write!(f, "none"),
+            Answer::Cas { swapped, previous } => write!(
+                f,
+                "{}(was {})",
+                if *swapped { "swapped" } else { "kept" },
+                previous.map_or("none".to_string(), |v| v.to_string())
+            ),
             Answer::SessionExpired => write!(f, "expired"),
             Answer::Registered(id) => write!(f, "session={id}"),
         }
@@ -242,6 +287,16 @@ impl fmt::Debug for Msg {
                 leader,
                 snapshot,
             } => write!(f, "InstallSnapshot(t{term} s{leader} {snapshot:?})"),
+            Msg::ReadIndex {
+                term,
+                leader,
+                round,
+            } => write!(f, "ReadIndex(t{term} s{leader} r{round})"),
+            Msg::ReadIndexResponse { term, round, ok } => write!(
+                f,
+                "ReadIndex{}(t{term} r{round})",
+                if *ok { "+" } else { "-" }
+            ),
         }
     }
 }

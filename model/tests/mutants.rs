@@ -171,6 +171,17 @@ mutant!(
     COMMIT_SOUNDNESS
 );
 
+mutant!(
+    serving_a_read_without_a_quorum_breaks_linearizability,
+    Bug::ReadWithoutQuorum,
+    LINEARIZABLE
+);
+mutant!(
+    serving_a_read_before_the_terms_first_commit_breaks_linearizability,
+    Bug::ReadBeforeTermCommit,
+    LINEARIZABLE
+);
+
 #[test]
 fn every_bug_has_a_test() {
     let source = include_str!("mutants.rs");

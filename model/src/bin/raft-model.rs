@@ -53,7 +53,8 @@ struct Bounds {
     #[arg(long, default_value_t = Config::default().max_restarts)]
     max_restarts: u8,
     /// Client workload: one client per comma-separated item, each a sequence of `p` (put its own
-    /// value) and `g` (get), e.g. `p,g` (two clients) or `pg` (one client, put then get). An
+    /// value), `g` (get), `d` (delete) and `c` (compare-and-swap: create the key with its own
+    /// value if absent), e.g. `p,g` (two clients) or `pg` (one client, put then get). An
     /// item starting with `r` registers its session through the log first; the others have a
     /// session opened before the run. `pg,r`: a client that puts then gets, and a second one
     /// that only registers (with `--max-sessions 1` its registration evicts the first).
@@ -85,6 +86,9 @@ struct Bounds {
     /// Leaders step down without a quorum; followers that know a leader refuse pre-votes.
     #[arg(long)]
     check_quorum: bool,
+    /// Gets are served by ReadIndex (a leadership-confirming round), not through the log.
+    #[arg(long)]
+    read_index: bool,
     /// Most entries in one AppendEntries.
     #[arg(long, default_value_t = Config::default().params.max_entries_per_append, value_parser = clap::value_parser!(u8).range(1..))]
     max_entries_per_append: u8,
@@ -111,20 +115,17 @@ fn parse_clients(s: &str) -> Result<(bool, Vec<raft_model::types::Op>), String> 
     };
     s.chars()
         .map(|c| match c {
-            'p' => Ok(None),
-            'g' => Ok(Some(raft_model::config::get())),
+            // Put and Cas are made client 0's here and each client's own in `config`.
+            'p' => Ok(raft_model::config::put(0)),
+            'g' => Ok(raft_model::config::get()),
+            'd' => Ok(raft_model::config::delete()),
+            'c' => Ok(raft_model::config::cas(0)),
             other => Err(format!(
-                "unknown operation '{other}': use p (put) or g (get), after an optional leading r (register)"
+                "unknown operation '{other}': use p (put), g (get), d (delete) or c (cas), after an optional leading r (register)"
             )),
         })
         .collect::<Result<Vec<_>, _>>()
-        .map(|ops| {
-            let ops = ops
-                .into_iter()
-                .map(|o| o.unwrap_or(raft_model::config::put(0)))
-                .collect();
-            (registers, ops)
-        })
+        .map(|ops| (registers, ops))
 }
 
 impl Bounds {
@@ -143,7 +144,8 @@ impl Bounds {
                 ops.iter()
                     .map(|op| match op {
                         raft_model::types::Op::Put { .. } => raft_model::config::put(c as u8),
-                        get => *get,
+                        raft_model::types::Op::Cas { .. } => raft_model::config::cas(c as u8),
+                        other => *other,
                     })
                     .collect()
             })
@@ -171,6 +173,7 @@ impl Bounds {
                 backoff: self.backoff,
                 noop_on_election: !self.no_noop_on_election,
                 max_sessions: self.max_sessions,
+                read_index: self.read_index,
             },
             collect_dead_answers: true,
             bug: self.bug,
@@ -182,10 +185,21 @@ impl Bounds {
     }
 }
 
+/// A named configuration that `check` runs in place of the bound flags.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Preset {
+    /// The parameters `raft-node` runs with: PreVote, CheckQuorum, reads by ReadIndex, 64
+    /// entries per append (`Config::runtime`).
+    Runtime,
+}
+
 #[derive(Args)]
 struct CheckArgs {
     #[command(flatten)]
     bounds: Bounds,
+    /// Check a named configuration instead of the bound flags (only --bug combines with it).
+    #[arg(long, value_enum, conflicts_with_all = DEEP_FIXES, conflicts_with = "deep")]
+    config: Option<Preset>,
     /// Search strategy.
     #[arg(long, value_enum, default_value_t = Strategy::Dfs)]
     strategy: Strategy,
@@ -226,7 +240,7 @@ struct CheckArgs {
 }
 
 /// The flags whose values the deep tier fixes itself.
-const DEEP_FIXES: [&str; 22] = [
+const DEEP_FIXES: [&str; 23] = [
     "servers",
     "max_term",
     "max_log_len",
@@ -240,6 +254,7 @@ const DEEP_FIXES: [&str; 22] = [
     "no_drops",
     "pre_vote",
     "check_quorum",
+    "read_index",
     "max_entries_per_append",
     "backoff",
     "no_noop_on_election",
@@ -354,7 +369,17 @@ fn check(args: CheckArgs) -> ExitCode {
     if args.deep {
         return deep(args);
     }
-    let cfg = args.bounds.config();
+    let cfg = match args.config {
+        Some(Preset::Runtime) => {
+            let mut cfg = Config::runtime();
+            cfg.bug = args.bounds.bug;
+            if let Some(bug) = cfg.bug {
+                bug.enable_feature(&mut cfg);
+            }
+            cfg
+        }
+        None => args.bounds.config(),
+    };
     if cfg.network == Network::Duplicating && !cfg.drops && cfg.max_in_flight > 0 {
         eprintln!(
             "error: --network duplicating with --no-drops: a delivered message never leaves, so \
