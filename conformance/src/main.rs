@@ -354,11 +354,13 @@ fn cmd_validate(files: &[PathBuf]) -> ExitCode {
     for f in files {
         match raft_conformance::validate::validate_file(f) {
             Ok(r) => println!(
-                "{}: ok ({} steps checked against the model, {} node-only steps skipped, {} starts)",
+                "{}: ok ({} steps checked against the model, {} node-only steps skipped, {} starts, \
+                 {} checkpoints)",
                 f.display(),
                 r.steps_checked,
                 r.skipped_node_only,
-                r.chains
+                r.chains,
+                r.checkpoints
             ),
             Err(e) => {
                 println!("{e}");

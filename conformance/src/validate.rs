@@ -2,11 +2,11 @@
 //! (`record = "FILE"` in its configuration, see `raft_node::runtime::record`) is a transition
 //! the model allows.
 //!
-//! For each recorded step the state before it (the previous line's `after`) is mapped to a
-//! model `Server` (`map.rs`), the model takes the same step (`on_message`, `election_timeout`,
-//! `heartbeat_timeout`, `client_request`), and the model's result must equal the recorded
-//! state after the step (the [`View`] abstraction, as in replay), its messages and its client
-//! answers. A `start` line begins a new chain (the node restarted from its durable state).
+//! For each recorded step the state before it (rebuilt from the recording: `recording.rs`) is
+//! mapped to a model `Server` (`map.rs`), the model takes the same step (`on_message`,
+//! `election_timeout`, `heartbeat_timeout`, `client_request`), and the model's result must
+//! equal the state after the step (the [`View`] abstraction, as in replay), its messages and
+//! its client answers. A `start` line begins a new chain (the node restarted from its durable state).
 //! Node-only steps (linearizable reads, `ReadIndex` messages) have no model counterpart: they
 //! are skipped and counted, and the chain continues from their recorded result; the
 //! `ReadIndex` messages and read replies they cause later are left out of the comparison.
@@ -15,6 +15,7 @@
 //! small numeric values, terms, indexes and session ids below 256, pipelining off.
 
 use crate::map;
+use crate::recording::{self, Line};
 use crate::view::{Storage, View};
 use raft_core as c;
 use raft_core::record::Record;
@@ -30,6 +31,8 @@ pub struct Report {
     pub chains: usize,
     pub steps_checked: usize,
     pub skipped_node_only: usize,
+    /// Step lines that carried the state after them, each equal to the rebuilt one.
+    pub checkpoints: usize,
 }
 
 fn model_params(p: &c::Params, servers: u8) -> Result<Config, String> {
@@ -139,26 +142,23 @@ fn node_only(input: &c::Input) -> bool {
 /// (or cannot express).
 pub fn validate_records(records: &[Record]) -> Result<Report, String> {
     let mut report = Report::default();
-    let mut before: Option<&c::RaftCore> = None;
-    for (k, r) in records.iter().enumerate() {
-        let line = k + 1;
-        let (node, input, messages, replies, after) = match r {
-            Record::Start { after, .. } => {
+    for step in recording::steps(records) {
+        let step = match step? {
+            Line::Start => {
                 report.chains += 1;
-                before = Some(after);
                 continue;
             }
-            Record::Step {
-                node,
-                input,
-                messages,
-                replies,
-                after,
-            } => (*node, input, messages, replies, after),
+            Line::Step(step) => step,
         };
-        let Some(prev) = before.replace(after) else {
-            return Err(format!("line {line}: a step before any start line"));
-        };
+        report.checkpoints += usize::from(step.checkpoint);
+        let (line, node, input, messages, replies) = (
+            step.line,
+            step.node,
+            step.input,
+            step.messages,
+            step.replies,
+        );
+        let (prev, after): (&c::RaftCore, &c::RaftCore) = (&step.before, &step.after);
         if node_only(input) {
             report.skipped_node_only += 1;
             continue;

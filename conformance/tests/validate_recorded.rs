@@ -1,15 +1,18 @@
 //! Recorded steps of real (in-process) clusters are transitions the model allows
 //! (`raft-conformance validate`): writes and a leader restart; and compactions with an
 //! `InstallSnapshot` on a follower that fell behind, sent in chunks (the runtime's snapshot
-//! policy steps `Input::Compact` like any other input). A step the model does not allow is reported with its
-//! line.
+//! policy steps `Input::Compact` like any other input). Between checkpoints the validator
+//! rebuilds the states by stepping the core with the recorded inputs: a step whose recorded
+//! messages or replies are not what the core sends, or a checkpoint that is not the rebuilt
+//! state, is reported with its line. Recordings with the state on every line (the format
+//! before checkpoints) still validate.
 
-use raft_conformance::validate::validate_file;
+use raft_conformance::validate::{validate_file, Report};
 use raft_node::client::Client;
 use raft_node::runtime::config::Config;
 use raft_node::runtime::server::NodeHandle;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn status(http: &str) -> Option<serde_json::Value> {
@@ -103,16 +106,53 @@ impl Recorded {
         }
     }
 
-    /// Validate every node's recording; the number of steps checked.
-    fn validate(&self) -> usize {
-        (self.cfgs.iter())
-            .map(|c| {
-                validate_file(c.record.as_ref().unwrap())
-                    .unwrap()
-                    .steps_checked
-            })
-            .sum()
+    /// Validate every node's recording; the reports, summed.
+    fn validate(&self) -> Report {
+        let mut sum = Report::default();
+        for c in &self.cfgs {
+            let r = validate_file(c.record.as_ref().unwrap()).unwrap();
+            sum.chains += r.chains;
+            sum.steps_checked += r.steps_checked;
+            sum.skipped_node_only += r.skipped_node_only;
+            sum.checkpoints += r.checkpoints;
+        }
+        sum
     }
+
+    /// Every line of every recording, parsed.
+    fn lines(&self) -> Vec<serde_json::Value> {
+        (self.cfgs.iter())
+            .flat_map(|c| lines(c.record.as_ref().unwrap()))
+            .collect()
+    }
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    (std::fs::read_to_string(path).unwrap().lines())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn write_lines(path: &Path, lines: &[serde_json::Value]) {
+    let text: Vec<String> = lines.iter().map(|v| v.to_string()).collect();
+    std::fs::write(path, text.join("\n") + "\n").unwrap();
+}
+
+/// `lines` with line `k` (0-based) changed by `f`, validated from a file of their own; the
+/// validator's error, which must name line `k + 1`.
+fn rejected(
+    dir: &Path,
+    lines: &[serde_json::Value],
+    k: usize,
+    f: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    let mut changed = lines.to_vec();
+    f(&mut changed[k]);
+    let path = dir.join(format!("tampered-{k}.jsonl"));
+    write_lines(&path, &changed);
+    let e = validate_file(&path).unwrap_err();
+    assert!(e.contains(&format!(": line {} (", k + 1)), "{e}");
+    e
 }
 
 impl Drop for Recorded {
@@ -121,9 +161,13 @@ impl Drop for Recorded {
     }
 }
 
+/// A checkpoint every this many steps in the first test: several per recording, with
+/// timeouts, votes, appends and client requests between them.
+const EVERY: u64 = 5;
+
 #[test]
 fn recorded_steps_of_a_real_cluster_are_model_transitions() {
-    let mut r = Recorded::start("validate", |_| {});
+    let mut r = Recorded::start("validate", |c| c.record_checkpoint_every = EVERY);
     let (mut a, mut b) = (r.client(), r.client());
     for v in 1..=4 {
         a.put("k0", &v.to_string()).unwrap();
@@ -140,29 +184,74 @@ fn recorded_steps_of_a_real_cluster_are_model_transitions() {
     assert_eq!(a.get("k0").unwrap().as_deref(), Some("5"));
     r.wait_applied(leader, 7);
     r.stop_all();
-    let checked = r.validate();
-    assert!(checked > 20, "{checked}");
-    // A recorded step the model does not allow is reported with its line.
-    let path = r.cfgs[0].record.clone().unwrap();
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let k = lines
+    let report = r.validate();
+    assert!(report.steps_checked > 20, "{report:?}");
+    // The state after a step is on every EVERY-th step line of a chain, and only there.
+    let all = r.lines();
+    let steps = all.iter().filter(|v| v["step"].is_object()).count();
+    let with_state = all
         .iter()
-        .position(|l| l.starts_with("{\"step\"") && l.contains("\"voted_for\":"))
+        .filter(|v| v["step"]["after"].is_object())
+        .count();
+    assert_eq!(report.checkpoints, with_state);
+    // Each chain (three starts, one restart) ends with fewer than EVERY steps unchecked.
+    assert!(
+        with_state + 4 >= steps / EVERY as usize,
+        "{with_state} of {steps}"
+    );
+    assert!(
+        with_state <= steps / EVERY as usize,
+        "{with_state} of {steps}"
+    );
+    // The driver's timeouts are steps like any other: the rebuilt states went through them.
+    for kind in ["ElectionTimeout", "HeartbeatTimeout"] {
+        assert!(all.iter().any(|v| v["step"]["input"] == kind), "no {kind}");
+    }
+
+    let path = r.cfgs[0].record.clone().unwrap();
+    let lines = lines(&path);
+    let between = |k: usize| lines[k]["step"].is_object() && lines[k]["step"]["after"].is_null();
+    // Messages changed between checkpoints: the core stepped with the input sends others.
+    let k = (0..lines.len())
+        .find(|&k| between(k) && lines[k]["step"]["messages"].as_array().unwrap().len() > 1)
         .unwrap();
-    lines[k] = lines[k].replacen("\"current_term\":", "\"current_term\":9", 1);
-    std::fs::write(&path, lines.join("\n")).unwrap();
-    let e = validate_file(&path).unwrap_err();
-    assert!(e.contains(&format!("line {}", k + 1)), "{e}");
+    let e = rejected(&r.dir, &lines, k, |v| {
+        v["step"]["messages"].as_array_mut().unwrap().pop();
+    });
+    assert!(e.contains("sends other messages than recorded"), "{e}");
+    // A reply dropped between checkpoints.
+    let k = (0..lines.len())
+        .find(|&k| between(k) && !lines[k]["step"]["replies"].as_array().unwrap().is_empty())
+        .unwrap();
+    let e = rejected(&r.dir, &lines, k, |v| {
+        v["step"]["replies"].as_array_mut().unwrap().clear();
+    });
+    assert!(e.contains("answers otherwise than recorded"), "{e}");
+    // A checkpoint that is not the state the steps since the last one lead to.
+    let k = (0..lines.len())
+        .rfind(|&k| lines[k]["step"]["after"].is_object())
+        .unwrap();
+    let e = rejected(&r.dir, &lines, k, |v| {
+        let t = &mut v["step"]["after"]["current_term"];
+        *t = (t.as_u64().unwrap() + 1).into();
+    });
+    assert!(e.contains("differs from the state rebuilt"), "{e}");
+    assert!(e.contains("current_term: recorded"), "{e}");
+    // The same file untouched passes (the tampering, not the copying, was rejected).
+    write_lines(&r.dir.join("copy.jsonl"), &lines);
+    validate_file(&r.dir.join("copy.jsonl")).unwrap();
 }
 
 #[test]
 fn recorded_compactions_and_snapshot_installs_are_model_transitions() {
     // Chunks far smaller than the snapshot (the model's values are small), so the install
     // that is validated arrived in pieces.
+    // The state after every step (the format before checkpoints), so that each compaction and
+    // install is also checked against the state the runtime held after it.
     let mut r = Recorded::start("validate-snap", |c| {
         c.snapshot_entries = 3;
         c.snapshot_chunk_bytes = 64;
+        c.record_checkpoint_every = 1;
     });
     let (mut a, mut b) = (r.client(), r.client());
     a.put("k0", "1").unwrap();
@@ -200,12 +289,11 @@ fn recorded_compactions_and_snapshot_installs_are_model_transitions() {
         .unwrap();
     assert!(chunks >= 2, "the snapshot went in {chunks} chunks");
     r.stop_all();
-    let checked = r.validate();
+    let report = r.validate();
+    let checked = report.steps_checked;
     let (mut compactions, mut installs) = (0, 0);
     for c in &r.cfgs {
-        let text = std::fs::read_to_string(c.record.as_ref().unwrap()).unwrap();
-        for line in text.lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for v in lines(c.record.as_ref().unwrap()) {
             let input = &v["step"]["input"];
             if input == "Compact" {
                 compactions += 1;
@@ -219,4 +307,27 @@ fn recorded_compactions_and_snapshot_installs_are_model_transitions() {
     eprintln!("validated {checked} steps: {compactions} compactions, {installs} snapshot installs");
     assert!(compactions >= 3, "{compactions} compactions recorded");
     assert!(installs >= 1, "no InstallSnapshot recorded");
+    assert_eq!(
+        report.checkpoints,
+        checked + report.skipped_node_only,
+        "every step a checkpoint"
+    );
+    // Without any state but the start lines', the same steps check the same way.
+    for c in &r.cfgs {
+        let mut lines = lines(c.record.as_ref().unwrap());
+        for v in &mut lines {
+            if let Some(step) = v.get_mut("step").and_then(|s| s.as_object_mut()) {
+                step.remove("after").unwrap();
+            }
+        }
+        let path = r.dir.join(format!("bare{}.jsonl", c.id));
+        write_lines(&path, &lines);
+        let full = validate_file(c.record.as_ref().unwrap()).unwrap();
+        let bare = validate_file(&path).unwrap();
+        assert_eq!(bare.checkpoints, 0);
+        assert_eq!(
+            (bare.chains, bare.steps_checked, bare.skipped_node_only),
+            (full.chains, full.steps_checked, full.skipped_node_only)
+        );
+    }
 }

@@ -54,6 +54,12 @@ pub struct Config {
     /// (`raft-conformance validate FILE` checks them against the model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<PathBuf>,
+    /// With `record`: every this many steps, a step line carries the full core state after it
+    /// (a checkpoint the validator checks its rebuilt state against). The other lines carry
+    /// only what the step took and produced, so this trades file size for how soon a state
+    /// that the inputs do not explain is caught.
+    #[serde(default = "default_record_checkpoint_every")]
+    pub record_checkpoint_every: u64,
     /// Shared secret every member must prove in the peer handshake (HMAC-SHA256
     /// challenge-response; at least 16 bytes). Without it (and without `peer_secret_file`),
     /// peers are checked by cluster id and node id only.
@@ -170,6 +176,9 @@ fn default_max_body_bytes() -> usize {
 fn default_follower_stuck_elections() -> u64 {
     5
 }
+fn default_record_checkpoint_every() -> u64 {
+    1000
+}
 /// The core's default bound (16,384).
 pub fn default_max_sessions() -> usize {
     raft_core::Params::default().max_sessions.unwrap_or(16_384)
@@ -258,6 +267,9 @@ impl Config {
         if self.follower_stuck_elections == 0 {
             return Err("follower_stuck_elections must be at least 1".into());
         }
+        if self.record_checkpoint_every == 0 {
+            return Err("record_checkpoint_every must be at least 1".into());
+        }
         if self.peer_secret.is_some() && self.peer_secret_file.is_some() {
             return Err("set peer_secret or peer_secret_file, not both".into());
         }
@@ -338,6 +350,7 @@ impl Config {
                 request_timeout_ms: default_request_timeout_ms(),
                 peer_queue: default_peer_queue(),
                 record: None,
+                record_checkpoint_every: default_record_checkpoint_every(),
                 peer_secret: Some(secret.clone()),
                 peer_secret_file: None,
                 api_token: None,
@@ -423,6 +436,15 @@ mod tests {
         let old: Config =
             toml::from_str(&text.replace("follower_stuck_elections = 5\n", "")).unwrap();
         assert_eq!(old.follower_stuck_elections, 5);
+        let mut bad = cfgs[0].clone();
+        bad.record_checkpoint_every = 0;
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .contains("record_checkpoint_every"));
+        let old: Config =
+            toml::from_str(&text.replace("record_checkpoint_every = 1000\n", "")).unwrap();
+        assert_eq!(old.record_checkpoint_every, 1000);
     }
 
     #[test]
