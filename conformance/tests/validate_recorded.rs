@@ -161,13 +161,36 @@ impl Drop for Recorded {
     }
 }
 
-/// A checkpoint every this many steps in the first test: several per recording, with
-/// timeouts, votes, appends and client requests between them.
-const EVERY: u64 = 5;
+/// Checkpoint ratio of the first test: a checkpoint once the step lines since the last state
+/// are as large as its line, several per recording, with timeouts, votes, appends and client
+/// requests between them.
+const RATIO: u64 = 1;
+
+/// Checks that the lines of `path` that carry a state are the ones the ratio rule picks (see
+/// `raft_node::runtime::record`); their number.
+fn checkpoints_by_ratio(path: &Path, ratio: u64) -> usize {
+    let (mut state, mut since, mut n) = (0u64, 0u64, 0);
+    for (k, line) in std::fs::read_to_string(path).unwrap().lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let bytes = line.len() as u64 + 1;
+        if v["start"].is_object() {
+            (state, since) = (bytes, 0);
+            continue;
+        }
+        let due = since >= ratio * state;
+        assert_eq!(v["step"]["after"].is_object(), due, "line {}", k + 1);
+        if due {
+            (state, since, n) = (bytes, 0, n + 1);
+        } else {
+            since += bytes;
+        }
+    }
+    n
+}
 
 #[test]
 fn recorded_steps_of_a_real_cluster_are_model_transitions() {
-    let mut r = Recorded::start("validate", |c| c.record_checkpoint_every = EVERY);
+    let mut r = Recorded::start("validate", |c| c.record_checkpoint_ratio = RATIO);
     let (mut a, mut b) = (r.client(), r.client());
     for v in 1..=4 {
         a.put("k0", &v.to_string()).unwrap();
@@ -186,22 +209,15 @@ fn recorded_steps_of_a_real_cluster_are_model_transitions() {
     r.stop_all();
     let report = r.validate();
     assert!(report.steps_checked > 20, "{report:?}");
-    // The state after a step is on every EVERY-th step line of a chain, and only there.
     let all = r.lines();
     let steps = all.iter().filter(|v| v["step"].is_object()).count();
-    let with_state = all
-        .iter()
-        .filter(|v| v["step"]["after"].is_object())
-        .count();
-    assert_eq!(report.checkpoints, with_state);
-    // Each chain (three starts, one restart) ends with fewer than EVERY steps unchecked.
+    let checkpoints: usize = (r.cfgs.iter())
+        .map(|c| checkpoints_by_ratio(c.record.as_ref().unwrap(), RATIO))
+        .sum();
+    assert_eq!(report.checkpoints, checkpoints);
     assert!(
-        with_state + 4 >= steps / EVERY as usize,
-        "{with_state} of {steps}"
-    );
-    assert!(
-        with_state <= steps / EVERY as usize,
-        "{with_state} of {steps}"
+        checkpoints >= 6 && checkpoints < steps / 4,
+        "{checkpoints} of {steps}"
     );
     // The driver's timeouts are steps like any other: the rebuilt states went through them.
     for kind in ["ElectionTimeout", "HeartbeatTimeout"] {
@@ -251,7 +267,7 @@ fn recorded_compactions_and_snapshot_installs_are_model_transitions() {
     let mut r = Recorded::start("validate-snap", |c| {
         c.snapshot_entries = 3;
         c.snapshot_chunk_bytes = 64;
-        c.record_checkpoint_every = 1;
+        c.record_checkpoint_ratio = 0;
     });
     let (mut a, mut b) = (r.client(), r.client());
     a.put("k0", "1").unwrap();

@@ -54,12 +54,13 @@ pub struct Config {
     /// (`raft-conformance validate FILE` checks them against the model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<PathBuf>,
-    /// With `record`: every this many steps, a step line carries the full core state after it
-    /// (a checkpoint the validator checks its rebuilt state against). The other lines carry
-    /// only what the step took and produced, so this trades file size for how soon a state
-    /// that the inputs do not explain is caught.
-    #[serde(default = "default_record_checkpoint_every")]
-    pub record_checkpoint_every: u64,
+    /// With `record`: a step line carries the full core state after it (a checkpoint the
+    /// validator checks its rebuilt state against) once the step lines since the last state
+    /// add up to this many times that state's line (0: every step). The other lines carry only
+    /// what the step took and produced, so checkpoints add at most about `1 / ratio` to them,
+    /// however large the state grows.
+    #[serde(default = "default_record_checkpoint_ratio")]
+    pub record_checkpoint_ratio: u64,
     /// Shared secret every member must prove in the peer handshake (HMAC-SHA256
     /// challenge-response; at least 16 bytes). Without it (and without `peer_secret_file`),
     /// peers are checked by cluster id and node id only.
@@ -176,8 +177,8 @@ fn default_max_body_bytes() -> usize {
 fn default_follower_stuck_elections() -> u64 {
     5
 }
-fn default_record_checkpoint_every() -> u64 {
-    1000
+fn default_record_checkpoint_ratio() -> u64 {
+    4
 }
 /// The core's default bound (16,384).
 pub fn default_max_sessions() -> usize {
@@ -267,9 +268,6 @@ impl Config {
         if self.follower_stuck_elections == 0 {
             return Err("follower_stuck_elections must be at least 1".into());
         }
-        if self.record_checkpoint_every == 0 {
-            return Err("record_checkpoint_every must be at least 1".into());
-        }
         if self.peer_secret.is_some() && self.peer_secret_file.is_some() {
             return Err("set peer_secret or peer_secret_file, not both".into());
         }
@@ -350,7 +348,7 @@ impl Config {
                 request_timeout_ms: default_request_timeout_ms(),
                 peer_queue: default_peer_queue(),
                 record: None,
-                record_checkpoint_every: default_record_checkpoint_every(),
+                record_checkpoint_ratio: default_record_checkpoint_ratio(),
                 peer_secret: Some(secret.clone()),
                 peer_secret_file: None,
                 api_token: None,
@@ -436,15 +434,9 @@ mod tests {
         let old: Config =
             toml::from_str(&text.replace("follower_stuck_elections = 5\n", "")).unwrap();
         assert_eq!(old.follower_stuck_elections, 5);
-        let mut bad = cfgs[0].clone();
-        bad.record_checkpoint_every = 0;
-        assert!(bad
-            .validate()
-            .unwrap_err()
-            .contains("record_checkpoint_every"));
         let old: Config =
-            toml::from_str(&text.replace("record_checkpoint_every = 1000\n", "")).unwrap();
-        assert_eq!(old.record_checkpoint_every, 1000);
+            toml::from_str(&text.replace("record_checkpoint_ratio = 4\n", "")).unwrap();
+        assert_eq!(old.record_checkpoint_ratio, 4);
     }
 
     #[test]

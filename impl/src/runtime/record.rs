@@ -3,12 +3,20 @@
 //!
 //! Line kinds: `{"start":{"node":ID,"after":CORE}}` when the node starts (from its durable
 //! state), then one `{"step":{"node":ID,"input":INPUT,"messages":[..],"replies":[..]}}` per
-//! core step. Every `record_checkpoint_every`-th step line of a start also carries
-//! `"after":CORE`, the full core state after it (a checkpoint); the validator rebuilds the
-//! states in between by stepping a copy of the core with the recorded inputs, and checks the
-//! rebuilt state against each checkpoint. The lines of a batch are written out (not fsynced)
-//! with the batch; a `kill -9` may lose the last batch's lines (the next `start` line begins a
-//! new chain).
+//! core step. Now and then a step line also carries `"after":CORE`, the full core state after
+//! it (a checkpoint); the validator rebuilds the states in between by stepping a copy of the
+//! core with the recorded inputs, and checks the rebuilt state against each checkpoint.
+//!
+//! When: a step line carries the state once the step lines since the last state (the start
+//! line's or a checkpoint's) add up to `ratio` times that line's size (`record_checkpoint_ratio`
+//! in the configuration; 0: every step). A fixed number of steps would not bound the file: the
+//! state grows with the log (up to `snapshot_entries` entries), and at full speed a checkpoint
+//! every 1000 steps made 95 % of a leader's recording (14 MB states). Tied to their own size,
+//! checkpoints add at most about `1 / ratio` to the step lines, however large the state, and
+//! come often while it is small.
+//!
+//! The lines of a batch are written out (not fsynced) with the batch; a `kill -9` may lose the
+//! last batch's lines (the next `start` line begins a new chain).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -19,24 +27,32 @@ use raft_core::{Input, RaftCore, Ready};
 
 /// Appends records to a file.
 pub struct Recorder {
-    out: BufWriter<File>,
-    /// A checkpoint every this many steps.
-    every: u64,
-    /// Steps since the last checkpoint (or the start line).
+    out: Counted<BufWriter<File>>,
+    /// A checkpoint once the step lines since the last state add up to this many times its
+    /// line's size.
+    ratio: u64,
+    /// The size of the last line with a state.
+    state_bytes: u64,
+    /// The size of the step lines written since.
     since: u64,
 }
 
 impl Recorder {
-    /// Open `path` for appending and record the start state; every `checkpoint_every`-th step
-    /// (at least 1) records the state after it too.
-    pub fn open(path: &Path, core: &RaftCore, checkpoint_every: u64) -> std::io::Result<Recorder> {
+    /// Open `path` for appending and record the start state; a step line carries the state
+    /// after it once the step lines since the last state are `checkpoint_ratio` times as large
+    /// as that state's line (0: on every step).
+    pub fn open(path: &Path, core: &RaftCore, checkpoint_ratio: u64) -> std::io::Result<Recorder> {
         let f = OpenOptions::new().create(true).append(true).open(path)?;
         let mut r = Recorder {
-            out: BufWriter::new(f),
-            every: checkpoint_every.max(1),
+            out: Counted {
+                inner: BufWriter::new(f),
+                bytes: 0,
+            },
+            ratio: checkpoint_ratio,
+            state_bytes: 0,
             since: 0,
         };
-        r.write(&Record::Start {
+        r.state_bytes = r.write(&Record::Start {
             node: core.id(),
             after: core.clone(),
         })?;
@@ -46,27 +62,50 @@ impl Recorder {
 
     /// Record one step; `core` is the state after it.
     pub fn step(&mut self, input: Input, ready: &Ready, core: &RaftCore) -> std::io::Result<()> {
-        self.since += 1;
-        let checkpoint = self.since >= self.every;
-        if checkpoint {
-            self.since = 0;
-        }
-        self.write(&Record::Step {
+        let checkpoint = self.since >= self.ratio.saturating_mul(self.state_bytes);
+        let bytes = self.write(&Record::Step {
             node: core.id(),
             input,
             messages: ready.messages.clone(),
             replies: ready.replies.clone(),
             after: checkpoint.then(|| core.clone()),
-        })
+        })?;
+        if checkpoint {
+            (self.state_bytes, self.since) = (bytes, 0);
+        } else {
+            self.since += bytes;
+        }
+        Ok(())
     }
 
-    fn write(&mut self, r: &Record) -> std::io::Result<()> {
+    /// Writes one line; its size in bytes.
+    fn write(&mut self, r: &Record) -> std::io::Result<u64> {
+        let before = self.out.bytes;
         serde_json::to_writer(&mut self.out, r)?;
-        self.out.write_all(b"\n")
+        self.out.write_all(b"\n")?;
+        Ok(self.out.bytes - before)
     }
 
     /// Write out buffered lines.
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// A writer that counts what goes through it.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
