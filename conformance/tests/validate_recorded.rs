@@ -161,28 +161,28 @@ impl Drop for Recorded {
     }
 }
 
-/// Checkpoint ratio of the first test: a checkpoint once the step lines since the last state
-/// are as large as its line, several per recording, with timeouts, votes, appends and client
-/// requests between them.
+/// Checkpoint ratio of the first test: step lines and lines with a state about as large, so
+/// several checkpoints per recording, with timeouts, votes, appends and client requests
+/// between them.
 const RATIO: u64 = 1;
 
 /// Checks that the lines of `path` that carry a state are the ones the ratio rule picks (see
 /// `raft_node::runtime::record`); their number.
 fn checkpoints_by_ratio(path: &Path, ratio: u64) -> usize {
-    let (mut state, mut since, mut n) = (0u64, 0u64, 0);
+    let (mut states, mut last, mut steps, mut n) = (0u64, 0u64, 0u64, 0);
     for (k, line) in std::fs::read_to_string(path).unwrap().lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let bytes = line.len() as u64 + 1;
         if v["start"].is_object() {
-            (state, since) = (bytes, 0);
+            (states, last, steps) = (bytes, bytes, 0);
             continue;
         }
-        let due = since >= ratio * state;
+        let due = steps >= ratio * (states + last);
         assert_eq!(v["step"]["after"].is_object(), due, "line {}", k + 1);
         if due {
-            (state, since, n) = (bytes, 0, n + 1);
+            (states, last, n) = (states + bytes, bytes, n + 1);
         } else {
-            since += bytes;
+            steps += bytes;
         }
     }
     n

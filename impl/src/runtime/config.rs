@@ -55,10 +55,11 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<PathBuf>,
     /// With `record`: a step line carries the full core state after it (a checkpoint the
-    /// validator checks its rebuilt state against) once the step lines since the last state
-    /// add up to this many times that state's line (0: every step). The other lines carry only
-    /// what the step took and produced, so checkpoints add at most about `1 / ratio` to them,
-    /// however large the state grows.
+    /// validator checks its rebuilt state against) while the lines with a state stay within
+    /// `1 / ratio` of the others, counting the next one as large as the last (0: every step).
+    /// The other lines carry only what the step took and produced, so this bounds the file to
+    /// about `1 + 1 / ratio` times them (plus the last state's growth), however large the
+    /// state grows.
     #[serde(default = "default_record_checkpoint_ratio")]
     pub record_checkpoint_ratio: u64,
     /// Shared secret every member must prove in the peer handshake (HMAC-SHA256

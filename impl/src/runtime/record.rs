@@ -7,13 +7,13 @@
 //! it (a checkpoint); the validator rebuilds the states in between by stepping a copy of the
 //! core with the recorded inputs, and checks the rebuilt state against each checkpoint.
 //!
-//! When: a step line carries the state once the step lines since the last state (the start
-//! line's or a checkpoint's) add up to `ratio` times that line's size (`record_checkpoint_ratio`
-//! in the configuration; 0: every step). A fixed number of steps would not bound the file: the
-//! state grows with the log (up to `snapshot_entries` entries), and at full speed a checkpoint
-//! every 1000 steps made 95 % of a leader's recording (14 MB states). Tied to their own size,
-//! checkpoints add at most about `1 / ratio` to the step lines, however large the state, and
-//! come often while it is small.
+//! When: a step line carries the state once the step lines without one add up to `ratio`
+//! times the lines with one, counting the next as large as the last (`record_checkpoint_ratio`
+//! in the configuration; 0: every step), all since the start line. A fixed number of steps
+//! would not bound the file: the state grows with the log (up to `snapshot_entries` entries),
+//! and at full speed a checkpoint every 1000 steps made 95 % of a leader's recording (14 MB
+//! states). Against its own budget, the states stay within `1 / ratio` of the step lines plus
+//! the last state's growth, however large the state, and come often while it is small.
 //!
 //! The lines of a batch are written out (not fsynced) with the batch; a `kill -9` may lose the
 //! last batch's lines (the next `start` line begins a new chain).
@@ -28,19 +28,19 @@ use raft_core::{Input, RaftCore, Ready};
 /// Appends records to a file.
 pub struct Recorder {
     out: Counted<BufWriter<File>>,
-    /// A checkpoint once the step lines since the last state add up to this many times its
-    /// line's size.
+    /// A checkpoint once `steps` reaches this many times `states + last`.
     ratio: u64,
-    /// The size of the last line with a state.
-    state_bytes: u64,
-    /// The size of the step lines written since.
-    since: u64,
+    /// Bytes of the lines with a state (the start line's included), of the last of them, and
+    /// of the step lines without one.
+    states: u64,
+    last: u64,
+    steps: u64,
 }
 
 impl Recorder {
     /// Open `path` for appending and record the start state; a step line carries the state
-    /// after it once the step lines since the last state are `checkpoint_ratio` times as large
-    /// as that state's line (0: on every step).
+    /// after it while that keeps the lines with a state within `1 / checkpoint_ratio` of the
+    /// others (see the module docs; 0: on every step).
     pub fn open(path: &Path, core: &RaftCore, checkpoint_ratio: u64) -> std::io::Result<Recorder> {
         let f = OpenOptions::new().create(true).append(true).open(path)?;
         let mut r = Recorder {
@@ -49,20 +49,22 @@ impl Recorder {
                 bytes: 0,
             },
             ratio: checkpoint_ratio,
-            state_bytes: 0,
-            since: 0,
+            states: 0,
+            last: 0,
+            steps: 0,
         };
-        r.state_bytes = r.write(&Record::Start {
+        r.last = r.write(&Record::Start {
             node: core.id(),
             after: core.clone(),
         })?;
+        r.states = r.last;
         r.flush()?;
         Ok(r)
     }
 
     /// Record one step; `core` is the state after it.
     pub fn step(&mut self, input: Input, ready: &Ready, core: &RaftCore) -> std::io::Result<()> {
-        let checkpoint = self.since >= self.ratio.saturating_mul(self.state_bytes);
+        let checkpoint = self.steps >= self.ratio.saturating_mul(self.states + self.last);
         let bytes = self.write(&Record::Step {
             node: core.id(),
             input,
@@ -71,9 +73,9 @@ impl Recorder {
             after: checkpoint.then(|| core.clone()),
         })?;
         if checkpoint {
-            (self.state_bytes, self.since) = (bytes, 0);
+            (self.states, self.last) = (self.states + bytes, bytes);
         } else {
-            self.since += bytes;
+            self.steps += bytes;
         }
         Ok(())
     }
