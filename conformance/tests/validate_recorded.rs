@@ -224,28 +224,37 @@ fn recorded_steps_of_a_real_cluster_are_model_transitions() {
         assert!(all.iter().any(|v| v["step"]["input"] == kind), "no {kind}");
     }
 
-    let path = r.cfgs[0].record.clone().unwrap();
-    let lines = lines(&path);
-    let between = |k: usize| lines[k]["step"].is_object() && lines[k]["step"]["after"].is_null();
+    // The first line of any recording that `pick` accepts between checkpoints, and its file.
+    let find = |pick: &dyn Fn(&serde_json::Value) -> bool| {
+        (r.cfgs.iter())
+            .map(|c| lines(c.record.as_ref().unwrap()))
+            .find_map(|lines| {
+                let k = (lines.iter()).position(|v| {
+                    v["step"].is_object() && v["step"]["after"].is_null() && pick(&v["step"])
+                })?;
+                Some((lines, k))
+            })
+            .unwrap()
+    };
     // Messages changed between checkpoints: the core stepped with the input sends others.
-    let k = (0..lines.len())
-        .find(|&k| between(k) && lines[k]["step"]["messages"].as_array().unwrap().len() > 1)
-        .unwrap();
+    let (lines, k) = find(&|s| s["messages"].as_array().unwrap().len() > 1);
     let e = rejected(&r.dir, &lines, k, |v| {
         v["step"]["messages"].as_array_mut().unwrap().pop();
     });
     assert!(e.contains("sends other messages than recorded"), "{e}");
-    // A reply dropped between checkpoints.
-    let k = (0..lines.len())
-        .find(|&k| between(k) && !lines[k]["step"]["replies"].as_array().unwrap().is_empty())
-        .unwrap();
+    // A reply dropped between checkpoints (only the leader of the moment answers).
+    let (lines, k) = find(&|s| !s["replies"].as_array().unwrap().is_empty());
     let e = rejected(&r.dir, &lines, k, |v| {
         v["step"]["replies"].as_array_mut().unwrap().clear();
     });
     assert!(e.contains("answers otherwise than recorded"), "{e}");
     // A checkpoint that is not the state the steps since the last one lead to.
-    let k = (0..lines.len())
-        .rfind(|&k| lines[k]["step"]["after"].is_object())
+    let (lines, k) = (r.cfgs.iter())
+        .map(|c| self::lines(c.record.as_ref().unwrap()))
+        .find_map(|lines| {
+            let k = (lines.iter()).rposition(|v| v["step"]["after"].is_object())?;
+            Some((lines, k))
+        })
         .unwrap();
     let e = rejected(&r.dir, &lines, k, |v| {
         let t = &mut v["step"]["after"]["current_term"];

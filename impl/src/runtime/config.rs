@@ -50,8 +50,9 @@ pub struct Config {
     /// Messages queued per peer before new ones are dropped (Raft retransmits).
     #[serde(default = "default_peer_queue")]
     pub peer_queue: usize,
-    /// Opt-in: append every core input and the resulting state to this file as JSON lines
-    /// (`raft-conformance validate FILE` checks them against the model).
+    /// Opt-in: append every core input and what it produced to this file as JSON lines, with
+    /// the resulting state at checkpoints (`raft-conformance validate FILE` checks them against
+    /// the model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<PathBuf>,
     /// With `record`: a step line carries the full core state after it (a checkpoint the
