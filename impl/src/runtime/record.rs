@@ -15,8 +15,8 @@
 //! states). Against its own budget, the states stay within `1 / ratio` of the step lines plus
 //! the last state's growth, however large the state, and come often while it is small.
 //!
-//! The lines of a batch are written out (not fsynced) with the batch; a `kill -9` may lose the
-//! last batch's lines (the next `start` line begins a new chain).
+//! The lines of a batch are written out (not fsynced) before the batch's fsync; a `kill -9` may
+//! lose the last batch's lines (the next `start` line begins a new chain).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
