@@ -6,6 +6,7 @@
 //! - [`replay`]: replaying a trace file (`raft_model::trace`);
 //! - [`lockstep`]: the exhaustive walk of the model's state space with the cores carried along;
 //! - [`mutants`]: the mutation score;
+//! - [`recording`]: a node's recorded steps with the full state before and after each;
 //! - [`validate`]: recorded steps of running nodes checked against the model.
 #![forbid(unsafe_code)]
 
@@ -13,6 +14,7 @@ pub mod cluster;
 pub mod lockstep;
 pub mod map;
 pub mod mutants;
+pub mod recording;
 pub mod replay;
 pub mod validate;
 pub mod view;

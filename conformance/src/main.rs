@@ -369,10 +369,11 @@ fn cmd_validate(files: &[PathBuf]) -> ExitCode {
     for f in files {
         match raft_conformance::validate::validate_file(f) {
             Ok(r) => println!(
-                "{}: ok ({} steps checked against the model, {} starts)",
+                "{}: ok ({} steps checked against the model, {} starts, {} checkpoints)",
                 f.display(),
                 r.steps_checked,
-                r.chains
+                r.chains,
+                r.checkpoints
             ),
             Err(e) => {
                 println!("{e}");

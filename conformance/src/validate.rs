@@ -2,19 +2,19 @@
 //! (`record = "FILE"` in its configuration, see `raft_node::runtime::record`) is a transition
 //! the model allows.
 //!
-//! For each recorded step the state before it (the previous line's `after`) is mapped to a
-//! model `Server` (`map.rs`), the model takes the same step (`on_message`, `election_timeout`,
-//! `heartbeat_timeout`, `client_request`), and the model's result must equal the recorded
-//! state after the step (the [`View`] abstraction, as in replay), its messages and its client
-//! answers. A `start` line begins a new chain (the node restarted from its durable state).
-//! Reads are steps like any other: a recorded `Input::Read` is the model's `read_request`, and
-//! `ReadIndex` messages, read answers and the `ReadNotLeader` of a leader that steps down are
-//! compared with the model's.
+//! For each recorded step the state before it (rebuilt from the recording: `recording.rs`) is
+//! mapped to a model `Server` (`map.rs`), the model takes the same step (`on_message`,
+//! `election_timeout`, `heartbeat_timeout`, `client_request`, `read_request`), and the model's
+//! result must equal the state after the step (the [`View`] abstraction, as in replay), its
+//! messages and its client answers. A `start` line begins a new chain (the node restarted from
+//! its durable state). Reads are steps like any other: `ReadIndex` messages, read answers and
+//! the `ReadNotLeader` of a leader that steps down are compared with the model's.
 //!
 //! A recording is checkable only in the model's vocabulary: node ids 1..=5, keys `k0`/`k1`,
 //! small numeric values, terms, indexes and session ids below 256, pipelining off.
 
 use crate::map;
+use crate::recording::{self, Line};
 use crate::view::{Storage, View};
 use raft_core as c;
 use raft_core::record::Record;
@@ -29,6 +29,8 @@ use std::path::Path;
 pub struct Report {
     pub chains: usize,
     pub steps_checked: usize,
+    /// Step lines that carried the state after them, each equal to the rebuilt one.
+    pub checkpoints: usize,
 }
 
 fn model_params(p: &c::Params, servers: u8) -> Result<Config, String> {
@@ -149,26 +151,23 @@ fn storage_of(core: &c::RaftCore) -> Storage {
 /// (or cannot express).
 pub fn validate_records(records: &[Record]) -> Result<Report, String> {
     let mut report = Report::default();
-    let mut before: Option<&c::RaftCore> = None;
-    for (k, r) in records.iter().enumerate() {
-        let line = k + 1;
-        let (node, input, messages, replies, after) = match r {
-            Record::Start { after, .. } => {
+    for step in recording::steps(records) {
+        let step = match step? {
+            Line::Start => {
                 report.chains += 1;
-                before = Some(after);
                 continue;
             }
-            Record::Step {
-                node,
-                input,
-                messages,
-                replies,
-                after,
-            } => (*node, input, messages, replies, after),
+            Line::Step(step) => step,
         };
-        let Some(prev) = before.replace(after) else {
-            return Err(format!("line {line}: a step before any start line"));
-        };
+        report.checkpoints += usize::from(step.checkpoint);
+        let (line, node, input, messages, replies) = (
+            step.line,
+            step.node,
+            step.input,
+            step.messages,
+            step.replies,
+        );
+        let (prev, after): (&c::RaftCore, &c::RaftCore) = (&step.before, &step.after);
         let fail = |what: String| format!("line {line} (node {node}, input {input:?}): {what}");
         let servers = map::model_u8(prev.peers().len() as u64 + 1, "servers").map_err(fail)?;
         let cfg = model_params(prev.params(), servers).map_err(fail)?;

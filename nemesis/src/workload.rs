@@ -44,7 +44,7 @@ pub struct Workload {
     /// A client gives up on an operation after this long (outcome `Unknown`).
     pub op_timeout: Duration,
     /// Pause between a client's operations (spreads the model vocabulary's few writes over
-    /// the run, and keeps recordings, one full core state per step, small).
+    /// the run).
     pub think: Duration,
     /// Reads are stale reads (`?stale=true`) from a random node instead of linearizable
     /// reads: not linearizable by design, so a run with it shows the checks catch a real

@@ -50,10 +50,19 @@ pub struct Config {
     /// Messages queued per peer before new ones are dropped (Raft retransmits).
     #[serde(default = "default_peer_queue")]
     pub peer_queue: usize,
-    /// Opt-in: append every core input and the resulting state to this file as JSON lines
-    /// (`raft-conformance validate FILE` checks them against the model).
+    /// Opt-in: append every core input and what it produced to this file as JSON lines, with
+    /// the resulting state at checkpoints (`raft-conformance validate FILE` checks them against
+    /// the model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<PathBuf>,
+    /// With `record`: a step line carries the full core state after it (a checkpoint the
+    /// validator checks its rebuilt state against) while the lines with a state stay within
+    /// `1 / ratio` of the others, counting the next one as large as the last (0: every step).
+    /// The other lines carry only what the step took and produced, so this bounds the file to
+    /// about `1 + 1 / ratio` times them (plus the last state's growth), however large the
+    /// state grows.
+    #[serde(default = "default_record_checkpoint_ratio")]
+    pub record_checkpoint_ratio: u64,
     /// Shared secret every member must prove in the peer handshake (HMAC-SHA256
     /// challenge-response; at least 16 bytes). Without it (and without `peer_secret_file`),
     /// peers are checked by cluster id and node id only.
@@ -169,6 +178,9 @@ fn default_max_body_bytes() -> usize {
 }
 fn default_follower_stuck_elections() -> u64 {
     5
+}
+fn default_record_checkpoint_ratio() -> u64 {
+    4
 }
 /// The core's default bound (16,384).
 pub fn default_max_sessions() -> usize {
@@ -338,6 +350,7 @@ impl Config {
                 request_timeout_ms: default_request_timeout_ms(),
                 peer_queue: default_peer_queue(),
                 record: None,
+                record_checkpoint_ratio: default_record_checkpoint_ratio(),
                 peer_secret: Some(secret.clone()),
                 peer_secret_file: None,
                 api_token: None,
@@ -423,6 +436,9 @@ mod tests {
         let old: Config =
             toml::from_str(&text.replace("follower_stuck_elections = 5\n", "")).unwrap();
         assert_eq!(old.follower_stuck_elections, 5);
+        let old: Config =
+            toml::from_str(&text.replace("record_checkpoint_ratio = 4\n", "")).unwrap();
+        assert_eq!(old.record_checkpoint_ratio, 4);
     }
 
     #[test]

@@ -632,7 +632,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         .map_err(|e| format!("cannot listen for HTTP on {}: {e}", cfg.http_addr))?;
     let recorder = match &cfg.record {
         Some(path) => Some(
-            Recorder::open(path, &core)
+            Recorder::open(path, &core, cfg.record_checkpoint_ratio)
                 .map_err(|e| format!("cannot record to {}: {e}", path.display()))?,
         ),
         None => None,
