@@ -248,11 +248,12 @@ pub fn snapshot_config() -> Config {
 
 /// The node's own parameters (`Config::runtime`: PreVote, CheckQuorum, reads by ReadIndex,
 /// 64 entries per append) at the bounds of a walk that takes seconds: one put and one read
-/// with a retry, two terms, two messages in flight.
+/// with a retry, two terms, a restart (which loses a leader's reads unanswered), two messages
+/// in flight. 648,645 states; without the restart 9,597.
 pub fn runtime_config() -> Config {
     Config {
         max_log_len: 2,
-        max_restarts: 0,
+        max_restarts: 1,
         max_in_flight: 2,
         drops: false,
         ..Config::runtime()
