@@ -17,6 +17,11 @@ use std::time::Duration;
 
 /// Where stateright's page fetches the successors of a path, in `ui/app.js`.
 const STATES_FETCH: &str = ".then(r => r.json())";
+/// Where the page picks a link's next step among the successors it fetched: a missing index
+/// leaves `step` undefined and the page stops on a TypeError, blank, without fetching the path
+/// (so the server's 404 is never asked for).
+const STEP_LOOKUP: &str =
+    "step = nextSteps.find(step => step.actionIndex == parseInt(nextActionIndex));";
 
 const PAGE_ADDITIONS: &str = r#"
 function raftrightBanner(text) {
@@ -38,6 +43,16 @@ async function raftrightChecked(r) {
     }
     return r.json();
 }
+function raftrightStep(nextSteps, index, path) {
+    const found = nextSteps.find(s => s.actionIndex == parseInt(index));
+    if (found === undefined) {
+        raftrightBanner('This explorer has no step ' + index + ' after ' + (path || '/') + ' (it has ' +
+            nextSteps.length + ' there).' +
+            '\nA link names steps by their index: it holds only on an explorer started with the flags of the check that printed it.');
+        throw new Error('no step ' + index);
+    }
+    return found;
+}
 async function raftrightCheckFlags() {
     const want = new URLSearchParams(window.location.hash.split('?')[1] || '').get('flags');
     if (want === null) return;
@@ -51,12 +66,17 @@ window.addEventListener('hashchange', raftrightCheckFlags);
 window.addEventListener('load', raftrightCheckFlags);
 "#;
 
-/// stateright's script with the additions; unchanged if it no longer has the fetch to wrap.
+/// stateright's script with the additions; unchanged if it no longer has both places to
+/// wrap (a page half patched would claim checks it does not make).
 pub fn patch_app_js(original: &str) -> String {
-    if !original.contains(STATES_FETCH) {
+    if !original.contains(STATES_FETCH) || !original.contains(STEP_LOOKUP) {
         return original.to_string();
     }
-    let wrapped = original.replacen(STATES_FETCH, ".then(raftrightChecked)", 1);
+    let wrapped = (original.replacen(STATES_FETCH, ".then(raftrightChecked)", 1)).replacen(
+        STEP_LOOKUP,
+        "step = raftrightStep(nextSteps, nextActionIndex, step.path);",
+        1,
+    );
     format!("{PAGE_ADDITIONS}\n{wrapped}")
 }
 
@@ -165,15 +185,22 @@ mod tests {
 
     #[test]
     fn the_page_script_is_patched_once_or_not_at_all() {
-        let script = "a.then(r => r.json()).then(x);\nb.then(r => r.json());";
-        let patched = patch_app_js(script);
+        let script =
+            format!("a.then(r => r.json()).then(x);\nb.then(r => r.json());\n{STEP_LOOKUP}");
+        let patched = patch_app_js(&script);
         assert!(
             patched.contains("a.then(raftrightChecked).then(x);"),
             "{patched}"
         );
         assert!(patched.contains("b.then(r => r.json());"), "{patched}");
+        assert!(
+            patched.contains("step = raftrightStep(nextSteps, nextActionIndex, step.path);"),
+            "{patched}"
+        );
         assert!(patched.contains("function raftrightBanner"), "{patched}");
         assert_eq!(patch_app_js("fetch(x)"), "fetch(x)");
+        let fetch_only = "a.then(r => r.json());";
+        assert_eq!(patch_app_js(fetch_only), fetch_only);
     }
 
     #[test]

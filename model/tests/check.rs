@@ -256,6 +256,131 @@ fn explorer_deep_link_shows_verdicts_and_picture() {
     assert_eq!(served_flags, cfg.flags().join(" "));
 }
 
+/// The first Chromium on `PATH` (`RAFT_CHROMIUM` names another).
+fn chromium() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("RAFT_CHROMIUM") {
+        return Some(p.into());
+    }
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// Headless Chromium on `url` with `args`, stopped after 90 s; its stdout.
+fn run_chromium(bin: &std::path::Path, args: &[&str], url: &str) -> String {
+    let profile = std::env::temp_dir().join(format!("raftright-chromium-{}", std::process::id()));
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        // Lets the page's fetches and scripts finish before the DOM or the picture is taken.
+        .arg("--virtual-time-budget=10000")
+        .args(args)
+        .arg(url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("Chromium starts");
+    let mut out = String::new();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            panic!("Chromium did not finish with {url} in 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_dir_all(&profile);
+    reader.join().unwrap()
+}
+
+/// The explorer in a real browser (headless Chromium, where installed): a counterexample's
+/// link shows the state's verdicts and picture, a link printed for other flags and a link to
+/// a step that does not exist both show the banner, and the screenshot is the rendered page.
+#[test]
+fn explorer_in_a_real_browser_shows_verdicts_picture_and_refusals() {
+    let Some(bin) = chromium() else {
+        println!("skipped: no Chromium on PATH (apt-get install chromium, or set RAFT_CHROMIUM)");
+        return;
+    };
+    let cfg = Config {
+        max_term: 1,
+        client_ops: vec![],
+        drops: false,
+        max_in_flight: 5,
+        bug: Some(raft_model::Bug::ForgetVoteOnRestart),
+        ..Config::default()
+    };
+    let opts = RunOptions {
+        strategy: raft_model::runner::Strategy::Bfs,
+        ..RunOptions::default()
+    };
+    let link = (run(cfg.clone(), &opts).properties.iter())
+        .find(|p| p.name == "election safety" && p.status == Status::Violated)
+        .and_then(|p| p.explorer_path.clone())
+        .expect("the bug is caught");
+    let addr = serve_explorer(cfg.clone());
+    get(&addr, "/.status");
+    let flags = raft_model::explorer::encode_flags(&cfg);
+    let url = format!("http://{addr}/#/steps/{link}?flags={flags}");
+
+    let dom = run_chromium(&bin, &["--dump-dom"], &url);
+    assert!(
+        dom.contains("verdict: VIOLATES election safety"),
+        "{url}\n{dom}"
+    );
+    assert!(
+        dom.contains(&format!("explorer flags: {}", cfg.flags().join(" "))),
+        "{dom}"
+    );
+    assert!(dom.contains("<svg"), "no picture in\n{dom}");
+    assert!(
+        !dom.contains("raftright-banner"),
+        "a banner on a good link:\n{dom}"
+    );
+
+    let other = format!("http://{addr}/#/steps/{link}?flags=--max-term%202");
+    let dom = run_chromium(&bin, &["--dump-dom"], &other);
+    assert!(
+        dom.contains("This link is for an explorer started with flags \"--max-term 2\""),
+        "{dom}"
+    );
+    let missing = format!("http://{addr}/#/steps/0/999/0");
+    let dom = run_chromium(&bin, &["--dump-dom"], &missing);
+    assert!(
+        dom.contains("This explorer has no step 999 after /0"),
+        "{dom}"
+    );
+
+    let shot = std::env::temp_dir().join(format!("raftright-explorer-{}.png", std::process::id()));
+    let arg = format!("--screenshot={}", shot.display());
+    run_chromium(&bin, &[&arg, "--window-size=1400,1400"], &url);
+    let png = std::fs::read(&shot).expect("Chromium wrote the screenshot");
+    let _ = std::fs::remove_file(&shot);
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let size = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    assert_eq!(
+        (size(16), size(20)),
+        (1400, 1400),
+        "the IHDR's width and height"
+    );
+    // A blank page of that size compresses to a few kilobytes; the rendered state, its text
+    // and its picture to a few hundred.
+    assert!(png.len() > 100_000, "{} bytes: a blank page?", png.len());
+    println!("browser check: {} bytes of screenshot", png.len());
+}
+
 #[test]
 fn snapshot_configuration_is_safe_and_reaches_install_and_restore() {
     let cfg = Config {
