@@ -1,19 +1,22 @@
 //! `raft-model explore`: stateright's explorer behind a small front server.
 //!
-//! stateright 0.31 compiles its page into the crate, and that page drops the 404 its own
-//! `/.states` endpoint answers for a path with no such step: a bad link shows a blank page.
-//! The front passes every request through to stateright's server on a private port, and
-//! serves the page's script with two additions: a failed `/.states` answer is shown in a red
-//! banner, and a link carrying `?flags=` (as `check` prints them) is compared with the flags
-//! this explorer runs with (`/.flags`), since a link opened on an explorer of other flags
-//! names other steps without failing. If a stateright upgrade changes the script so that the
-//! first addition no longer applies, the script is served unchanged.
+//! stateright 0.31 compiles its page into the crate. The front passes every request through to
+//! stateright's server on a private port and serves the page's script with three changes:
+//! a link to a step that does not exist (or a failed `/.states` answer) is shown in a red
+//! banner instead of a blank page; a link carrying `?flags=` (as `check` prints them) is
+//! compared with the flags this explorer runs with (`/.flags`), since a link opened on an
+//! explorer of other flags names other steps without failing; and "Run to completion" runs
+//! raftright's engine with symmetry, as `check` does, instead of stateright's breadth-first
+//! search without it (hours on the default bounds). If a stateright upgrade changes the
+//! script so that one change no longer applies, the script is served unchanged.
 
+use crate::runner::{self, RunOptions};
 use crate::{Config, RaftModel};
 use stateright::Model;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Where stateright's page fetches the successors of a path, in `ui/app.js`.
 const STATES_FETCH: &str = ".then(r => r.json())";
@@ -22,6 +25,10 @@ const STATES_FETCH: &str = ".then(r => r.json())";
 /// (so the server's 404 is never asked for).
 const STEP_LOOKUP: &str =
     "step = nextSteps.find(step => step.actionIndex == parseInt(nextActionIndex));";
+/// Where the page's "Run to completion" asks stateright's checker to go on: a breadth-first
+/// search without symmetry reduction, for hours on the default bounds, that only killing the
+/// server stops. The front server answers it with raftright's own engine instead.
+const RUN_FETCH: &str = "let response = await fetch('/.runtocompletion', {method: 'POST'});";
 
 const PAGE_ADDITIONS: &str = r#"
 function raftrightBanner(text) {
@@ -53,6 +60,26 @@ function raftrightStep(nextSteps, index, path) {
     }
     return found;
 }
+function raftrightInfo(text) {
+    let b = document.getElementById('raftright-run');
+    if (!b) {
+        b = document.createElement('div');
+        b.id = 'raftright-run';
+        b.style.cssText = 'background:#1c4a6e;color:#fff;padding:8px 12px;font-family:monospace;white-space:pre-wrap';
+        document.body.prepend(b);
+    }
+    b.textContent = text;
+}
+async function raftrightRunToCompletion() {
+    const started = await fetch('/.runtocompletion', {method: 'POST'});
+    while (true) {
+        const r = await fetch('/.raftright-run');
+        const text = await r.text();
+        raftrightInfo(text);
+        if (r.status !== 202) return started;
+        await new Promise(done => setTimeout(done, 2000));
+    }
+}
 async function raftrightCheckFlags() {
     const want = new URLSearchParams(window.location.hash.split('?')[1] || '').get('flags');
     if (want === null) return;
@@ -69,14 +96,23 @@ window.addEventListener('load', raftrightCheckFlags);
 /// stateright's script with the additions; unchanged if it no longer has both places to
 /// wrap (a page half patched would claim checks it does not make).
 pub fn patch_app_js(original: &str) -> String {
-    if !original.contains(STATES_FETCH) || !original.contains(STEP_LOOKUP) {
+    if ![STATES_FETCH, STEP_LOOKUP, RUN_FETCH]
+        .iter()
+        .all(|at| original.contains(at))
+    {
         return original.to_string();
     }
-    let wrapped = (original.replacen(STATES_FETCH, ".then(raftrightChecked)", 1)).replacen(
-        STEP_LOOKUP,
-        "step = raftrightStep(nextSteps, nextActionIndex, step.path);",
-        1,
-    );
+    let wrapped = (original.replacen(STATES_FETCH, ".then(raftrightChecked)", 1))
+        .replacen(
+            STEP_LOOKUP,
+            "step = raftrightStep(nextSteps, nextActionIndex, step.path);",
+            1,
+        )
+        .replacen(
+            RUN_FETCH,
+            "let response = await raftrightRunToCompletion();",
+            1,
+        );
     format!("{PAGE_ADDITIONS}\n{wrapped}")
 }
 
@@ -102,31 +138,105 @@ pub fn serve(cfg: Config, addr: &str, threads: usize) -> Result<(), String> {
         .to_string();
     let flags = cfg.flags().join(" ");
     let back_addr = back.clone();
+    let explored = cfg.clone();
     std::thread::spawn(move || {
-        RaftModel::for_explorer(cfg)
+        RaftModel::for_explorer(explored)
             .checker()
             .threads(threads)
             .serve(back_addr);
     });
+    let port = addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let run = Arc::new(Completion {
+        cfg,
+        threads,
+        port,
+        state: Mutex::new(RunState::NotStarted),
+    });
     for rq in front.incoming_requests() {
         let back = back.clone();
         let flags = flags.clone();
+        let run = run.clone();
         // A request for the successors of a deep state can take a while; the page asks for
         // several at once.
-        std::thread::spawn(move || answer(rq, &back, &flags));
+        std::thread::spawn(move || answer(rq, &back, &flags, &run));
     }
     Ok(())
 }
 
-fn answer(rq: tiny_http::Request, back: &str, flags: &str) {
+/// "Run to completion", run by the engine `raft-model check` uses (symmetry, every thread
+/// given), once per server; the page polls `/.raftright-run` for its report.
+struct Completion {
+    cfg: Config,
+    threads: usize,
+    port: u16,
+    state: Mutex<RunState>,
+}
+
+enum RunState {
+    NotStarted,
+    Running(Instant),
+    Done(String),
+}
+
+impl Completion {
+    fn start(self: &Arc<Self>) {
+        let mut state = self.state.lock().expect("not poisoned");
+        if !matches!(*state, RunState::NotStarted) {
+            return;
+        }
+        *state = RunState::Running(Instant::now());
+        let me = self.clone();
+        std::thread::spawn(move || {
+            let opts = RunOptions {
+                threads: me.threads,
+                ..RunOptions::default()
+            };
+            let summary = runner::run(me.cfg.clone(), &opts);
+            let links = runner::ExplorerLinks {
+                program: "raft-model".into(),
+                port: me.port,
+            };
+            let report = runner::render(&summary, &links);
+            *me.state.lock().expect("not poisoned") = RunState::Done(report);
+        });
+    }
+
+    /// The status and text of `/.raftright-run`: 202 while it runs, 200 with the report.
+    fn report(&self) -> (u16, String) {
+        match &*self.state.lock().expect("not poisoned") {
+            RunState::NotStarted => (404, "not started: press \"Run to completion\"".into()),
+            RunState::Running(since) => (
+                202,
+                format!(
+                    "Run to completion: raftright's engine (as `raft-model check`: symmetry, {} \
+                     threads) has been exploring for {} s; the report replaces this line when \
+                     it is done.",
+                    self.threads,
+                    since.elapsed().as_secs()
+                ),
+            ),
+            RunState::Done(report) => (200, format!("Run to completion:{report}")),
+        }
+    }
+}
+
+fn answer(rq: tiny_http::Request, back: &str, flags: &str, run: &Arc<Completion>) {
     let url = rq.url().to_string();
     let method = rq.method().as_str().to_string();
+    let text = |(status, body): (u16, String)| {
+        (status, body.into_bytes(), Some("text/plain; charset=utf-8"))
+    };
     let response = if url == "/.flags" {
-        (
-            200,
-            flags.as_bytes().to_vec(),
-            Some("text/plain; charset=utf-8"),
-        )
+        text((200, flags.to_string()))
+    } else if url == "/.runtocompletion" && method == "POST" {
+        run.start();
+        text((202, "started".into()))
+    } else if url == "/.raftright-run" {
+        text(run.report())
     } else {
         match forward(back, &method, &url) {
             Ok((status, body)) if url == "/app.js" && status == 200 => {
@@ -185,8 +295,9 @@ mod tests {
 
     #[test]
     fn the_page_script_is_patched_once_or_not_at_all() {
-        let script =
-            format!("a.then(r => r.json()).then(x);\nb.then(r => r.json());\n{STEP_LOOKUP}");
+        let script = format!(
+            "a.then(r => r.json()).then(x);\nb.then(r => r.json());\n{STEP_LOOKUP}\n{RUN_FETCH}"
+        );
         let patched = patch_app_js(&script);
         assert!(
             patched.contains("a.then(raftrightChecked).then(x);"),
@@ -197,8 +308,14 @@ mod tests {
             patched.contains("step = raftrightStep(nextSteps, nextActionIndex, step.path);"),
             "{patched}"
         );
+        assert!(
+            patched.contains("let response = await raftrightRunToCompletion();"),
+            "{patched}"
+        );
         assert!(patched.contains("function raftrightBanner"), "{patched}");
         assert_eq!(patch_app_js("fetch(x)"), "fetch(x)");
+        let no_run = format!("a.then(r => r.json());\n{STEP_LOOKUP}");
+        assert_eq!(patch_app_js(&no_run), no_run);
         let fetch_only = "a.then(r => r.json());";
         assert_eq!(patch_app_js(fetch_only), fetch_only);
     }

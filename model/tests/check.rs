@@ -256,6 +256,47 @@ fn explorer_deep_link_shows_verdicts_and_picture() {
     assert_eq!(served_flags, cfg.flags().join(" "));
 }
 
+/// "Run to completion" on the page runs raftright's engine, with symmetry, as `check` does:
+/// the explorer answers the page's request and reports the same exhaustive count.
+#[test]
+fn run_to_completion_is_the_checkers_engine() {
+    let cfg = Config::small();
+    let addr = serve_explorer(cfg.clone());
+    let (status, body) = get(&addr, "/.raftright-run");
+    assert!(status.contains(" 404 "), "{status} {body}");
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /.runtocompletion HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 202") || answer.starts_with("HTTP/1.0 202"),
+        "{answer}"
+    );
+    let want = run(cfg, &RunOptions::default()).unique_states;
+    let start = std::time::Instant::now();
+    let report = loop {
+        let (status, body) = get(&addr, "/.raftright-run");
+        if status.contains(" 200 ") {
+            break body;
+        }
+        assert!(status.contains(" 202 "), "{status} {body}");
+        assert!(body.contains("raftright's engine"), "{body}");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "still running: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        report.contains(&format!("Exhaustive run: {want} unique states")),
+        "{report}"
+    );
+}
+
 /// The first Chromium on `PATH` (`RAFT_CHROMIUM` names another).
 fn chromium() -> Option<std::path::PathBuf> {
     if let Some(p) = std::env::var_os("RAFT_CHROMIUM") {
