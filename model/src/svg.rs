@@ -138,7 +138,12 @@ fn servers(
         .unwrap_or(0)
         .max(model.cfg.max_log_len as Index) as i32;
     let cell_w = ((COL - 30) / cells.max(1)).min(80);
-    let box_h = 3 * LINE + CELL_H + 3 * LINE;
+    // A leader's reads under way take a line each.
+    let reads = (state.servers.iter())
+        .map(|s| s.reads.pending.len() + s.reads.waiting.len())
+        .max()
+        .unwrap_or(0) as i32;
+    let box_h = 3 * LINE + CELL_H + (3 + reads) * LINE;
     for (i, s) in state.servers.iter().enumerate() {
         let before = prev.map(|p| &p.servers[i]);
         let x = MARGIN + COL * i as i32 + 5;
@@ -274,6 +279,23 @@ fn servers(
                 };
                 detail(format!("next: {}", peers(&s.next_index)));
                 detail(format!("match: {}", peers(&s.match_index)));
+                for r in &s.reads.pending {
+                    let q = r.request;
+                    detail(format!(
+                        "read c{}#{} at {} r{} acks {{{}}}",
+                        q.client_id,
+                        q.seq,
+                        r.read_index,
+                        r.round,
+                        ids(r.acks, None)
+                    ));
+                }
+                for q in &s.reads.waiting {
+                    detail(format!(
+                        "read c{}#{} waits for a t{} commit",
+                        q.client_id, q.seq, s.current_term
+                    ));
+                }
             }
             Role::Candidate | Role::PreCandidate => {
                 detail(format!("votes: {{{}}}", ids(s.votes, None)));
@@ -485,7 +507,7 @@ fn sequence(out: &mut String, n: i32, path: &[(State, Option<Action>)], top: i32
     bottom + LINE
 }
 
-const LEGEND: [&str; 9] = [
+const LEGEND: [&str; 11] = [
     "Vote?(t1 c=s0 last=2@t1): RequestVote of term 1 from candidate s0, whose last entry is index 2 of term 1 (PreVote?: the pre-vote)",
     "Vote+(t1) / Vote-(t1): the vote granted / refused, with the voter's term",
     "Append(t1 s0 prev=1@t1 [2:c100#1:put(k0=1)] commit=1): AppendEntries of term 1 from leader s0: entries after index 1 of term 1, leader's commit index",
@@ -495,6 +517,8 @@ const LEGEND: [&str; 9] = [
     "log cell: index, term, command (c100#1 = session 100's 1st command); green with ✓ committed, grey compacted into a snapshot",
     "orange: changed by the last step (box, cell, message); red verdict: an always-property this state violates",
     "next/match: a leader's view of each peer (its own slot left out)",
+    "ReadIndex(t1 s0 r1) / ReadIndex+(t1 r1): a leader asks for confirmation of read round 1 / a server confirms it (-: refuses, in a later term)",
+    "read c100#2 at 1 r1 acks {s0,s1}: a ReadIndex read under way at read index 1 (waits for a t1 commit: held until the leader commits in its term)",
 ];
 
 fn legend(out: &mut String, top: i32) -> i32 {
@@ -681,6 +705,26 @@ mod tests {
         let svg = render(&model, &path);
         well_formed(&svg).unwrap();
         assert!(svg.contains("class=\"bad\">was t"), "{svg}");
+    }
+
+    #[test]
+    fn a_read_under_way_is_drawn_in_its_leaders_box() {
+        let mut cfg = Config {
+            max_term: 1,
+            max_log_len: 2,
+            max_restarts: 0,
+            client_ops: vec![vec![crate::config::get()]],
+            ..Config::small()
+        };
+        cfg.params.read_index = true;
+        let model = RaftModel::for_explorer(cfg);
+        let path = path_to(&model, |s| {
+            s.servers.iter().any(|v| !v.reads.pending.is_empty())
+        });
+        let svg = render(&model, &path);
+        well_formed(&svg).unwrap();
+        assert!(svg.contains("read c100#1 at 1 r1 acks {s"), "{svg}");
+        assert!(svg.contains("ReadIndex(t1 s"), "{svg}");
     }
 
     #[test]
