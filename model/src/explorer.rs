@@ -31,21 +31,23 @@ const STEP_LOOKUP: &str =
 const RUN_FETCH: &str = "let response = await fetch('/.runtocompletion', {method: 'POST'});";
 
 const PAGE_ADDITIONS: &str = r#"
-function raftrightBanner(text) {
-    let b = document.getElementById('raftright-banner');
+function raftrightNotice(id, background, text) {
+    let b = document.getElementById(id);
     if (!b) {
         b = document.createElement('div');
-        b.id = 'raftright-banner';
-        b.style.cssText = 'background:#c92a2a;color:#fff;padding:8px 12px;font-family:monospace;white-space:pre-wrap';
+        b.id = id;
+        b.style.cssText = 'background:' + background + ';color:#fff;padding:8px 12px;font-family:monospace;white-space:pre-wrap';
         document.body.prepend(b);
     }
     b.textContent = text;
 }
+function raftrightBanner(text) { raftrightNotice('raftright-banner', '#c92a2a', text); }
+function raftrightInfo(text) { raftrightNotice('raftright-run', '#1c4a6e', text); }
+const raftrightLinkHint = '\nA link names steps by their index: it holds only on an explorer started with the flags of the check that printed it.';
 async function raftrightChecked(r) {
     if (!r.ok) {
         const t = await r.text();
-        raftrightBanner('This explorer has no such path (' + r.status + '): ' + t +
-            '\nA link names steps by their index: it holds only on an explorer started with the flags of the check that printed it.');
+        raftrightBanner('This explorer has no such path (' + r.status + '): ' + t + raftrightLinkHint);
         throw new Error(t);
     }
     return r.json();
@@ -54,21 +56,10 @@ function raftrightStep(nextSteps, index, path) {
     const found = nextSteps.find(s => s.actionIndex == parseInt(index));
     if (found === undefined) {
         raftrightBanner('This explorer has no step ' + index + ' after ' + (path || '/') + ' (it has ' +
-            nextSteps.length + ' there).' +
-            '\nA link names steps by their index: it holds only on an explorer started with the flags of the check that printed it.');
+            nextSteps.length + ' there).' + raftrightLinkHint);
         throw new Error('no step ' + index);
     }
     return found;
-}
-function raftrightInfo(text) {
-    let b = document.getElementById('raftright-run');
-    if (!b) {
-        b = document.createElement('div');
-        b.id = 'raftright-run';
-        b.style.cssText = 'background:#1c4a6e;color:#fff;padding:8px 12px;font-family:monospace;white-space:pre-wrap';
-        document.body.prepend(b);
-    }
-    b.textContent = text;
 }
 async function raftrightRunToCompletion() {
     const started = await fetch('/.runtocompletion', {method: 'POST'});

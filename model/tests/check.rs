@@ -189,12 +189,9 @@ fn explorer_answers_status() {
     assert!(body.contains("election safety"), "{body}");
 }
 
-/// A counterexample's deep link, loaded through the endpoint the page uses (`/.states/` and
-/// the path up to the last step, whose successors include the state the link shows): the
-/// state's text starts with what it violates and the explorer's flags, and its picture is
-/// there. A path with an index the explorer has no step for is refused.
-#[test]
-fn explorer_deep_link_shows_verdicts_and_picture() {
+/// A small configuration with the forgotten-vote bug, and the explorer path (shortest, by
+/// BFS) of its election-safety counterexample.
+fn forgotten_vote_counterexample() -> (Config, String) {
     let cfg = Config {
         max_term: 1,
         client_ops: vec![],
@@ -203,19 +200,24 @@ fn explorer_deep_link_shows_verdicts_and_picture() {
         bug: Some(raft_model::Bug::ForgetVoteOnRestart),
         ..Config::default()
     };
-    let summary = run(
-        cfg.clone(),
-        &RunOptions {
-            strategy: raft_model::runner::Strategy::Bfs,
-            ..RunOptions::default()
-        },
-    );
-    let link = summary
-        .properties
-        .iter()
+    let opts = RunOptions {
+        strategy: raft_model::runner::Strategy::Bfs,
+        ..RunOptions::default()
+    };
+    let link = (run(cfg.clone(), &opts).properties.iter())
         .find(|p| p.name == "election safety" && p.status == Status::Violated)
         .and_then(|p| p.explorer_path.clone())
         .expect("the bug is caught");
+    (cfg, link)
+}
+
+/// A counterexample's deep link, loaded through the endpoint the page uses (`/.states/` and
+/// the path up to the last step, whose successors include the state the link shows): the
+/// state's text starts with what it violates and the explorer's flags, and its picture is
+/// there. A path with an index the explorer has no step for is refused.
+#[test]
+fn explorer_deep_link_shows_verdicts_and_picture() {
+    let (cfg, link) = forgotten_vote_counterexample();
     let (prefix, last) = link.rsplit_once('/').unwrap();
     let addr = serve_explorer(cfg.clone());
     let (status, body) = get(&addr, &format!("/.states/{prefix}"));
@@ -355,22 +357,7 @@ fn explorer_in_a_real_browser_shows_verdicts_picture_and_refusals() {
         println!("skipped: no Chromium on PATH (apt-get install chromium, or set RAFT_CHROMIUM)");
         return;
     };
-    let cfg = Config {
-        max_term: 1,
-        client_ops: vec![],
-        drops: false,
-        max_in_flight: 5,
-        bug: Some(raft_model::Bug::ForgetVoteOnRestart),
-        ..Config::default()
-    };
-    let opts = RunOptions {
-        strategy: raft_model::runner::Strategy::Bfs,
-        ..RunOptions::default()
-    };
-    let link = (run(cfg.clone(), &opts).properties.iter())
-        .find(|p| p.name == "election safety" && p.status == Status::Violated)
-        .and_then(|p| p.explorer_path.clone())
-        .expect("the bug is caught");
+    let (cfg, link) = forgotten_vote_counterexample();
     let addr = serve_explorer(cfg.clone());
     get(&addr, "/.status");
     let flags = raft_model::explorer::encode_flags(&cfg);
