@@ -88,6 +88,9 @@ struct LockstepArgs {
     read_index: bool,
     #[arg(long)]
     max_entries_per_append: Option<u8>,
+    /// Pipelining: at most this many appends with entries in flight to a follower (0: off).
+    #[arg(long)]
+    max_inflight_appends: Option<u8>,
     #[arg(long, value_enum)]
     backoff: Option<Backoff>,
     #[arg(long)]
@@ -161,6 +164,9 @@ impl LockstepArgs {
                 return Err("--max-entries-per-append must be at least 1".into());
             }
             cfg.params.max_entries_per_append = x;
+        }
+        if let Some(x) = self.max_inflight_appends {
+            cfg.params.max_inflight_appends = x;
         }
         if let Some(b) = self.backoff {
             cfg.params.backoff = b;

@@ -454,6 +454,7 @@ pub fn bug(b: MBug) -> Option<c::Bug> {
         MBug::StaleVoteCounted => c::Bug::StaleVoteCounted,
         MBug::ReadWithoutQuorum => c::Bug::ReadWithoutQuorum,
         MBug::ReadBeforeTermCommit => c::Bug::ReadBeforeTermCommit,
+        MBug::MatchFromOptimisticNextIndex => c::Bug::MatchFromOptimisticNextIndex,
         MBug::ApplyBeforeCommit
         | MBug::MajorityOffByOne
         | MBug::NoStepDownOnHigherTermResponse
@@ -464,7 +465,7 @@ pub fn bug(b: MBug) -> Option<c::Bug> {
 }
 
 /// The core's parameters for a model configuration: the PROTOCOL.md parameters (the session
-/// bound among them), every node-only feature off, and the model's bug (if any) as the core's
+/// bound and pipelining among them), the byte cap off, and the model's bug (if any) as the core's
 /// mutant.
 pub fn params(cfg: &Config) -> c::Params {
     let p = &cfg.params;
@@ -479,13 +480,15 @@ pub fn params(cfg: &Config) -> c::Params {
         noop_on_election: p.noop_on_election,
         // The model's 0 is "no bound".
         max_sessions: (p.max_sessions > 0).then_some(p.max_sessions as usize),
+        max_inflight_appends: (p.max_inflight_appends > 0)
+            .then_some(p.max_inflight_appends as usize),
         bug: cfg.bug.and_then(bug),
         ..c::Params::conformance_off()
     }
 }
 
 /// Every core bug, for the mutation score.
-pub const CORE_BUGS: [c::Bug; 10] = [
+pub const CORE_BUGS: [c::Bug; 11] = [
     c::Bug::VoteWithoutUpToDateCheck,
     c::Bug::Figure8Commit,
     c::Bug::ForgetVoteOnRestart,
@@ -496,6 +499,7 @@ pub const CORE_BUGS: [c::Bug; 10] = [
     c::Bug::StaleVoteCounted,
     c::Bug::ReadWithoutQuorum,
     c::Bug::ReadBeforeTermCommit,
+    c::Bug::MatchFromOptimisticNextIndex,
 ];
 
 #[cfg(test)]

@@ -17,7 +17,8 @@ pub struct MutantResult {
     pub divergence: Option<String>,
 }
 
-/// Runs every mutant against `traces` (named), then against a lockstep walk of `lockstep_cfg`.
+/// Runs every mutant against `traces` (named), then against a lockstep walk of `lockstep_cfg`
+/// (with the mutant's feature switched on).
 pub fn score(traces: &[(String, Trace)], lockstep_cfg: &Config) -> Vec<MutantResult> {
     crate::map::CORE_BUGS
         .iter()
@@ -33,9 +34,17 @@ pub fn score(traces: &[(String, Trace)], lockstep_cfg: &Config) -> Vec<MutantRes
                     }
                 }
             }
+            // A mutant in a feature the walk leaves off (pipelining) is walked with that
+            // feature on, as `raft-model check --bug` runs the model's.
+            let mut cfg = lockstep_cfg.clone();
+            if let Some(m) = (raft_model::config::Bug::ALL.into_iter())
+                .find(|&m| crate::map::bug(m) == Some(bug))
+            {
+                m.enable_feature(&mut cfg);
+            }
             let opts = LockstepOptions {
                 core_bug: Some(Some(bug)),
-                ..LockstepOptions::new(lockstep_cfg.clone())
+                ..LockstepOptions::new(cfg)
             };
             let r = lockstep::run(&opts);
             match r.first {

@@ -11,7 +11,8 @@
 //! the `ReadNotLeader` of a leader that steps down are compared with the model's.
 //!
 //! A recording is checkable only in the model's vocabulary: node ids 1..=5, keys `k0`/`k1`,
-//! small numeric values, terms, indexes and session ids below 256, pipelining off.
+//! small numeric values, terms, indexes and session ids below 256, at most 255 appends in
+//! flight per peer.
 
 use crate::map;
 use crate::recording::{self, Line};
@@ -34,11 +35,6 @@ pub struct Report {
 }
 
 fn model_params(p: &c::Params, servers: u8) -> Result<Config, String> {
-    if p.max_inflight_appends.is_some() {
-        return Err(
-            "recorded with pipelining on (max_inflight_appends), which the model lacks".into(),
-        );
-    }
     let mut cfg = Config::small();
     cfg.servers = servers;
     cfg.params.pre_vote = p.pre_vote;
@@ -50,6 +46,10 @@ fn model_params(p: &c::Params, servers: u8) -> Result<Config, String> {
         c::Backoff::Decrement => MBackoff::Decrement,
     };
     cfg.params.noop_on_election = p.noop_on_election;
+    cfg.params.max_inflight_appends = match p.max_inflight_appends {
+        None => 0,
+        Some(n) => map::model_u8(n as u64, "max_inflight_appends")?,
+    };
     // The runtime serves every read by ReadIndex and never puts a `Get` in the log.
     cfg.params.read_index = true;
     // A recording the model can express has session ids below 256, so at most 255 sessions:
@@ -96,10 +96,21 @@ pub fn model_server(core: &c::RaftCore, cfg: &Config) -> Result<Server, String> 
         let n = cfg.servers as usize;
         s.next_index = vec![s.last_log_index() + 1; n];
         s.match_index = vec![0; n];
+        if cfg.params.max_inflight_appends > 0 {
+            s.inflight = vec![Vec::new(); n];
+        }
         for (&p, pr) in core.progress() {
             let i = map::model_id(p)? as usize;
             s.next_index[i] = map::model_u8(pr.next_index, "index")?;
             s.match_index[i] = map::model_u8(pr.match_index, "index")?;
+            if let Some(lasts) = s.inflight.get_mut(i) {
+                for l in pr.inflight_lasts() {
+                    lasts.push(map::model_u8(l, "index")?);
+                }
+            }
+            if pr.stalled() {
+                s.stalled |= 1 << i;
+            }
         }
         let _ = me;
         s.recent_active = bits(core.recent_active())?;

@@ -99,8 +99,8 @@ pub struct View {
     pub last_applied: c::Index,
     pub leader_id: Option<c::NodeId>,
     pub votes: Option<BTreeSet<c::NodeId>>,
-    /// Per peer `(next_index, match_index)`.
-    pub progress: Option<BTreeMap<c::NodeId, (c::Index, c::Index)>>,
+    /// Per peer: `next_index`, `match_index`, and the pipeline.
+    pub progress: Option<BTreeMap<c::NodeId, ProgressView>>,
     pub recent_active: Option<BTreeSet<c::NodeId>>,
     pub kv: Kv,
     pub sessions: Sessions,
@@ -111,6 +111,9 @@ pub struct View {
     /// Durable `(current_term, voted_for, snapshot, log after it)`.
     pub durable: (c::Term, Option<c::NodeId>, SnapView, Vec<c::Entry>),
 }
+
+/// `(next_index, match_index, last index of each append in flight, stalled)`.
+pub type ProgressView = (c::Index, c::Index, Vec<c::Index>, bool);
 
 pub type PendingView = (c::ReadRequest, c::Index, u64, BTreeSet<c::NodeId>);
 
@@ -147,13 +150,15 @@ impl View {
                 (0..s.next_index.len() as m::Id)
                     .filter(|&p| p != me)
                     .map(|p| {
-                        (
-                            map::node_id(p),
-                            (
-                                s.next_index[p as usize] as u64,
-                                s.match_index[p as usize] as u64,
-                            ),
-                        )
+                        let i = p as usize;
+                        let inflight = s.inflight.get(i).map_or(&[][..], Vec::as_slice);
+                        let progress = (
+                            s.next_index[i] as u64,
+                            s.match_index[i] as u64,
+                            inflight.iter().map(|&l| l as u64).collect(),
+                            s.stalled & (1 << p) != 0,
+                        );
+                        (map::node_id(p), progress)
                     })
                     .collect()
             }),
@@ -196,7 +201,10 @@ impl View {
             progress: leader.then(|| {
                 core.progress()
                     .iter()
-                    .map(|(&p, pr)| (p, (pr.next_index, pr.match_index)))
+                    .map(|(&p, pr)| {
+                        let inflight = pr.inflight_lasts().collect();
+                        (p, (pr.next_index, pr.match_index, inflight, pr.stalled()))
+                    })
                     .collect()
             }),
             recent_active: leader.then(|| core.recent_active().clone()),
@@ -238,7 +246,10 @@ impl View {
             ("last_applied", self.last_applied.to_string()),
             ("leader_id", format!("{:?}", self.leader_id)),
             ("votes", format!("{:?}", self.votes)),
-            ("next/match", format!("{:?}", self.progress)),
+            (
+                "next/match/in flight/stalled",
+                format!("{:?}", self.progress),
+            ),
             ("recent_active", format!("{:?}", self.recent_active)),
             ("kv", format!("{:?}", self.kv)),
             ("sessions", format!("{:?}", self.sessions)),

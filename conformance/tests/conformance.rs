@@ -148,6 +148,11 @@ fn lockstep_runtime_configuration_is_exhaustive_without_divergence() {
 }
 
 #[test]
+fn lockstep_pipelined_configuration_is_exhaustive_without_divergence() {
+    assert_conforms_exhaustively("pipelined", lockstep::pipelined_config());
+}
+
+#[test]
 fn every_core_mutant_is_caught() {
     let traces = corpus();
     let results = mutants::score(&traces, &lockstep::small_config());

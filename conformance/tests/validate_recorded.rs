@@ -366,3 +366,59 @@ fn recorded_compactions_and_snapshot_installs_are_model_transitions() {
         );
     }
 }
+
+/// The deepest pipeline any recorded state shows: the longest `inflight` list of any
+/// follower's progress, anywhere in a line.
+fn deepest_pipeline(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Object(m) => (m.iter())
+            .map(|(k, x)| match (k.as_str(), x) {
+                ("inflight", serde_json::Value::Array(a)) => a.len(),
+                _ => deepest_pipeline(x),
+            })
+            .max()
+            .unwrap_or(0),
+        serde_json::Value::Array(a) => a.iter().map(deepest_pipeline).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Pipelining on, eight appends deep (`raft-node cluster --max-inflight-appends 8`): writers
+/// racing each other fill followers' pipelines, and every recorded step is still a model
+/// transition (the validator runs the model with the node's depth).
+#[test]
+fn recorded_pipelined_run_is_model_transitions() {
+    let mut r = Recorded::start("validate-pipe", |c| {
+        c.max_inflight_appends = 8;
+        c.record_checkpoint_ratio = 0;
+    });
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let mut c = r.client();
+            std::thread::spawn(move || {
+                for v in 0..20 {
+                    // The model has two keys.
+                    c.put(&format!("k{}", w % 2), &(10 * w + v).to_string())
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let last = r.client().get("k1").unwrap();
+    assert!(
+        matches!(last.as_deref(), Some("29" | "49")),
+        "k1 holds {last:?}, not a writer's last value"
+    );
+    r.stop_all();
+    let report = r.validate();
+    assert!(report.steps_checked > 100, "{report:?}");
+    let deepest = r.lines().iter().map(deepest_pipeline).max().unwrap_or(0);
+    assert!(
+        deepest >= 2,
+        "no recorded state had two appends in flight to a follower (deepest {deepest})"
+    );
+    println!("{report:?}, deepest pipeline {deepest}");
+}

@@ -808,6 +808,7 @@ impl<S: StateMachine> RaftCore<S> {
             }
         } else if pipelined.is_some() && pr.inflight() > 0 {
             prev = pr.match_index.max(self.log.snapshot_index());
+            to = prev;
         }
         let entries = self.log.slice(prev + 1, to).to_vec();
         if pipelined.is_some() && to > prev {
@@ -964,12 +965,16 @@ impl<S: StateMachine> RaftCore<S> {
         }
         self.recent_active.insert(from);
         let backoff = self.params.backoff;
+        let match_sent = self.params.has_bug(Bug::MatchFromOptimisticNextIndex);
         let last = self.log.last_index();
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
         if success {
             pr.on_success(last_index);
+            if match_sent {
+                pr.match_index = pr.next_index - 1;
+            }
             let more = pr.next_index <= last;
             self.maybe_commit();
             if more {

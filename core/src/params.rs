@@ -37,6 +37,9 @@ pub enum Bug {
     ReadWithoutQuorum,
     /// A new leader serves reads before committing an entry of its term.
     ReadBeforeTermCommit,
+    /// With pipelining, a success sets `match_index` from the optimistic `next_index` (all
+    /// that was sent) instead of the index the follower acknowledged.
+    MatchFromOptimisticNextIndex,
 }
 
 /// The node's default session bound. A session costs its last answer plus about 100 bytes;

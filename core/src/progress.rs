@@ -36,6 +36,18 @@ impl Progress {
         self.inflight.len()
     }
 
+    /// The last index of each AppendEntries with entries in flight, oldest first (pipelining
+    /// only).
+    pub fn inflight_lasts(&self) -> impl Iterator<Item = Index> + '_ {
+        self.inflight.iter().copied()
+    }
+
+    /// A heartbeat found appends in flight and nothing new was acknowledged since (pipelining
+    /// only): the next heartbeat falls back to `match_index + 1`.
+    pub fn stalled(&self) -> bool {
+        self.stalled
+    }
+
     /// Pipelining: record a sent append ending at `last` and move `next_index` optimistically.
     pub(crate) fn sent_optimistic(&mut self, last: Index) {
         self.inflight.push_back(last);

@@ -26,6 +26,9 @@ pub struct Params {
     /// Clients' `Get`s are served by ReadIndex (a quorum round, not a log entry), as the
     /// node's HTTP reads are; off: they go through the log.
     pub read_index: bool,
+    /// Pipelining: up to this many AppendEntries with entries in flight per peer, `next_index`
+    /// moved past each as it is sent (0: off, sending moves nothing).
+    pub max_inflight_appends: u8,
 }
 
 impl Default for Params {
@@ -38,6 +41,7 @@ impl Default for Params {
             noop_on_election: true,
             max_sessions: 1,
             read_index: false,
+            max_inflight_appends: 0,
         }
     }
 }
@@ -82,10 +86,13 @@ pub enum Bug {
     /// A new leader serves ReadIndex reads before it has committed an entry of its term (its
     /// `commit_index` may miss writes its predecessor answered).
     ReadBeforeTermCommit,
+    /// With pipelining, a success sets `match_index` from the optimistic `next_index` (all
+    /// that was sent) instead of the index the follower acknowledged.
+    MatchFromOptimisticNextIndex,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::VoteWithoutUpToDateCheck,
         Bug::Figure8Commit,
         Bug::ForgetVoteOnRestart,
@@ -102,6 +109,7 @@ impl Bug {
         Bug::MajorityOfEvenCluster,
         Bug::ReadWithoutQuorum,
         Bug::ReadBeforeTermCommit,
+        Bug::MatchFromOptimisticNextIndex,
     ];
 
     /// The feature a bug lives in, switched on so the default check reaches it: a snapshot bug
@@ -119,6 +127,9 @@ impl Bug {
                 }
             }
             Bug::ReadWithoutQuorum | Bug::ReadBeforeTermCommit => cfg.params.read_index = true,
+            Bug::MatchFromOptimisticNextIndex if cfg.params.max_inflight_appends == 0 => {
+                cfg.params.max_inflight_appends = 2;
+            }
             Bug::MajorityOfEvenCluster if cfg.servers % 2 == 1 => {
                 cfg.servers += 1;
                 cfg.max_in_flight = cfg.max_in_flight.max(3);
@@ -177,6 +188,10 @@ pub const KEY: Key = 0;
 
 /// The node's `max_entries_per_append` (`raft_core::Params::default()`).
 pub const RUNTIME_MAX_ENTRIES_PER_APPEND: u8 = 64;
+
+/// The pipeline depth `raft-model check --config runtime-pipelined` checks: the core's
+/// default (`raft_core::Params::default()`), which a node runs with `max_inflight_appends = 8`.
+pub const PIPELINE_DEPTH: u8 = 8;
 
 /// Client `c` writes value `c + 1` when its operation is a write, so every write is distinct.
 pub fn put(client: u8) -> Op {
@@ -272,7 +287,8 @@ impl Config {
     /// node parameters have no model value of their own and are the same behaviour here: the
     /// node's 16,384-session table never fills with the model's few clients (the model's 0, no
     /// bound), and its 1 MiB cap on an append's bytes never splits an append of model entries
-    /// (tens of bytes each). Pipelining is off in the node, as here.
+    /// (tens of bytes each). Pipelining is off in the node by default, as here (measured:
+    /// BENCHMARKS.md, "Pipelining"); [`Config::runtime_pipelined`] checks it on.
     /// (`conformance/tests/conformance.rs`, `the_runtime_configuration_checks_the_nodes_parameters`,
     /// asserts all of this against the node's code.)
     pub fn runtime() -> Self {
@@ -291,6 +307,17 @@ impl Config {
             max_restarts: 0,
             ..Config::default()
         }
+    }
+
+    /// [`Config::runtime`] with pipelining on at the node's depth ([`PIPELINE_DEPTH`]), as a
+    /// node runs with `max_inflight_appends = 8`. Within these bounds a pipeline never fills
+    /// (each append in flight ends at a higher index than the one before, and the log holds
+    /// at most `max_log_len` entries), so this depth behaves as any depth of at least
+    /// `max_log_len`; a full pipeline is checked at depth 1 and 2 by the model's tests.
+    pub fn runtime_pipelined() -> Self {
+        let mut cfg = Config::runtime();
+        cfg.params.max_inflight_appends = PIPELINE_DEPTH;
+        cfg
     }
 
     /// The configurations `raft-model check --deep` explores exhaustively one after another,
@@ -468,6 +495,11 @@ impl Config {
             p.max_entries_per_append,
             dp.max_entries_per_append,
         );
+        num(
+            "max-inflight-appends",
+            p.max_inflight_appends,
+            dp.max_inflight_appends,
+        );
         if self.clients_spec() != d.clients_spec() {
             // `=` keeps an empty spec (no clients) one shell word.
             out.push(format!("--clients={}", self.clients_spec()));
@@ -530,11 +562,12 @@ impl fmt::Display for Config {
         )?;
         write!(
             f,
-            "pre_vote={} check_quorum={} read_index={} max_entries_per_append={} backoff={:?} noop_on_election={} max_sessions={} bug={}",
+            "pre_vote={} check_quorum={} read_index={} max_entries_per_append={} max_inflight_appends={} backoff={:?} noop_on_election={} max_sessions={} bug={}",
             p.pre_vote,
             p.check_quorum,
             p.read_index,
             p.max_entries_per_append,
+            p.max_inflight_appends,
             p.backoff,
             p.noop_on_election,
             if p.max_sessions == 0 {

@@ -131,6 +131,11 @@ impl Hash for Server {
         p.bytes(&self.next_index);
         p.bytes(&[self.match_index.len() as u8]);
         p.bytes(&self.match_index);
+        p.bytes(&[self.inflight.len() as u8, self.stalled]);
+        for lasts in &self.inflight {
+            p.bytes(&[lasts.len() as u8]);
+            p.bytes(lasts);
+        }
         p.opt(self.kv[0]);
         p.opt(self.kv[1]);
         p.sessions(&self.sessions);

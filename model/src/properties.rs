@@ -39,6 +39,8 @@ pub const SNAPSHOT_INSTALLED: &str = "follower catches up by InstallSnapshot";
 pub const RESTORED_FROM_SNAPSHOT: &str = "restart restores from a snapshot";
 pub const EXPIRED_RETRY_REFUSED: &str = "retry refused after its session was evicted";
 pub const READ_INDEX_SERVED: &str = "read served by ReadIndex";
+pub const PIPELINED: &str = "two appends in flight to one follower";
+pub const PIPELINE_FALLBACK: &str = "pipeline stalled, resent from match_index";
 pub const F1: &str = "F1 client retries after missing the leader";
 pub const F2: &str = "F2 lost uncommitted entry overwritten by the retried command";
 pub const F3: &str = "F3 entry outlives its leader, successor commits it during retry";
@@ -62,6 +64,17 @@ pub fn all(cfg: &Config) -> Vec<Property<RaftModel>> {
     if cfg.params.read_index && cfg.client_ops.iter().flatten().any(|op| op.is_read()) {
         all.push(Property::sometimes(READ_INDEX_SERVED, |_, s: &State| {
             s.events & event::READ_INDEX_SERVED != 0
+        }));
+    }
+    if cfg.params.max_inflight_appends >= 2 {
+        all.push(Property::sometimes(PIPELINED, |_, s: &State| {
+            (s.servers.iter()).any(|v| v.inflight.iter().any(|sent| sent.len() >= 2))
+        }));
+    }
+    // Appends are lost where the network drops them.
+    if cfg.params.max_inflight_appends > 0 && cfg.drops {
+        all.push(Property::sometimes(PIPELINE_FALLBACK, |_, s: &State| {
+            s.events & event::PIPELINE_FALLBACK != 0
         }));
     }
     if cfg.snapshots {
@@ -104,7 +117,9 @@ fn always_and_witnesses() -> Vec<Property<RaftModel>> {
         Property::always(COMMIT_SOUNDNESS, |m: &RaftModel, s: &State| {
             commit_soundness(&m.cfg, s)
         }),
-        Property::always(INDEX_INVARIANTS, |_, s: &State| index_invariants(s)),
+        Property::always(INDEX_INVARIANTS, |m: &RaftModel, s: &State| {
+            index_invariants(&m.cfg, s)
+        }),
         Property::always(TERM_RULE, |_, s: &State| s.broken & broken::TERM_RULE == 0),
         Property::sometimes("leader elected", |_, s: &State| {
             s.servers.iter().any(|v| v.role == Role::Leader)
@@ -263,11 +278,21 @@ fn commit_soundness(cfg: &Config, s: &State) -> bool {
 /// The indexes only move forward (checked on each step: a server's `commit_index`, except
 /// through a restart; a leader's `match_index` within its term), and a leader's view of each
 /// peer is consistent: `match_index < next_index <= last_log_index + 1`.
-fn index_invariants(s: &State) -> bool {
+/// Beside `match_index < next_index <= last + 1`: what a pipelining leader has in flight to a
+/// follower lies strictly between the two, in the order it was sent, never more than the depth.
+fn index_invariants(cfg: &Config, s: &State) -> bool {
+    let depth = cfg.params.max_inflight_appends as usize;
     s.broken & (broken::COMMIT_MONOTONIC | broken::MATCH_MONOTONIC) == 0
         && s.servers.iter().all(|v| {
             (v.next_index.iter().zip(&v.match_index))
                 .all(|(&n, &m)| m < n && n <= v.last_log_index() + 1)
+                && v.inflight.iter().enumerate().all(|(p, sent)| {
+                    sent.len() <= depth
+                        && sent.windows(2).all(|w| w[0] < w[1])
+                        && sent
+                            .iter()
+                            .all(|&l| v.match_index[p] < l && l < v.next_index[p])
+                })
         })
 }
 

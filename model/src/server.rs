@@ -25,6 +25,12 @@ pub struct Server {
     pub commit_index: Index,
     pub next_index: Vec<Index>,
     pub match_index: Vec<Index>,
+    /// Pipelining (`Params::max_inflight_appends`) only, else empty: per peer, the last index
+    /// of each AppendEntries with entries sent and not yet acknowledged, oldest first.
+    pub inflight: Vec<Vec<Index>>,
+    /// Pipelining only: bit `i` set when a heartbeat found appends to server `i` in flight and
+    /// nothing new was acknowledged since (the next heartbeat falls back to `match_index + 1`).
+    pub stalled: u8,
     /// Bit `i` set: server `i` answered this leader since the last quorum check.
     pub recent_active: u8,
     /// The key-value state machine: `kv[key]`.
@@ -104,6 +110,8 @@ pub mod event {
     pub const STEP_DOWN_ON_RESPONSE: u16 = 1 << 12;
     /// A leader answers a read by ReadIndex.
     pub const READ_INDEX_SERVED: u16 = 1 << 13;
+    /// A pipelining leader gives up on appends lost in flight and resends from `match_index`.
+    pub const PIPELINE_FALLBACK: u16 = 1 << 14;
 }
 
 pub fn bit(id: Id) -> u8 {
@@ -129,6 +137,8 @@ impl Server {
             commit_index: 0,
             next_index: Vec::new(),
             match_index: Vec::new(),
+            inflight: Vec::new(),
+            stalled: 0,
             recent_active: 0,
             kv: [None; 2],
             sessions,
@@ -217,6 +227,8 @@ impl Server {
         self.recent_active = 0;
         self.next_index.clear();
         self.match_index.clear();
+        self.inflight.clear();
+        self.stalled = 0;
         self.reads = Reads::default();
     }
 
@@ -285,6 +297,10 @@ impl Server {
         self.recent_active = 0;
         self.next_index = vec![self.last_log_index() + 1; cfg.servers as usize];
         self.match_index = vec![0; cfg.servers as usize];
+        if cfg.params.max_inflight_appends > 0 {
+            self.inflight = vec![Vec::new(); cfg.servers as usize];
+        }
+        self.stalled = 0;
         if cfg.params.noop_on_election {
             self.log.push(Entry {
                 term: self.current_term,
@@ -295,12 +311,35 @@ impl Server {
     }
 
     pub fn heartbeat_timeout(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
+        if cfg.params.max_inflight_appends > 0 {
+            for p in (0..cfg.servers).filter(|&p| p != me) {
+                self.check_stalled(p, fx);
+            }
+        }
         self.broadcast_append(cfg, me, fx);
     }
 
-    fn broadcast_append(&self, cfg: &Config, me: Id, fx: &mut Effects) {
+    /// Pipelining, at each heartbeat: appends to `p` in flight over two heartbeats with nothing
+    /// new acknowledged were lost (a peer down or cut off). The optimistic `next_index` then
+    /// points past what the peer holds, and heartbeats at `match_index` are never rejected, so
+    /// only this fallback to `match_index + 1` brings it back.
+    fn check_stalled(&mut self, p: Id, fx: &mut Effects) {
+        let i = p as usize;
+        if self.inflight[i].is_empty() {
+            self.stalled &= !bit(p);
+        } else if self.stalled & bit(p) != 0 {
+            self.inflight[i].clear();
+            self.next_index[i] = self.match_index[i] + 1;
+            self.stalled &= !bit(p);
+            fx.events |= event::PIPELINE_FALLBACK;
+        } else {
+            self.stalled |= bit(p);
+        }
+    }
+
+    fn broadcast_append(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
         for p in (0..cfg.servers).filter(|&p| p != me) {
-            self.send_append(cfg, me, p, fx);
+            self.send_append(cfg, me, p, true, fx);
         }
     }
 
@@ -314,7 +353,15 @@ impl Server {
     }
 
     /// The only way an AppendEntries (or the InstallSnapshot that replaces it) is built.
-    fn send_append(&self, cfg: &Config, me: Id, p: Id, fx: &mut Effects) {
+    /// Without pipelining: the entries from `next_index`, and sending moves nothing. With
+    /// pipelining, an append with entries is sent only while fewer than `max_inflight_appends`
+    /// are in flight to `p`, and moves `next_index` past its last entry at once (optimistic); a
+    /// `broadcast` (heartbeat, new entry) to a peer whose pipeline is full, or that has nothing
+    /// new while appends are in flight, is an empty append at `match_index`: a heartbeat with
+    /// the commit index that the peer can always accept. A response's follow-up to a full
+    /// pipeline sends nothing.
+    fn send_append(&mut self, cfg: &Config, me: Id, p: Id, broadcast: bool, fx: &mut Effects) {
+        let i = p as usize;
         let msg = match self.outgoing(p) {
             Outgoing::Snapshot => Msg::InstallSnapshot {
                 term: self.current_term,
@@ -322,10 +369,28 @@ impl Server {
                 snapshot: self.snapshot.clone(),
             },
             Outgoing::Append => {
-                let prev_log_index = self.next_index[p as usize] - 1;
-                let last = self
-                    .last_log_index()
-                    .min(prev_log_index.saturating_add(cfg.params.max_entries_per_append));
+                let last_log = self.last_log_index();
+                let pipelined = cfg.params.max_inflight_appends as usize;
+                let in_flight = self.inflight.get(i).map_or(0, Vec::len);
+                let at_match = self.match_index[i].max(self.snapshot_index());
+                let mut prev_log_index = self.next_index[i] - 1;
+                let mut last = prev_log_index;
+                if self.next_index[i] <= last_log {
+                    last = last_log
+                        .min(prev_log_index.saturating_add(cfg.params.max_entries_per_append));
+                    if pipelined > 0 && in_flight >= pipelined {
+                        if !broadcast {
+                            return;
+                        }
+                        (prev_log_index, last) = (at_match, at_match);
+                    }
+                } else if pipelined > 0 && in_flight > 0 {
+                    (prev_log_index, last) = (at_match, at_match);
+                }
+                if pipelined > 0 && last > prev_log_index {
+                    self.inflight[i].push(last);
+                    self.next_index[i] = self.next_index[i].max(last + 1);
+                }
                 Msg::AppendEntries {
                     term: self.current_term,
                     leader: me,
@@ -536,11 +601,21 @@ impl Server {
                 let p = src as usize;
                 self.recent_active |= bit(src);
                 if success {
-                    self.match_index[p] = self.match_index[p].max(last_index);
+                    if last_index > self.match_index[p] {
+                        self.stalled &= !bit(src);
+                    }
                     self.next_index[p] = self.next_index[p].max(last_index + 1);
+                    self.match_index[p] = if cfg.has_bug(Bug::MatchFromOptimisticNextIndex) {
+                        self.next_index[p] - 1
+                    } else {
+                        self.match_index[p].max(last_index)
+                    };
+                    if let Some(inflight) = self.inflight.get_mut(p) {
+                        inflight.retain(|&l| l > last_index);
+                    }
                     self.advance_commit(cfg, me, fx);
                     if self.next_index[p] <= self.last_log_index() {
-                        self.send_append(cfg, me, src, fx);
+                        self.send_append(cfg, me, src, false, fx);
                     }
                 } else {
                     let back = match cfg.params.backoff {
@@ -548,7 +623,11 @@ impl Server {
                         Backoff::Decrement => self.next_index[p] - 1,
                     };
                     self.next_index[p] = back.max(self.match_index[p] + 1);
-                    self.send_append(cfg, me, src, fx);
+                    if let Some(inflight) = self.inflight.get_mut(p) {
+                        inflight.clear();
+                    }
+                    self.stalled &= !bit(src);
+                    self.send_append(cfg, me, src, false, fx);
                 }
             }
             Msg::ReadIndex {
@@ -930,7 +1009,7 @@ impl Server {
         let last = self.last_log_index();
         for p in (0..cfg.servers).filter(|&p| p != me) {
             if self.next_index[p as usize] == last {
-                self.send_append(cfg, me, p, fx);
+                self.send_append(cfg, me, p, true, fx);
             }
         }
     }

@@ -124,6 +124,13 @@ impl fmt::Debug for Server {
                 self.next_index, self.match_index
             )?;
         }
+        if self.inflight.iter().any(|l| !l.is_empty()) {
+            write!(f, " inflight={:?}", self.inflight)?;
+        }
+        if self.stalled != 0 {
+            write!(f, " stalled=")?;
+            write_mask(f, self.stalled)?;
+        }
         if self.recent_active != 0 {
             write!(f, " active=")?;
             write_mask(f, self.recent_active)?;

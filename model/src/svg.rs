@@ -279,6 +279,17 @@ fn servers(
                 };
                 detail(format!("next: {}", peers(&s.next_index)));
                 detail(format!("match: {}", peers(&s.match_index)));
+                if s.inflight.iter().any(|l| !l.is_empty()) || s.stalled != 0 {
+                    let pipeline = (s.inflight.iter().enumerate())
+                        .filter(|(p, _)| *p != i)
+                        .map(|(p, lasts)| {
+                            let mark = if s.stalled & (1 << p) != 0 { "!" } else { "" };
+                            format!("s{p}={lasts:?}{mark}")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    detail(format!("in flight: {pipeline}"));
+                }
                 for r in &s.reads.pending {
                     let q = r.request;
                     detail(format!(

@@ -5,8 +5,9 @@
 //! the same behaviours up to the renaming, and the properties name no particular server: one
 //! member per class is enough.
 
+use crate::server::Server;
 use crate::state::State;
-use crate::types::{Envelope, Id, Index, Msg};
+use crate::types::{Envelope, Id, Msg};
 use std::borrow::Cow;
 use std::hash::{BuildHasher, Hash, Hasher};
 
@@ -54,16 +55,23 @@ fn own_profile(state: &State, i: usize) -> u64 {
     (mask(s.votes), mask(s.recent_active)).hash(&mut h);
     if !s.next_index.is_empty() {
         (s.next_index[i], s.match_index[i]).hash(&mut h);
-        let mut peers: [(Index, Index); 8] = [(0, 0); 8];
+        let mut peers: [u64; 8] = [0; 8];
         let mut k = 0;
         for p in (0..s.next_index.len()).filter(|&p| p != i) {
-            peers[k] = (s.next_index[p], s.match_index[p]);
+            peers[k] = progress_profile(s, p);
             k += 1;
         }
         peers[..k].sort_unstable();
         peers[..k].hash(&mut h);
     }
     h.finish()
+}
+
+/// The leader `s`'s view of peer `p`, id-free: `next_index`, `match_index`, and the pipeline.
+fn progress_profile(s: &Server, p: usize) -> u64 {
+    let inflight = s.inflight.get(p).map_or(&[][..], Vec::as_slice);
+    let stalled = s.stalled & (1 << p) != 0;
+    mix(&(s.next_index[p], s.match_index[p], inflight, stalled))
 }
 
 /// A message's hash without its ids: the candidate or leader it names is hashed only as
@@ -153,7 +161,7 @@ fn profiles(state: &State) -> Vec<u64> {
             if !s.next_index.is_empty() {
                 let progress = (0..n)
                     .filter(|&p| p != i)
-                    .map(|p| mix(&(own[p], s.next_index[p], s.match_index[p])))
+                    .map(|p| mix(&(own[p], progress_profile(s, p))))
                     .fold(0, u64::wrapping_add);
                 progress.hash(&mut h);
             }
@@ -282,6 +290,10 @@ pub fn renamed(state: &State, from: &[usize]) -> State {
                 s.next_index = permute(&s.next_index, from);
                 s.match_index = permute(&s.match_index, from);
             }
+            if !s.inflight.is_empty() {
+                s.inflight = from.iter().map(|&old| s.inflight[old].clone()).collect();
+            }
+            s.stalled = remap_mask(s.stalled, &to);
             s
         })
         .collect();

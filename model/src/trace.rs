@@ -691,8 +691,20 @@ pub fn cover_configs() -> Vec<(&'static str, Config)> {
         max_retries: 0,
         ..small.clone()
     };
+    // Two appends in flight to a follower, a full pipeline, and the fallback after appends
+    // lost in flight.
+    let pipelined = Config {
+        params: crate::Params {
+            max_inflight_appends: 2,
+            ..small.params.clone()
+        },
+        drops: true,
+        max_log_len: 3,
+        ..small.clone()
+    };
     vec![
         ("default", small),
+        ("pipeline2-drops-log3", pipelined),
         ("reads-cas-delete", reads),
         ("snapshots-log3", snapshots),
         ("term3-noclients", term3),

@@ -182,6 +182,19 @@ mutant!(
     LINEARIZABLE
 );
 
+// Two appends in flight to one follower: an answer is counted as if it covered everything
+// sent. The in-flight invariant (what is in flight lies above `match_index`) sees it first;
+// without it, commit soundness breaks in 23 steps (the leader commits what the follower never
+// stored).
+mutant!(
+    a_match_index_taken_from_the_optimistic_next_index_breaks_commit_soundness,
+    Bug::MatchFromOptimisticNextIndex,
+    INDEX_INVARIANTS,
+    COMMIT_SOUNDNESS,
+    LEADER_COMPLETENESS,
+    STATE_MACHINE_SAFETY
+);
+
 #[test]
 fn every_bug_has_a_test() {
     let source = include_str!("mutants.rs");

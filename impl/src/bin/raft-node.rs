@@ -61,6 +61,10 @@ enum Cmd {
         /// lower of 512 and half of the open-file limit less a storage reserve of 128).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         max_http_connections: Option<u64>,
+        /// Pipelining: most appends in flight to one follower (`max_inflight_appends`;
+        /// default 0: off; 8 is the depth `raft-model check --config runtime-pipelined` checks).
+        #[arg(long)]
+        max_inflight_appends: Option<u64>,
     },
     /// Client commands.
     Kv {
@@ -188,6 +192,7 @@ fn main() -> ExitCode {
             token,
             max_sessions,
             max_http_connections,
+            max_inflight_appends,
         } => cluster(
             nodes,
             data,
@@ -198,6 +203,7 @@ fn main() -> ExitCode {
             Knobs {
                 max_sessions,
                 max_http_connections,
+                max_inflight_appends,
             },
         ),
         Cmd::Kv {
@@ -252,6 +258,7 @@ fn serve(path: PathBuf) -> ExitCode {
 struct Knobs {
     max_sessions: Option<u64>,
     max_http_connections: Option<u64>,
+    max_inflight_appends: Option<u64>,
 }
 
 fn cluster(
@@ -280,6 +287,9 @@ fn cluster(
         }
         if let Some(m) = knobs.max_http_connections {
             c.max_http_connections = Some(m as usize);
+        }
+        if let Some(m) = knobs.max_inflight_appends {
+            c.max_inflight_appends = m as usize;
         }
         if let Err(e) = c.validate() {
             eprintln!("error: {e}");

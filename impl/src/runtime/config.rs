@@ -90,6 +90,11 @@ pub struct Config {
     /// part of the replicated state machine's rules).
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// Pipelining: most AppendEntries with entries in flight to one follower, each sent
+    /// before the previous one is acknowledged (0: off, one append per follower per round
+    /// trip). A leader-only setting: nodes of a cluster may differ.
+    #[serde(default = "default_max_inflight_appends")]
+    pub max_inflight_appends: usize,
     /// Most client (HTTP) connections served at once. A connection beyond it waits in the
     /// kernel's accept queue until one closes. Default (unset): the lower of 512 and half of
     /// what the open-file limit leaves after the storage reserve
@@ -129,6 +134,10 @@ pub struct Config {
 /// Descriptors kept for storage (log segments, the hard state, snapshot files, the data
 /// directory), peer connections and the process itself, outside every HTTP connection.
 pub const FD_RESERVE: u64 = 128;
+
+/// The node's default pipeline depth (`max_inflight_appends`), chosen by measurement
+/// (BENCHMARKS.md, "Pipelining").
+pub const DEFAULT_MAX_INFLIGHT_APPENDS: usize = 0;
 
 /// The most HTTP connections that fit under an open-file limit of `nofile`: each connection
 /// may hold a second descriptor (a request it forwards to the leader), and [`FD_RESERVE`] stays
@@ -181,6 +190,9 @@ fn default_follower_stuck_elections() -> u64 {
 }
 fn default_record_checkpoint_ratio() -> u64 {
     4
+}
+pub fn default_max_inflight_appends() -> usize {
+    DEFAULT_MAX_INFLIGHT_APPENDS
 }
 /// The core's default bound (16,384).
 pub fn default_max_sessions() -> usize {
@@ -357,6 +369,7 @@ impl Config {
                 snapshot_entries: default_snapshot_entries(),
                 wal_segment_bytes: default_wal_segment_bytes(),
                 max_sessions: default_max_sessions(),
+                max_inflight_appends: default_max_inflight_appends(),
                 max_http_connections: None,
                 http_header_timeout_ms: default_http_header_timeout_ms(),
                 http_request_timeout_ms: default_http_request_timeout_ms(),

@@ -97,27 +97,39 @@ fn run(rx: mpsc::Receiver<Batch>, transport: Transport, metrics: Arc<Metrics>) {
     }
 }
 
-/// Drop the messages of a batch that a later message of the same batch supersedes.
+/// Drop or merge the messages of a batch that later messages of the same batch supersede.
 ///
-/// With pipelining off the core answers every proposal with an AppendEntries to each follower
-/// from its `next_index`, so a batch of K proposals makes K appends per follower, each holding
-/// the entries of the one before plus one; a follower answers each of them. Within one term
-/// and one batch the last append to a follower carries everything the earlier ones carry (the
-/// leader's log only grows within its term, and its commit index too), and the success
-/// response with the highest `last_index` says everything the other successes say. Dropping
-/// a message is always safe in Raft (the network may lose any message); the survivors keep
-/// their order.
+/// Appends: within one term a leader's log only grows (and its commit index too), so two
+/// AppendEntries of one term to one follower agree on every index both carry. Two whose index
+/// ranges `prev_log_index..=last` overlap or touch are merged into one covering both, at the
+/// later one's position. With pipelining off a batch of K proposals makes K appends per
+/// follower from the same `next_index`, each holding the entries of the one before plus one:
+/// the merge is the last of them. With pipelining on it makes K appends of one entry each,
+/// end to end: the merge is one append of K entries, acknowledged by one answer that retires
+/// all K from the leader's pipeline. Answers: the success with the highest `last_index` says
+/// everything the other successes of its term say. Dropping a message is always safe in Raft
+/// (the network may lose any message), and the merged append is one the leader could have
+/// sent; the survivors keep their order.
 pub(crate) fn coalesce(msgs: Vec<Envelope>) -> Vec<Envelope> {
     if msgs.len() < 2 {
         return msgs;
     }
-    // (to, term) -> position of the survivor.
+    let mut slots: Vec<Option<Envelope>> = msgs.into_iter().map(Some).collect();
+    // (to, term) -> position of the latest append, which earlier ones may have merged into.
     let mut last_append: HashMap<(NodeId, u64), usize> = HashMap::new();
     let mut best_ack: HashMap<(NodeId, u64), (u64, usize)> = HashMap::new();
-    for (i, m) in msgs.iter().enumerate() {
+    for i in 0..slots.len() {
+        let Some(m) = &slots[i] else { continue };
         match &m.msg {
             Message::AppendEntries { term, .. } => {
-                last_append.insert((m.to, *term), i);
+                let key = (m.to, *term);
+                if let Some(&j) = last_append.get(&key) {
+                    if let Some(merged) = merge_appends(&slots[j], &slots[i]) {
+                        slots[j] = None;
+                        slots[i] = Some(merged);
+                    }
+                }
+                last_append.insert(key, i);
             }
             Message::AppendEntriesResponse {
                 term,
@@ -132,17 +144,74 @@ pub(crate) fn coalesce(msgs: Vec<Envelope>) -> Vec<Envelope> {
             _ => {}
         }
     }
-    msgs.into_iter()
-        .enumerate()
-        .filter(|(i, m)| match &m.msg {
-            Message::AppendEntries { term, .. } => last_append[&(m.to, *term)] == *i,
-            Message::AppendEntriesResponse {
-                term,
-                success: true,
-                ..
-            } => best_ack[&(m.to, *term)].1 == *i,
-            _ => true,
+    (slots.into_iter().enumerate())
+        .filter_map(|(i, m)| {
+            let m = m?;
+            let keep = match &m.msg {
+                Message::AppendEntriesResponse {
+                    term,
+                    success: true,
+                    ..
+                } => best_ack[&(m.to, *term)].1 == i,
+                _ => true,
+            };
+            keep.then_some(m)
         })
-        .map(|(_, m)| m)
         .collect()
+}
+
+/// One AppendEntries carrying both `a` and the later `b` (same follower, same term), when
+/// their ranges overlap or touch; `None` when entries between them are missing.
+fn merge_appends(a: &Option<Envelope>, b: &Option<Envelope>) -> Option<Envelope> {
+    let (Some(a), Some(b)) = (a, b) else {
+        return None;
+    };
+    let range = |m: &Message| match m {
+        Message::AppendEntries {
+            prev_log_index,
+            entries,
+            ..
+        } => Some((*prev_log_index, *prev_log_index + entries.len() as u64)),
+        _ => None,
+    };
+    let ((a_prev, a_end), (b_prev, b_end)) = (range(&a.msg)?, range(&b.msg)?);
+    if a_prev > b_end || b_prev > a_end {
+        return None;
+    }
+    let (lo, hi) = if a_prev <= b_prev { (a, b) } else { (b, a) };
+    let (
+        Message::AppendEntries {
+            term,
+            leader,
+            prev_log_index,
+            prev_log_term,
+            entries: lo_entries,
+            leader_commit: lo_commit,
+        },
+        Message::AppendEntries {
+            prev_log_index: hi_prev,
+            entries: hi_entries,
+            leader_commit: hi_commit,
+            ..
+        },
+    ) = (&lo.msg, &hi.msg)
+    else {
+        return None;
+    };
+    let lo_end = prev_log_index + lo_entries.len() as u64;
+    let mut entries = lo_entries.clone();
+    let skip = (lo_end - hi_prev) as usize;
+    entries.extend(hi_entries.iter().skip(skip).cloned());
+    Some(Envelope {
+        from: b.from,
+        to: b.to,
+        msg: Message::AppendEntries {
+            term: *term,
+            leader: *leader,
+            prev_log_index: *prev_log_index,
+            prev_log_term: *prev_log_term,
+            entries,
+            leader_commit: (*lo_commit).max(*hi_commit),
+        },
+    })
 }

@@ -11,7 +11,7 @@
 //! work at once. A node alone fsyncs in the loop ([`Storage::commit`]). Client answers of a
 //! node with peers leave before the fsync: they only report entries a majority has already
 //! made durable (see the comment in `NodeLoop::run`). Superseded appends and acknowledgements
-//! of a batch are dropped (`outbound::coalesce`).
+//! of a batch are dropped or merged (`outbound::coalesce`).
 //!
 //! Snapshot policy: after a batch's inputs, when `snapshot_entries` (config) applied entries
 //! are not covered by the latest snapshot, the loop steps `Input::Compact` like any other input
@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use super::config::{self, Config};
+use super::config::{self, Config, DEFAULT_MAX_INFLIGHT_APPENDS};
 use super::handshake::PeerAuth;
 use super::health::{FollowerTracker, Observed, Transition};
 use super::http::{self, Api};
@@ -580,23 +580,29 @@ fn compaction_due(core: &RaftCore, every: u64) -> bool {
     !core.is_leader() || followers_have_it || uncovered >= every + every / 2
 }
 
-/// The core parameters the runtime uses: the node defaults with pipelining off, so that a
-/// recorded run is a sequence of model transitions (`raft-conformance validate`) and every
-/// append carries everything from `next_index` (which `coalesce` relies on). A node sets
-/// `max_sessions` from its configuration ([`params_of`]).
+/// The core parameters the runtime uses by default: the core's defaults with the node's
+/// default pipeline depth ([`DEFAULT_MAX_INFLIGHT_APPENDS`]). `raft-model check --config
+/// runtime` checks exactly these (a conformance test compares them field by field). A node
+/// sets `max_sessions` and the pipeline depth from its configuration ([`params_of`]).
 pub fn runtime_params() -> Params {
     Params {
-        max_inflight_appends: None,
+        max_inflight_appends: pipeline(DEFAULT_MAX_INFLIGHT_APPENDS),
         ..Params::default()
     }
 }
 
-/// [`runtime_params`] with the node's configured session bound.
+/// [`runtime_params`] with the node's configured session bound and pipeline depth.
 pub fn params_of(cfg: &Config) -> Params {
     Params {
         max_sessions: Some(cfg.max_sessions),
+        max_inflight_appends: pipeline(cfg.max_inflight_appends),
         ..runtime_params()
     }
+}
+
+/// The configuration's pipeline depth as the core's parameter (0: off).
+fn pipeline(depth: usize) -> Option<usize> {
+    (depth > 0).then_some(depth)
 }
 
 /// Run a node until `shutdown` resolves (or storage fails). Returns an error message for
@@ -1020,5 +1026,50 @@ mod tests {
         ];
         assert_eq!(kept, expected);
         assert_eq!(coalesce(vec![batch[0].clone()]), vec![batch[0].clone()]);
+    }
+
+    /// Leader 1's append to 2 in term 1 of the entries `prev + 1 ..= prev + n`; entry `i`
+    /// is the delete of key `i`, so a merge that loses or repeats one shows.
+    fn append_after(prev: u64, n: u64, commit: u64) -> Envelope {
+        let delete = |i: u64| Entry {
+            term: 1,
+            command: Command::Client {
+                client_id: 9,
+                seq: i,
+                op: Op::Delete {
+                    key: i.to_string().into(),
+                },
+            },
+        };
+        Envelope {
+            from: 1,
+            to: 2,
+            msg: Message::AppendEntries {
+                term: 1,
+                leader: 1,
+                prev_log_index: prev,
+                prev_log_term: 1,
+                entries: (prev + 1..=prev + n).map(delete).collect(),
+                leader_commit: commit,
+            },
+        }
+    }
+
+    #[test]
+    fn coalesce_merges_pipelined_appends_end_to_end_and_keeps_gaps() {
+        let batch = vec![
+            append_after(2, 1, 1),
+            append_after(3, 1, 1),
+            append_after(4, 2, 2),
+            // A heartbeat at match_index 2 (the pipeline full): inside the range, merged.
+            append_after(2, 0, 2),
+            // After a gap: entries 7 and 8 are missing, so it stays on its own.
+            append_after(8, 1, 2),
+        ];
+        let kept = coalesce(batch.clone());
+        assert_eq!(kept, vec![append_after(2, 4, 2), batch[4].clone()]);
+        // A heartbeat before the range that does not reach it is not merged either.
+        let apart = vec![append_after(0, 0, 0), append_after(3, 1, 0)];
+        assert_eq!(coalesce(apart.clone()), apart);
     }
 }

@@ -92,6 +92,10 @@ struct Bounds {
     /// Most entries in one AppendEntries.
     #[arg(long, default_value_t = Config::default().params.max_entries_per_append, value_parser = clap::value_parser!(u8).range(1..))]
     max_entries_per_append: u8,
+    /// Pipelining: most AppendEntries with entries in flight per peer, `next_index` moved
+    /// optimistically as each is sent (0: off).
+    #[arg(long, default_value_t = Config::default().params.max_inflight_appends)]
+    max_inflight_appends: u8,
     /// How next_index moves after a rejection.
     #[arg(long, value_enum, default_value_t = Backoff::ConflictHint)]
     backoff: Backoff,
@@ -174,6 +178,7 @@ impl Bounds {
                 noop_on_election: !self.no_noop_on_election,
                 max_sessions: self.max_sessions,
                 read_index: self.read_index,
+                max_inflight_appends: self.max_inflight_appends,
             },
             collect_dead_answers: true,
             bug: self.bug,
@@ -191,6 +196,9 @@ enum Preset {
     /// The parameters `raft-node` runs with: PreVote, CheckQuorum, reads by ReadIndex, 64
     /// entries per append (`Config::runtime`).
     Runtime,
+    /// `runtime` with pipelining on, 8 appends in flight per follower
+    /// (`Config::runtime_pipelined`): a node with `max_inflight_appends = 8`.
+    RuntimePipelined,
 }
 
 #[derive(Args)]
@@ -240,7 +248,7 @@ struct CheckArgs {
 }
 
 /// The flags whose values the deep tier fixes itself.
-const DEEP_FIXES: [&str; 23] = [
+const DEEP_FIXES: [&str; 24] = [
     "servers",
     "max_term",
     "max_log_len",
@@ -256,6 +264,7 @@ const DEEP_FIXES: [&str; 23] = [
     "check_quorum",
     "read_index",
     "max_entries_per_append",
+    "max_inflight_appends",
     "backoff",
     "no_noop_on_election",
     "snapshots",
@@ -370,8 +379,11 @@ fn check(args: CheckArgs) -> ExitCode {
         return deep(args);
     }
     let cfg = match args.config {
-        Some(Preset::Runtime) => {
-            let mut cfg = Config::runtime();
+        Some(preset) => {
+            let mut cfg = match preset {
+                Preset::Runtime => Config::runtime(),
+                Preset::RuntimePipelined => Config::runtime_pipelined(),
+            };
             cfg.bug = args.bounds.bug;
             if let Some(bug) = cfg.bug {
                 bug.enable_feature(&mut cfg);
