@@ -22,6 +22,20 @@ struct Node {
     starts: u32,
 }
 
+/// Node settings a run chooses (every node gets the same).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Knobs {
+    /// `max_sessions` (`None`: the node's default).
+    pub max_sessions: Option<usize>,
+    /// `http_header_timeout_ms` (`None`: the node's default).
+    pub http_header_timeout_ms: Option<u64>,
+    /// `snapshot_entries` (0: no compaction, the harness's default).
+    pub snapshot_entries: u64,
+    /// `wal_segment_bytes` (`None`: the node's default); small with compaction, since
+    /// compaction deletes whole segments.
+    pub wal_segment_bytes: Option<u64>,
+}
+
 /// A cluster of `raft-node` processes on loopback behind per-link proxies.
 pub struct Cluster {
     bin: PathBuf,
@@ -45,13 +59,13 @@ fn reserve_ports(n: usize) -> std::io::Result<(Vec<TcpListener>, Vec<u16>)> {
 impl Cluster {
     /// Write the configurations of `n` nodes under `dir` and start the link proxies (not the
     /// nodes). With `record`, each node records its core steps to `dir/node<i>.jsonl`;
-    /// `max_sessions` overrides the nodes' session bound.
+    /// `knobs` sets the nodes' session bound, header timeout and compaction.
     pub fn new(
         bin: &Path,
         dir: &Path,
         n: u64,
         record: bool,
-        max_sessions: Option<usize>,
+        knobs: &Knobs,
         rt: &Handle,
         seed: u64,
     ) -> Result<Cluster, String> {
@@ -82,12 +96,17 @@ impl Cluster {
         let base = Config::local_cluster(n, dir, 7000, "nemesis");
         for me in &real {
             let mut cfg = base[me.id as usize - 1].clone();
-            // The post-run checks replay each node's whole committed log from index 1, so
-            // the nodes keep it: no compaction here (snapshots are exercised by
-            // impl/tests/snapshots.rs, the simulator and conformance).
-            cfg.snapshot_entries = 0;
-            if let Some(m) = max_sessions {
+            // No compaction unless asked for (then the post-run checks start from the
+            // snapshots, see `checks`).
+            cfg.snapshot_entries = knobs.snapshot_entries;
+            if let Some(b) = knobs.wal_segment_bytes {
+                cfg.wal_segment_bytes = b;
+            }
+            if let Some(m) = knobs.max_sessions {
                 cfg.max_sessions = m;
+            }
+            if let Some(t) = knobs.http_header_timeout_ms {
+                cfg.http_header_timeout_ms = t;
             }
             cfg.peer_addr = me.peer_addr;
             cfg.http_addr = me.http_addr;
@@ -132,6 +151,11 @@ impl Cluster {
             .iter()
             .map(|n| n.cfg.http_addr.to_string())
             .collect()
+    }
+
+    /// Node `id`'s own HTTP listener.
+    pub fn http_addr(&self, id: u64) -> SocketAddr {
+        self.node(id).cfg.http_addr
     }
 
     pub fn config(&self, id: u64) -> &Config {

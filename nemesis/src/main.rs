@@ -41,7 +41,7 @@ struct Args {
     #[arg(long, default_value_t = 5000)]
     op_timeout_ms: u64,
     /// Comma-separated fault kinds (default: all): kill,pause,partition,asymmetric,bridge,
-    /// loss,delay,isolate-leader.
+    /// loss,delay,isolate-leader,fd-exhaust,slowloris,long-partition,composed.
     #[arg(long)]
     faults: Option<String>,
     /// Record every node's core steps and validate them against the model. Uses the model's
@@ -77,6 +77,23 @@ struct Args {
     /// unknown outcomes; the exactly-once checks must still pass.
     #[arg(long)]
     eviction_pressure: bool,
+    /// fd-exhaust: idle connections opened to the node's HTTP port (its cap is 512).
+    #[arg(long, default_value_t = 1100)]
+    fd_conns: usize,
+    /// slowloris: connections trickling a request head, one byte a second.
+    #[arg(long, default_value_t = 64)]
+    slowloris_conns: usize,
+    /// The nodes' http_header_timeout_ms (default: 2000 when slowloris is among the faults,
+    /// else the node's own, 10,000). A slowloris fault lasts this plus 1.5 s at least.
+    #[arg(long)]
+    http_header_timeout_ms: Option<u64>,
+    /// long-partition lasts from this to 1.5 times this, in ms.
+    #[arg(long, default_value_t = 12_000)]
+    long_ms: u64,
+    /// Compaction: the nodes' snapshot_entries (0: none, the default); with it their log
+    /// segments are 64 KiB, and the post-run checks start from the snapshots.
+    #[arg(long, default_value_t = 0)]
+    snapshot_entries: u64,
 }
 
 /// The churn thread's interval under `--eviction-pressure`.
@@ -114,6 +131,9 @@ fn go(a: Args) -> Result<bool, String> {
     if faults.is_empty() {
         return Err("--faults names no fault".into());
     }
+    if a.long_ms < 1000 {
+        return Err("--long-ms must be at least 1000".into());
+    }
     let seed = a.seed.unwrap_or_else(rand::random);
     println!(
         "raft-nemesis seed {seed} (replay: --seed {seed}), {} nodes, {} clients, up to {} ops / {} s{}{}",
@@ -125,11 +145,25 @@ fn go(a: Args) -> Result<bool, String> {
         if a.eviction_pressure { ", eviction pressure" } else { "" }
     );
     let warmup_ms = 1000;
+    let header_timeout = a
+        .http_header_timeout_ms
+        .or_else(|| faults.contains(&Kind::Slowloris).then_some(2000));
     if a.print_schedule {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        for mut f in schedule::draw(&mut rng, a.nodes, &faults, warmup_ms, a.time * 1000) {
+        let lengths = raft_nemesis::run::lengths(a.long_ms, header_timeout);
+        for mut f in schedule::draw(
+            &mut rng,
+            a.nodes,
+            &faults,
+            warmup_ms,
+            a.time * 1000,
+            lengths,
+        ) {
             if a.target_leader {
                 f.target = schedule::Target::Leader;
+                if let Some(parts) = f.composed.as_deref_mut() {
+                    parts[1].target = schedule::Target::Leader;
+                }
             }
             println!("{f}");
         }
@@ -185,6 +219,11 @@ fn go(a: Args) -> Result<bool, String> {
             (None, true) => Some(a.clients as usize + 2),
             (None, false) => None,
         },
+        fd_conns: a.fd_conns,
+        slowloris_conns: a.slowloris_conns,
+        http_header_timeout_ms: a.http_header_timeout_ms,
+        long_ms: a.long_ms,
+        snapshot_entries: a.snapshot_entries,
     };
     let report = run(&cfg)?;
     print!("{}", report.render());
