@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use raft_node::runtime::config::{Config, PeerConfig};
 use tokio::runtime::Handle;
 
-use crate::proxy::Proxies;
+use crate::proxy::{ClientProxies, Proxies};
 
 /// One node process and what it needs to be restarted.
 struct Node {
@@ -34,6 +34,10 @@ pub struct Knobs {
     /// `wal_segment_bytes` (`None`: the node's default); small with compaction, since
     /// compaction deletes whole segments.
     pub wal_segment_bytes: Option<u64>,
+    /// Client traffic through a proxy in front of each node's HTTP port (the nodes are told
+    /// their peers' HTTP addresses are those proxies, so redirects and forwards go through
+    /// them too).
+    pub client_proxies: bool,
 }
 
 /// A cluster of `raft-node` processes on loopback behind per-link proxies.
@@ -41,6 +45,8 @@ pub struct Cluster {
     bin: PathBuf,
     nodes: Vec<Node>,
     pub proxies: Proxies,
+    /// With [`Knobs::client_proxies`].
+    pub client_proxies: Option<ClientProxies>,
 }
 
 /// Ports for the nodes, held (bound) until the proxies have their own, so a proxy cannot be
@@ -90,6 +96,16 @@ impl Cluster {
         }
         let proxies =
             Proxies::start(rt, &links, seed).map_err(|e| format!("starting proxies: {e}"))?;
+        let client_proxies = if knobs.client_proxies {
+            let targets: Vec<(u64, SocketAddr)> =
+                real.iter().map(|p| (p.id, p.http_addr)).collect();
+            Some(
+                ClientProxies::start(rt, &targets, seed)
+                    .map_err(|e| format!("starting client proxies: {e}"))?,
+            )
+        } else {
+            None
+        };
         drop(held);
         let mut nodes = Vec::new();
         // One call: every member must get the same generated peer secret.
@@ -116,7 +132,9 @@ impl Cluster {
                 .map(|p| PeerConfig {
                     id: p.id,
                     peer_addr: proxies.addr(me.id, p.id),
-                    http_addr: p.http_addr,
+                    http_addr: client_proxies
+                        .as_ref()
+                        .map_or(p.http_addr, |c| c.addr(p.id)),
                 })
                 .collect();
             if record {
@@ -139,6 +157,7 @@ impl Cluster {
             bin: bin.to_path_buf(),
             nodes,
             proxies,
+            client_proxies,
         })
     }
 
@@ -146,6 +165,15 @@ impl Cluster {
         self.nodes.iter().map(|n| n.cfg.id).collect()
     }
 
+    /// Where clients reach the nodes: their client proxies, else their own listeners.
+    pub fn client_addrs(&self) -> Vec<String> {
+        match &self.client_proxies {
+            Some(c) => c.ids().iter().map(|id| c.addr(*id).to_string()).collect(),
+            None => self.http_addrs(),
+        }
+    }
+
+    /// The nodes' own HTTP listeners.
     pub fn http_addrs(&self) -> Vec<String> {
         self.nodes
             .iter()

@@ -41,7 +41,8 @@ struct Args {
     #[arg(long, default_value_t = 5000)]
     op_timeout_ms: u64,
     /// Comma-separated fault kinds (default: all): kill,pause,partition,asymmetric,bridge,
-    /// loss,delay,isolate-leader,fd-exhaust,slowloris,long-partition,composed.
+    /// loss,delay,isolate-leader,fd-exhaust,slowloris,long-partition,composed, and with
+    /// --client-proxies client-cut.
     #[arg(long)]
     faults: Option<String>,
     /// Record every node's core steps and validate them against the model. Uses the model's
@@ -94,6 +95,10 @@ struct Args {
     /// segments are 64 KiB, and the post-run checks start from the snapshots.
     #[arg(long, default_value_t = 0)]
     snapshot_entries: u64,
+    /// Client traffic through a proxy in front of each node's HTTP port (redirects and
+    /// forwards between nodes too): enables client-cut faults, and delay faults delay it.
+    #[arg(long)]
+    client_proxies: bool,
 }
 
 /// The churn thread's interval under `--eviction-pressure`.
@@ -122,7 +127,12 @@ fn go(a: Args) -> Result<bool, String> {
         return Err("--max-writes must be in 1..=250 (model values are below 256)".into());
     }
     let faults: Vec<Kind> = match &a.faults {
-        None => schedule::ALL.to_vec(),
+        // client-cut only with client proxies, so that without them the default draws the
+        // schedule it drew before client-cut existed.
+        None => schedule::ALL
+            .into_iter()
+            .filter(|k| a.client_proxies || *k != Kind::ClientCut)
+            .collect(),
         Some(s) => s
             .split(',')
             .map(|x| Kind::parse(x.trim()))
@@ -130,6 +140,9 @@ fn go(a: Args) -> Result<bool, String> {
     };
     if faults.is_empty() {
         return Err("--faults names no fault".into());
+    }
+    if faults.contains(&Kind::ClientCut) && !a.client_proxies {
+        return Err("client-cut faults need --client-proxies".into());
     }
     if a.long_ms < 1000 {
         return Err("--long-ms must be at least 1000".into());
@@ -224,6 +237,7 @@ fn go(a: Args) -> Result<bool, String> {
         http_header_timeout_ms: a.http_header_timeout_ms,
         long_ms: a.long_ms,
         snapshot_entries: a.snapshot_entries,
+        client_proxies: a.client_proxies,
     };
     let report = run(&cfg)?;
     print!("{}", report.render());

@@ -59,6 +59,9 @@ pub struct RunConfig {
     pub http_header_timeout_ms: Option<u64>,
     /// `long-partition` lasts from this to 1.5 times this (ms).
     pub long_ms: u64,
+    /// Client traffic (and the nodes' redirects and forwards) through a proxy in front of each
+    /// node's HTTP port; `client-cut` faults need it, and `delay` faults delay it too.
+    pub client_proxies: bool,
     /// The nodes' `snapshot_entries` (0: no compaction); with compaction the nodes' log
     /// segments are [`COMPACTION_SEGMENT_BYTES`] so that compaction deletes some.
     pub snapshot_entries: u64,
@@ -134,6 +137,9 @@ pub struct Report {
     pub snapshots_checked: usize,
     pub acked_in_snapshot: usize,
     pub uncheckable_writes: usize,
+    /// Client links (with client proxies): chunks forwarded, chunks delayed, connections,
+    /// connections refused.
+    pub client_links: Option<(u64, u64, u64, u64)>,
     /// Peer connections refused by a cut link (the nodes' redials during cuts).
     pub refused_dials: u64,
     /// Composed faults by their parts (`kill+partition`).
@@ -260,6 +266,17 @@ fn apply(
             }
         }
         Kind::Composed => unreachable!("a composed fault is applied part by part"),
+        Kind::ClientCut => {
+            let n = resolve(f.target, rng);
+            node = Some(n);
+            if let Some(c) = &cluster.client_proxies {
+                c.set(n, policy(f.blackhole));
+            }
+            what = format!(
+                "node {n}'s client link {}",
+                if f.blackhole { "stalled" } else { "refused" }
+            );
+        }
         Kind::Kill | Kind::Pause | Kind::IsolateLeader => {
             let n = resolve(f.target, rng);
             node = Some(n);
@@ -307,6 +324,19 @@ fn apply(
                         ..Policy::default()
                     },
                 );
+            }
+            if f.kind == Kind::Delay {
+                if let Some(c) = &cluster.client_proxies {
+                    for id in c.ids() {
+                        c.set(
+                            id,
+                            Policy {
+                                delay_ms: f.delay_ms,
+                                ..Policy::default()
+                            },
+                        );
+                    }
+                }
             }
             what = "all links".into();
         }
@@ -377,6 +407,9 @@ fn heal(
         }
         _ => {
             cluster.proxies.heal();
+            if let Some(c) = &cluster.client_proxies {
+                c.heal();
+            }
             Ok(())
         }
     }
@@ -424,6 +457,9 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
     if cfg.record && cfg.workload.vocabulary != Vocabulary::Model {
         return Err("recording is validated only in the model vocabulary".into());
     }
+    if cfg.faults.contains(&Kind::ClientCut) && !cfg.client_proxies {
+        return Err("client-cut faults need client proxies".into());
+    }
     let started = Instant::now();
     // Descriptor exhaustion opens more connections than a common soft limit of 1,024 allows.
     if cfg.faults.contains(&Kind::FdExhaust) {
@@ -446,7 +482,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
     let https = cluster.http_addrs();
     let mon = await_first_leader(cfg, &mut cluster, Monitor::start(https.clone()))?;
 
-    let load = Load::start(cfg, &https);
+    let load = Load::start(cfg, &cluster.client_addrs());
     inject_faults(cfg, schedule, &mut cluster, &mon, &load, &mut report)?;
     let shared = load.finish(&mut report);
     heal_everything(&mut cluster)?;
@@ -511,6 +547,7 @@ fn start_cluster(cfg: &RunConfig, rt: &tokio::runtime::Handle) -> Result<Cluster
             http_header_timeout_ms: header_timeout_ms(cfg),
             snapshot_entries: cfg.snapshot_entries,
             wal_segment_bytes: (cfg.snapshot_entries > 0).then_some(COMPACTION_SEGMENT_BYTES),
+            client_proxies: cfg.client_proxies,
         },
         rt,
         cfg.seed,
@@ -779,6 +816,9 @@ fn restart_exited(cluster: &mut Cluster, report: &mut Report) -> Result<(), Stri
 /// The last fault is already healed; this covers a crash.
 fn heal_everything(cluster: &mut Cluster) -> Result<(), String> {
     cluster.proxies.heal();
+    if let Some(c) = &cluster.client_proxies {
+        c.heal();
+    }
     for id in cluster.ids() {
         cluster.resume(id)?;
         if !cluster.is_running(id) {
@@ -794,6 +834,7 @@ fn collect_fault_figures(mon: Monitor, cluster: &Cluster, report: &mut Report) {
     mon.stop();
     report.proxy_frames = cluster.proxies.totals();
     report.refused_dials = cluster.proxies.refused();
+    report.client_links = cluster.client_proxies.as_ref().map(|c| c.totals());
 }
 
 /// The commit index every node agreed on, or `None` (an anomaly) if they never did.
@@ -1103,6 +1144,12 @@ impl Report {
             "peer frames: {fw} forwarded, {dr} dropped, {dl} delayed; {cn} peer connections, {} dials refused by cut links",
             self.refused_dials
         );
+        if let Some((fw, dl, cn, rf)) = self.client_links {
+            let _ = writeln!(
+                s,
+                "client links (proxied): {cn} connections, {rf} refused by a cut; {fw} chunks forwarded, {dl} delayed"
+            );
+        }
         let _ = writeln!(s, "leader changes: {}", self.leader_changes);
         let mut l = self.leader_loss.clone();
         l.sort();

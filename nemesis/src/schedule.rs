@@ -41,9 +41,12 @@ pub enum Kind {
     /// A node fault (kill, pause) during a network fault (partition, asymmetric cut, bridge,
     /// loss, delay): see [`Fault::composed`].
     Composed,
+    /// The clients' link to one node (through its client proxy) refused or stalled; the
+    /// node's peers still reach it. Needs client proxies.
+    ClientCut,
 }
 
-pub const ALL: [Kind; 12] = [
+pub const ALL: [Kind; 13] = [
     Kind::Kill,
     Kind::Pause,
     Kind::Partition,
@@ -56,6 +59,7 @@ pub const ALL: [Kind; 12] = [
     Kind::Slowloris,
     Kind::LongPartition,
     Kind::Composed,
+    Kind::ClientCut,
 ];
 
 /// The kinds of the harness before `fd-exhaust`, `slowloris`, `long-partition` and
@@ -97,6 +101,7 @@ impl Kind {
             Kind::Slowloris => "slowloris",
             Kind::LongPartition => "long-partition",
             Kind::Composed => "composed",
+            Kind::ClientCut => "client-cut",
         }
     }
 
@@ -177,6 +182,10 @@ impl fmt::Display for Fault {
             Kind::Kill | Kind::Pause | Kind::FdExhaust | Kind::Slowloris => match self.target {
                 Target::Leader => write!(f, " the leader"),
                 Target::Node(n) => write!(f, " node {n}"),
+            },
+            Kind::ClientCut => match self.target {
+                Target::Leader => write!(f, " the leader ({how})"),
+                Target::Node(n) => write!(f, " node {n} ({how})"),
             },
             Kind::Partition | Kind::LongPartition => {
                 write!(f, " {:?} | rest ({how})", self.side_a)

@@ -83,6 +83,7 @@ pub fn base_run(test: &str, dir: &std::path::Path) -> raft_nemesis::run::RunConf
         http_header_timeout_ms: None,
         long_ms: 12_000,
         snapshot_entries: 0,
+        client_proxies: false,
     }
 }
 
