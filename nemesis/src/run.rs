@@ -140,6 +140,9 @@ pub struct Report {
     /// Client links (with client proxies): chunks forwarded, chunks delayed, connections,
     /// connections refused.
     pub client_links: Option<(u64, u64, u64, u64)>,
+    /// Long partitions that refuse connections: the dials refused in their first and in their
+    /// last second.
+    pub redials: Vec<(u64, u64)>,
     /// Peer connections refused by a cut link (the nodes' redials during cuts).
     pub refused_dials: u64,
     /// Composed faults by their parts (`kill+partition`).
@@ -738,7 +741,23 @@ fn hold(
     let done = || load.over();
     let (applied, what) = apply(cfg, f, cluster, mon, rng, report)?;
     say(cfg, load, f, &what);
-    nap_until(t0 + Duration::from_millis(f.duration_ms), &done);
+    let end = t0 + Duration::from_millis(f.duration_ms);
+    if f.kind == Kind::LongPartition && !f.blackhole {
+        // The dials the cut refuses in its first and in its last second: the nodes' redial
+        // backoff, once it has grown.
+        let second = Duration::from_secs(1);
+        let r0 = cluster.proxies.refused();
+        nap_until(t0 + second, &done);
+        let r1 = cluster.proxies.refused();
+        nap_until(end - second, &done);
+        let r2 = cluster.proxies.refused();
+        nap_until(end, &done);
+        let r3 = cluster.proxies.refused();
+        if !done() {
+            report.redials.push((r1 - r0, r3 - r2));
+        }
+    }
+    nap_until(end, &done);
     // Looked up before healing, so that a leader elected only after the heal does not
     // count as recovery from the loss.
     if let Some((term, t0)) = applied.leader_lost {
@@ -1196,6 +1215,15 @@ impl Report {
                     unresolved(h.caught_up_unresolved),
                 );
             }
+        }
+        if !self.redials.is_empty() {
+            let first: u64 = self.redials.iter().map(|r| r.0).sum();
+            let last: u64 = self.redials.iter().map(|r| r.1).sum();
+            let _ = writeln!(
+                s,
+                "long partitions refusing connections: {} faults, dials refused in their first second {first} in all, in their last second {last} in all",
+                self.redials.len()
+            );
         }
         if !self.exhaust.is_empty() {
             let sum = |f: fn(&ExhaustEnd) -> usize| self.exhaust.iter().map(f).sum::<usize>();

@@ -48,4 +48,8 @@ fn long_partitions_heal_and_lose_nothing() {
     let h = &report.heal["long-partition"];
     assert!(!h.commit.is_empty() && !h.caught_up.is_empty(), "{h:?}");
     assert!(report.acknowledged_writes > 100);
+    // In a refusing cut the nodes keep redialing; the redials are counted.
+    if !report.redials.is_empty() {
+        assert!(report.refused_dials > 0);
+    }
 }
