@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use raft_node::runtime::config::{Config, PeerConfig};
 use tokio::runtime::Handle;
 
-use crate::proxy::Proxies;
+use crate::proxy::{ClientProxies, Proxies};
 
 /// One node process and what it needs to be restarted.
 struct Node {
@@ -22,11 +22,31 @@ struct Node {
     starts: u32,
 }
 
+/// Node settings a run chooses (every node gets the same).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Knobs {
+    /// `max_sessions` (`None`: the node's default).
+    pub max_sessions: Option<usize>,
+    /// `http_header_timeout_ms` (`None`: the node's default).
+    pub http_header_timeout_ms: Option<u64>,
+    /// `snapshot_entries` (0: no compaction, the harness's default).
+    pub snapshot_entries: u64,
+    /// `wal_segment_bytes` (`None`: the node's default); small with compaction, since
+    /// compaction deletes whole segments.
+    pub wal_segment_bytes: Option<u64>,
+    /// Client traffic through a proxy in front of each node's HTTP port (the nodes are told
+    /// their peers' HTTP addresses are those proxies, so redirects and forwards go through
+    /// them too).
+    pub client_proxies: bool,
+}
+
 /// A cluster of `raft-node` processes on loopback behind per-link proxies.
 pub struct Cluster {
     bin: PathBuf,
     nodes: Vec<Node>,
     pub proxies: Proxies,
+    /// With [`Knobs::client_proxies`].
+    pub client_proxies: Option<ClientProxies>,
 }
 
 /// Ports for the nodes, held (bound) until the proxies have their own, so a proxy cannot be
@@ -45,13 +65,13 @@ fn reserve_ports(n: usize) -> std::io::Result<(Vec<TcpListener>, Vec<u16>)> {
 impl Cluster {
     /// Write the configurations of `n` nodes under `dir` and start the link proxies (not the
     /// nodes). With `record`, each node records its core steps to `dir/node<i>.jsonl`;
-    /// `max_sessions` overrides the nodes' session bound.
+    /// `knobs` sets the nodes' session bound, header timeout and compaction.
     pub fn new(
         bin: &Path,
         dir: &Path,
         n: u64,
         record: bool,
-        max_sessions: Option<usize>,
+        knobs: &Knobs,
         rt: &Handle,
         seed: u64,
     ) -> Result<Cluster, String> {
@@ -76,18 +96,33 @@ impl Cluster {
         }
         let proxies =
             Proxies::start(rt, &links, seed).map_err(|e| format!("starting proxies: {e}"))?;
+        let client_proxies = if knobs.client_proxies {
+            let targets: Vec<(u64, SocketAddr)> =
+                real.iter().map(|p| (p.id, p.http_addr)).collect();
+            Some(
+                ClientProxies::start(rt, &targets, seed)
+                    .map_err(|e| format!("starting client proxies: {e}"))?,
+            )
+        } else {
+            None
+        };
         drop(held);
         let mut nodes = Vec::new();
         // One call: every member must get the same generated peer secret.
         let base = Config::local_cluster(n, dir, 7000, "nemesis");
         for me in &real {
             let mut cfg = base[me.id as usize - 1].clone();
-            // The post-run checks replay each node's whole committed log from index 1, so
-            // the nodes keep it: no compaction here (snapshots are exercised by
-            // impl/tests/snapshots.rs, the simulator and conformance).
-            cfg.snapshot_entries = 0;
-            if let Some(m) = max_sessions {
+            // No compaction unless asked for (then the post-run checks start from the
+            // snapshots, see `checks`).
+            cfg.snapshot_entries = knobs.snapshot_entries;
+            if let Some(b) = knobs.wal_segment_bytes {
+                cfg.wal_segment_bytes = b;
+            }
+            if let Some(m) = knobs.max_sessions {
                 cfg.max_sessions = m;
+            }
+            if let Some(t) = knobs.http_header_timeout_ms {
+                cfg.http_header_timeout_ms = t;
             }
             cfg.peer_addr = me.peer_addr;
             cfg.http_addr = me.http_addr;
@@ -97,7 +132,9 @@ impl Cluster {
                 .map(|p| PeerConfig {
                     id: p.id,
                     peer_addr: proxies.addr(me.id, p.id),
-                    http_addr: p.http_addr,
+                    http_addr: client_proxies
+                        .as_ref()
+                        .map_or(p.http_addr, |c| c.addr(p.id)),
                 })
                 .collect();
             if record {
@@ -120,6 +157,7 @@ impl Cluster {
             bin: bin.to_path_buf(),
             nodes,
             proxies,
+            client_proxies,
         })
     }
 
@@ -127,11 +165,25 @@ impl Cluster {
         self.nodes.iter().map(|n| n.cfg.id).collect()
     }
 
+    /// Where clients reach the nodes: their client proxies, else their own listeners.
+    pub fn client_addrs(&self) -> Vec<String> {
+        match &self.client_proxies {
+            Some(c) => c.ids().iter().map(|id| c.addr(*id).to_string()).collect(),
+            None => self.http_addrs(),
+        }
+    }
+
+    /// The nodes' own HTTP listeners.
     pub fn http_addrs(&self) -> Vec<String> {
         self.nodes
             .iter()
             .map(|n| n.cfg.http_addr.to_string())
             .collect()
+    }
+
+    /// Node `id`'s own HTTP listener.
+    pub fn http_addr(&self, id: u64) -> SocketAddr {
+        self.node(id).cfg.http_addr
     }
 
     pub fn config(&self, id: u64) -> &Config {

@@ -8,6 +8,7 @@
 //! - [`history`]: what a client did and saw;
 //! - [`lin`]: the per-key linearizability checker;
 //! - [`proxy`]: the fault-injecting link proxies;
+//! - [`attack`]: descriptor exhaustion and slowloris on a node's HTTP port;
 //! - [`cluster`]: the node processes;
 //! - [`schedule`]: the fault schedule drawn from the seed;
 //! - [`workload`]: the clients;
@@ -16,6 +17,7 @@
 //! - [`run`]: one run and its report.
 #![forbid(unsafe_code)]
 
+pub mod attack;
 pub mod checks;
 pub mod cluster;
 pub mod history;

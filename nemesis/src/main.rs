@@ -41,7 +41,8 @@ struct Args {
     #[arg(long, default_value_t = 5000)]
     op_timeout_ms: u64,
     /// Comma-separated fault kinds (default: all): kill,pause,partition,asymmetric,bridge,
-    /// loss,delay,isolate-leader.
+    /// loss,delay,isolate-leader,fd-exhaust,slowloris,long-partition,composed, and with
+    /// --client-proxies client-cut.
     #[arg(long)]
     faults: Option<String>,
     /// Record every node's core steps and validate them against the model. Uses the model's
@@ -77,6 +78,27 @@ struct Args {
     /// unknown outcomes; the exactly-once checks must still pass.
     #[arg(long)]
     eviction_pressure: bool,
+    /// fd-exhaust: idle connections opened to the node's HTTP port (its cap is 512).
+    #[arg(long, default_value_t = 1100)]
+    fd_conns: usize,
+    /// slowloris: connections trickling a request head, one byte a second.
+    #[arg(long, default_value_t = 64)]
+    slowloris_conns: usize,
+    /// The nodes' http_header_timeout_ms (default: 2000 when slowloris is among the faults,
+    /// else the node's own, 10,000). A slowloris fault lasts this plus 1.5 s at least.
+    #[arg(long)]
+    http_header_timeout_ms: Option<u64>,
+    /// long-partition lasts from this to 1.5 times this, in ms.
+    #[arg(long, default_value_t = 12_000)]
+    long_ms: u64,
+    /// Compaction: the nodes' snapshot_entries (0: none, the default); with it their log
+    /// segments are 64 KiB, and the post-run checks start from the snapshots.
+    #[arg(long, default_value_t = 0)]
+    snapshot_entries: u64,
+    /// Client traffic through a proxy in front of each node's HTTP port (redirects and
+    /// forwards between nodes too): enables client-cut faults, and delay faults delay it.
+    #[arg(long)]
+    client_proxies: bool,
 }
 
 /// The churn thread's interval under `--eviction-pressure`.
@@ -105,7 +127,12 @@ fn go(a: Args) -> Result<bool, String> {
         return Err("--max-writes must be in 1..=250 (model values are below 256)".into());
     }
     let faults: Vec<Kind> = match &a.faults {
-        None => schedule::ALL.to_vec(),
+        // client-cut only with client proxies, so that without them the default draws the
+        // schedule it drew before client-cut existed.
+        None => schedule::ALL
+            .into_iter()
+            .filter(|k| a.client_proxies || *k != Kind::ClientCut)
+            .collect(),
         Some(s) => s
             .split(',')
             .map(|x| Kind::parse(x.trim()))
@@ -113,6 +140,12 @@ fn go(a: Args) -> Result<bool, String> {
     };
     if faults.is_empty() {
         return Err("--faults names no fault".into());
+    }
+    if faults.contains(&Kind::ClientCut) && !a.client_proxies {
+        return Err("client-cut faults need --client-proxies".into());
+    }
+    if a.long_ms < 1000 {
+        return Err("--long-ms must be at least 1000".into());
     }
     let seed = a.seed.unwrap_or_else(rand::random);
     println!(
@@ -125,11 +158,25 @@ fn go(a: Args) -> Result<bool, String> {
         if a.eviction_pressure { ", eviction pressure" } else { "" }
     );
     let warmup_ms = 1000;
+    let header_timeout = a
+        .http_header_timeout_ms
+        .or_else(|| faults.contains(&Kind::Slowloris).then_some(2000));
     if a.print_schedule {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        for mut f in schedule::draw(&mut rng, a.nodes, &faults, warmup_ms, a.time * 1000) {
+        let lengths = raft_nemesis::run::lengths(a.long_ms, header_timeout);
+        for mut f in schedule::draw(
+            &mut rng,
+            a.nodes,
+            &faults,
+            warmup_ms,
+            a.time * 1000,
+            lengths,
+        ) {
             if a.target_leader {
                 f.target = schedule::Target::Leader;
+                if let Some(parts) = f.composed.as_deref_mut() {
+                    parts[1].target = schedule::Target::Leader;
+                }
             }
             println!("{f}");
         }
@@ -185,6 +232,12 @@ fn go(a: Args) -> Result<bool, String> {
             (None, true) => Some(a.clients as usize + 2),
             (None, false) => None,
         },
+        fd_conns: a.fd_conns,
+        slowloris_conns: a.slowloris_conns,
+        http_header_timeout_ms: a.http_header_timeout_ms,
+        long_ms: a.long_ms,
+        snapshot_entries: a.snapshot_entries,
+        client_proxies: a.client_proxies,
     };
     let report = run(&cfg)?;
     print!("{}", report.render());

@@ -111,6 +111,11 @@ impl Monitor {
             .map(|(t, id)| (id, t))
     }
 
+    /// The last answer of every node.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().nodes.clone()
+    }
+
     /// The first leader seen with a term above `term`, and when.
     pub fn leader_after(&self, term: u64) -> Option<(u64, u64, Instant)> {
         let s = self.state.lock().unwrap();

@@ -9,6 +9,12 @@
 //! with a probability, delay them (order kept, as TCP would), black-hole the link (frames
 //! vanish, connections stay up), or refuse it (connections are cut and new ones closed at
 //! once). No root, no network namespaces.
+//!
+//! [`ClientProxies`] put a byte-stream proxy in front of each node's client (HTTP) port, for
+//! the clients' traffic and the nodes' redirects and forwards (each node is told that its
+//! peers' HTTP addresses are their proxies). A client link can be refused (connections cut,
+//! new ones closed at once), stalled (nothing read or written until healed: the bytes wait,
+//! as in a network that stopped moving) or delayed per chunk.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -46,6 +52,8 @@ pub struct Counters {
     pub dropped: AtomicU64,
     pub delayed: AtomicU64,
     pub connections: AtomicU64,
+    /// Connections cut at once because the link refused them (the dialing node's redials).
+    pub refused: AtomicU64,
 }
 
 struct Link {
@@ -113,6 +121,14 @@ impl Proxies {
         self.links.keys().copied().collect()
     }
 
+    /// Connections refused over every link (dials while a link refused them).
+    pub fn refused(&self) -> u64 {
+        self.links
+            .values()
+            .map(|l| l.counters.refused.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Totals over every link: (forwarded, dropped, delayed, connections).
     pub fn totals(&self) -> (u64, u64, u64, u64) {
         let mut t = (0, 0, 0, 0);
@@ -136,6 +152,7 @@ async fn accept_loop(listener: TcpListener, target: SocketAddr, link: Arc<Link>,
         };
         n += 1;
         if link.policy.lock().unwrap().refuse {
+            link.counters.refused.fetch_add(1, Ordering::Relaxed);
             drop(inbound);
             continue;
         }
@@ -233,6 +250,169 @@ async fn read_frame(r: &mut tokio::net::tcp::OwnedReadHalf) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// One byte-stream proxy in front of each node's HTTP port.
+pub struct ClientProxies {
+    links: BTreeMap<u64, Arc<Link>>,
+}
+
+impl ClientProxies {
+    /// One proxy per `(node, its HTTP address)`.
+    pub fn start(rt: &Handle, nodes: &[(u64, SocketAddr)], seed: u64) -> std::io::Result<Self> {
+        let mut out = BTreeMap::new();
+        for &(id, target) in nodes {
+            let listener = rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
+            let (cut, _) = watch::channel(0u64);
+            let link = Arc::new(Link {
+                listen: listener.local_addr()?,
+                policy: Mutex::new(Policy::default()),
+                cut,
+                counters: Counters::default(),
+            });
+            out.insert(id, link.clone());
+            let seed = seed ^ 0xC11E_0000 ^ id;
+            rt.spawn(stream_accept_loop(listener, target, link, seed));
+        }
+        Ok(ClientProxies { links: out })
+    }
+
+    /// Where clients (and the other nodes) reach node `id`'s HTTP API.
+    pub fn addr(&self, id: u64) -> SocketAddr {
+        self.links[&id].listen
+    }
+
+    /// Set the policy of node `id`'s client link (`blackhole`: stall).
+    pub fn set(&self, id: u64, p: Policy) {
+        let link = &self.links[&id];
+        let refuse = p.refuse;
+        *link.policy.lock().unwrap() = p;
+        if refuse {
+            link.cut.send_modify(|g| *g += 1);
+        }
+    }
+
+    pub fn heal(&self) {
+        for &id in self.links.keys() {
+            self.set(id, Policy::default());
+        }
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.links.keys().copied().collect()
+    }
+
+    /// Totals over every client link: (chunks forwarded, chunks delayed, connections,
+    /// connections refused).
+    pub fn totals(&self) -> (u64, u64, u64, u64) {
+        let mut t = (0, 0, 0, 0);
+        for l in self.links.values() {
+            let c = &l.counters;
+            t.0 += c.forwarded.load(Ordering::Relaxed);
+            t.1 += c.delayed.load(Ordering::Relaxed);
+            t.2 += c.connections.load(Ordering::Relaxed);
+            t.3 += c.refused.load(Ordering::Relaxed);
+        }
+        t
+    }
+}
+
+async fn stream_accept_loop(listener: TcpListener, target: SocketAddr, link: Arc<Link>, seed: u64) {
+    let mut n = 0u64;
+    loop {
+        let Ok((inbound, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        n += 1;
+        if link.policy.lock().unwrap().refuse {
+            link.counters.refused.fetch_add(1, Ordering::Relaxed);
+            drop(inbound);
+            continue;
+        }
+        link.counters.connections.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(stream_connection(
+            inbound,
+            target,
+            link.clone(),
+            seed.wrapping_add(n),
+        ));
+    }
+}
+
+async fn stream_connection(inbound: TcpStream, target: SocketAddr, link: Arc<Link>, seed: u64) {
+    let Ok(outbound) = TcpStream::connect(target).await else {
+        return;
+    };
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    let (in_r, in_w) = inbound.into_split();
+    let (out_r, out_w) = outbound.into_split();
+    let up = tokio::spawn(pump(in_r, out_w, link.clone(), seed));
+    let down = tokio::spawn(pump(out_r, in_w, link, seed ^ 1));
+    // Either direction ending (a close, a cut) ends both.
+    let (mut up, mut down) = (up, down);
+    tokio::select! {
+        _ = &mut up => down.abort(),
+        _ = &mut down => up.abort(),
+    }
+}
+
+/// Wait while the link is stalled; `false` once it refuses or is cut.
+async fn unstalled(link: &Link, cut: &mut watch::Receiver<u64>) -> bool {
+    loop {
+        let p = link.policy.lock().unwrap().clone();
+        if p.refuse {
+            return false;
+        }
+        if !p.blackhole {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            _ = cut.changed() => return false,
+        }
+    }
+}
+
+/// Copy one direction under the link's policy, chunk by chunk.
+async fn pump(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    link: Arc<Link>,
+    seed: u64,
+) {
+    let mut cut = link.cut.subscribe();
+    cut.mark_unchanged();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        // A stalled link reads nothing (the sender's bytes wait in the socket buffers), and a
+        // chunk read just before the stall waits too.
+        if !unstalled(&link, &mut cut).await {
+            return;
+        }
+        let n = tokio::select! {
+            n = r.read(&mut buf) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            _ = cut.changed() => return,
+        };
+        if !unstalled(&link, &mut cut).await {
+            return;
+        }
+        let p = link.policy.lock().unwrap().clone();
+        if p.delay_ms.1 > 0 {
+            let d = rng.gen_range(p.delay_ms.0..=p.delay_ms.1);
+            link.counters.delayed.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(d)).await;
+        }
+        if w.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+        link.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +493,71 @@ mod tests {
             assert_eq!(n, 0);
             let (forwarded, dropped, _, _) = px.totals();
             assert_eq!((forwarded, dropped), (2, 2));
+        });
+    }
+
+    /// A client link passes bytes both ways, stalls them while black-holed (they arrive after
+    /// the heal, in order), and a refused link cuts the connection and closes new ones.
+    #[test]
+    fn client_links_pass_stall_and_refuse() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        target.set_nonblocking(true).unwrap();
+        let px =
+            ClientProxies::start(rt.handle(), &[(1, target.local_addr().unwrap())], 1).unwrap();
+        rt.block_on(async {
+            let target = TcpListener::from_std(target).unwrap();
+            let mut client = TcpStream::connect(px.addr(1)).await.unwrap();
+            let (mut server, _) = target.accept().await.unwrap();
+            let mut b = [0u8; 1];
+            client.write_all(b"a").await.unwrap();
+            server.read_exact(&mut b).await.unwrap();
+            assert_eq!(&b, b"a");
+            server.write_all(b"b").await.unwrap();
+            client.read_exact(&mut b).await.unwrap();
+            assert_eq!(&b, b"b");
+            px.set(
+                1,
+                Policy {
+                    blackhole: true,
+                    ..Policy::default()
+                },
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            client.write_all(b"c").await.unwrap();
+            let stalled =
+                tokio::time::timeout(Duration::from_millis(300), server.read_exact(&mut b)).await;
+            assert!(stalled.is_err(), "a stalled link passed bytes");
+            px.heal();
+            tokio::time::timeout(Duration::from_secs(2), server.read_exact(&mut b))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(&b, b"c");
+            px.set(
+                1,
+                Policy {
+                    refuse: true,
+                    ..Policy::default()
+                },
+            );
+            let n = tokio::time::timeout(Duration::from_secs(2), server.read(&mut b))
+                .await
+                .unwrap()
+                .unwrap_or(0);
+            assert_eq!(n, 0, "the connection was not cut");
+            let mut again = TcpStream::connect(px.addr(1)).await.unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(2), again.read(&mut b))
+                .await
+                .unwrap()
+                .unwrap_or(0);
+            assert_eq!(n, 0, "a refused link accepted a connection");
+            let (fw, _, conns, refused) = px.totals();
+            assert_eq!((fw, conns, refused), (3, 1, 1));
         });
     }
 }

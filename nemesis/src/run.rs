@@ -15,13 +15,14 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use crate::attack::{self, Exhaust, ExhaustEnd, Probe, Slowloris, SlowlorisEnd};
 use crate::checks;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Knobs};
 use crate::history::{Cmd, Op, Outcome, Ret};
 use crate::lin;
 use crate::monitor::{self, Monitor};
 use crate::proxy::Policy;
-use crate::schedule::{self, Fault, Kind, Target};
+use crate::schedule::{self, Fault, Kind, Lengths, Target};
 use crate::workload::{self, Shared, Vocabulary, Workload};
 
 /// Everything a run needs.
@@ -49,7 +50,43 @@ pub struct RunConfig {
     /// The nodes' `max_sessions` (`None`: their default, 16,384). Small, with
     /// `workload.churn`, to put the clients' sessions under eviction pressure.
     pub max_sessions: Option<usize>,
+    /// `fd-exhaust`: idle connections opened to the node's HTTP port (more than its cap).
+    pub fd_conns: usize,
+    /// `slowloris`: connections trickling a request head.
+    pub slowloris_conns: usize,
+    /// The nodes' `http_header_timeout_ms` (`None`: 2,000 when `slowloris` is among the
+    /// faults, so that a slowloris fault sees it act, else the node's default).
+    pub http_header_timeout_ms: Option<u64>,
+    /// `long-partition` lasts from this to 1.5 times this (ms).
+    pub long_ms: u64,
+    /// Client traffic (and the nodes' redirects and forwards) through a proxy in front of each
+    /// node's HTTP port; `client-cut` faults need it, and `delay` faults delay it too.
+    pub client_proxies: bool,
+    /// The nodes' `snapshot_entries` (0: no compaction); with compaction the nodes' log
+    /// segments are [`COMPACTION_SEGMENT_BYTES`] so that compaction deletes some.
+    pub snapshot_entries: u64,
 }
+
+/// The nodes' `wal_segment_bytes` when compaction is on.
+pub const COMPACTION_SEGMENT_BYTES: u64 = 64 << 10;
+
+/// The header timeout a run gives its nodes, if it sets one.
+pub fn header_timeout_ms(cfg: &RunConfig) -> Option<u64> {
+    cfg.http_header_timeout_ms
+        .or_else(|| cfg.faults.contains(&Kind::Slowloris).then_some(2000))
+}
+
+/// The durations of the kinds with their own: a slowloris fault lasts the header timeout and
+/// 1.5 s more, at least.
+pub fn lengths(long_ms: u64, header_timeout_ms: Option<u64>) -> Lengths {
+    Lengths {
+        long_ms,
+        slowloris_min_ms: header_timeout_ms.unwrap_or(10_000) + 1500,
+    }
+}
+
+/// How late after the header timeout a slowloris connection may be closed.
+const SLOWLORIS_SLACK: Duration = Duration::from_millis(2000);
 
 /// The run's session bound: the configured one, or the nodes' default.
 fn max_sessions(cfg: &RunConfig) -> usize {
@@ -92,7 +129,64 @@ pub struct Report {
     pub validated_steps: usize,
     pub validated_files: usize,
     pub proxy_frames: (u64, u64, u64, u64),
+    /// Each node's snapshot index at the end (0: none), the replay's start (node, index), the
+    /// other snapshots checked against the replay, acknowledged writes found only through
+    /// their session in the starting snapshot, and writes of sessions gone from it.
+    pub snapshots: Vec<(u64, u64)>,
+    pub replay_start: (u64, u64),
+    pub snapshots_checked: usize,
+    pub acked_in_snapshot: usize,
+    pub uncheckable_writes: usize,
+    /// Client links (with client proxies): chunks forwarded, chunks delayed, connections,
+    /// connections refused.
+    pub client_links: Option<(u64, u64, u64, u64)>,
+    /// Long partitions that refuse connections: the dials refused in their first and in their
+    /// last second.
+    pub redials: Vec<(u64, u64)>,
+    /// Peer connections refused by a cut link (the nodes' redials during cuts).
+    pub refused_dials: u64,
+    /// Composed faults by their parts (`kill+partition`).
+    pub composed: BTreeMap<String, u64>,
+    /// Descriptor exhaustion: how each ended, the probes of the node while it was on, and
+    /// how long after the connections closed the node answered `200` again.
+    pub exhaust: Vec<ExhaustEnd>,
+    pub exhaust_probes: Vec<Probe>,
+    pub exhaust_served_again: Vec<Duration>,
+    /// Slowloris: how each ended, and the probes of the node while it was on.
+    pub slowloris: Vec<SlowlorisEnd>,
+    pub slowloris_probes: Vec<Probe>,
+    /// The header timeout the nodes ran with, when the run set it.
+    pub header_timeout_ms: Option<u64>,
+    /// Per fault kind: time from healing to the first commit past the commit index at the
+    /// heal, time until every node has applied that index, and faults after which neither
+    /// was seen within [`HEAL_GRACE`] of the next fault's time (or before the end of the load).
+    pub heal: BTreeMap<&'static str, HealTimes>,
     pub anomalies: Vec<String>,
+}
+
+/// Times to heal of one fault kind.
+#[derive(Clone, Debug, Default)]
+pub struct HealTimes {
+    pub commit: Vec<Duration>,
+    pub caught_up: Vec<Duration>,
+    /// Not seen within [`HEAL_GRACE`] of the next fault's time (or before the end of the load).
+    pub commit_unresolved: usize,
+    pub caught_up_unresolved: usize,
+}
+
+/// `median m, max x over n` of some durations (sorted here).
+pub fn spread_of(d: &[Duration]) -> String {
+    let mut d = d.to_vec();
+    d.sort();
+    match d.last() {
+        None => "none".into(),
+        Some(max) => format!(
+            "median {}, max {} over {}",
+            ms(d[d.len() / 2]),
+            ms(*max),
+            d.len()
+        ),
+    }
 }
 
 fn nap_until(t: Instant, done: &dyn Fn() -> bool) {
@@ -107,13 +201,18 @@ struct Applied {
     node: Option<u64>,
     /// The leader it took away: (term, when).
     leader_lost: Option<(u64, Instant)>,
+    /// `fd-exhaust`, `slowloris`: the connections.
+    exhaust: Option<Exhaust>,
+    slowloris: Option<Slowloris>,
 }
 
 fn apply(
+    cfg: &RunConfig,
     f: &Fault,
     cluster: &mut Cluster,
     mon: &Monitor,
     rng: &mut StdRng,
+    report: &mut Report,
 ) -> Result<(Applied, String), String> {
     let ids = cluster.ids();
     let leader = mon.leader(Duration::from_millis(500));
@@ -128,8 +227,59 @@ fn apply(
     };
     let px = &cluster.proxies;
     let mut node = None;
+    let mut exhaust = None;
+    let mut slowloris = None;
     let what;
     match f.kind {
+        Kind::FdExhaust | Kind::Slowloris => {
+            let n = resolve(f.target, rng);
+            node = Some(n);
+            let addr = cluster.http_addr(n);
+            if f.kind == Kind::FdExhaust {
+                let ex = Exhaust::start(addr, cfg.fd_conns);
+                what = format!(
+                    "node {n}: {} connections open ({} failed) in {}",
+                    ex.opened(),
+                    ex.failed,
+                    ms(ex.opened_in)
+                );
+                exhaust = Some(ex);
+                // The node answers at once even with every slot of its cap taken (a 503 to
+                // a connection beyond it).
+                let p = attack::probe(addr, Duration::from_secs(5));
+                if let Probe::Unanswered(e) = &p {
+                    report.anomalies.push(format!(
+                        "node {n} did not answer under descriptor exhaustion ({} idle connections): {e}",
+                        cfg.fd_conns
+                    ));
+                }
+                report.exhaust_probes.push(p);
+            } else {
+                slowloris = Some(Slowloris::start(addr, cfg.slowloris_conns));
+                // Well below the cap, the trickling connections leave room: the node serves.
+                let p = attack::probe(addr, Duration::from_secs(5));
+                if !matches!(p, Probe::Answered(200, _)) {
+                    report.anomalies.push(format!(
+                        "node {n} did not serve /status during a slowloris attack ({} connections): {p:?}",
+                        cfg.slowloris_conns
+                    ));
+                }
+                report.slowloris_probes.push(p);
+                what = format!("node {n}: {} trickling connections", cfg.slowloris_conns);
+            }
+        }
+        Kind::Composed => unreachable!("a composed fault is applied part by part"),
+        Kind::ClientCut => {
+            let n = resolve(f.target, rng);
+            node = Some(n);
+            if let Some(c) = &cluster.client_proxies {
+                c.set(n, policy(f.blackhole));
+            }
+            what = format!(
+                "node {n}'s client link {}",
+                if f.blackhole { "stalled" } else { "refused" }
+            );
+        }
         Kind::Kill | Kind::Pause | Kind::IsolateLeader => {
             let n = resolve(f.target, rng);
             node = Some(n);
@@ -145,7 +295,7 @@ fn apply(
             }
             what = format!("node {n}");
         }
-        Kind::Partition | Kind::Asymmetric | Kind::Bridge => {
+        Kind::Partition | Kind::LongPartition | Kind::Asymmetric | Kind::Bridge => {
             let a: BTreeSet<u64> = f.side_a.iter().copied().collect();
             let b: Vec<u64> = ids
                 .iter()
@@ -178,6 +328,19 @@ fn apply(
                     },
                 );
             }
+            if f.kind == Kind::Delay {
+                if let Some(c) = &cluster.client_proxies {
+                    for id in c.ids() {
+                        c.set(
+                            id,
+                            Policy {
+                                delay_ms: f.delay_ms,
+                                ..Policy::default()
+                            },
+                        );
+                    }
+                }
+            }
             what = "all links".into();
         }
     }
@@ -190,17 +353,66 @@ fn apply(
             kind: f.kind,
             node,
             leader_lost,
+            exhaust,
+            slowloris,
         },
         what,
     ))
 }
 
-fn heal(a: &Applied, cluster: &mut Cluster) -> Result<(), String> {
+fn heal(
+    a: Applied,
+    cluster: &mut Cluster,
+    header_timeout_ms: Option<u64>,
+    report: &mut Report,
+) -> Result<(), String> {
     match a.kind {
         Kind::Kill => cluster.start(a.node.unwrap()),
         Kind::Pause => cluster.resume(a.node.unwrap()),
+        Kind::FdExhaust => {
+            let n = a.node.unwrap();
+            let end = a.exhaust.expect("the connections").stop();
+            // Once they are closed, the node serves again.
+            let t = Instant::now();
+            let addr = cluster.http_addr(n);
+            let served = loop {
+                match attack::probe(addr, Duration::from_secs(1)) {
+                    Probe::Answered(200, _) => break Some(t.elapsed()),
+                    _ if t.elapsed() > Duration::from_secs(10) => break None,
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            };
+            match served {
+                Some(d) => report.exhaust_served_again.push(d),
+                None => report.anomalies.push(format!(
+                    "node {n} did not serve /status within 10 s of the end of a descriptor exhaustion ({end:?})"
+                )),
+            }
+            report.exhaust.push(end);
+            Ok(())
+        }
+        Kind::Slowloris => {
+            let n = a.node.unwrap();
+            let end = a.slowloris.expect("the connections").stop();
+            let limit =
+                Duration::from_millis(header_timeout_ms.unwrap_or(10_000)) + SLOWLORIS_SLACK;
+            let late = end.closed_after.iter().filter(|d| **d > limit).count();
+            let kept = end.open_for.iter().filter(|d| **d > limit).count();
+            if late + kept > 0 {
+                report.anomalies.push(format!(
+                    "node {n} kept slowloris connections open past its header timeout ({} ms) and {} ms: {late} closed late, {kept} still open ({end:?})",
+                    header_timeout_ms.unwrap_or(10_000),
+                    SLOWLORIS_SLACK.as_millis()
+                ));
+            }
+            report.slowloris.push(end);
+            Ok(())
+        }
         _ => {
             cluster.proxies.heal();
+            if let Some(c) = &cluster.client_proxies {
+                c.heal();
+            }
             Ok(())
         }
     }
@@ -248,7 +460,14 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
     if cfg.record && cfg.workload.vocabulary != Vocabulary::Model {
         return Err("recording is validated only in the model vocabulary".into());
     }
+    if cfg.faults.contains(&Kind::ClientCut) && !cfg.client_proxies {
+        return Err("client-cut faults need client proxies".into());
+    }
     let started = Instant::now();
+    // Descriptor exhaustion opens more connections than a common soft limit of 1,024 allows.
+    if cfg.faults.contains(&Kind::FdExhaust) {
+        raft_node::runtime::limits::raise_open_files();
+    }
     // The link proxies run on this runtime, so it is declared before the cluster and dropped
     // after it.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -259,13 +478,14 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
     let schedule = Schedule::draw(cfg);
     let mut report = Report {
         seed: cfg.seed,
+        header_timeout_ms: header_timeout_ms(cfg),
         ..Report::default()
     };
     let mut cluster = start_cluster(cfg, rt.handle())?;
     let https = cluster.http_addrs();
     let mon = await_first_leader(cfg, &mut cluster, Monitor::start(https.clone()))?;
 
-    let load = Load::start(cfg, &https);
+    let load = Load::start(cfg, &cluster.client_addrs());
     inject_faults(cfg, schedule, &mut cluster, &mon, &load, &mut report)?;
     let shared = load.finish(&mut report);
     heal_everything(&mut cluster)?;
@@ -305,10 +525,14 @@ impl Schedule {
             &cfg.faults,
             cfg.warmup_ms,
             cfg.max_time.as_millis() as u64,
+            lengths(cfg.long_ms, header_timeout_ms(cfg)),
         );
         if cfg.target_leader {
             for f in &mut faults {
                 f.target = Target::Leader;
+                if let Some(parts) = f.composed.as_deref_mut() {
+                    parts[1].target = Target::Leader;
+                }
             }
         }
         Schedule { faults, rng }
@@ -321,7 +545,13 @@ fn start_cluster(cfg: &RunConfig, rt: &tokio::runtime::Handle) -> Result<Cluster
         &cfg.dir,
         cfg.nodes,
         cfg.record,
-        cfg.max_sessions,
+        &Knobs {
+            max_sessions: cfg.max_sessions,
+            http_header_timeout_ms: header_timeout_ms(cfg),
+            snapshot_entries: cfg.snapshot_entries,
+            wal_segment_bytes: (cfg.snapshot_entries > 0).then_some(COMPACTION_SEGMENT_BYTES),
+            client_proxies: cfg.client_proxies,
+        },
         rt,
         cfg.seed,
     )?;
@@ -431,8 +661,9 @@ impl Load {
     }
 }
 
-/// One fault at a time, each healed before the next; the schedule is cut short when the
-/// load is over.
+/// One fault at a time, each healed before the next (a composed fault: the node fault inside
+/// the network fault); the schedule is cut short when the load is over. Between faults, the
+/// time the cluster takes to heal is measured.
 fn inject_faults(
     cfg: &RunConfig,
     mut schedule: Schedule,
@@ -442,32 +673,153 @@ fn inject_faults(
     report: &mut Report,
 ) -> Result<(), String> {
     let done = || load.over();
-    for f in &schedule.faults {
-        nap_until(load.epoch + Duration::from_millis(f.start_ms), &done);
+    let starts: Vec<u64> = schedule.faults.iter().map(|f| f.start_ms).collect();
+    // How much later than scheduled the faults start, from waiting for heals.
+    let mut shift = Duration::ZERO;
+    for (i, f) in schedule.faults.iter().enumerate() {
+        nap_until(
+            load.epoch + shift + Duration::from_millis(f.start_ms),
+            &done,
+        );
         if done() {
             break;
         }
-        let (applied, what) = apply(f, cluster, mon, &mut schedule.rng)?;
         *report.faults.entry(f.kind.name()).or_default() += 1;
-        if cfg.verbose {
-            eprintln!(
-                "[{:>7.3}s] {f} -> {what}",
-                load.epoch.elapsed().as_secs_f64()
-            );
-        }
-        nap_until(Instant::now() + Duration::from_millis(f.duration_ms), &done);
-        // Looked up before healing, so that a leader elected only after the heal does not
-        // count as recovery from the loss.
-        if let Some((term, t0)) = applied.leader_lost {
-            match mon.leader_after(term) {
-                Some((_, _, at)) if at >= t0 => report.leader_loss.push(at - t0),
-                _ => report.leader_loss_unresolved += 1,
+        let t0 = Instant::now();
+        match f.composed.as_deref() {
+            Some([outer, inner]) => {
+                *report.composed.entry(f.label()).or_default() += 1;
+                let (net, what) = apply(cfg, outer, cluster, mon, &mut schedule.rng, report)?;
+                say(cfg, load, f, &format!("{}: {what}", outer.kind.name()));
+                let t1 = t0 + Duration::from_millis(inner.start_ms);
+                nap_until(t1, &done);
+                hold(
+                    cfg,
+                    inner,
+                    t1,
+                    cluster,
+                    mon,
+                    &mut schedule.rng,
+                    load,
+                    report,
+                )?;
+                nap_until(t0 + Duration::from_millis(f.duration_ms), &done);
+                heal(net, cluster, report.header_timeout_ms, report)?;
             }
+            None => hold(cfg, f, t0, cluster, mon, &mut schedule.rng, load, report)?,
         }
-        heal(&applied, cluster)?;
         restart_exited(cluster, report)?;
+        let next = starts.get(i + 1).map_or(load.epoch + cfg.max_time, |s| {
+            load.epoch + shift + Duration::from_millis(*s)
+        });
+        shift += watch_heal(f.kind, mon, next, &done, report);
     }
     Ok(())
+}
+
+fn say(cfg: &RunConfig, load: &Load, f: &Fault, what: &str) {
+    if cfg.verbose {
+        eprintln!(
+            "[{:>7.3}s] {f} -> {what}",
+            load.epoch.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Apply `f` (due at `t0`), keep it until `t0` plus its duration, heal it.
+#[allow(clippy::too_many_arguments)]
+fn hold(
+    cfg: &RunConfig,
+    f: &Fault,
+    t0: Instant,
+    cluster: &mut Cluster,
+    mon: &Monitor,
+    rng: &mut StdRng,
+    load: &Load,
+    report: &mut Report,
+) -> Result<(), String> {
+    let done = || load.over();
+    let (applied, what) = apply(cfg, f, cluster, mon, rng, report)?;
+    say(cfg, load, f, &what);
+    let end = t0 + Duration::from_millis(f.duration_ms);
+    if f.kind == Kind::LongPartition && !f.blackhole {
+        // The dials the cut refuses in its first and in its last second: the nodes' redial
+        // backoff, once it has grown.
+        let second = Duration::from_secs(1);
+        let r0 = cluster.proxies.refused();
+        nap_until(t0 + second, &done);
+        let r1 = cluster.proxies.refused();
+        nap_until(end - second, &done);
+        let r2 = cluster.proxies.refused();
+        nap_until(end, &done);
+        let r3 = cluster.proxies.refused();
+        if !done() {
+            report.redials.push((r1 - r0, r3 - r2));
+        }
+    }
+    nap_until(end, &done);
+    // Looked up before healing, so that a leader elected only after the heal does not
+    // count as recovery from the loss.
+    if let Some((term, t0)) = applied.leader_lost {
+        match mon.leader_after(term) {
+            Some((_, _, at)) if at >= t0 => report.leader_loss.push(at - t0),
+            _ => report.leader_loss_unresolved += 1,
+        }
+    }
+    heal(applied, cluster, report.header_timeout_ms, report)
+}
+
+/// How long past the next fault's scheduled start the watch of a heal may go on (the next
+/// faults then start that much later).
+pub const HEAL_GRACE: Duration = Duration::from_secs(5);
+
+/// From the heal of a fault of `kind` (now) until `until` (the next fault) and, if the heal is
+/// not seen by then, for up to [`HEAL_GRACE`] more: the time to the first commit past the
+/// highest commit index any node reported at the heal, and until every node has applied that
+/// index (a restarted or cut-off node caught up), as the monitor sees them (20 ms polls).
+/// Returns how far past `until` it went.
+fn watch_heal(
+    kind: Kind,
+    mon: &Monitor,
+    until: Instant,
+    done: &dyn Fn() -> bool,
+    report: &mut Report,
+) -> Duration {
+    let healed = Instant::now();
+    let target = mon.seen().iter().map(|s| s.commit).max().unwrap_or(0);
+    let mut commit: Option<Instant> = None;
+    // Per node: its first answer after the heal with that index applied.
+    let mut applied: Vec<Option<Instant>> = vec![None; mon.seen().len()];
+    let next = until.max(healed);
+    while Instant::now() < next + HEAL_GRACE && !done() {
+        for (k, s) in mon.seen().iter().enumerate() {
+            let Some(at) = s.at.filter(|t| *t > healed) else {
+                continue;
+            };
+            if s.commit > target && commit.is_none_or(|c| at < c) {
+                commit = Some(at);
+            }
+            if s.applied >= target && applied[k].is_none() {
+                applied[k] = Some(at);
+            }
+        }
+        if commit.is_some() && applied.iter().all(Option::is_some) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let h = report.heal.entry(kind.name()).or_default();
+    match commit {
+        Some(c) => h.commit.push(c - healed),
+        None => h.commit_unresolved += 1,
+    }
+    match applied.iter().copied().collect::<Option<Vec<Instant>>>() {
+        Some(v) => h
+            .caught_up
+            .push(v.into_iter().max().unwrap_or(healed) - healed),
+        None => h.caught_up_unresolved += 1,
+    }
+    Instant::now().saturating_duration_since(next)
 }
 
 fn restart_exited(cluster: &mut Cluster, report: &mut Report) -> Result<(), String> {
@@ -483,6 +835,9 @@ fn restart_exited(cluster: &mut Cluster, report: &mut Report) -> Result<(), Stri
 /// The last fault is already healed; this covers a crash.
 fn heal_everything(cluster: &mut Cluster) -> Result<(), String> {
     cluster.proxies.heal();
+    if let Some(c) = &cluster.client_proxies {
+        c.heal();
+    }
     for id in cluster.ids() {
         cluster.resume(id)?;
         if !cluster.is_running(id) {
@@ -497,6 +852,8 @@ fn collect_fault_figures(mon: Monitor, cluster: &Cluster, report: &mut Report) {
     report.leader_changes = mon.leaders().len().saturating_sub(1);
     mon.stop();
     report.proxy_frames = cluster.proxies.totals();
+    report.refused_dials = cluster.proxies.refused();
+    report.client_links = cluster.client_proxies.as_ref().map(|c| c.totals());
 }
 
 /// The commit index every node agreed on, or `None` (an anomaly) if they never did.
@@ -615,8 +972,9 @@ fn count_outcomes(history: &[Op], report: &mut Report) {
     }
 }
 
-/// The same committed prefix everywhere; its replay is every node's state and holds every
-/// acknowledged write.
+/// The same committed log everywhere (after each node's snapshot); its replay (from the
+/// oldest snapshot) is every node's state, equals every other snapshot at its index, and holds
+/// every acknowledged write.
 fn check_logs(
     cfg: &RunConfig,
     cluster: &Cluster,
@@ -632,16 +990,43 @@ fn check_logs(
             Err(e) => report.anomalies.push(e),
         }
     }
+    report.snapshots = logs.iter().map(|(id, l)| (*id, l.base)).collect();
     // Without convergence there is no agreed commit index to compare up to.
     let Some(c) = commit else {
         return;
     };
     report.anomalies.extend(checks::compare_logs(&logs, c));
-    let Some((_, log)) = logs.first() else {
+    let Some((start_id, start)) = checks::oldest(&logs) else {
         return;
     };
-    let committed = &log[..(c as usize).min(log.len())];
-    let r = checks::replay(committed, Some(max_sessions(cfg)));
+    let held = c.saturating_sub(start.base) as usize;
+    let committed = &start.entries[..held.min(start.entries.len())];
+    let checkpoints: Vec<u64> = logs
+        .iter()
+        .filter(|(_, l)| l.snapshot.is_some() && l.base <= c)
+        .map(|(_, l)| l.base)
+        .collect();
+    let r = checks::replay_from(
+        start.snapshot.as_ref(),
+        start.base,
+        committed,
+        Some(max_sessions(cfg)),
+        &checkpoints,
+    );
+    report.replay_start = (*start_id, start.base);
+    for (id, l) in logs.iter().filter(|(id, _)| id != start_id) {
+        let (Some(sm), Some(at)) = (&l.snapshot, r.states_at.get(&l.base)) else {
+            continue;
+        };
+        report.snapshots_checked += 1;
+        if checks::snapshot_state(sm) != *at {
+            report.anomalies.push(format!(
+                "node {id}'s snapshot at index {} differs from the replayed state there:\n  snapshot: {:?}\n  replay:   {at:?}",
+                l.base,
+                checks::snapshot_state(sm)
+            ));
+        }
+    }
     report.duplicate_log_entries = r.duplicate_entries;
     report.registrations = r.registrations;
     report.evictions = r.evictions;
@@ -665,6 +1050,9 @@ fn check_acknowledged_writes(history: &[Op], r: &checks::Replay, report: &mut Re
     report.lost_writes = w.lost.len();
     report.unknown_applied = w.unknown_applied;
     report.unknown_not_applied = w.unknown_not_applied;
+    report.acked_in_snapshot = w.in_snapshot;
+    report.uncheckable_writes = w.uncheckable;
+    report.unknown_applied += w.unknown_before_snapshot;
     for l in &w.lost {
         report
             .anomalies
@@ -712,6 +1100,37 @@ fn validate_recordings(cluster: &Cluster, report: &mut Report) {
     }
 }
 
+fn unresolved(n: usize) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" ({n} not seen within 5 s of the next fault's time)")
+    }
+}
+
+/// `N answered (code: count), latency …; U unanswered`.
+fn probes(p: &[Probe]) -> String {
+    let mut codes: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut lat = Vec::new();
+    let mut unanswered = 0;
+    for x in p {
+        match x {
+            Probe::Answered(c, d) => {
+                *codes.entry(*c).or_default() += 1;
+                lat.push(*d);
+            }
+            Probe::Unanswered(_) => unanswered += 1,
+        }
+    }
+    let codes: Vec<String> = codes.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+    format!(
+        "{} answered ({}), in {}; {unanswered} unanswered",
+        lat.len(),
+        codes.join(", "),
+        spread_of(&lat)
+    )
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
@@ -741,8 +1160,15 @@ impl Report {
         let (fw, dr, dl, cn) = self.proxy_frames;
         let _ = writeln!(
             s,
-            "peer frames: {fw} forwarded, {dr} dropped, {dl} delayed; {cn} peer connections"
+            "peer frames: {fw} forwarded, {dr} dropped, {dl} delayed; {cn} peer connections, {} dials refused by cut links",
+            self.refused_dials
         );
+        if let Some((fw, dl, cn, rf)) = self.client_links {
+            let _ = writeln!(
+                s,
+                "client links (proxied): {cn} connections, {rf} refused by a cut; {fw} chunks forwarded, {dl} delayed"
+            );
+        }
         let _ = writeln!(s, "leader changes: {}", self.leader_changes);
         let mut l = self.leader_loss.clone();
         l.sort();
@@ -762,11 +1188,99 @@ impl Report {
                 self.leader_loss_unresolved
             );
         }
+        if !self.composed.is_empty() {
+            let c: Vec<String> = self
+                .composed
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "composed faults (node fault + network fault): {}",
+                c.join(", ")
+            );
+        }
+        if !self.heal.is_empty() {
+            let _ = writeln!(
+                s,
+                "time to heal, from each fault's end: to the first commit past the commit index at that moment / until every node applied that index"
+            );
+            for (k, h) in &self.heal {
+                let _ = writeln!(
+                    s,
+                    "  {k}: commit {}{}; caught up {}{}",
+                    spread_of(&h.commit),
+                    unresolved(h.commit_unresolved),
+                    spread_of(&h.caught_up),
+                    unresolved(h.caught_up_unresolved),
+                );
+            }
+        }
+        if !self.redials.is_empty() {
+            let first: u64 = self.redials.iter().map(|r| r.0).sum();
+            let last: u64 = self.redials.iter().map(|r| r.1).sum();
+            let _ = writeln!(
+                s,
+                "long partitions refusing connections: {} faults, dials refused in their first second {first} in all, in their last second {last} in all",
+                self.redials.len()
+            );
+        }
+        if !self.exhaust.is_empty() {
+            let sum = |f: fn(&ExhaustEnd) -> usize| self.exhaust.iter().map(f).sum::<usize>();
+            let _ = writeln!(
+                s,
+                "descriptor exhaustion: {} faults, {} idle connections opened ({} failed): {} answered 503 by the node (its cap), {} held, {} closed silently; probes during: {}; served again after the connections closed: {}",
+                self.exhaust.len(),
+                sum(|e| e.opened),
+                sum(|e| e.failed),
+                sum(|e| e.refused),
+                sum(|e| e.held),
+                sum(|e| e.closed_silently),
+                probes(&self.exhaust_probes),
+                spread_of(&self.exhaust_served_again)
+            );
+        }
+        if !self.slowloris.is_empty() {
+            let closed: Vec<Duration> = self
+                .slowloris
+                .iter()
+                .flat_map(|e| e.closed_after.iter().copied())
+                .collect();
+            let _ = writeln!(
+                s,
+                "slowloris (header timeout {} ms): {} faults, {} connections opened ({} failed), {} closed by the node after {}, {} open at the end; probes during: {}",
+                self.header_timeout_ms.map_or("default".into(), |t| t.to_string()),
+                self.slowloris.len(),
+                self.slowloris.iter().map(|e| e.opened).sum::<usize>(),
+                self.slowloris.iter().map(|e| e.failed).sum::<usize>(),
+                closed.len(),
+                spread_of(&closed),
+                self.slowloris.iter().map(|e| e.open_for.len()).sum::<usize>(),
+                probes(&self.slowloris_probes)
+            );
+        }
         let _ = writeln!(
             s,
             "committed log: {} entries; {} duplicate entries skipped at apply; unanswered writes: {} applied, {} not",
             self.committed_entries, self.duplicate_log_entries, self.unknown_applied, self.unknown_not_applied
         );
+        if self.snapshots.iter().any(|(_, b)| *b > 0) {
+            let per: Vec<String> = self
+                .snapshots
+                .iter()
+                .map(|(id, b)| format!("node {id} at {b}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "snapshots at the end: {}; replayed from node {}'s (index {}), the {} other snapshots equal to the replay at their index; {} acknowledged writes found through their session in it, {} writes of sessions gone from it",
+                per.join(", "),
+                self.replay_start.0,
+                self.replay_start.1,
+                self.snapshots_checked,
+                self.acked_in_snapshot,
+                self.uncheckable_writes
+            );
+        }
         let _ = writeln!(
             s,
             "sessions: {} registrations committed, {} evicted; {} entries of clients without a session not applied ({} of them retries of an applied write); {} writes without a session",

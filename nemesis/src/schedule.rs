@@ -1,5 +1,6 @@
-//! The fault schedule, drawn from the seed before the run starts: one fault at a time, each
-//! with a start, a duration and its targets. Targets are node numbers, node groups, or "the
+//! The fault schedule, drawn from the seed before the run starts: one fault at a time (a
+//! composed fault is one: a node fault inside a network fault), each with a start, a duration
+//! and its targets. Targets are node numbers, node groups, or "the
 //! leader" (resolved when the fault starts, since which node leads depends on timing). The same
 //! seed gives the same schedule; the interleaving of a real cluster is not replayed.
 
@@ -28,9 +29,42 @@ pub enum Kind {
     Delay,
     /// The leader cut from every peer (both directions); clients can still reach it.
     IsolateLeader,
+    /// Many idle connections to a node's HTTP port (more than its connection cap), held for
+    /// the fault's duration.
+    FdExhaust,
+    /// Connections to a node's HTTP port trickling a request head one byte a second; the node
+    /// must close them after its header timeout.
+    Slowloris,
+    /// A partition that lasts long (`Lengths::long_ms` and up), so that the nodes' redial
+    /// backoff grows.
+    LongPartition,
+    /// A node fault (kill, pause) during a network fault (partition, asymmetric cut, bridge,
+    /// loss, delay): see [`Fault::composed`].
+    Composed,
+    /// The clients' link to one node (through its client proxy) refused or stalled; the
+    /// node's peers still reach it. Needs client proxies.
+    ClientCut,
 }
 
-pub const ALL: [Kind; 8] = [
+pub const ALL: [Kind; 13] = [
+    Kind::Kill,
+    Kind::Pause,
+    Kind::Partition,
+    Kind::Asymmetric,
+    Kind::Bridge,
+    Kind::Loss,
+    Kind::Delay,
+    Kind::IsolateLeader,
+    Kind::FdExhaust,
+    Kind::Slowloris,
+    Kind::LongPartition,
+    Kind::Composed,
+    Kind::ClientCut,
+];
+
+/// The kinds of the harness before `fd-exhaust`, `slowloris`, `long-partition` and
+/// `composed`: a run with exactly these draws the same schedule from a seed as it did then.
+pub const CLASSIC: [Kind; 8] = [
     Kind::Kill,
     Kind::Pause,
     Kind::Partition,
@@ -40,6 +74,17 @@ pub const ALL: [Kind; 8] = [
     Kind::Delay,
     Kind::IsolateLeader,
 ];
+
+/// The network faults a composed fault draws its outer fault from, and the node faults it
+/// draws its inner one from.
+pub const COMPOSED_OUTER: [Kind; 5] = [
+    Kind::Partition,
+    Kind::Asymmetric,
+    Kind::Bridge,
+    Kind::Loss,
+    Kind::Delay,
+];
+pub const COMPOSED_INNER: [Kind; 2] = [Kind::Kill, Kind::Pause];
 
 impl Kind {
     pub fn name(self) -> &'static str {
@@ -52,6 +97,11 @@ impl Kind {
             Kind::Loss => "loss",
             Kind::Delay => "delay",
             Kind::IsolateLeader => "isolate-leader",
+            Kind::FdExhaust => "fd-exhaust",
+            Kind::Slowloris => "slowloris",
+            Kind::LongPartition => "long-partition",
+            Kind::Composed => "composed",
+            Kind::ClientCut => "client-cut",
         }
     }
 
@@ -90,6 +140,28 @@ pub struct Fault {
     pub loss: f64,
     /// `Delay`: per-frame delay range in ms.
     pub delay_ms: (u64, u64),
+    /// `Composed`: the outer (network) fault, lasting the whole duration from offset 0, and
+    /// the inner (node) fault, whose `start_ms` is its offset from the outer one's start.
+    pub composed: Option<Box<[Fault; 2]>>,
+}
+
+/// Durations of the kinds that do not use the common 300-3000 ms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lengths {
+    /// `LongPartition` lasts from this to 1.5 times this.
+    pub long_ms: u64,
+    /// `Slowloris` lasts at least this (the nodes' header timeout and some, so that the
+    /// timeout is seen to act).
+    pub slowloris_min_ms: u64,
+}
+
+impl Default for Lengths {
+    fn default() -> Lengths {
+        Lengths {
+            long_ms: 12_000,
+            slowloris_min_ms: 3_500,
+        }
+    }
 }
 
 impl fmt::Display for Fault {
@@ -107,11 +179,17 @@ impl fmt::Display for Fault {
             "refuse"
         };
         match self.kind {
-            Kind::Kill | Kind::Pause => match self.target {
+            Kind::Kill | Kind::Pause | Kind::FdExhaust | Kind::Slowloris => match self.target {
                 Target::Leader => write!(f, " the leader"),
                 Target::Node(n) => write!(f, " node {n}"),
             },
-            Kind::Partition => write!(f, " {:?} | rest ({how})", self.side_a),
+            Kind::ClientCut => match self.target {
+                Target::Leader => write!(f, " the leader ({how})"),
+                Target::Node(n) => write!(f, " node {n} ({how})"),
+            },
+            Kind::Partition | Kind::LongPartition => {
+                write!(f, " {:?} | rest ({how})", self.side_a)
+            }
             Kind::Asymmetric => write!(f, " {:?} -> rest cut ({how})", self.side_a),
             Kind::Bridge => write!(
                 f,
@@ -122,20 +200,35 @@ impl fmt::Display for Fault {
             Kind::Loss => write!(f, " {:.0}% of frames", self.loss * 100.0),
             Kind::Delay => write!(f, " {}..{} ms per frame", self.delay_ms.0, self.delay_ms.1),
             Kind::IsolateLeader => write!(f, " the leader"),
+            Kind::Composed => match self.composed.as_deref() {
+                Some([outer, inner]) => write!(f, " [{outer}] with [{inner}]"),
+                None => write!(f, " (nothing)"),
+            },
+        }
+    }
+}
+
+impl Fault {
+    /// The name of a composed fault's parts (`kill+partition`), else the kind's name.
+    pub fn label(&self) -> String {
+        match self.composed.as_deref() {
+            Some([outer, inner]) => format!("{}+{}", inner.kind.name(), outer.kind.name()),
+            None => self.kind.name().to_string(),
         }
     }
 }
 
 /// Draw a schedule for `nodes` nodes covering `total_ms` (after a quiet `warmup_ms`), using only
-/// `kinds`.
+/// `kinds`. With only [`CLASSIC`] kinds the schedule is the one the harness drew before the
+/// other kinds existed (they draw their extra figures after the common ones).
 pub fn draw(
     rng: &mut StdRng,
     nodes: u64,
     kinds: &[Kind],
     warmup_ms: u64,
     total_ms: u64,
+    lengths: Lengths,
 ) -> Vec<Fault> {
-    let ids: Vec<u64> = (1..=nodes).collect();
     let mut out = Vec::new();
     let mut t = warmup_ms;
     loop {
@@ -143,57 +236,85 @@ pub fn draw(
         let kind = *kinds.choose(rng).expect("at least one fault kind");
         // Long enough for an election (timeouts are 300-600 ms) in most faults, sometimes
         // shorter than one.
-        let duration_ms = rng.gen_range(300..=3000);
+        let mut duration_ms = rng.gen_range(300..=3000);
+        match kind {
+            Kind::LongPartition => {
+                duration_ms = lengths.long_ms + duration_ms * lengths.long_ms / 6000;
+            }
+            Kind::Slowloris => duration_ms = duration_ms.max(lengths.slowloris_min_ms),
+            // Room for a node fault inside.
+            Kind::Composed => duration_ms += 1500,
+            _ => {}
+        }
         if t + duration_ms > total_ms {
             break;
         }
-        let mut shuffled = ids.clone();
-        shuffled.shuffle(rng);
-        let minority = rng.gen_range(1..=(nodes as usize - 1) / 2);
-        let target = if rng.gen_bool(0.5) {
-            Target::Leader
-        } else {
-            Target::Node(*ids.choose(rng).unwrap())
-        };
-        let mut f = Fault {
-            start_ms: t,
-            duration_ms,
-            kind,
-            target,
-            side_a: Vec::new(),
-            bridge: None,
-            blackhole: rng.gen_bool(0.5),
-            loss: rng.gen_range(0.05..0.5),
-            delay_ms: {
-                let a = rng.gen_range(0..40);
-                (a, a + rng.gen_range(1..120))
-            },
-        };
-        match kind {
-            Kind::Partition | Kind::Asymmetric => {
-                // Either side may be the minority; an asymmetric cut from the majority side is
-                // the interesting case as often as the other.
-                let k = if rng.gen_bool(0.5) {
-                    minority
-                } else {
-                    nodes as usize - minority
-                };
-                f.side_a = shuffled[..k].to_vec();
-                f.side_a.sort_unstable();
-            }
-            Kind::Bridge => {
-                f.bridge = Some(shuffled[0]);
-                let rest = &shuffled[1..];
-                f.side_a = rest[..rest.len() / 2].to_vec();
-                f.side_a.sort_unstable();
-            }
-            Kind::IsolateLeader => f.target = Target::Leader,
-            _ => {}
+        let mut f = one(rng, nodes, kind, t, duration_ms);
+        if kind == Kind::Composed {
+            let outer_kind = *COMPOSED_OUTER.choose(rng).unwrap();
+            let inner_kind = *COMPOSED_INNER.choose(rng).unwrap();
+            let outer = one(rng, nodes, outer_kind, 0, duration_ms);
+            // The node fault starts in the first third and ends at least 200 ms before the
+            // network heals.
+            let offset = rng.gen_range(0..=duration_ms / 3);
+            let inner_ms = rng.gen_range(300..=duration_ms - offset - 200);
+            let inner = one(rng, nodes, inner_kind, offset, inner_ms);
+            f.composed = Some(Box::new([outer, inner]));
         }
         out.push(f);
         t += duration_ms;
     }
     out
+}
+
+/// One fault of `kind` at `start_ms`: its targets, sides and figures.
+fn one(rng: &mut StdRng, nodes: u64, kind: Kind, start_ms: u64, duration_ms: u64) -> Fault {
+    let ids: Vec<u64> = (1..=nodes).collect();
+    let mut shuffled = ids.clone();
+    shuffled.shuffle(rng);
+    let minority = rng.gen_range(1..=(nodes as usize - 1) / 2);
+    let target = if rng.gen_bool(0.5) {
+        Target::Leader
+    } else {
+        Target::Node(*ids.choose(rng).unwrap())
+    };
+    let mut f = Fault {
+        start_ms,
+        duration_ms,
+        kind,
+        target,
+        side_a: Vec::new(),
+        bridge: None,
+        blackhole: rng.gen_bool(0.5),
+        loss: rng.gen_range(0.05..0.5),
+        delay_ms: {
+            let a = rng.gen_range(0..40);
+            (a, a + rng.gen_range(1..120))
+        },
+        composed: None,
+    };
+    match kind {
+        Kind::Partition | Kind::Asymmetric | Kind::LongPartition => {
+            // Either side may be the minority; an asymmetric cut from the majority side is
+            // the interesting case as often as the other.
+            let k = if rng.gen_bool(0.5) {
+                minority
+            } else {
+                nodes as usize - minority
+            };
+            f.side_a = shuffled[..k].to_vec();
+            f.side_a.sort_unstable();
+        }
+        Kind::Bridge => {
+            f.bridge = Some(shuffled[0]);
+            let rest = &shuffled[1..];
+            f.side_a = rest[..rest.len() / 2].to_vec();
+            f.side_a.sort_unstable();
+        }
+        Kind::IsolateLeader => f.target = Target::Leader,
+        _ => {}
+    }
+    f
 }
 
 #[cfg(test)]
@@ -203,8 +324,22 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule_and_every_kind_appears() {
-        let a = draw(&mut StdRng::seed_from_u64(7), 5, &ALL, 1000, 600_000);
-        let b = draw(&mut StdRng::seed_from_u64(7), 5, &ALL, 1000, 600_000);
+        let a = draw(
+            &mut StdRng::seed_from_u64(7),
+            5,
+            &ALL,
+            1000,
+            600_000,
+            Lengths::default(),
+        );
+        let b = draw(
+            &mut StdRng::seed_from_u64(7),
+            5,
+            &ALL,
+            1000,
+            600_000,
+            Lengths::default(),
+        );
         assert_eq!(a, b);
         for k in ALL {
             assert!(a.iter().any(|f| f.kind == k), "{k:?} missing");
@@ -220,7 +355,160 @@ mod tests {
                 assert!(!f.side_a.contains(&f.bridge.unwrap()));
             }
         }
-        let c = draw(&mut StdRng::seed_from_u64(8), 5, &ALL, 1000, 600_000);
+        let c = draw(
+            &mut StdRng::seed_from_u64(8),
+            5,
+            &ALL,
+            1000,
+            600_000,
+            Lengths::default(),
+        );
         assert_ne!(a, c);
+    }
+
+    /// The new kinds' durations, and composed faults: a node fault inside a network fault.
+    #[test]
+    fn long_slowloris_and_composed_faults_have_their_shapes() {
+        let lengths = Lengths {
+            long_ms: 10_000,
+            slowloris_min_ms: 4_000,
+        };
+        let s = draw(
+            &mut StdRng::seed_from_u64(3),
+            3,
+            &[Kind::LongPartition, Kind::Slowloris, Kind::Composed],
+            1000,
+            2_000_000,
+            lengths,
+        );
+        let mut labels = std::collections::BTreeSet::new();
+        for f in &s {
+            match f.kind {
+                Kind::LongPartition => {
+                    assert!((10_000..=15_000).contains(&f.duration_ms), "{f}");
+                    assert!(!f.side_a.is_empty() && f.side_a.len() < 3);
+                }
+                Kind::Slowloris => assert!(f.duration_ms >= 4_000, "{f}"),
+                Kind::Composed => {
+                    let [outer, inner] = f.composed.as_deref().expect("parts");
+                    assert!(COMPOSED_OUTER.contains(&outer.kind), "{f}");
+                    assert!(COMPOSED_INNER.contains(&inner.kind), "{f}");
+                    assert_eq!((outer.start_ms, outer.duration_ms), (0, f.duration_ms));
+                    assert!(
+                        inner.start_ms + inner.duration_ms + 200 <= f.duration_ms,
+                        "{f}"
+                    );
+                    labels.insert(f.label());
+                }
+                k => panic!("{k:?} drawn"),
+            }
+        }
+        // Every pairing turns up: kill during a partition, a pause during loss, ...
+        assert_eq!(
+            labels.len(),
+            COMPOSED_OUTER.len() * COMPOSED_INNER.len(),
+            "{labels:?}"
+        );
+        assert!(labels.contains("kill+partition") && labels.contains("pause+loss"));
+    }
+
+    /// The schedule drawing as it was before the new kinds (commit 6d59c7a), kept to check
+    /// that the classic kinds still draw the same schedules.
+    fn draw_before(
+        rng: &mut StdRng,
+        nodes: u64,
+        kinds: &[Kind],
+        warmup_ms: u64,
+        total_ms: u64,
+    ) -> Vec<Fault> {
+        let ids: Vec<u64> = (1..=nodes).collect();
+        let mut out = Vec::new();
+        let mut t = warmup_ms;
+        loop {
+            t += rng.gen_range(200..=900);
+            let kind = *kinds.choose(rng).expect("at least one fault kind");
+            // Long enough for an election (timeouts are 300-600 ms) in most faults, sometimes
+            // shorter than one.
+            let duration_ms = rng.gen_range(300..=3000);
+            if t + duration_ms > total_ms {
+                break;
+            }
+            let mut shuffled = ids.clone();
+            shuffled.shuffle(rng);
+            let minority = rng.gen_range(1..=(nodes as usize - 1) / 2);
+            let target = if rng.gen_bool(0.5) {
+                Target::Leader
+            } else {
+                Target::Node(*ids.choose(rng).unwrap())
+            };
+            let mut f = Fault {
+                start_ms: t,
+                duration_ms,
+                kind,
+                target,
+                side_a: Vec::new(),
+                bridge: None,
+                blackhole: rng.gen_bool(0.5),
+                loss: rng.gen_range(0.05..0.5),
+                delay_ms: {
+                    let a = rng.gen_range(0..40);
+                    (a, a + rng.gen_range(1..120))
+                },
+                composed: None,
+            };
+            match kind {
+                Kind::Partition | Kind::Asymmetric => {
+                    // Either side may be the minority; an asymmetric cut from the majority side is
+                    // the interesting case as often as the other.
+                    let k = if rng.gen_bool(0.5) {
+                        minority
+                    } else {
+                        nodes as usize - minority
+                    };
+                    f.side_a = shuffled[..k].to_vec();
+                    f.side_a.sort_unstable();
+                }
+                Kind::Bridge => {
+                    f.bridge = Some(shuffled[0]);
+                    let rest = &shuffled[1..];
+                    f.side_a = rest[..rest.len() / 2].to_vec();
+                    f.side_a.sort_unstable();
+                }
+                Kind::IsolateLeader => f.target = Target::Leader,
+                _ => {}
+            }
+            out.push(f);
+            t += duration_ms;
+        }
+        out
+    }
+
+    /// With the classic kinds only (or a subset), a seed draws the schedule it drew before the
+    /// new kinds, so the figures measured then can be reproduced.
+    #[test]
+    fn classic_kinds_draw_what_they_drew_before() {
+        for seed in [7, 20261125, 99] {
+            for nodes in [3, 5] {
+                for kinds in [&CLASSIC[..], &CLASSIC[..3]] {
+                    let now = draw(
+                        &mut StdRng::seed_from_u64(seed),
+                        nodes,
+                        kinds,
+                        1000,
+                        400_000,
+                        Lengths::default(),
+                    );
+                    let before = draw_before(
+                        &mut StdRng::seed_from_u64(seed),
+                        nodes,
+                        kinds,
+                        1000,
+                        400_000,
+                    );
+                    assert!(now.len() > 100);
+                    assert_eq!(now, before, "seed {seed}, {nodes} nodes");
+                }
+            }
+        }
     }
 }

@@ -50,8 +50,8 @@ pub fn seed(test: &str) -> u64 {
 }
 
 /// The run every test starts from: three nodes of the `raft-node` binary, six clients with
-/// put/get/delete/cas on six keys, every fault kind for 45 s, no recording; `test` names the
-/// seed's replay command.
+/// put/get/delete/cas on six keys, the classic fault kinds (`schedule::CLASSIC`) for 45 s, no
+/// recording; `test` names the seed's replay command.
 pub fn base_run(test: &str, dir: &std::path::Path) -> raft_nemesis::run::RunConfig {
     use raft_nemesis::workload::{Vocabulary, Workload};
     use std::time::Duration;
@@ -72,12 +72,18 @@ pub fn base_run(test: &str, dir: &std::path::Path) -> raft_nemesis::run::RunConf
             churn: None,
         },
         max_time: Duration::from_secs(45),
-        faults: raft_nemesis::schedule::ALL.to_vec(),
+        faults: raft_nemesis::schedule::CLASSIC.to_vec(),
         record: false,
         warmup_ms: 1000,
         target_leader: false,
         verbose: true,
         max_sessions: None,
+        fd_conns: 1100,
+        slowloris_conns: 64,
+        http_header_timeout_ms: None,
+        long_ms: 12_000,
+        snapshot_entries: 0,
+        client_proxies: false,
     }
 }
 
