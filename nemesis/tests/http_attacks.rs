@@ -37,13 +37,17 @@ fn descriptor_exhaustion_and_slowloris_leave_the_cluster_correct() {
         "fd-exhaust {ex}, slowloris {sl} (seed {seed})"
     );
     // Exhaustion: the connections were opened, the node refused those beyond its cap with a
-    // 503 and held the rest, answered the probe, and served again.
+    // 503 and took the rest, answered the probe, and served again. The connections it took
+    // are held to the end of the fault or, when the fault outlasts the header timeout (2 s
+    // here, which is also the idle limit), closed by the node without an answer: either way
+    // never more than its cap.
     for e in &report.exhaust {
         assert!(e.opened >= 1000, "{e:?}");
-        assert!(e.refused > 0 && e.held > 0, "{e:?}");
+        let taken = e.held + e.closed_silently;
+        assert!(e.refused > 0 && taken > 0, "{e:?}");
         assert!(
-            e.held <= 512,
-            "more idle connections held than the cap: {e:?}"
+            taken <= 512,
+            "more idle connections taken than the cap: {e:?}"
         );
     }
     assert!(report
