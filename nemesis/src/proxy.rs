@@ -89,7 +89,7 @@ impl Proxies {
             });
             out.insert((from, to), link.clone());
             let seed = seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            rt.spawn(accept_loop(listener, target, link, seed));
+            rt.spawn(accept_loop(listener, target, link, seed, connection));
         }
         Ok(Proxies { links: out })
     }
@@ -143,7 +143,18 @@ impl Proxies {
     }
 }
 
-async fn accept_loop(listener: TcpListener, target: SocketAddr, link: Arc<Link>, seed: u64) {
+/// Accepts connections for one link until the runtime stops: refused while the link's policy
+/// says so, else served by `serve` (frame-aware for peer links, a byte stream for client links).
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    target: SocketAddr,
+    link: Arc<Link>,
+    seed: u64,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Arc<Link>, u64) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut n = 0u64;
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
@@ -157,12 +168,7 @@ async fn accept_loop(listener: TcpListener, target: SocketAddr, link: Arc<Link>,
             continue;
         }
         link.counters.connections.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(connection(
-            inbound,
-            target,
-            link.clone(),
-            seed.wrapping_add(n),
-        ));
+        tokio::spawn(serve(inbound, target, link.clone(), seed.wrapping_add(n)));
     }
 }
 
@@ -270,7 +276,7 @@ impl ClientProxies {
             });
             out.insert(id, link.clone());
             let seed = seed ^ 0xC11E_0000 ^ id;
-            rt.spawn(stream_accept_loop(listener, target, link, seed));
+            rt.spawn(accept_loop(listener, target, link, seed, stream_connection));
         }
         Ok(ClientProxies { links: out })
     }
@@ -312,29 +318,6 @@ impl ClientProxies {
             t.3 += c.refused.load(Ordering::Relaxed);
         }
         t
-    }
-}
-
-async fn stream_accept_loop(listener: TcpListener, target: SocketAddr, link: Arc<Link>, seed: u64) {
-    let mut n = 0u64;
-    loop {
-        let Ok((inbound, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        n += 1;
-        if link.policy.lock().unwrap().refuse {
-            link.counters.refused.fetch_add(1, Ordering::Relaxed);
-            drop(inbound);
-            continue;
-        }
-        link.counters.connections.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(stream_connection(
-            inbound,
-            target,
-            link.clone(),
-            seed.wrapping_add(n),
-        ));
     }
 }
 
