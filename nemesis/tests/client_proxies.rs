@@ -7,7 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use raft_nemesis::run::run;
 use raft_nemesis::schedule::Kind;
 
 #[test]
@@ -18,11 +17,7 @@ fn client_links_cut_and_delayed_have_no_anomaly() {
     cfg.client_proxies = true;
     cfg.faults = vec![Kind::ClientCut, Kind::ClientCut, Kind::Delay, Kind::Kill];
     let seed = cfg.seed;
-    let report = run(&cfg).expect("the run could not be carried out");
-    println!("{}", report.render());
-    assert!(report.anomalies.is_empty(), "anomalies (seed {seed})");
-    assert_eq!(report.lost_writes, 0);
-    assert!(report.lin.is_some());
+    let report = common::run_clean(&cfg);
     let cuts = report.faults.get("client-cut").copied().unwrap_or(0);
     assert!(cuts >= 3, "only {cuts} client cuts (seed {seed})");
     let (forwarded, _, connections, _) = report.client_links.expect("client proxies");

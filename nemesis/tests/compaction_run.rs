@@ -10,20 +10,13 @@ mod common;
 
 use std::time::Duration;
 
-use raft_nemesis::run::run;
-
 #[test]
 fn compaction_during_a_run_has_no_anomaly() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = common::base_run("compaction_run", dir.path());
     cfg.max_time = Duration::from_secs(30);
     cfg.snapshot_entries = 200;
-    let seed = cfg.seed;
-    let report = run(&cfg).expect("the run could not be carried out");
-    println!("{}", report.render());
-    assert!(report.anomalies.is_empty(), "anomalies (seed {seed})");
-    assert_eq!(report.lost_writes, 0);
-    assert!(report.lin.is_some());
+    let report = common::run_clean(&cfg);
     // Every node compacted, and the checks started from a snapshot, not from index 1.
     assert!(
         report.snapshots.iter().all(|(_, base)| *base > 0),

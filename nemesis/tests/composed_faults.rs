@@ -7,7 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use raft_nemesis::run::run;
 use raft_nemesis::schedule::Kind;
 
 #[test]
@@ -17,11 +16,7 @@ fn kills_and_pauses_during_network_faults_have_no_anomaly() {
     cfg.max_time = Duration::from_secs(30);
     cfg.faults = vec![Kind::Composed];
     let seed = cfg.seed;
-    let report = run(&cfg).expect("the run could not be carried out");
-    println!("{}", report.render());
-    assert!(report.anomalies.is_empty(), "anomalies (seed {seed})");
-    assert_eq!(report.lost_writes, 0);
-    assert!(report.lin.is_some());
+    let report = common::run_clean(&cfg);
     let n = report.faults.get("composed").copied().unwrap_or(0);
     assert!(n >= 4, "only {n} composed faults (seed {seed})");
     assert_eq!(report.composed.values().sum::<u64>(), n);
@@ -37,11 +32,7 @@ fn long_partitions_heal_and_lose_nothing() {
     cfg.faults = vec![Kind::LongPartition];
     cfg.long_ms = 10_000;
     let seed = cfg.seed;
-    let report = run(&cfg).expect("the run could not be carried out");
-    println!("{}", report.render());
-    assert!(report.anomalies.is_empty(), "anomalies (seed {seed})");
-    assert_eq!(report.lost_writes, 0);
-    assert!(report.lin.is_some());
+    let report = common::run_clean(&cfg);
     let n = report.faults.get("long-partition").copied().unwrap_or(0);
     assert!(n >= 1, "no long partition (seed {seed})");
     // The cut-off side caught up after the heal, and the cluster committed.

@@ -10,20 +10,13 @@ mod common;
 
 use std::time::Duration;
 
-use raft_nemesis::run::run;
-
 #[test]
 fn eviction_pressure_run_has_no_anomaly() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = common::base_run("eviction_pressure", dir.path());
     cfg.max_time = Duration::from_secs(15);
     common::eviction_pressure(&mut cfg);
-    let seed = cfg.seed;
-    let report = run(&cfg).expect("the run could not be carried out");
-    println!("{}", report.render());
-    assert!(report.anomalies.is_empty(), "anomalies (seed {seed})");
-    assert_eq!(report.lost_writes, 0);
-    assert!(report.lin.is_some());
+    let report = common::run_clean(&cfg);
     // The churn thread registered (a new leader is found within seconds of every fault).
     assert!(
         report.registrations > 20,

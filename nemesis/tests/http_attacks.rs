@@ -10,7 +10,6 @@ mod common;
 use std::time::Duration;
 
 use raft_nemesis::attack::Probe;
-use raft_nemesis::run::run;
 use raft_nemesis::schedule::Kind;
 
 #[test]
@@ -20,11 +19,7 @@ fn descriptor_exhaustion_and_slowloris_leave_the_cluster_correct() {
     cfg.max_time = Duration::from_secs(30);
     cfg.faults = vec![Kind::FdExhaust, Kind::Slowloris];
     let seed = cfg.seed;
-    let report = run(&cfg).expect("the run could not be carried out");
-    println!("{}", report.render());
-    assert!(report.anomalies.is_empty(), "anomalies (seed {seed})");
-    assert_eq!(report.lost_writes, 0);
-    assert!(report.lin.is_some());
+    let report = common::run_clean(&cfg);
     assert!(
         report.acknowledged_writes > 100,
         "{}",

@@ -112,3 +112,21 @@ pub fn recorded(
     cfg.workload.max_writes = writes;
     cfg.workload.think = spread(time, clients, writes);
 }
+
+/// Runs `cfg` and asserts it was clean: no anomaly, no lost acknowledged write, the history
+/// checked for linearizability. The report (printed) is returned for the test's own checks.
+pub fn run_clean(cfg: &raft_nemesis::run::RunConfig) -> raft_nemesis::run::Report {
+    let seed = cfg.seed;
+    let report = raft_nemesis::run::run(cfg).expect("the run could not be carried out");
+    println!("{}", report.render());
+    assert!(report.anomalies.is_empty(), "anomalies (seed {seed})");
+    assert_eq!(
+        report.lost_writes, 0,
+        "lost acknowledged writes (seed {seed})"
+    );
+    assert!(
+        report.lin.is_some(),
+        "linearizability not checked (seed {seed})"
+    );
+    report
+}
