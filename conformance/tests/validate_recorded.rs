@@ -64,6 +64,9 @@ impl Recorded {
                 p.http_addr = o.http_addr;
             }
         }
+        for c in &cfgs {
+            c.init_data_dir().unwrap();
+        }
         let https = cfgs.iter().map(|c| c.http_addr.to_string()).collect();
         let nodes = cfgs
             .iter()

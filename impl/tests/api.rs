@@ -12,7 +12,7 @@ use serde_json::Value;
 
 mod process_cluster;
 
-use process_cluster::{configs, free_ports, spawn, BIN, WAIT};
+use process_cluster::{configs, free_ports, init_all, spawn, BIN, WAIT};
 const TOKEN: &str = "s3cret-Token";
 
 /// Three nodes with `api_token` set, killed on drop.
@@ -27,6 +27,7 @@ impl Nodes {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let mut cfgs = configs(3, dir, "api-test");
+        init_all(&cfgs);
         let mut procs = Vec::new();
         for c in &mut cfgs {
             c.api_token = token.map(str::to_string);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod process_cluster;
 
-use process_cluster::{configs, free_ports, Cluster, BIN, WAIT};
+use process_cluster::{configs, free_ports, init_all, Cluster, BIN, WAIT};
 use raft_node::client::Client;
 use raft_node::runtime::config::Config;
 
@@ -136,10 +136,12 @@ fn wrong_cluster_id_and_unknown_node_are_refused() {
     let node1 = good.remove(0);
     let mut evil = good.remove(0);
     evil.cluster_id = "evil".into();
+    evil.data_dir = tmp.path().join("evil");
     let mut stranger = evil.clone();
     stranger.cluster_id = "good".into();
     stranger.id = 7;
     stranger.data_dir = tmp.path().join("node7");
+    init_all(&[node1.clone(), evil.clone(), stranger.clone()]);
     let p = free_ports(2);
     stranger.peer_addr = format!("127.0.0.1:{}", p[0]).parse().unwrap();
     stranger.http_addr = format!("127.0.0.1:{}", p[1]).parse().unwrap();

@@ -25,19 +25,26 @@ use raft_node::runtime::handshake::{self, HandshakeError, PeerAuth};
 fn frame() -> impl Strategy<Value = Frame> {
     let nonce = any::<[u8; NONCE]>();
     prop_oneof![
-        (".{0,20}", any::<u64>(), any::<u64>(), nonce).prop_map(|(cluster_id, from, to, nonce)| {
-            Frame::Hello {
+        (".{0,20}", any::<u64>(), any::<u64>(), nonce, any::<u64>()).prop_map(
+            |(cluster_id, from, to, nonce, incarnation)| Frame::Hello {
                 cluster_id,
                 from,
                 to,
                 nonce,
+                incarnation,
             }
-        }),
-        (nonce, proptest::option::of(nonce))
-            .prop_map(|(nonce, proof)| Frame::Challenge { nonce, proof }),
+        ),
+        (nonce, proptest::option::of(nonce), any::<u64>()).prop_map(
+            |(nonce, proof, incarnation)| Frame::Challenge {
+                nonce,
+                proof,
+                incarnation
+            }
+        ),
         proptest::option::of(nonce).prop_map(|proof| Frame::Auth { proof }),
         Just(Frame::Welcome),
         ".{0,40}".prop_map(|reason| Frame::Refused { reason }),
+        ".{0,40}".prop_map(|reason| Frame::Replaced { reason }),
         envelope().prop_map(Frame::Message),
     ]
 }
@@ -224,7 +231,7 @@ proptest! {
         ms in proptest::collection::vec(mutation(), 0..3),
     ) {
         let stream = handshake_stream(&[
-            Frame::Hello { cluster_id: "c".into(), from, to: 2, nonce },
+            Frame::Hello { cluster_id: "c".into(), from, to: 2, nonce, incarnation: 0 },
             Frame::Auth { proof },
         ], &ms);
         let r = local_runtime().block_on(async move {
@@ -253,7 +260,10 @@ proptest! {
         proof in proptest::option::of(any::<[u8; NONCE]>()),
         ms in proptest::collection::vec(mutation(), 0..3),
     ) {
-        let stream = handshake_stream(&[Frame::Challenge { nonce, proof }, Frame::Welcome], &ms);
+        let stream = handshake_stream(
+            &[Frame::Challenge { nonce, proof, incarnation: 0 }, Frame::Welcome],
+            &ms,
+        );
         let r = local_runtime().block_on(async move {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = l.local_addr().unwrap();
@@ -299,6 +309,7 @@ fn an_unmutated_forged_stream_is_refused_for_its_proof_not_its_framing() {
             from: 1,
             to: 2,
             nonce: [0; NONCE],
+            incarnation: 0,
         }))
         .await
         .unwrap();

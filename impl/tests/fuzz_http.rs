@@ -38,6 +38,7 @@ fn node() -> SocketAddr {
         cfg.peer_addr = format!("127.0.0.1:{}", ports[0]).parse().unwrap();
         cfg.http_addr = format!("127.0.0.1:{}", ports[1]).parse().unwrap();
         cfg.request_timeout_ms = 500;
+        cfg.init_data_dir().unwrap();
         let http = cfg.http_addr;
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();

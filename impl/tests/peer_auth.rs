@@ -13,7 +13,10 @@ use tokio_util::codec::Framed;
 
 use raft_core::{Envelope, Message};
 use raft_node::runtime::codec::{decode, encode, framing, Frame, WIRE_VERSION};
-use raft_node::runtime::handshake::{self, Conn, HandshakeError, PeerAuth, Role};
+use raft_node::runtime::handshake::{
+    self, Conn, HandshakeError, Incarnations, PeerAuth, Role, Transcript,
+};
+use raft_node::runtime::identity::PeerBook;
 use raft_node::runtime::metrics::Metrics;
 use raft_node::runtime::node_input::NodeInput;
 use raft_node::runtime::snapshot_transfer::SnapshotOptions;
@@ -27,6 +30,19 @@ fn snapshot_options() -> SnapshotOptions {
 }
 
 const SECRET: &[u8] = b"correct horse battery staple";
+/// The transcript of node 1 dialing node 2, neither with a book.
+fn transcript(nd: [u8; 32], nl: [u8; 32]) -> Transcript {
+    Transcript {
+        dialer: 1,
+        listener: 2,
+        nd,
+        nl,
+        incarnations: Incarnations {
+            dialer: 0,
+            listener: 0,
+        },
+    }
+}
 
 fn auth(cluster: &str, secret: Option<&[u8]>) -> PeerAuth {
     PeerAuth::new(cluster, secret.map(|s| s.to_vec()))
@@ -183,16 +199,20 @@ async fn a_replayed_handshake_is_refused() {
         from: 1,
         to: 2,
         nonce: nd,
+        incarnation: 0,
     });
     // An honest session, recorded.
     let mut c = raw(addr).await;
     c.send(hello.clone()).await.unwrap();
-    let Frame::Challenge { nonce: nl, proof } = recv(&mut c).await else {
+    let Frame::Challenge {
+        nonce: nl, proof, ..
+    } = recv(&mut c).await
+    else {
         panic!("no challenge");
     };
-    assert_eq!(proof, me.proof(Role::Listener, 1, 2, &nd, &nl));
+    assert_eq!(proof, me.proof(Role::Listener, &transcript(nd, nl)));
     let auth_frame = encode(&Frame::Auth {
-        proof: me.proof(Role::Dialer, 1, 2, &nd, &nl),
+        proof: me.proof(Role::Dialer, &transcript(nd, nl)),
     });
     c.send(auth_frame.clone()).await.unwrap();
     assert_eq!(recv(&mut c).await, Frame::Welcome);
@@ -223,7 +243,8 @@ async fn a_replayed_challenge_is_refused_by_the_dialer() {
     let old_nl = [2u8; 32];
     let recorded = encode(&Frame::Challenge {
         nonce: old_nl,
-        proof: real.proof(Role::Listener, 1, 2, &old_nd, &old_nl),
+        proof: real.proof(Role::Listener, &transcript(old_nd, old_nl)),
+        incarnation: 0,
     });
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -253,6 +274,7 @@ async fn a_missing_proof_and_another_wire_version_are_refused() {
         from: 1,
         to: 2,
         nonce: [3; 32],
+        incarnation: 0,
     }))
     .await
     .unwrap();
@@ -388,5 +410,71 @@ async fn the_transport_delivers_with_the_secret_and_logs_a_refusal_without_it() 
     assert!(
         !text.contains("correct horse"),
         "the secret must never be logged"
+    );
+}
+
+/// Books in a temporary directory: node 1's (dialer) and node 2's (listener).
+fn booked(dir: &std::path::Path, name: &str, incarnation: u64) -> Arc<PeerBook> {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    Arc::new(PeerBook::load(&d, incarnation).unwrap())
+}
+
+#[tokio::test]
+async fn a_reinitialized_peer_is_refused_in_both_directions_and_told_it_was_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = booked(tmp.path(), "n1", 0x11);
+    let two = booked(tmp.path(), "n2", 0x22);
+    let with = |b: &Arc<PeerBook>| auth("c", Some(SECRET)).with_book(b.clone());
+    // First contact: each side records the other's incarnation.
+    let (d, l) = pair(with(&one), with(&two), 1, 2).await;
+    assert!(d.is_ok() && l.is_ok());
+    assert_eq!((one.known(2), two.known(1)), (Some(0x22), Some(0x11)));
+
+    // Node 1 re-initialized (a new incarnation, an empty book) dials node 2: node 2 refuses it,
+    // and node 1 learns that it was replaced.
+    let one_again = booked(tmp.path(), "n1-again", 0x33);
+    let told = tokio::spawn(one_again.replaced());
+    let (d, l) = pair(with(&one_again), with(&two), 1, 2).await;
+    let l = refused(l);
+    assert!(l.contains("re-initialized"), "{l}");
+    match d {
+        Err(HandshakeError::Replaced(reason)) => {
+            assert!(reason.contains("node 2 says"), "{reason}")
+        }
+        other => panic!("the replaced node was not told: {:?}", other.err()),
+    }
+    assert!(told.await.unwrap().contains("incarnation 0000000000000033"));
+    assert_eq!(
+        two.known(1),
+        Some(0x11),
+        "the book keeps the first incarnation"
+    );
+
+    // Node 2 dials the re-initialized node 1 (as listener): node 2 refuses it after checking
+    // its challenge, and the listener learns it was replaced.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let as_listener = with(&one_again);
+    let server = tokio::spawn(async move {
+        let (s, _) = l.accept().await.unwrap();
+        handshake::accept(s, &as_listener, 1, &[2, 3]).await
+    });
+    let d = handshake::dial(TcpStream::connect(addr).await.unwrap(), &with(&two), 2, 1).await;
+    assert!(refused(d).contains("re-initialized"));
+    assert!(matches!(
+        server.await.unwrap(),
+        Err(HandshakeError::Replaced(_))
+    ));
+
+    // The incarnations are covered by the proofs: a listener whose challenge claims another
+    // incarnation than the one its proof was made for fails the proof check.
+    let me = auth("c", Some(SECRET));
+    let real = transcript([5; 32], [6; 32]);
+    let mut forged = real;
+    forged.incarnations.listener = 0x99;
+    assert_ne!(
+        me.proof(Role::Listener, &real),
+        me.proof(Role::Listener, &forged)
     );
 }

@@ -141,6 +141,7 @@ impl Cluster {
                 cfg.record = Some(dir.join(format!("node{}.jsonl", me.id)));
             }
             cfg.validate()?;
+            cfg.init_data_dir()?;
             let cfg_path = dir.join(format!("node{}.toml", me.id));
             let text = toml::to_string(&cfg).map_err(|e| e.to_string())?;
             fs::write(&cfg_path, text).map_err(|e| format!("{}: {e}", cfg_path.display()))?;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use raft_node::client::{Client, ClientError};
 use raft_node::loadgen::{self, LoadConfig};
 use raft_node::runtime::config::Config;
+use raft_node::runtime::identity;
 use raft_node::runtime::server;
 
 // A node allocates for every request, entry copy and frame; glibc malloc was about a quarter
@@ -30,7 +31,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run one node from a TOML configuration.
+    /// Initialize a node's data directory (once, before its first start) with a fresh
+    /// incarnation. `serve` refuses a directory that was never initialized, so that a node
+    /// whose disk came back empty cannot rejoin as the voter it was.
+    Init {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run one node from a TOML configuration (its data directory initialized by `init`).
     Serve {
         #[arg(long)]
         config: PathBuf,
@@ -182,6 +190,7 @@ fn init_tracing() {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Cmd::Init { config } => init(config),
         Cmd::Serve { config } => serve(config),
         Cmd::Cluster {
             nodes,
@@ -225,6 +234,60 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+fn init(path: PathBuf) -> ExitCode {
+    let cfg = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cfg.init_data_dir() {
+        Ok(meta) => {
+            println!(
+                "initialized {} for node {} of cluster {:?} (incarnation {:016x})",
+                cfg.data_dir.display(),
+                meta.node_id,
+                meta.cluster_id,
+                meta.incarnation
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A new local cluster initializes every node's directory; an existing one must have them all:
+/// a node whose directory is gone lost its votes and log and must not be re-created as itself.
+fn init_local_cluster(cfgs: &[Config]) -> Result<(), String> {
+    let mut missing = Vec::new();
+    for c in cfgs {
+        if identity::read(&c.data_dir)
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            missing.push(c);
+        }
+    }
+    if missing.len() == cfgs.len() {
+        for c in cfgs {
+            c.init_data_dir()?;
+        }
+    } else if let Some(c) = missing.first() {
+        return Err(format!(
+            "node {} has no initialized data directory ({}) but other nodes of this cluster \
+             do: {}",
+            c.id,
+            c.data_dir.display(),
+            identity::REJOIN_HINT
+        ));
+    }
+    Ok(())
 }
 
 fn serve(path: PathBuf) -> ExitCode {
@@ -295,6 +358,10 @@ fn cluster(
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
+    }
+    if let Err(e) = init_local_cluster(&cfgs) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
     }
     let mut children: Vec<(u64, Child)> = Vec::new();
     for c in &cfgs {

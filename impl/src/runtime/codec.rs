@@ -20,8 +20,9 @@ use raft_core::{Envelope, Index, NodeId, Term};
 /// The codec version; a frame with another version is refused. Version 2 added the
 /// challenge-response handshake (nonces and HMAC proofs); version 3 the snapshot transfer
 /// frames, so that a node of version 2 is refused with the reason instead of closing a
-/// transfer connection as malformed.
-pub const WIRE_VERSION: u8 = 3;
+/// transfer connection as malformed; version 4 the incarnations in `Hello` and `Challenge`
+/// and the `Replaced` refusal.
+pub const WIRE_VERSION: u8 = 4;
 /// Largest frame accepted or sent (appends are capped at 1 MiB of entries by default).
 pub const MAX_FRAME: usize = 16 << 20;
 /// Largest frame accepted before the handshake completes: a peer that has not proven
@@ -39,12 +40,16 @@ pub enum Frame {
         from: NodeId,
         to: NodeId,
         nonce: [u8; NONCE],
+        /// The dialer's incarnation (see `identity`); 0 for a node without a data directory.
+        incarnation: u64,
     },
     /// The listener's answer to an acceptable `Hello`: its own fresh nonce and, when it has a
     /// peer secret, its proof of knowing it over both nonces.
     Challenge {
         nonce: [u8; NONCE],
         proof: Option<[u8; NONCE]>,
+        /// The listener's incarnation.
+        incarnation: u64,
     },
     /// The dialer's proof of the secret over both nonces (`None` when it has no secret).
     Auth { proof: Option<[u8; NONCE]> },
@@ -69,6 +74,9 @@ pub enum Frame {
     /// Follower to leader: the whole snapshot arrived and went to the node loop (`None`), or
     /// why it was refused.
     SnapshotReceived { refused: Option<String> },
+    /// The handshake was refused because the other side is a re-initialized incarnation of
+    /// the node this one knew: the receiver must stop (see `identity`).
+    Replaced { reason: String },
 }
 
 /// A decoding failure (the connection is closed with this reason logged).

@@ -211,6 +211,12 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Initialize this node's data directory (see [`super::identity::init`]): once, before the
+    /// node's first start.
+    pub fn init_data_dir(&self) -> Result<super::identity::Meta, String> {
+        super::identity::init(&self.data_dir, &self.cluster_id, self.id).map_err(|e| e.to_string())
+    }
+
     /// Check the configuration before anything starts.
     pub fn validate(&self) -> Result<(), String> {
         if self.id == 0 {

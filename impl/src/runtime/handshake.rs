@@ -2,12 +2,14 @@
 //!
 //! ```text
 //! dialer                                         listener
-//!   Hello { cluster_id, from, to, nonce: Nd }  →   checks cluster id, node ids
-//!                                              ←   Challenge { nonce: Nl, proof: P_l }
-//!   checks P_l                                      P_l = HMAC(secret, "listener" ‖ T)
-//!   Auth { proof: P_d }                        →   checks P_d
+//!   Hello { cluster_id, from, to, nonce: Nd,
+//!           incarnation: Id }                  →   checks cluster id, node ids
+//!                                              ←   Challenge { nonce: Nl, proof: P_l,
+//!                                                              incarnation: Il }
+//!   checks P_l, then Il against its book            P_l = HMAC(secret, "listener" ‖ T)
+//!   Auth { proof: P_d }                        →   checks P_d, then Id against its book
 //!                                              ←   Welcome  (or Refused { reason })
-//! T = wire version ‖ cluster id ‖ dialer id ‖ listener id ‖ Nd ‖ Nl
+//! T = wire version ‖ cluster id ‖ dialer id ‖ listener id ‖ Nd ‖ Nl ‖ Id ‖ Il
 //! ```
 //!
 //! Both nonces are fresh random 32 bytes, so a recorded handshake proves nothing in a new
@@ -16,6 +18,11 @@
 //! side proves the secret only after the other side's identity checks passed, and a node without
 //! a secret neither sends nor accepts proofs: a mismatch in whether a secret is configured is a
 //! refusal, with the reason logged on the side that refuses and sent to the other.
+//!
+//! The incarnations (see [`super::identity`]) are checked only once the other side proved the
+//! secret, so that nobody outside the cluster can write to a node's book. A side that finds
+//! the other to be a re-initialized incarnation of a node it knew sends `Replaced` instead of
+//! going on; the side that receives it learns that it must stop ([`HandshakeError::Replaced`]).
 
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
@@ -23,7 +30,10 @@ use sha2::Sha256;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
+use std::sync::Arc;
+
 use super::codec::{decode, encode, handshake_framing, Frame, MAX_FRAME, NONCE, WIRE_VERSION};
+use super::identity::PeerBook;
 use raft_core::NodeId;
 
 /// How long each handshake step may take.
@@ -37,6 +47,7 @@ pub type Conn = Framed<TcpStream, LengthDelimitedCodec>;
 pub struct PeerAuth {
     cluster_id: String,
     secret: Option<Vec<u8>>,
+    book: Option<Arc<PeerBook>>,
 }
 
 impl std::fmt::Debug for PeerAuth {
@@ -44,6 +55,7 @@ impl std::fmt::Debug for PeerAuth {
         f.debug_struct("PeerAuth")
             .field("cluster_id", &self.cluster_id)
             .field("secret", &self.secret.as_ref().map(|_| "<set>"))
+            .field("incarnation", &self.incarnation())
             .finish()
     }
 }
@@ -65,6 +77,10 @@ pub enum HandshakeError {
     /// The connection failed or timed out (logged quietly; the dialer retries).
     #[error("{0}")]
     Io(String),
+    /// The peer knew another incarnation of this node: this node's data directory was
+    /// re-initialized, and it must stop.
+    #[error("this node was replaced: {0}")]
+    Replaced(String),
 }
 
 impl PeerAuth {
@@ -73,7 +89,35 @@ impl PeerAuth {
         PeerAuth {
             cluster_id: cluster_id.to_string(),
             secret,
+            book: None,
         }
+    }
+
+    /// Check and record peers' incarnations in `book`, and present its incarnation.
+    pub fn with_book(mut self, book: Arc<PeerBook>) -> PeerAuth {
+        self.book = Some(book);
+        self
+    }
+
+    /// This node's incarnation (0 without a book).
+    pub fn incarnation(&self) -> u64 {
+        self.book.as_ref().map_or(0, |b| b.incarnation())
+    }
+
+    /// Admit `peer` at `incarnation` (always, without a book).
+    fn admit(&self, peer: NodeId, incarnation: u64) -> Result<(), String> {
+        self.book
+            .as_ref()
+            .map_or(Ok(()), |b| b.admit(peer, incarnation))
+    }
+
+    /// Record that a peer refused this node as replaced, and return the error.
+    fn replaced(&self, peer: NodeId, reason: String) -> HandshakeError {
+        let reason = format!("node {peer} says: {reason}");
+        if let Some(b) = &self.book {
+            b.mark_replaced(reason.clone());
+        }
+        HandshakeError::Replaced(reason)
     }
 
     /// The cluster id.
@@ -86,14 +130,7 @@ impl PeerAuth {
         self.secret.is_some()
     }
 
-    fn mac(
-        &self,
-        role: Role,
-        dialer: NodeId,
-        listener: NodeId,
-        nd: &[u8],
-        nl: &[u8],
-    ) -> Option<Hmac<Sha256>> {
+    fn mac(&self, role: Role, t: &Transcript) -> Option<Hmac<Sha256>> {
         let secret = self.secret.as_ref()?;
         let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
         m.update(match role {
@@ -104,41 +141,28 @@ impl PeerAuth {
         // Length-prefixed, so that no two different inputs give the same byte string.
         m.update(&(self.cluster_id.len() as u64).to_le_bytes());
         m.update(self.cluster_id.as_bytes());
-        m.update(&dialer.to_le_bytes());
-        m.update(&listener.to_le_bytes());
-        m.update(nd);
-        m.update(nl);
+        m.update(&t.dialer.to_le_bytes());
+        m.update(&t.listener.to_le_bytes());
+        m.update(&t.nd);
+        m.update(&t.nl);
+        m.update(&t.incarnations.dialer.to_le_bytes());
+        m.update(&t.incarnations.listener.to_le_bytes());
         Some(m)
     }
 
     /// The proof `role` sends for this handshake (`None` without a secret).
-    pub fn proof(
-        &self,
-        role: Role,
-        dialer: NodeId,
-        listener: NodeId,
-        nd: &[u8; NONCE],
-        nl: &[u8; NONCE],
-    ) -> Option<[u8; NONCE]> {
-        let m = self.mac(role, dialer, listener, nd, nl)?;
+    pub fn proof(&self, role: Role, t: &Transcript) -> Option<[u8; NONCE]> {
+        let m = self.mac(role, t)?;
         Some(m.finalize().into_bytes().into())
     }
 
     /// Check the proof received from `role` (constant-time comparison).
-    fn check(
-        &self,
-        role: Role,
-        dialer: NodeId,
-        listener: NodeId,
-        nd: &[u8; NONCE],
-        nl: &[u8; NONCE],
-        proof: Option<&[u8; NONCE]>,
-    ) -> Result<(), String> {
+    fn check(&self, role: Role, t: &Transcript, proof: Option<&[u8; NONCE]>) -> Result<(), String> {
         let peer = match role {
-            Role::Dialer => dialer,
-            Role::Listener => listener,
+            Role::Dialer => t.dialer,
+            Role::Listener => t.listener,
         };
-        match (self.mac(role, dialer, listener, nd, nl), proof) {
+        match (self.mac(role, t), proof) {
             (None, None) => Ok(()),
             (None, Some(_)) => Err(format!(
                 "node {peer} proves a peer secret but this node has none (set peer_secret here too)"
@@ -151,6 +175,25 @@ impl PeerAuth {
                 .map_err(|_| format!("node {peer} failed the peer-secret proof (wrong secret or a replayed handshake)")),
         }
     }
+}
+
+/// What a handshake's proofs cover besides the cluster id and the wire version: `T` above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transcript {
+    pub dialer: NodeId,
+    pub listener: NodeId,
+    /// The dialer's nonce.
+    pub nd: [u8; NONCE],
+    /// The listener's nonce.
+    pub nl: [u8; NONCE],
+    pub incarnations: Incarnations,
+}
+
+/// The two incarnations a handshake's proofs cover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Incarnations {
+    pub dialer: u64,
+    pub listener: u64,
 }
 
 fn io(e: impl std::fmt::Display) -> HandshakeError {
@@ -167,6 +210,16 @@ async fn next_frame(conn: &mut Conn, step: &str) -> Result<Frame, HandshakeError
     // A version mismatch reads "malformed handshake: unsupported wire version 1 (this node
     // speaks 2)": the version byte comes first so that it is the first thing checked.
     decode(&bytes).map_err(|e| HandshakeError::Refused(format!("malformed {step}: {e}")))
+}
+
+/// Send `Replaced { reason }` (best effort) and return the refusal.
+async fn refuse_replaced(conn: &mut Conn, reason: String) -> HandshakeError {
+    let _ = conn
+        .send(encode(&Frame::Replaced {
+            reason: reason.clone(),
+        }))
+        .await;
+    HandshakeError::Refused(reason)
 }
 
 /// Send `Refused { reason }` (best effort) and return the refusal.
@@ -194,18 +247,36 @@ pub async fn dial(
         from: me,
         to: peer,
         nonce: nd,
+        incarnation: auth.incarnation(),
     };
     conn.send(encode(&hello)).await.map_err(io)?;
-    let nl = match next_frame(&mut conn, "challenge").await? {
-        Frame::Challenge { nonce, proof } => {
+    let t = match next_frame(&mut conn, "challenge").await? {
+        Frame::Challenge {
+            nonce,
+            proof,
+            incarnation,
+        } => {
             if nonce == nd {
                 // Our own nonce reflected back: not a peer answering a fresh challenge.
                 return Err(refuse(&mut conn, "the peer echoed our nonce".into()).await);
             }
-            if let Err(reason) = auth.check(Role::Listener, me, peer, &nd, &nonce, proof.as_ref()) {
+            let t = Transcript {
+                dialer: me,
+                listener: peer,
+                nd,
+                nl: nonce,
+                incarnations: Incarnations {
+                    dialer: auth.incarnation(),
+                    listener: incarnation,
+                },
+            };
+            if let Err(reason) = auth.check(Role::Listener, &t, proof.as_ref()) {
                 return Err(refuse(&mut conn, reason).await);
             }
-            nonce
+            if let Err(reason) = auth.admit(peer, incarnation) {
+                return Err(refuse_replaced(&mut conn, reason).await);
+            }
+            t
         }
         Frame::Refused { reason } => {
             return Err(HandshakeError::Refused(format!(
@@ -217,7 +288,7 @@ pub async fn dial(
             return Err(refuse(&mut conn, reason).await);
         }
     };
-    let proof = auth.proof(Role::Dialer, me, peer, &nd, &nl);
+    let proof = auth.proof(Role::Dialer, &t);
     conn.send(encode(&Frame::Auth { proof }))
         .await
         .map_err(io)?;
@@ -229,6 +300,7 @@ pub async fn dial(
         Frame::Refused { reason } => Err(HandshakeError::Refused(format!(
             "node {peer} refused our handshake: {reason}"
         ))),
+        Frame::Replaced { reason } => Err(auth.replaced(peer, reason)),
         other => Err(HandshakeError::Refused(format!(
             "expected a welcome, got {}",
             frame_kind(&other)
@@ -255,6 +327,7 @@ pub async fn accept(
         from,
         to,
         nonce: nd,
+        incarnation: theirs_incarnation,
     } = first
     else {
         let reason = format!("expected a handshake, got {}", frame_kind(&first));
@@ -275,17 +348,34 @@ pub async fn accept(
     if let Some(reason) = refusal {
         return Err(refuse(&mut conn, reason).await);
     }
-    let nl: [u8; NONCE] = rand::random();
-    let proof = auth.proof(Role::Listener, from, me, &nd, &nl);
-    conn.send(encode(&Frame::Challenge { nonce: nl, proof }))
-        .await
-        .map_err(io)?;
+    let t = Transcript {
+        dialer: from,
+        listener: me,
+        nd,
+        nl: rand::random(),
+        incarnations: Incarnations {
+            dialer: theirs_incarnation,
+            listener: auth.incarnation(),
+        },
+    };
+    let proof = auth.proof(Role::Listener, &t);
+    conn.send(encode(&Frame::Challenge {
+        nonce: t.nl,
+        proof,
+        incarnation: t.incarnations.listener,
+    }))
+    .await
+    .map_err(io)?;
     match next_frame(&mut conn, "proof").await {
         Ok(Frame::Auth { proof }) => {
-            if let Err(reason) = auth.check(Role::Dialer, from, me, &nd, &nl, proof.as_ref()) {
+            if let Err(reason) = auth.check(Role::Dialer, &t, proof.as_ref()) {
                 return Err(refuse(&mut conn, reason).await);
             }
+            if let Err(reason) = auth.admit(from, theirs_incarnation) {
+                return Err(refuse_replaced(&mut conn, reason).await);
+            }
         }
+        Ok(Frame::Replaced { reason }) => return Err(auth.replaced(from, reason)),
         Ok(Frame::Refused { reason }) => {
             return Err(HandshakeError::Refused(format!(
                 "node {from} refused our challenge: {reason}"
@@ -315,5 +405,6 @@ pub fn frame_kind(f: &Frame) -> &'static str {
         Frame::SnapshotChunk { .. } => "SnapshotChunk",
         Frame::SnapshotEnd { .. } => "SnapshotEnd",
         Frame::SnapshotReceived { .. } => "SnapshotReceived",
+        Frame::Replaced { .. } => "Replaced",
     }
 }

@@ -30,6 +30,7 @@ mod framing;
 pub mod handshake;
 pub mod health;
 pub mod http;
+pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod node_input;

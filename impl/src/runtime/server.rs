@@ -30,12 +30,13 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::config::{self, Config, DEFAULT_MAX_INFLIGHT_APPENDS};
 use super::handshake::PeerAuth;
 use super::health::{FollowerTracker, Observed, Transition};
 use super::http::{self, Api};
+use super::identity::{self, PeerBook};
 use super::limits;
 use super::metrics::Metrics;
 use super::node_input::NodeInput;
@@ -627,7 +628,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         storage_reserve = config::FD_RESERVE,
         "open-file limit"
     );
-    let auth = Arc::new(PeerAuth::new(&cfg.cluster_id, cfg.load_peer_secret()?));
+    let meta =
+        identity::require(&cfg.data_dir, &cfg.cluster_id, cfg.id).map_err(|e| e.to_string())?;
+    let book =
+        Arc::new(PeerBook::load(&cfg.data_dir, meta.incarnation).map_err(|e| e.to_string())?);
+    let replaced = book.replaced();
+    let auth = Arc::new(PeerAuth::new(&cfg.cluster_id, cfg.load_peer_secret()?).with_book(book));
     let cfg = Arc::new(cfg);
     let (storage, core) = recover(&cfg)?;
     let peer_listener = TcpListener::bind(cfg.peer_addr)
@@ -735,7 +741,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         http = %cfg.http_addr,
         "serving"
     );
-    run_until_stopped(shutdown, node_loop, http, tx).await
+    let replaced = async move {
+        let reason = replaced.await;
+        error!("{reason}");
+        reason
+    };
+    run_until_stopped(shutdown, replaced, node_loop, http, tx).await
 }
 
 /// Opens the data directory (truncating a torn tail, refusing anything else damaged) and
@@ -819,6 +830,7 @@ fn serve_http(
 /// loop would not answer, and the loop drains) or the loop ends on its own (a storage failure).
 async fn run_until_stopped(
     shutdown: impl Future<Output = ()>,
+    replaced: impl Future<Output = String>,
     mut node_loop: tokio::task::JoinHandle<Result<(), StorageError>>,
     http: HttpServer,
     tx: mpsc::Sender<NodeInput>,
@@ -839,6 +851,12 @@ async fn run_until_stopped(
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("storage failure, stopping: {e}")),
             Err(e) => Err(format!("node loop panicked: {e}")),
+        },
+        reason = replaced => {
+            let _ = http.stop.send(true);
+            let _ = tx.send(NodeInput::Shutdown).await;
+            let _ = node_loop.await;
+            Err(format!("this node was replaced, stopping: {reason}"))
         }
     }
 }

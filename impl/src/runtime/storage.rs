@@ -29,10 +29,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::disk::{sync_file, write_file};
 use super::framing;
+use super::identity;
 use super::wal::{
     io_err, sync_dir, DiskFaults, PendingSync, StorageError, TornTail, Wal, WalOptions,
 };
@@ -44,14 +43,7 @@ pub const SNAPSHOT: &str = "snapshot";
 const SNAPSHOT_MAGIC: &[u8; 4] = b"RSNP";
 const SNAPSHOT_VERSION: u32 = 1;
 const SNAPSHOT_HEADER: usize = 12;
-const META: &str = "meta.json";
-
-/// The identity a data directory belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Meta {
-    pub cluster_id: String,
-    pub node_id: NodeId,
-}
+pub use super::identity::Meta;
 
 /// Encode a hard state as `[crc32c: u32 LE][bincode(HardState)]`.
 fn encode_hard_state(hs: &HardState) -> Vec<u8> {
@@ -246,6 +238,8 @@ pub(crate) fn write_atomic(
 /// What [`Storage::open`] recovered.
 #[derive(Debug)]
 pub struct Recovered {
+    /// Whose directory this is (with its incarnation).
+    pub meta: Meta,
     pub hard_state: HardState,
     /// The latest durable snapshot (the empty one when the node never made one).
     pub snapshot: Snapshot,
@@ -400,44 +394,7 @@ impl Storage {
         node_id: NodeId,
         opts: WalOptions,
     ) -> Result<(Storage, Recovered), StorageError> {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let want = Meta {
-            cluster_id: cluster_id.to_string(),
-            node_id,
-        };
-        let meta_path = dir.join(META);
-        match fs::read(&meta_path) {
-            Ok(data) => {
-                let have: Meta = serde_json::from_slice(&data)
-                    .map_err(|e| StorageError::Invalid(format!("{}: {e}", meta_path.display())))?;
-                if have != want {
-                    return Err(StorageError::Invalid(format!(
-                        "{} belongs to node {} of cluster {:?}, not node {} of cluster {:?}",
-                        dir.display(),
-                        have.node_id,
-                        have.cluster_id,
-                        node_id,
-                        cluster_id
-                    )));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // A directory that already holds state but lost its identity is not new.
-                for other in [HARD_STATE, SNAPSHOT, "wal"] {
-                    if dir.join(other).exists() {
-                        return Err(StorageError::Invalid(format!(
-                            "{} is missing but {} exists: refusing to adopt a data directory \
-                             of unknown identity",
-                            meta_path.display(),
-                            dir.join(other).display()
-                        )));
-                    }
-                }
-                let data = serde_json::to_vec_pretty(&want).expect("meta encodes");
-                write_atomic(dir, META, &data, opts.faults.as_deref())?;
-            }
-            Err(e) => return Err(io_err(&meta_path)(e)),
-        }
+        let meta = identity::ensure(dir, cluster_id, node_id, opts.faults.as_deref())?;
         let hs_path = dir.join(HARD_STATE);
         let hard_state = match fs::read(&hs_path) {
             Ok(data) => Some(decode_hard_state(&hs_path, &data)?),
@@ -508,6 +465,7 @@ impl Storage {
                 received: None,
             },
             Recovered {
+                meta,
                 hard_state,
                 log: Log::after_snapshot(
                     snapshot.last_included_index,
@@ -949,7 +907,7 @@ mod tests {
         // A crash here recovers from the new snapshot and the log after it.
         {
             let copy = tempfile::tempdir().unwrap();
-            for name in [META, HARD_STATE, SNAPSHOT] {
+            for name in [super::identity::META, HARD_STATE, SNAPSHOT] {
                 fs::copy(dir.path().join(name), copy.path().join(name)).unwrap();
             }
             fs::create_dir(copy.path().join("wal")).unwrap();

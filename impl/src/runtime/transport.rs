@@ -205,6 +205,11 @@ async fn dial_loop(d: Dialed, mut rx: mpsc::Receiver<Envelope>, metrics: Arc<Met
                 }
             }
             Err(HandshakeError::Io(e)) => debug!(peer, %addr, error = %e, "cannot connect to peer"),
+            Err(HandshakeError::Replaced(reason)) => {
+                // The node stops (see `server::run`); redialing would only repeat this.
+                error!(peer, %addr, "{reason}");
+                return;
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(d.timing.redial_max.max(BACKOFF_MIN));
@@ -347,6 +352,10 @@ pub async fn listen_with_auth(
                 }
                 Err(HandshakeError::Io(e)) => {
                     debug!(%remote, error = %e, "peer handshake failed");
+                    return;
+                }
+                Err(HandshakeError::Replaced(reason)) => {
+                    error!(%remote, "{reason}");
                     return;
                 }
             };

@@ -44,6 +44,15 @@ pub fn configs(n: u64, dir: &Path, cluster_id: &str) -> Vec<Config> {
     v
 }
 
+/// Initialize the data directories of a new cluster (`raft-node init`), once, before the
+/// nodes' first start.
+pub fn init_all(cfgs: &[Config]) {
+    for c in cfgs {
+        c.init_data_dir()
+            .unwrap_or_else(|e| panic!("node {}: {e}", c.id));
+    }
+}
+
 /// Start `raft-node serve` on `cfg`, written to `dir/node{id}.toml`, logging (info) to
 /// `dir/node{id}.log`.
 pub fn spawn(cfg: &Config, dir: &Path) -> Child {
@@ -137,6 +146,7 @@ impl Cluster {
         prefixes: Vec<Vec<String>>,
     ) -> Cluster {
         let n = cfgs.len() as u64;
+        init_all(&cfgs);
         let mut c = Cluster {
             dir: tmp.path().to_path_buf(),
             cfgs,

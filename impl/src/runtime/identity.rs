@@ -1,0 +1,337 @@
+//! Who a data directory is, and which incarnation of each peer this node has talked to.
+//!
+//! A voter's promises live on its disk: the vote it cast in each term and the entries it
+//! acknowledged. A node that lost its disk has forgotten both, so it must not come back as the
+//! voter it was: it could vote twice in a term (two leaders), and the entries only it and one
+//! other node held are now on a minority (acknowledged writes lost when that other node fails).
+//! Two checks keep such a node out:
+//!
+//! - A data directory is created once, by [`init`] (`raft-node init`), and `serve` refuses a
+//!   directory that was never initialized. Starting on an empty directory is then a decision
+//!   an operator made, not what happens when a disk comes back blank.
+//! - Each initialization draws a random *incarnation*. Peers exchange incarnations in the
+//!   handshake and each node records, durably and before it accepts anything from it, the
+//!   incarnation of every peer it talks to ([`PeerBook`], `peers.json`). A peer presenting
+//!   another incarnation later was re-initialized: the connection is refused and the replaced
+//!   node is told so, and stops with an error that says what happened.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::storage::write_atomic;
+use super::wal::{io_err, StorageError};
+use raft_core::NodeId;
+
+/// The identity file of a data directory.
+pub const META: &str = "meta.json";
+/// The incarnations of peers this node has talked to.
+pub const PEERS: &str = "peers.json";
+/// Files that only an initialized data directory holds.
+const STATE_FILES: [&str; 3] = ["hard_state", "snapshot", "wal"];
+
+/// The identity a data directory belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    pub cluster_id: String,
+    pub node_id: NodeId,
+    /// Drawn at random when the directory was initialized (never 0). Directories written
+    /// before incarnations existed read as 0 and get one at their next start.
+    #[serde(default)]
+    pub incarnation: u64,
+}
+
+fn fresh_incarnation() -> u64 {
+    loop {
+        let i: u64 = rand::random();
+        if i != 0 {
+            return i;
+        }
+    }
+}
+
+/// How to get a node whose data directory is gone back into its cluster, said wherever a
+/// node refuses to start for that reason.
+pub const REJOIN_HINT: &str = "a node that lost its data directory has forgotten its votes \
+     and the log entries it acknowledged, so it must not rejoin as the voter it was. Restore \
+     its own data directory if a copy exists; otherwise keep it stopped: the cluster runs on \
+     its other members, and replacing a member needs a membership change";
+
+/// Create the data directory `dir` for node `node_id` of cluster `cluster_id`, with a fresh
+/// incarnation. Refuses a directory that is already initialized or holds state.
+pub fn init(dir: &Path, cluster_id: &str, node_id: NodeId) -> Result<Meta, StorageError> {
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    if let Some(have) = read(dir)? {
+        return Err(StorageError::Invalid(format!(
+            "{} is already initialized (node {} of cluster {:?}, incarnation {:016x})",
+            dir.display(),
+            have.node_id,
+            have.cluster_id,
+            have.incarnation
+        )));
+    }
+    refuse_orphan_state(dir)?;
+    let meta = Meta {
+        cluster_id: cluster_id.to_string(),
+        node_id,
+        incarnation: fresh_incarnation(),
+    };
+    write_meta(dir, &meta, None)?;
+    Ok(meta)
+}
+
+/// The identity of `dir`, `None` when it was never initialized.
+pub fn read(dir: &Path) -> Result<Option<Meta>, StorageError> {
+    let path = dir.join(META);
+    match fs::read(&path) {
+        Ok(data) => serde_json::from_slice(&data)
+            .map(Some)
+            .map_err(|e| StorageError::Invalid(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&path)(e)),
+    }
+}
+
+/// The identity of `dir`, which must be initialized, and belong to node `node_id` of cluster
+/// `cluster_id`.
+pub fn require(dir: &Path, cluster_id: &str, node_id: NodeId) -> Result<Meta, StorageError> {
+    match read(dir)? {
+        Some(have) => check(dir, have, cluster_id, node_id, None),
+        None => Err(StorageError::Invalid(format!(
+            "{} is not an initialized data directory (no {META}). A new cluster's nodes are \
+             initialized once, before their first start (`raft-node init --config FILE`; \
+             `raft-node cluster` does it for its nodes). If this node ran before, {REJOIN_HINT}.",
+            dir.display()
+        ))),
+    }
+}
+
+/// [`require`], except that a directory with no identity and no state is initialized (what
+/// library users and tests opening a fresh directory expect).
+pub(crate) fn ensure(
+    dir: &Path,
+    cluster_id: &str,
+    node_id: NodeId,
+    faults: Option<&super::wal::DiskFaults>,
+) -> Result<Meta, StorageError> {
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    match read(dir)? {
+        Some(have) => check(dir, have, cluster_id, node_id, faults),
+        None => {
+            refuse_orphan_state(dir)?;
+            let meta = Meta {
+                cluster_id: cluster_id.to_string(),
+                node_id,
+                incarnation: fresh_incarnation(),
+            };
+            write_meta(dir, &meta, faults)?;
+            Ok(meta)
+        }
+    }
+}
+
+fn check(
+    dir: &Path,
+    have: Meta,
+    cluster_id: &str,
+    node_id: NodeId,
+    faults: Option<&super::wal::DiskFaults>,
+) -> Result<Meta, StorageError> {
+    if have.cluster_id != cluster_id || have.node_id != node_id {
+        return Err(StorageError::Invalid(format!(
+            "{} belongs to node {} of cluster {:?}, not node {} of cluster {:?}",
+            dir.display(),
+            have.node_id,
+            have.cluster_id,
+            node_id,
+            cluster_id
+        )));
+    }
+    if have.incarnation != 0 {
+        return Ok(have);
+    }
+    // Written before incarnations existed: this directory is the node's own, so it gets its
+    // incarnation now and keeps it.
+    let meta = Meta {
+        incarnation: fresh_incarnation(),
+        ..have
+    };
+    write_meta(dir, &meta, faults)?;
+    Ok(meta)
+}
+
+/// A directory that already holds state but lost its identity is not new.
+fn refuse_orphan_state(dir: &Path) -> Result<(), StorageError> {
+    for other in STATE_FILES {
+        if dir.join(other).exists() {
+            return Err(StorageError::Invalid(format!(
+                "{} is missing but {} exists: refusing to adopt a data directory of unknown \
+                 identity",
+                dir.join(META).display(),
+                dir.join(other).display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn write_meta(
+    dir: &Path,
+    meta: &Meta,
+    faults: Option<&super::wal::DiskFaults>,
+) -> Result<(), StorageError> {
+    let data = serde_json::to_vec_pretty(meta).expect("meta encodes");
+    write_atomic(dir, META, &data, faults)
+}
+
+/// The incarnations of the peers this node has talked to, durable in `peers.json`, and whether
+/// a peer has told this node that it was replaced.
+#[derive(Debug)]
+pub struct PeerBook {
+    me: u64,
+    dir: PathBuf,
+    known: Mutex<BTreeMap<NodeId, u64>>,
+    replaced: watch::Sender<Option<String>>,
+}
+
+impl PeerBook {
+    /// The book of data directory `dir`, whose own incarnation is `me`.
+    pub fn load(dir: &Path, me: u64) -> Result<PeerBook, StorageError> {
+        let path = dir.join(PEERS);
+        let known = match fs::read(&path) {
+            Ok(data) => serde_json::from_slice(&data)
+                .map_err(|e| StorageError::Invalid(format!("{}: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        Ok(PeerBook {
+            me,
+            dir: dir.to_path_buf(),
+            known: Mutex::new(known),
+            replaced: watch::channel(None).0,
+        })
+    }
+
+    /// This node's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.me
+    }
+
+    /// The recorded incarnation of `peer`, if any.
+    pub fn known(&self, peer: NodeId) -> Option<u64> {
+        self.known.lock().unwrap().get(&peer).copied()
+    }
+
+    /// Accept `peer` presenting `incarnation`: the first one seen is recorded durably before
+    /// this returns; any other one is refused, with the reason.
+    pub fn admit(&self, peer: NodeId, incarnation: u64) -> Result<(), String> {
+        let mut known = self.known.lock().unwrap();
+        match known.get(&peer) {
+            Some(&k) if k == incarnation => Ok(()),
+            Some(&k) => Err(format!(
+                "node {peer} presents incarnation {incarnation:016x}, but this cluster knew it as \
+                 incarnation {k:016x}: its data directory was re-initialized. {REJOIN_HINT}"
+            )),
+            None if incarnation == 0 => Err(format!(
+                "node {peer} presents no incarnation (a node without an identity book)"
+            )),
+            None => {
+                known.insert(peer, incarnation);
+                let data = serde_json::to_vec_pretty(&*known).expect("peer book encodes");
+                if let Err(e) = write_atomic(&self.dir, PEERS, &data, None) {
+                    known.remove(&peer);
+                    return Err(format!("cannot record node {peer}'s incarnation: {e}"));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A peer refused this node as a replaced incarnation of itself.
+    pub fn mark_replaced(&self, reason: String) {
+        self.replaced.send_if_modified(|r| {
+            let first = r.is_none();
+            r.get_or_insert(reason);
+            first
+        });
+    }
+
+    /// Resolves with the reason once a peer has refused this node as replaced.
+    pub fn replaced(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut rx = self.replaced.subscribe();
+        async move {
+            loop {
+                if let Some(r) = rx.borrow_and_update().clone() {
+                    return r;
+                }
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_once_then_require_and_refuse_strangers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("n1");
+        let e = require(&dir, "c", 1).unwrap_err().to_string();
+        assert!(e.contains("not an initialized data directory"), "{e}");
+        let m = init(&dir, "c", 1).unwrap();
+        assert_ne!(m.incarnation, 0);
+        assert_eq!(require(&dir, "c", 1).unwrap(), m);
+        assert!(init(&dir, "c", 1)
+            .unwrap_err()
+            .to_string()
+            .contains("already initialized"));
+        assert!(require(&dir, "c", 2).is_err());
+        assert!(require(&dir, "other", 1).is_err());
+        // Two initializations draw two incarnations.
+        let other = init(&tmp.path().join("n1b"), "c", 1).unwrap();
+        assert_ne!(other.incarnation, m.incarnation);
+    }
+
+    #[test]
+    fn a_directory_from_before_incarnations_gets_one_and_keeps_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(META), br#"{"cluster_id":"c","node_id":1}"#).unwrap();
+        let m = require(tmp.path(), "c", 1).unwrap();
+        assert_ne!(m.incarnation, 0);
+        assert_eq!(require(tmp.path(), "c", 1).unwrap(), m);
+    }
+
+    #[test]
+    fn the_book_records_a_peer_once_and_refuses_another_incarnation_after_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let book = PeerBook::load(tmp.path(), 7).unwrap();
+        book.admit(2, 11).unwrap();
+        book.admit(2, 11).unwrap();
+        assert!(book.admit(3, 0).is_err());
+        drop(book);
+        let book = PeerBook::load(tmp.path(), 7).unwrap();
+        assert_eq!(book.known(2), Some(11));
+        let e = book.admit(2, 12).unwrap_err();
+        assert!(e.contains("re-initialized"), "{e}");
+        assert_eq!(book.known(2), Some(11));
+    }
+
+    #[tokio::test]
+    async fn being_replaced_is_reported_once_with_the_first_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let book = PeerBook::load(tmp.path(), 7).unwrap();
+        let waiting = tokio::spawn(book.replaced());
+        book.mark_replaced("first".into());
+        book.mark_replaced("second".into());
+        assert_eq!(waiting.await.unwrap(), "first");
+        assert_eq!(book.replaced().await, "first");
+    }
+}
