@@ -281,7 +281,7 @@ fn init_local_cluster(cfgs: &[Config]) -> Result<(), String> {
     } else if let Some(c) = missing.first() {
         return Err(format!(
             "node {} has no initialized data directory ({}) but other nodes of this cluster \
-             do: {}",
+             do. If it lost its data directory, {}.",
             c.id,
             c.data_dir.display(),
             identity::REJOIN_HINT

@@ -39,11 +39,35 @@ const STATE_FILES: [&str; 3] = ["hard_state", "snapshot", "wal"];
 pub struct Meta {
     pub cluster_id: String,
     pub node_id: NodeId,
-    /// Drawn at random when the directory was initialized (never 0). Directories written
-    /// before incarnations existed read as 0 and get one at their next start.
-    #[serde(default)]
+    /// Drawn at random when the directory was initialized (never 0); written in hex, as every
+    /// message shows it. Directories written before incarnations existed read as 0 and get
+    /// one at their next start.
+    #[serde(default, with = "hex")]
     pub incarnation: u64,
 }
+
+/// Incarnations as 16 hex digits in the files, so that an operator can match them against the
+/// logs.
+mod hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:016x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(d)?;
+        u64::from_str_radix(&text, 16)
+            .map_err(|e| serde::de::Error::custom(format!("incarnation {text:?}: {e}")))
+    }
+}
+
+/// What `peers.json` holds: each peer's incarnation, in hex.
+#[derive(Default, Serialize, Deserialize)]
+struct Known(BTreeMap<NodeId, Incarnation>);
+
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Incarnation(#[serde(with = "hex")] u64);
 
 fn fresh_incarnation() -> u64 {
     loop {
@@ -56,10 +80,10 @@ fn fresh_incarnation() -> u64 {
 
 /// How to get a node whose data directory is gone back into its cluster, said wherever a
 /// node refuses to start for that reason.
-pub const REJOIN_HINT: &str = "a node that lost its data directory has forgotten its votes \
-     and the log entries it acknowledged, so it must not rejoin as the voter it was. Restore \
-     its own data directory if a copy exists; otherwise keep it stopped: the cluster runs on \
-     its other members, and replacing a member needs a membership change";
+pub const REJOIN_HINT: &str = "it has forgotten its votes and the log entries it \
+     acknowledged, so it must not rejoin as the voter it was: restore its own data directory if \
+     a copy exists; otherwise keep it stopped (the cluster runs on its other members; replacing \
+     a member needs a membership change)";
 
 /// Create the data directory `dir` for node `node_id` of cluster `cluster_id`, with a fresh
 /// incarnation. Refuses a directory that is already initialized or holds state.
@@ -104,7 +128,8 @@ pub fn require(dir: &Path, cluster_id: &str, node_id: NodeId) -> Result<Meta, St
         None => Err(StorageError::Invalid(format!(
             "{} is not an initialized data directory (no {META}). A new cluster's nodes are \
              initialized once, before their first start (`raft-node init --config FILE`; \
-             `raft-node cluster` does it for its nodes). If this node ran before, {REJOIN_HINT}.",
+             `raft-node cluster` does it for its nodes). If this node ran before and lost its data \
+             directory, {REJOIN_HINT}.",
             dir.display()
         ))),
     }
@@ -203,8 +228,12 @@ impl PeerBook {
     pub fn load(dir: &Path, me: u64) -> Result<PeerBook, StorageError> {
         let path = dir.join(PEERS);
         let known = match fs::read(&path) {
-            Ok(data) => serde_json::from_slice(&data)
-                .map_err(|e| StorageError::Invalid(format!("{}: {e}", path.display())))?,
+            Ok(data) => serde_json::from_slice::<Known>(&data)
+                .map_err(|e| StorageError::Invalid(format!("{}: {e}", path.display())))?
+                .0
+                .into_iter()
+                .map(|(id, i)| (id, i.0))
+                .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(io_err(&path)(e)),
         };
@@ -234,14 +263,15 @@ impl PeerBook {
             Some(&k) if k == incarnation => Ok(()),
             Some(&k) => Err(format!(
                 "node {peer} presents incarnation {incarnation:016x}, but this cluster knew it as \
-                 incarnation {k:016x}: its data directory was re-initialized. {REJOIN_HINT}"
+                 incarnation {k:016x}: its data directory was re-initialized, and {REJOIN_HINT}"
             )),
             None if incarnation == 0 => Err(format!(
                 "node {peer} presents no incarnation (a node without an identity book)"
             )),
             None => {
                 known.insert(peer, incarnation);
-                let data = serde_json::to_vec_pretty(&*known).expect("peer book encodes");
+                let file = Known(known.iter().map(|(&id, &i)| (id, Incarnation(i))).collect());
+                let data = serde_json::to_vec_pretty(&file).expect("peer book encodes");
                 if let Err(e) = write_atomic(&self.dir, PEERS, &data, None) {
                     known.remove(&peer);
                     return Err(format!("cannot record node {peer}'s incarnation: {e}"));
@@ -288,6 +318,11 @@ mod tests {
         assert!(e.contains("not an initialized data directory"), "{e}");
         let m = init(&dir, "c", 1).unwrap();
         assert_ne!(m.incarnation, 0);
+        let text = fs::read_to_string(dir.join(META)).unwrap();
+        assert!(
+            text.contains(&format!("\"{:016x}\"", m.incarnation)),
+            "{text}"
+        );
         assert_eq!(require(&dir, "c", 1).unwrap(), m);
         assert!(init(&dir, "c", 1)
             .unwrap_err()
@@ -319,6 +354,8 @@ mod tests {
         drop(book);
         let book = PeerBook::load(tmp.path(), 7).unwrap();
         assert_eq!(book.known(2), Some(11));
+        let text = fs::read_to_string(tmp.path().join(PEERS)).unwrap();
+        assert!(text.contains("\"000000000000000b\""), "{text}");
         let e = book.admit(2, 12).unwrap_err();
         assert!(e.contains("re-initialized"), "{e}");
         assert_eq!(book.known(2), Some(11));

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use super::config::{self, Config, DEFAULT_MAX_INFLIGHT_APPENDS};
 use super::handshake::PeerAuth;
@@ -741,11 +741,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         http = %cfg.http_addr,
         "serving"
     );
-    let replaced = async move {
-        let reason = replaced.await;
-        error!("{reason}");
-        reason
-    };
     run_until_stopped(shutdown, replaced, node_loop, http, tx).await
 }
 
