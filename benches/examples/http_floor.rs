@@ -1,8 +1,8 @@
 //! The HTTP floor: what the client API costs on this machine with no consensus behind it.
 //!
 //! A server with the node's HTTP stack (axum over hyper, a 2-worker tokio runtime, mimalloc)
-//! and the node's `PUT /kv/KEY?client_id=&seq=` request and answer, which answers every write
-//! at once: no Raft, no disk, no peers. `raft-node bench` against it measures how many writes
+//! and the node's `POST /register` and `PUT /kv/KEY?client_id=&seq=` requests and answers, which
+//! answers every write at once: no Raft, no disk, no peers. `raft-node bench` against it measures how many writes
 //! per second the load generator and one HTTP server can exchange here at all; a 3-node
 //! cluster also replicates, applies and fsyncs, on the same cores. BENCHMARKS.md, section 7.
 //!
@@ -13,8 +13,10 @@
 
 #![forbid(unsafe_code)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::extract::{Path, Query};
-use axum::routing::put;
+use axum::routing::{post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -36,6 +38,13 @@ async fn kv_put(
     Json(json!({ "ok": true, "client_id": p.client_id, "seq": p.seq }))
 }
 
+/// `POST /register`, as the node answers it (a fresh session id), so that clients that open a
+/// session before their first write (`raft-node bench` does) run against the floor too.
+async fn register() -> Json<Value> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    Json(json!({ "client_id": NEXT.fetch_add(1, Ordering::Relaxed) }))
+}
+
 fn main() {
     let addr = std::env::args()
         .nth(1)
@@ -50,7 +59,9 @@ fn main() {
             .await
             .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
         eprintln!("http_floor: answering PUT /kv/KEY on {addr}");
-        let app = Router::new().route("/kv/:key", put(kv_put));
+        let app = Router::new()
+            .route("/kv/:key", put(kv_put))
+            .route("/register", post(register));
         axum::serve(listener, app).await.expect("serve");
     });
 }

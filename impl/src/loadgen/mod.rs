@@ -1,8 +1,14 @@
 //! The load generator behind `raft-node bench`: N concurrent clients on one tokio runtime, each
-//! with its own keep-alive HTTP/1.1 connection, issuing a read/write mix against a running
-//! cluster and recording every operation's latency.
+//! with one operation in flight, issuing a read/write mix against a running cluster and recording
+//! every operation's latency.
 //!
-//! Each client behaves like the library client: it registers a session (`POST /register`)
+//! The engine (this module) draws the operations, times them and sums them up; what one client
+//! does to perform an operation is a [`Target`]. The raftright one ([`raftright`]) is below; the
+//! comparison with etcd (`raft-benches`, feature `etcd`) drives etcd with the same engine through
+//! a target of its own, so both systems see the same clients, keys, values and timing.
+//!
+//! Each raftright client has its own keep-alive HTTP/1.1 connection and behaves like the library
+//! client: it registers a session (`POST /register`)
 //! before its first operation, follows the leader's redirect, rotates through the nodes on
 //! failures, and retries a write with the same `(client_id, seq)` until it is answered, so a
 //! retried write is never applied twice. An operation that is still not answered after
@@ -14,15 +20,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use tokio::net::TcpStream;
+
+pub mod raftright;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -135,9 +140,55 @@ pub struct Progress {
     pub expired: AtomicU64,
 }
 
-/// Run the load; `progress` receives the shared counters once a second until the run ends.
+/// How one operation ended, as a [`Target`] reports it.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Answered: a write acknowledged, a read answered.
+    Done,
+    /// A write's session is gone (raftright's 409 "session expired"): counted as an error and
+    /// as expired; the target registers again before its next write.
+    Expired,
+    /// Not answered within the operation timeout (counted as an error; the run goes on).
+    GaveUp,
+    /// The system refuses this request outright (a bad token, a bad request): the run stops,
+    /// since retrying cannot succeed.
+    Refused(String),
+}
+
+/// One client of the system under load: it performs one operation at a time, retrying inside
+/// the operation as the system's own clients would, within `LoadConfig::op_timeout`.
+pub trait Target: Send + 'static {
+    /// Whatever must happen before a write is timed (raftright: registering a session). An
+    /// error is the outcome of the write that could not start.
+    fn ready_to_write(&mut self) -> impl Future<Output = Result<(), Outcome>> + Send {
+        async { Ok(()) }
+    }
+    /// Write `value` under `key`.
+    fn write(&mut self, key: &str, value: Bytes) -> impl Future<Output = Outcome> + Send;
+    /// A read of `key` (linearizable unless the target was built otherwise).
+    fn read(&mut self, key: &str) -> impl Future<Output = Outcome> + Send;
+}
+
+/// Run the load against raftright; `progress` receives the shared counters once a second until
+/// the run ends.
 pub async fn run(
     cfg: LoadConfig,
+    progress: impl FnMut(Duration, &Progress) + Send,
+) -> Result<Summary, String> {
+    let shared = Arc::new(cfg.clone());
+    run_targets(
+        cfg,
+        |i, counters| raftright::Worker::new(shared.clone(), counters, i),
+        progress,
+    )
+    .await
+}
+
+/// Run the load with client `i` being `target(i, counters)`; `progress` receives the shared
+/// counters once a second until the run ends.
+pub async fn run_targets<T: Target>(
+    cfg: LoadConfig,
+    mut target: impl FnMut(usize, Arc<Progress>) -> T,
     mut progress: impl FnMut(Duration, &Progress) + Send,
 ) -> Result<Summary, String> {
     cfg.validate()?;
@@ -149,16 +200,12 @@ pub async fn run(
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(cfg.clients);
     for i in 0..cfg.clients {
-        let client = Worker {
+        let client = Client {
             cfg: cfg.clone(),
             counters: counters.clone(),
-            conn: None,
-            current: i % cfg.nodes.len(),
-            nodes: cfg.nodes.clone(),
-            client_id: raft_core::NO_SESSION,
-            seq: 0,
             rng: StdRng::seed_from_u64(cfg.seed.wrapping_add(i as u64)),
             value: Bytes::from(vec![b'v'; cfg.value_size]),
+            target: target(i, counters.clone()),
         };
         let (stop, issued, fatal) = (stop.clone(), issued.clone(), fatal.clone());
         tasks.push(tokio::spawn(async move {
@@ -214,33 +261,16 @@ pub async fn run(
     })
 }
 
-/// One client: one connection, one request in flight.
-struct Worker {
+/// One client of the engine: draws its operations and times them; `target` performs them.
+struct Client<T> {
     cfg: Arc<LoadConfig>,
     counters: Arc<Progress>,
-    conn: Option<SendRequest<Full<Bytes>>>,
-    current: usize,
-    nodes: Vec<String>,
-    /// The session (`NO_SESSION` until registered).
-    client_id: u64,
-    seq: u64,
     rng: StdRng,
     value: Bytes,
+    target: T,
 }
 
-enum Outcome {
-    /// Answered (200), with the answer's body.
-    Done(Bytes),
-    /// A write's session is gone (409 "session expired"): counted as an error, and the
-    /// client registers again.
-    Expired,
-    /// Not answered in time (counted as an error; the run goes on).
-    GaveUp,
-    /// The cluster refuses this request outright (4xx): the run stops.
-    Refused(String),
-}
-
-impl Worker {
+impl<T: Target> Client<T> {
     async fn run(
         mut self,
         stop: Arc<AtomicBool>,
@@ -256,44 +286,24 @@ impl Worker {
             }
             let key = format!("bench-{}", self.rng.gen_range(0..self.cfg.keys));
             let read = self.rng.gen_bool(self.cfg.reads);
-            // A session before the first write (reads need none).
-            if !read && self.client_id == raft_core::NO_SESSION {
-                match self.register().await {
-                    Ok(()) => {}
-                    // Not registered in time: this operation is given up on.
-                    Err(None) => {
-                        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    Err(Some(e)) => {
-                        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                        fatal.lock().unwrap().get_or_insert(e);
-                        stop.store(true, Ordering::Relaxed);
-                        break;
-                    }
-                }
-            }
-            let t0 = Instant::now();
-            let outcome = if read {
-                let uri = if self.cfg.stale_reads {
-                    format!("/kv/{key}?stale=true")
-                } else {
-                    format!("/kv/{key}")
-                };
-                self.attempt(Method::GET, uri, Bytes::new()).await
+            let ready = if read {
+                Ok(())
             } else {
-                self.seq += 1;
-                let uri = format!("/kv/{key}?client_id={}&seq={}", self.client_id, self.seq);
-                let body = self.value.clone();
-                self.attempt(Method::PUT, uri, body).await
+                self.target.ready_to_write().await
+            };
+            let t0 = Instant::now();
+            let outcome = match ready {
+                Err(o) => o,
+                Ok(()) if read => self.target.read(&key).await,
+                Ok(()) => self.target.write(&key, self.value.clone()).await,
             };
             let us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
             match outcome {
-                Outcome::Done(_) if read => {
+                Outcome::Done if read => {
                     rl.push(us);
                     self.counters.reads.fetch_add(1, Ordering::Relaxed);
                 }
-                Outcome::Done(_) => {
+                Outcome::Done => {
                     wl.push(us);
                     self.counters.writes.fetch_add(1, Ordering::Relaxed);
                 }
@@ -303,7 +313,6 @@ impl Worker {
                 Outcome::Expired => {
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
                     self.counters.expired.fetch_add(1, Ordering::Relaxed);
-                    self.client_id = raft_core::NO_SESSION;
                 }
                 Outcome::Refused(e) => {
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -315,192 +324,11 @@ impl Worker {
         }
         (wl, rl)
     }
-
-    /// Open a session (`POST /register`, retried like any request). `Err(None)`: not answered
-    /// in time; `Err(Some(why))`: refused.
-    async fn register(&mut self) -> Result<(), Option<String>> {
-        let body = match self
-            .attempt(Method::POST, "/register".into(), Bytes::new())
-            .await
-        {
-            Outcome::Done(b) => b,
-            Outcome::GaveUp => return Err(None),
-            Outcome::Expired => return Err(Some("a registration answered 409".into())),
-            Outcome::Refused(e) => return Err(Some(e)),
-        };
-        let id = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["client_id"].as_u64())
-            .filter(|&id| id != raft_core::NO_SESSION);
-        match id {
-            Some(id) => {
-                self.client_id = id;
-                self.seq = 0;
-                Ok(())
-            }
-            None => Err(Some(format!(
-                "bad answer to a registration: {}",
-                String::from_utf8_lossy(&body)
-            ))),
-        }
-    }
-
-    /// Send one request until it is answered, refused or `op_timeout` passes.
-    async fn attempt(&mut self, method: Method, uri: String, body: Bytes) -> Outcome {
-        let start = Instant::now();
-        let mut backoff = Duration::from_millis(5);
-        let mut first = true;
-        let mut redirects = 0;
-        while start.elapsed() < self.cfg.op_timeout {
-            if !first {
-                self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            }
-            first = false;
-            if self.connect().await.is_err() {
-                self.rotate();
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(200));
-                continue;
-            }
-            let mut req = Request::builder()
-                .method(method.clone())
-                .uri(uri.as_str())
-                .header(hyper::header::HOST, &self.nodes[self.current]);
-            if let Some(t) = &self.cfg.token {
-                req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
-            }
-            let req = req
-                .body(Full::new(body.clone()))
-                .expect("a request built from valid parts");
-            let sender = self.conn.as_mut().expect("connected above");
-            // A node that stopped (SIGSTOP, a hung host) keeps the connection open and never
-            // answers: each attempt gets a third of the operation's time, so the client moves
-            // on to another node while the operation can still succeed there.
-            let patience = (self.cfg.op_timeout / 3)
-                .min(self.cfg.op_timeout.saturating_sub(start.elapsed()))
-                .max(Duration::from_millis(1));
-            let exchange = async {
-                sender.ready().await?;
-                let resp = sender.send_request(req).await?;
-                let status = resp.status();
-                let location = resp
-                    .headers()
-                    .get(hyper::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let body = resp.into_body().collect().await?.to_bytes();
-                Ok::<_, hyper::Error>((status, location, body))
-            };
-            let (status, location, body) = match tokio::time::timeout(patience, exchange).await {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(_)) | Err(_) => {
-                    self.conn = None;
-                    self.rotate();
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(200));
-                    continue;
-                }
-            };
-            if status == StatusCode::OK {
-                return Outcome::Done(body);
-            }
-            if status == StatusCode::CONFLICT && body_error(&body) == Some("session expired") {
-                return Outcome::Expired;
-            }
-            if status == StatusCode::TEMPORARY_REDIRECT {
-                if let Some(addr) = location.as_deref().and_then(authority) {
-                    self.go_to(addr);
-                    redirects += 1;
-                    // Nodes that disagree on the leader (an election under way) must not
-                    // bounce the client back and forth at full speed.
-                    if redirects > 3 {
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_millis(200));
-                    }
-                    continue;
-                }
-            }
-            if status.is_client_error() {
-                return Outcome::Refused(format!(
-                    "{} answered {status}: {}",
-                    self.nodes[self.current],
-                    String::from_utf8_lossy(&body)
-                ));
-            }
-            // 503 (no leader yet, overloaded) or 504 (not committed in time): retry, same seq.
-            let hint = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["leader_http"].as_str().map(str::to_string));
-            match hint {
-                Some(addr) => self.go_to(&addr),
-                None if status == StatusCode::SERVICE_UNAVAILABLE => self.rotate(),
-                None => {}
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(200));
-        }
-        Outcome::GaveUp
-    }
-
-    async fn connect(&mut self) -> Result<(), String> {
-        if self.conn.as_ref().is_some_and(|c| c.is_closed()) {
-            self.conn = None;
-        }
-        if self.conn.is_none() {
-            self.conn = None;
-            let stream = TcpStream::connect(&self.nodes[self.current])
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = stream.set_nodelay(true);
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            self.conn = Some(sender);
-        }
-        Ok(())
-    }
-
-    fn rotate(&mut self) {
-        self.conn = None;
-        self.current = (self.current + 1) % self.nodes.len();
-    }
-
-    fn go_to(&mut self, addr: &str) {
-        if self.nodes[self.current] == addr {
-            return;
-        }
-        self.conn = None;
-        match self.nodes.iter().position(|n| n == addr) {
-            Some(i) => self.current = i,
-            None => {
-                self.nodes.push(addr.to_string());
-                self.current = self.nodes.len() - 1;
-            }
-        }
-    }
-}
-
-/// The `error` of a JSON error answer.
-fn body_error(body: &[u8]) -> Option<&str> {
-    // A borrowed string: the reasons this module looks for have no escapes.
-    #[derive(serde::Deserialize)]
-    struct E<'a> {
-        error: &'a str,
-    }
-    serde_json::from_slice::<E>(body).ok().map(|e| e.error)
-}
-
-/// `host:port` of an absolute `http://host:port/...` URL.
-fn authority(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("http://")?;
-    Some(rest.split('/').next().unwrap_or(rest)).filter(|a| !a.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::raftright::authority;
     use super::*;
 
     fn cfg() -> LoadConfig {
