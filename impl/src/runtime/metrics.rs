@@ -62,6 +62,9 @@ pub struct Metrics {
     pub step_downs: AtomicU64,
     /// Rejections from a follower below the index it had acknowledged: it lost log entries.
     pub followers_lost_log: AtomicU64,
+    /// Appends to such a follower not sent: at most one a heartbeat interval goes (see
+    /// `lost_log`).
+    pub lost_log_appends_held: AtomicU64,
     /// Outbound peer connections dropped for an error or for silence (then redialed).
     pub peer_connections_lost: AtomicU64,
     /// Snapshot transfers to followers started, finished, and failed.
@@ -95,6 +98,12 @@ impl Metrics {
     /// Add one.
     pub fn inc(&self, c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Add `n`.
+    pub fn add(&self, c: &AtomicU64, n: u64) {
+        if n > 0 {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
     }
     /// Set a gauge.
     pub fn set(&self, g: &AtomicU64, v: u64) {
@@ -326,6 +335,12 @@ impl Metrics {
                 "counter",
                 "Rejections from a follower below the index it had acknowledged (it lost log entries).",
                 &self.followers_lost_log,
+            ),
+            (
+                "lost_log_appends_held_total",
+                "counter",
+                "Appends to a follower that lost log entries not sent (one a heartbeat interval goes).",
+                &self.lost_log_appends_held,
             ),
             (
                 "peer_connections_lost_total",

@@ -32,6 +32,7 @@ pub mod health;
 pub mod http;
 pub mod identity;
 pub mod limits;
+mod lost_log;
 pub mod metrics;
 pub mod node_input;
 mod outbound;

@@ -38,6 +38,7 @@ use super::health::{FollowerTracker, Observed, Transition};
 use super::http::{self, Api};
 use super::identity::{self, PeerBook};
 use super::limits;
+use super::lost_log::LostLogPacer;
 use super::metrics::Metrics;
 use super::node_input::NodeInput;
 use super::outbound::{coalesce, Outbound};
@@ -90,6 +91,8 @@ struct NodeLoop {
     received: Option<(PathBuf, Index)>,
     /// On the leader, each follower's progress over time (`/status` `followers`).
     followers: FollowerTracker,
+    /// On the leader, the pace of appends to followers that lost entries they acknowledged.
+    lost_log: LostLogPacer,
 }
 
 impl Drop for NodeLoop {
@@ -204,7 +207,7 @@ impl NodeLoop {
     /// had one copy fewer of them than it counted, and an operator must know.
     fn check_lost_log(&mut self, env: &Envelope) {
         let Message::AppendEntriesResponse {
-            success: false,
+            success,
             last_index,
             term,
         } = env.msg
@@ -215,13 +218,21 @@ impl NodeLoop {
         let Some(matched) = core.match_index(env.from) else {
             return;
         };
-        if core.is_leader() && term == core.current_term() && last_index < matched {
+        if !core.is_leader() || term != core.current_term() {
+            return;
+        }
+        if success {
+            self.lost_log.caught_up(env.from);
+            return;
+        }
+        if last_index < matched {
+            self.lost_log.mark(env.from, term);
             let m = &self.metrics;
             let n = m
                 .followers_lost_log
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 + 1;
-            // The leader answers each rejection at once: say it at the 1st, 2nd, 4th... one.
+            // Say it at the 1st, 2nd, 4th... rejection: one a heartbeat while it lasts.
             if n.is_power_of_two() {
                 warn!(
                     peer = env.from,
@@ -253,9 +264,15 @@ impl NodeLoop {
     /// Makes the batch durable, then sends its messages and answers its clients.
     fn commit_and_send(
         &mut self,
-        msgs: Vec<Envelope>,
+        mut msgs: Vec<Envelope>,
         mut replies: Vec<ClientReply>,
     ) -> Result<(), StorageError> {
+        if self.driver.core().is_leader() {
+            let held = self.lost_log.pace(&mut msgs, Instant::now());
+            self.metrics.add(&self.metrics.lost_log_appends_held, held);
+        } else {
+            self.lost_log.forget();
+        }
         // A client answer depends only on entries that are already durable on a majority
         // when the cluster has peers: the leader commits N only when a follower acknowledged
         // N, the follower acknowledged only after its own fsync, and it received N only in a
@@ -721,6 +738,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         transfers,
         received: None,
         followers: FollowerTracker::new(cfg.follower_stuck_after()),
+        lost_log: LostLogPacer::new(Duration::from_millis(cfg.heartbeat_ticks * cfg.tick_ms)),
     };
     let node_loop = tokio::task::spawn_blocking(move || node.run(rx));
     let api = Arc::new(Api::new(
