@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::storage::write_atomic;
+use super::wal::write_atomic;
 use super::wal::{io_err, StorageError};
 use raft_core::NodeId;
 

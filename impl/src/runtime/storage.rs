@@ -33,7 +33,8 @@ use super::disk::{sync_file, write_file};
 use super::framing;
 use super::identity;
 use super::wal::{
-    io_err, sync_dir, DiskFaults, PendingSync, StorageError, TornTail, Wal, WalOptions,
+    io_err, sync_dir, write_atomic, DiskFaults, PendingSync, StorageError, TornTail, Wal,
+    WalOptions,
 };
 use raft_core::{HardState, Index, Log, NodeId, RaftCore, Ready, Snapshot};
 
@@ -215,24 +216,6 @@ impl std::io::Write for SeamWriter<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// Write `data` to `dir/name` atomically and durably.
-pub(crate) fn write_atomic(
-    dir: &Path,
-    name: &str,
-    data: &[u8],
-    faults: Option<&DiskFaults>,
-) -> Result<(), StorageError> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let path = dir.join(name);
-    {
-        let f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        write_file(faults, &f, data).map_err(io_err(&tmp))?;
-        sync_file(faults, &f).map_err(io_err(&tmp))?;
-    }
-    fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    sync_dir(dir)
 }
 
 /// What [`Storage::open`] recovered.

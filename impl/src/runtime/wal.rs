@@ -314,6 +314,24 @@ impl PendingSync {
     }
 }
 
+/// Write `data` to `dir/name` atomically and durably.
+pub(crate) fn write_atomic(
+    dir: &Path,
+    name: &str,
+    data: &[u8],
+    faults: Option<&DiskFaults>,
+) -> Result<(), StorageError> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    {
+        let f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        write_file(faults, &f, data).map_err(io_err(&tmp))?;
+        sync_file(faults, &f).map_err(io_err(&tmp))?;
+    }
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(dir)
+}
+
 /// fsync a directory so that created, renamed and deleted files are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)
