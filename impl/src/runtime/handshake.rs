@@ -33,7 +33,7 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use std::sync::Arc;
 
 use super::codec::{decode, encode, handshake_framing, Frame, MAX_FRAME, NONCE, WIRE_VERSION};
-use super::identity::PeerBook;
+use super::identity::{PeerBook, Refusal};
 use raft_core::NodeId;
 
 /// How long each handshake step may take.
@@ -105,7 +105,7 @@ impl PeerAuth {
     }
 
     /// Admit `peer` at `incarnation` (always, without a book).
-    fn admit(&self, peer: NodeId, incarnation: u64) -> Result<(), String> {
+    fn admit(&self, peer: NodeId, incarnation: u64) -> Result<(), Refusal> {
         self.book
             .as_ref()
             .map_or(Ok(()), |b| b.admit(peer, incarnation))
@@ -273,8 +273,12 @@ pub async fn dial(
             if let Err(reason) = auth.check(Role::Listener, &t, proof.as_ref()) {
                 return Err(refuse(&mut conn, reason).await);
             }
-            if let Err(reason) = auth.admit(peer, incarnation) {
-                return Err(refuse_replaced(&mut conn, reason).await);
+            match auth.admit(peer, incarnation) {
+                Ok(()) => {}
+                Err(Refusal::Replaced(reason)) => {
+                    return Err(refuse_replaced(&mut conn, reason).await)
+                }
+                Err(Refusal::Other(reason)) => return Err(refuse(&mut conn, reason).await),
             }
             t
         }
@@ -371,8 +375,12 @@ pub async fn accept(
             if let Err(reason) = auth.check(Role::Dialer, &t, proof.as_ref()) {
                 return Err(refuse(&mut conn, reason).await);
             }
-            if let Err(reason) = auth.admit(from, theirs_incarnation) {
-                return Err(refuse_replaced(&mut conn, reason).await);
+            match auth.admit(from, theirs_incarnation) {
+                Ok(()) => {}
+                Err(Refusal::Replaced(reason)) => {
+                    return Err(refuse_replaced(&mut conn, reason).await)
+                }
+                Err(Refusal::Other(reason)) => return Err(refuse(&mut conn, reason).await),
             }
         }
         Ok(Frame::Replaced { reason }) => return Err(auth.replaced(from, reason)),

@@ -213,6 +213,15 @@ fn write_meta(
     write_atomic(dir, META, &data, faults)
 }
 
+/// Why [`PeerBook::admit`] refused a peer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A re-initialized incarnation of a node this one knew: it must stop.
+    Replaced(String),
+    /// Not now (no incarnation presented, or this node could not record it).
+    Other(String),
+}
+
 /// The incarnations of the peers this node has talked to, durable in `peers.json`, and whether
 /// a peer has told this node that it was replaced.
 #[derive(Debug)]
@@ -256,25 +265,28 @@ impl PeerBook {
     }
 
     /// Accept `peer` presenting `incarnation`: the first one seen is recorded durably before
-    /// this returns; any other one is refused, with the reason.
-    pub fn admit(&self, peer: NodeId, incarnation: u64) -> Result<(), String> {
+    /// this returns; any other one is refused as replaced. A peer without an incarnation, or
+    /// one this node cannot record, is refused for now, not as replaced: the fault may be here.
+    pub fn admit(&self, peer: NodeId, incarnation: u64) -> Result<(), Refusal> {
         let mut known = self.known.lock().unwrap();
         match known.get(&peer) {
             Some(&k) if k == incarnation => Ok(()),
-            Some(&k) => Err(format!(
+            Some(&k) => Err(Refusal::Replaced(format!(
                 "node {peer} presents incarnation {incarnation:016x}, but this cluster knew it as \
                  incarnation {k:016x}: its data directory was re-initialized, and {REJOIN_HINT}"
-            )),
-            None if incarnation == 0 => Err(format!(
-                "node {peer} presents no incarnation (a node without an identity book)"
-            )),
+            ))),
+            None if incarnation == 0 => Err(Refusal::Other(format!(
+                "node {peer} presents no incarnation (a node without a data directory identity)"
+            ))),
             None => {
                 known.insert(peer, incarnation);
                 let file = Known(known.iter().map(|(&id, &i)| (id, Incarnation(i))).collect());
                 let data = serde_json::to_vec_pretty(&file).expect("peer book encodes");
                 if let Err(e) = write_atomic(&self.dir, PEERS, &data, None) {
                     known.remove(&peer);
-                    return Err(format!("cannot record node {peer}'s incarnation: {e}"));
+                    return Err(Refusal::Other(format!(
+                        "cannot record node {peer}'s incarnation: {e}"
+                    )));
                 }
                 Ok(())
             }
@@ -350,15 +362,28 @@ mod tests {
         let book = PeerBook::load(tmp.path(), 7).unwrap();
         book.admit(2, 11).unwrap();
         book.admit(2, 11).unwrap();
-        assert!(book.admit(3, 0).is_err());
+        assert!(matches!(book.admit(3, 0), Err(Refusal::Other(_))));
         drop(book);
         let book = PeerBook::load(tmp.path(), 7).unwrap();
         assert_eq!(book.known(2), Some(11));
         let text = fs::read_to_string(tmp.path().join(PEERS)).unwrap();
         assert!(text.contains("\"000000000000000b\""), "{text}");
-        let e = book.admit(2, 12).unwrap_err();
+        let Err(Refusal::Replaced(e)) = book.admit(2, 12) else {
+            panic!("another incarnation admitted");
+        };
         assert!(e.contains("re-initialized"), "{e}");
         assert_eq!(book.known(2), Some(11));
+    }
+
+    #[test]
+    fn a_peer_this_node_cannot_record_is_refused_but_not_as_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let book = PeerBook::load(&tmp.path().join("gone"), 7).unwrap();
+        let Err(Refusal::Other(e)) = book.admit(2, 11) else {
+            panic!("admitted without recording");
+        };
+        assert!(e.contains("cannot record"), "{e}");
+        assert_eq!(book.known(2), None);
     }
 
     #[tokio::test]
