@@ -118,6 +118,15 @@ pub fn bit(id: Id) -> u8 {
     1 << id
 }
 
+/// Sends `msg` from `me` back to `src`, the server whose message is being handled.
+fn reply(fx: &mut Effects, me: Id, src: Id, msg: Msg) {
+    fx.out.push(Envelope {
+        src: me,
+        dst: src,
+        msg,
+    })
+}
+
 impl Server {
     pub fn new(cfg: &Config) -> Self {
         let sessions = cfg.initial_sessions();
@@ -413,6 +422,82 @@ impl Server {
     }
 
     pub fn on_message(&mut self, cfg: &Config, me: Id, src: Id, msg: &Msg, fx: &mut Effects) {
+        if !self.observe_term(cfg, msg) {
+            return;
+        }
+        match *msg {
+            Msg::RequestVote {
+                term,
+                candidate,
+                last_log_index,
+                last_log_term,
+                pre_vote: false,
+            } => self.on_request_vote(
+                cfg,
+                me,
+                src,
+                term,
+                candidate,
+                last_log_index,
+                last_log_term,
+                fx,
+            ),
+            Msg::RequestVote {
+                term,
+                last_log_index,
+                last_log_term,
+                pre_vote: true,
+                ..
+            } => self.on_pre_vote_request(cfg, me, src, term, last_log_index, last_log_term, fx),
+            Msg::RequestVoteResponse {
+                term,
+                granted,
+                pre_vote,
+            } => self.on_request_vote_response(cfg, me, src, term, granted, pre_vote, fx),
+            Msg::AppendEntries {
+                term,
+                leader,
+                prev_log_index,
+                prev_log_term,
+                ref entries,
+                leader_commit,
+            } => self.on_append_entries(
+                cfg,
+                me,
+                src,
+                term,
+                leader,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+                fx,
+            ),
+            Msg::InstallSnapshot {
+                term,
+                leader,
+                ref snapshot,
+            } => self.on_install_snapshot(cfg, me, src, term, leader, snapshot, fx),
+            Msg::AppendEntriesResponse {
+                term,
+                success,
+                last_index,
+            } => self.on_append_entries_response(cfg, me, src, term, success, last_index, fx),
+            Msg::ReadIndex {
+                term,
+                leader,
+                round,
+            } => self.on_read_index(me, src, term, leader, round, fx),
+            Msg::ReadIndexResponse { term, round, ok } => {
+                self.on_read_index_response(cfg, src, term, round, ok, fx)
+            }
+        }
+    }
+
+    /// The first phase of every message: a higher term is adopted, except the future term that
+    /// pre-vote messages carry. Returns false if the message is to be ignored (only under
+    /// `Bug::NoStepDownOnHigherTermResponse`).
+    fn observe_term(&mut self, cfg: &Config, msg: &Msg) -> bool {
         let carries_future_term = matches!(
             msg,
             Msg::RequestVote { pre_vote: true, .. }
@@ -431,245 +516,317 @@ impl Server {
             && !carries_future_term
             && cfg.has_bug(Bug::NoStepDownOnHigherTermResponse)
         {
-            return;
+            return false;
         }
         if msg.term() > self.current_term && !carries_future_term {
             self.adopt_term(msg.term());
         }
-        let reply = |fx: &mut Effects, msg: Msg| {
-            fx.out.push(Envelope {
-                src: me,
-                dst: src,
-                msg,
-            })
-        };
-        match *msg {
-            Msg::RequestVote {
-                term,
-                candidate,
-                last_log_index,
-                last_log_term,
-                pre_vote: false,
-            } => {
-                let granted = term == self.current_term
-                    && (self.voted_for.is_none_or(|v| v == candidate)
-                        || cfg.has_bug(Bug::VoteTwiceInTerm))
-                    && (cfg.has_bug(Bug::VoteWithoutUpToDateCheck)
-                        || self.up_to_date(last_log_index, last_log_term));
-                if granted {
-                    self.voted_for = Some(candidate);
-                }
-                reply(
-                    fx,
-                    Msg::RequestVoteResponse {
-                        term: self.current_term,
-                        granted,
-                        pre_vote: false,
-                    },
-                );
-            }
-            Msg::RequestVote {
-                term,
-                last_log_index,
-                last_log_term,
-                pre_vote: true,
-                ..
-            } => {
-                let granted = term > self.current_term
-                    && (cfg.has_bug(Bug::VoteWithoutUpToDateCheck)
-                        || self.up_to_date(last_log_index, last_log_term))
-                    && !(cfg.params.check_quorum && self.leader_id.is_some());
-                reply(
-                    fx,
-                    Msg::RequestVoteResponse {
-                        term: if granted { term } else { self.current_term },
-                        granted,
-                        pre_vote: true,
-                    },
-                );
-            }
+        true
+    }
+
+    // The handlers below take the message's fields one by one, hence the argument counts.
+    #[allow(clippy::too_many_arguments)]
+    fn on_request_vote(
+        &mut self,
+        cfg: &Config,
+        me: Id,
+        src: Id,
+        term: Term,
+        candidate: Id,
+        last_log_index: Index,
+        last_log_term: Term,
+        fx: &mut Effects,
+    ) {
+        let granted = term == self.current_term
+            && (self.voted_for.is_none_or(|v| v == candidate) || cfg.has_bug(Bug::VoteTwiceInTerm))
+            && (cfg.has_bug(Bug::VoteWithoutUpToDateCheck)
+                || self.up_to_date(last_log_index, last_log_term));
+        if granted {
+            self.voted_for = Some(candidate);
+        }
+        reply(
+            fx,
+            me,
+            src,
             Msg::RequestVoteResponse {
-                term,
+                term: self.current_term,
                 granted,
-                pre_vote,
-            } => {
-                let counts = granted
-                    && if pre_vote {
-                        self.role == Role::PreCandidate && term == self.current_term + 1
-                    } else {
-                        self.role == Role::Candidate
-                            && (term == self.current_term
-                                || (term < self.current_term && cfg.has_bug(Bug::StaleVoteCounted)))
-                    };
-                if counts {
-                    self.votes |= bit(src);
-                    if Self::is_majority(cfg, self.votes) {
-                        if pre_vote {
-                            self.start_election(cfg, me, fx);
-                        } else {
-                            self.become_leader(cfg, me, fx);
-                        }
-                    }
-                }
-            }
-            Msg::AppendEntries {
-                term,
-                leader,
-                prev_log_index,
-                prev_log_term,
-                ref entries,
-                leader_commit,
-            } => {
-                if !self.accept_leader(me, src, term, leader, fx) {
-                    return;
-                }
-                // Compacted entries are committed, so they match the leader's.
-                let matches = prev_log_index <= self.last_log_index()
-                    && (prev_log_index < self.snapshot_index()
-                        || cfg.has_bug(Bug::NoPrevLogTermCheck)
-                        || self.term_at(prev_log_index) == prev_log_term);
-                if !matches {
-                    reply(
-                        fx,
-                        Msg::AppendEntriesResponse {
-                            term,
-                            success: false,
-                            last_index: self.last_log_index().min(prev_log_index - 1),
-                        },
-                    );
-                    return;
-                }
-                for (k, entry) in entries.iter().enumerate() {
-                    let index = prev_log_index + 1 + k as Index;
-                    if index <= self.snapshot_index() {
-                        continue;
-                    }
-                    let at = (index - self.snapshot_index() - 1) as usize;
-                    match self.log.get(at) {
-                        Some(existing) if existing.term == entry.term => continue,
-                        Some(_) => {
-                            fx.removed.extend(self.log.drain(at..));
-                            fx.events |= event::OVERWRITE;
-                        }
-                        None => {}
-                    }
-                    self.log.push(*entry);
-                    if let (true, Command::Client { op, .. }) =
-                        (cfg.has_bug(Bug::ApplyBeforeCommit), entry.command)
-                    {
-                        run(&mut self.kv, op);
-                    }
-                }
-                let last_new = prev_log_index + entries.len() as Index;
-                let commit = self.commit_index.max(leader_commit.min(last_new));
-                self.commit_to(cfg, me, commit, fx);
-                reply(
-                    fx,
-                    Msg::AppendEntriesResponse {
-                        term,
-                        success: true,
-                        last_index: last_new,
-                    },
-                );
-            }
-            Msg::InstallSnapshot {
-                term,
-                leader,
-                ref snapshot,
-            } => {
-                if !self.accept_leader(me, src, term, leader, fx) {
-                    return;
-                }
-                self.install_snapshot(cfg, snapshot, fx);
-                reply(
-                    fx,
-                    Msg::AppendEntriesResponse {
-                        term,
-                        success: true,
-                        last_index: snapshot.last_included_index,
-                    },
-                );
-            }
-            Msg::AppendEntriesResponse {
-                term,
-                success,
-                last_index,
-            } => {
-                if term != self.current_term || self.role != Role::Leader {
-                    return;
-                }
-                let p = src as usize;
-                self.recent_active |= bit(src);
-                if success {
-                    if last_index > self.match_index[p] {
-                        self.stalled &= !bit(src);
-                    }
-                    self.next_index[p] = self.next_index[p].max(last_index + 1);
-                    self.match_index[p] = if cfg.has_bug(Bug::MatchFromOptimisticNextIndex) {
-                        self.next_index[p] - 1
-                    } else {
-                        self.match_index[p].max(last_index)
-                    };
-                    if let Some(inflight) = self.inflight.get_mut(p) {
-                        inflight.retain(|&l| l > last_index);
-                    }
-                    self.advance_commit(cfg, me, fx);
-                    if self.next_index[p] <= self.last_log_index() {
-                        self.send_append(cfg, me, src, false, fx);
-                    }
+                pre_vote: false,
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_pre_vote_request(
+        &self,
+        cfg: &Config,
+        me: Id,
+        src: Id,
+        term: Term,
+        last_log_index: Index,
+        last_log_term: Term,
+        fx: &mut Effects,
+    ) {
+        let granted = term > self.current_term
+            && (cfg.has_bug(Bug::VoteWithoutUpToDateCheck)
+                || self.up_to_date(last_log_index, last_log_term))
+            && !(cfg.params.check_quorum && self.leader_id.is_some());
+        reply(
+            fx,
+            me,
+            src,
+            Msg::RequestVoteResponse {
+                term: if granted { term } else { self.current_term },
+                granted,
+                pre_vote: true,
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_request_vote_response(
+        &mut self,
+        cfg: &Config,
+        me: Id,
+        src: Id,
+        term: Term,
+        granted: bool,
+        pre_vote: bool,
+        fx: &mut Effects,
+    ) {
+        let counts = granted
+            && if pre_vote {
+                self.role == Role::PreCandidate && term == self.current_term + 1
+            } else {
+                self.role == Role::Candidate
+                    && (term == self.current_term
+                        || (term < self.current_term && cfg.has_bug(Bug::StaleVoteCounted)))
+            };
+        if counts {
+            self.votes |= bit(src);
+            if Self::is_majority(cfg, self.votes) {
+                if pre_vote {
+                    self.start_election(cfg, me, fx);
                 } else {
-                    let back = match cfg.params.backoff {
-                        Backoff::ConflictHint => (self.next_index[p] - 1).min(last_index + 1),
-                        Backoff::Decrement => self.next_index[p] - 1,
-                    };
-                    self.next_index[p] = back.max(self.match_index[p] + 1);
-                    if let Some(inflight) = self.inflight.get_mut(p) {
-                        inflight.clear();
-                    }
-                    self.stalled &= !bit(src);
-                    self.send_append(cfg, me, src, false, fx);
+                    self.become_leader(cfg, me, fx);
                 }
-            }
-            Msg::ReadIndex {
-                term,
-                leader,
-                round,
-            } => {
-                if term < self.current_term {
-                    let term = self.current_term;
-                    reply(
-                        fx,
-                        Msg::ReadIndexResponse {
-                            term,
-                            round,
-                            ok: false,
-                        },
-                    );
-                    return;
-                }
-                if self.role != Role::Follower {
-                    self.become_follower();
-                }
-                self.leader_id = Some(leader);
-                reply(
-                    fx,
-                    Msg::ReadIndexResponse {
-                        term,
-                        round,
-                        ok: true,
-                    },
-                );
-            }
-            Msg::ReadIndexResponse { term, round, ok } => {
-                if !ok || term != self.current_term || self.role != Role::Leader {
-                    return;
-                }
-                for r in self.reads.pending.iter_mut().filter(|r| r.round <= round) {
-                    r.acks |= bit(src);
-                }
-                self.serve_confirmed_reads(cfg, fx);
             }
         }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_append_entries(
+        &mut self,
+        cfg: &Config,
+        me: Id,
+        src: Id,
+        term: Term,
+        leader: Id,
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: &[Entry],
+        leader_commit: Index,
+        fx: &mut Effects,
+    ) {
+        if !self.accept_leader(me, src, term, leader, fx) {
+            return;
+        }
+        // Compacted entries are committed, so they match the leader's.
+        let matches = prev_log_index <= self.last_log_index()
+            && (prev_log_index < self.snapshot_index()
+                || cfg.has_bug(Bug::NoPrevLogTermCheck)
+                || self.term_at(prev_log_index) == prev_log_term);
+        if !matches {
+            reply(
+                fx,
+                me,
+                src,
+                Msg::AppendEntriesResponse {
+                    term,
+                    success: false,
+                    last_index: self.last_log_index().min(prev_log_index - 1),
+                },
+            );
+            return;
+        }
+        self.append_from_leader(cfg, prev_log_index, entries, fx);
+        let last_new = prev_log_index + entries.len() as Index;
+        let commit = self.commit_index.max(leader_commit.min(last_new));
+        self.commit_to(cfg, me, commit, fx);
+        reply(
+            fx,
+            me,
+            src,
+            Msg::AppendEntriesResponse {
+                term,
+                success: true,
+                last_index: last_new,
+            },
+        );
+    }
+
+    /// A matching AppendEntries' `entries` (the first at `prev_log_index + 1`) go into the log:
+    /// entries already there in the same term are kept, the first conflicting one truncates
+    /// the log from there, and compacted indexes are skipped.
+    fn append_from_leader(
+        &mut self,
+        cfg: &Config,
+        prev_log_index: Index,
+        entries: &[Entry],
+        fx: &mut Effects,
+    ) {
+        for (k, entry) in entries.iter().enumerate() {
+            let index = prev_log_index + 1 + k as Index;
+            if index <= self.snapshot_index() {
+                continue;
+            }
+            let at = (index - self.snapshot_index() - 1) as usize;
+            match self.log.get(at) {
+                Some(existing) if existing.term == entry.term => continue,
+                Some(_) => {
+                    fx.removed.extend(self.log.drain(at..));
+                    fx.events |= event::OVERWRITE;
+                }
+                None => {}
+            }
+            self.log.push(*entry);
+            if let (true, Command::Client { op, .. }) =
+                (cfg.has_bug(Bug::ApplyBeforeCommit), entry.command)
+            {
+                run(&mut self.kv, op);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_install_snapshot(
+        &mut self,
+        cfg: &Config,
+        me: Id,
+        src: Id,
+        term: Term,
+        leader: Id,
+        snapshot: &Snapshot,
+        fx: &mut Effects,
+    ) {
+        if !self.accept_leader(me, src, term, leader, fx) {
+            return;
+        }
+        self.install_snapshot(cfg, snapshot, fx);
+        reply(
+            fx,
+            me,
+            src,
+            Msg::AppendEntriesResponse {
+                term,
+                success: true,
+                last_index: snapshot.last_included_index,
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_append_entries_response(
+        &mut self,
+        cfg: &Config,
+        me: Id,
+        src: Id,
+        term: Term,
+        success: bool,
+        last_index: Index,
+        fx: &mut Effects,
+    ) {
+        if term != self.current_term || self.role != Role::Leader {
+            return;
+        }
+        let p = src as usize;
+        self.recent_active |= bit(src);
+        if success {
+            if last_index > self.match_index[p] {
+                self.stalled &= !bit(src);
+            }
+            self.next_index[p] = self.next_index[p].max(last_index + 1);
+            self.match_index[p] = if cfg.has_bug(Bug::MatchFromOptimisticNextIndex) {
+                self.next_index[p] - 1
+            } else {
+                self.match_index[p].max(last_index)
+            };
+            if let Some(inflight) = self.inflight.get_mut(p) {
+                inflight.retain(|&l| l > last_index);
+            }
+            self.advance_commit(cfg, me, fx);
+            if self.next_index[p] <= self.last_log_index() {
+                self.send_append(cfg, me, src, false, fx);
+            }
+        } else {
+            let back = match cfg.params.backoff {
+                Backoff::ConflictHint => (self.next_index[p] - 1).min(last_index + 1),
+                Backoff::Decrement => self.next_index[p] - 1,
+            };
+            self.next_index[p] = back.max(self.match_index[p] + 1);
+            if let Some(inflight) = self.inflight.get_mut(p) {
+                inflight.clear();
+            }
+            self.stalled &= !bit(src);
+            self.send_append(cfg, me, src, false, fx);
+        }
+    }
+
+    fn on_read_index(
+        &mut self,
+        me: Id,
+        src: Id,
+        term: Term,
+        leader: Id,
+        round: u8,
+        fx: &mut Effects,
+    ) {
+        if term < self.current_term {
+            let term = self.current_term;
+            reply(
+                fx,
+                me,
+                src,
+                Msg::ReadIndexResponse {
+                    term,
+                    round,
+                    ok: false,
+                },
+            );
+            return;
+        }
+        if self.role != Role::Follower {
+            self.become_follower();
+        }
+        self.leader_id = Some(leader);
+        reply(
+            fx,
+            me,
+            src,
+            Msg::ReadIndexResponse {
+                term,
+                round,
+                ok: true,
+            },
+        );
+    }
+
+    fn on_read_index_response(
+        &mut self,
+        cfg: &Config,
+        src: Id,
+        term: Term,
+        round: u8,
+        ok: bool,
+        fx: &mut Effects,
+    ) {
+        if !ok || term != self.current_term || self.role != Role::Leader {
+            return;
+        }
+        for r in self.reads.pending.iter_mut().filter(|r| r.round <= round) {
+            r.acks |= bit(src);
+        }
+        self.serve_confirmed_reads(cfg, fx);
     }
 
     /// A message from a leader (AppendEntries or InstallSnapshot): one of an older term gets a
@@ -677,15 +834,16 @@ impl Server {
     /// `leader`, stepping down from (pre-)candidate.
     fn accept_leader(&mut self, me: Id, src: Id, term: Term, leader: Id, fx: &mut Effects) -> bool {
         if term < self.current_term {
-            fx.out.push(Envelope {
-                src: me,
-                dst: src,
-                msg: Msg::AppendEntriesResponse {
+            reply(
+                fx,
+                me,
+                src,
+                Msg::AppendEntriesResponse {
                     term: self.current_term,
                     success: false,
                     last_index: self.last_log_index(),
                 },
-            });
+            );
             return false;
         }
         if self.role != Role::Follower {

@@ -743,24 +743,62 @@ fn slug(s: &str) -> String {
 
 /// Writes the traces; returns one line per file written plus a summary, for the CLI.
 pub fn export(opts: &ExportOptions) -> Result<Vec<String>, String> {
-    std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
-    // The directory holds exactly this export: earlier `.jsonl` traces are removed first.
-    for entry in std::fs::read_dir(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))? {
+    clear_out_dir(&opts.out)?;
+    let mut log = Vec::new();
+    // 1. The F1-F6 scenarios.
+    let missing = export_scenarios(opts, &mut log)?;
+    // 2. The breadth-first cover, 3. stateright's discoveries, 4. random walks.
+    for (cname, cfg) in cover_configs() {
+        let model = RaftModel::new(cfg.clone());
+        export_cover(opts, cname, &cfg, &model, &mut log)?;
+        if opts.check {
+            export_discoveries(opts, cname, &cfg, &model, &mut log)?;
+        }
+        export_walks(opts, cname, &cfg, &mut log)?;
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "{}\nscenarios not found (raise --max-states): {missing:?}",
+            log.join("\n")
+        ));
+    }
+    Ok(log)
+}
+
+/// Creates `out` if missing. The directory holds exactly this export: earlier `.jsonl`
+/// traces are removed first.
+fn clear_out_dir(out: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for entry in std::fs::read_dir(out).map_err(|e| format!("{}: {e}", out.display()))? {
         let path = entry.map_err(|e| e.to_string())?.path();
         if path.extension().is_some_and(|x| x == "jsonl") {
             std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
-    let mut log = Vec::new();
-    let write = |trace: Trace, file: String, log: &mut Vec<String>| -> Result<(), String> {
-        let path = opts.out.join(&file);
-        trace
-            .write(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        log.push(format!("  {file} ({} steps)", trace.steps.len()));
-        Ok(())
-    };
-    // 1. The F1-F6 scenarios.
+    Ok(())
+}
+
+/// Writes `trace` to `file` in `out` and logs it.
+fn write_trace(
+    out: &Path,
+    trace: Trace,
+    file: String,
+    log: &mut Vec<String>,
+) -> Result<(), String> {
+    let path = out.join(&file);
+    trace
+        .write(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    log.push(format!("  {file} ({} steps)", trace.steps.len()));
+    Ok(())
+}
+
+/// One trace per F1-F6 scenario, searched for in the scenario configurations in turn; returns
+/// the scenarios none of them reached.
+fn export_scenarios(
+    opts: &ExportOptions,
+    log: &mut Vec<String>,
+) -> Result<BTreeSet<Target>, String> {
     let mut missing: BTreeSet<Target> = F_PROPERTIES.iter().map(|p| Target::Property(p)).collect();
     for (cname, cfg) in scenario_configs() {
         if missing.is_empty() {
@@ -779,117 +817,146 @@ pub fn export(opts: &ExportOptions) -> Result<Vec<String>, String> {
             missing.remove(&t);
             let trace = Trace::record(&cfg, "scenario", name, &path)?;
             let f = name.split_whitespace().next().unwrap_or(name);
-            write(trace, format!("scenario-{f}.jsonl"), &mut log)?;
+            write_trace(&opts.out, trace, format!("scenario-{f}.jsonl"), log)?;
         }
     }
-    // 2. The breadth-first cover, 3. stateright's discoveries, 4. random walks.
-    for (cname, cfg) in cover_configs() {
-        let model = RaftModel::new(cfg.clone());
-        let mut targets: BTreeSet<Target> = BTreeSet::new();
-        for kind in ACTION_KINDS {
-            targets.insert(Target::Kind(kind));
-        }
-        for p in model.properties() {
-            if p.expectation == Expectation::Sometimes {
-                targets.insert(Target::Property(p.name));
-            }
-        }
-        let r = bfs_search(&cfg, &targets, opts.max_states);
-        log.push(format!(
-            "cover {cname}: {} states, {:.1}s, {}, reached {}/{} targets",
-            r.states,
-            r.seconds,
-            if r.complete {
-                "exhaustive"
-            } else {
-                "state limit"
-            },
-            r.found.len(),
-            targets.len()
-        ));
-        // One trace per distinct path (several targets often share one).
-        let mut by_path: BTreeMap<String, (Vec<Action>, Vec<String>)> = BTreeMap::new();
-        for (t, path) in &r.found {
-            let key = format!("{path:?}");
-            let name = match t {
-                Target::Kind(k) => format!("kind: {k}"),
-                Target::Property(p) => format!("property: {p}"),
-            };
-            by_path
-                .entry(key)
-                .or_insert_with(|| (path.clone(), Vec::new()))
-                .1
-                .push(name);
-        }
-        // Drop paths that are a prefix of another path: the longer one exercises them too.
-        let paths: Vec<(Vec<Action>, Vec<String>)> = by_path.into_values().collect();
-        let mut kept: Vec<(Vec<Action>, Vec<String>)> = Vec::new();
-        for (i, (p, names)) in paths.iter().enumerate() {
-            let covering = paths
-                .iter()
-                .enumerate()
-                .find(|(j, (q, _))| *j != i && q.len() > p.len() && q.starts_with(p));
-            match covering {
-                Some(_) => {}
-                None => kept.push((p.clone(), names.clone())),
-            }
-        }
-        // Names of the dropped prefixes go to a trace that covers them.
-        for (p, names) in &paths {
-            if kept.iter().any(|(q, _)| q == p) {
-                continue;
-            }
-            if let Some(k) = kept
-                .iter_mut()
-                .find(|(q, _)| q.len() > p.len() && q.starts_with(p))
-            {
-                k.1.extend(names.iter().cloned());
-            }
-        }
-        kept.sort_by_key(|(p, _)| p.len());
-        for (i, (path, names)) in kept.into_iter().enumerate() {
-            let trace = Trace::record(&cfg, "cover", &names.join("; "), &path)?;
-            write(trace, format!("cover-{cname}-{i:02}.jsonl"), &mut log)?;
-        }
-        if opts.check {
-            let checker = model
-                .clone()
-                .checker()
-                .target_state_count(opts.max_states)
-                .spawn_bfs()
-                .join();
-            for (name, path) in checker.discoveries() {
-                let expectation = model
-                    .properties()
-                    .into_iter()
-                    .find(|p| p.name == name)
-                    .map(|p| p.expectation);
-                let family = match expectation {
-                    Some(Expectation::Always) => "counterexample",
-                    _ => "witness",
-                };
-                let trace = Trace::record(&cfg, "check", name, &path.into_actions())?;
-                write(
-                    trace,
-                    format!("check-{cname}-{family}-{}.jsonl", slug(name)),
-                    &mut log,
-                )?;
-            }
-        }
-        for w in 0..opts.walks {
-            let seed = opts.seed.wrapping_add(w as u64);
-            let path = random_walk(&cfg, seed, opts.walk_len);
-            let trace = Trace::record(&cfg, "walk", &format!("seed {seed}"), &path)?;
-            write(trace, format!("walk-{cname}-{seed}.jsonl"), &mut log)?;
+    Ok(missing)
+}
+
+/// The breadth-first cover of one configuration: every action kind and every
+/// sometimes-property, in as few traces as the paths that reach them allow.
+fn export_cover(
+    opts: &ExportOptions,
+    cname: &str,
+    cfg: &Config,
+    model: &RaftModel,
+    log: &mut Vec<String>,
+) -> Result<(), String> {
+    let mut targets: BTreeSet<Target> = BTreeSet::new();
+    for kind in ACTION_KINDS {
+        targets.insert(Target::Kind(kind));
+    }
+    for p in model.properties() {
+        if p.expectation == Expectation::Sometimes {
+            targets.insert(Target::Property(p.name));
         }
     }
-    if !missing.is_empty() {
-        return Err(format!(
-            "{}\nscenarios not found (raise --max-states): {missing:?}",
-            log.join("\n")
-        ));
+    let r = bfs_search(cfg, &targets, opts.max_states);
+    log.push(format!(
+        "cover {cname}: {} states, {:.1}s, {}, reached {}/{} targets",
+        r.states,
+        r.seconds,
+        if r.complete {
+            "exhaustive"
+        } else {
+            "state limit"
+        },
+        r.found.len(),
+        targets.len()
+    ));
+    for (i, (path, names)) in cover_paths(&r.found).into_iter().enumerate() {
+        let trace = Trace::record(cfg, "cover", &names.join("; "), &path)?;
+        write_trace(&opts.out, trace, format!("cover-{cname}-{i:02}.jsonl"), log)?;
     }
-    Ok(log)
+    Ok(())
+}
+
+/// The paths to record for the targets `found`, each with the names of the targets it
+/// reaches, shortest first.
+fn cover_paths(found: &BTreeMap<Target, Vec<Action>>) -> Vec<(Vec<Action>, Vec<String>)> {
+    // One trace per distinct path (several targets often share one).
+    let mut by_path: BTreeMap<String, (Vec<Action>, Vec<String>)> = BTreeMap::new();
+    for (t, path) in found {
+        let key = format!("{path:?}");
+        let name = match t {
+            Target::Kind(k) => format!("kind: {k}"),
+            Target::Property(p) => format!("property: {p}"),
+        };
+        by_path
+            .entry(key)
+            .or_insert_with(|| (path.clone(), Vec::new()))
+            .1
+            .push(name);
+    }
+    // Drop paths that are a prefix of another path: the longer one exercises them too.
+    let paths: Vec<(Vec<Action>, Vec<String>)> = by_path.into_values().collect();
+    let mut kept: Vec<(Vec<Action>, Vec<String>)> = Vec::new();
+    for (i, (p, names)) in paths.iter().enumerate() {
+        let covering = paths
+            .iter()
+            .enumerate()
+            .find(|(j, (q, _))| *j != i && q.len() > p.len() && q.starts_with(p));
+        match covering {
+            Some(_) => {}
+            None => kept.push((p.clone(), names.clone())),
+        }
+    }
+    // Names of the dropped prefixes go to a trace that covers them.
+    for (p, names) in &paths {
+        if kept.iter().any(|(q, _)| q == p) {
+            continue;
+        }
+        if let Some(k) = kept
+            .iter_mut()
+            .find(|(q, _)| q.len() > p.len() && q.starts_with(p))
+        {
+            k.1.extend(names.iter().cloned());
+        }
+    }
+    kept.sort_by_key(|(p, _)| p.len());
+    kept
+}
+
+/// Stateright's own breadth-first check of one configuration: one trace per discovery
+/// (a counterexample to an always-property, or a witness of a sometimes-property).
+fn export_discoveries(
+    opts: &ExportOptions,
+    cname: &str,
+    cfg: &Config,
+    model: &RaftModel,
+    log: &mut Vec<String>,
+) -> Result<(), String> {
+    let checker = model
+        .clone()
+        .checker()
+        .target_state_count(opts.max_states)
+        .spawn_bfs()
+        .join();
+    for (name, path) in checker.discoveries() {
+        let expectation = model
+            .properties()
+            .into_iter()
+            .find(|p| p.name == name)
+            .map(|p| p.expectation);
+        let family = match expectation {
+            Some(Expectation::Always) => "counterexample",
+            _ => "witness",
+        };
+        let trace = Trace::record(cfg, "check", name, &path.into_actions())?;
+        write_trace(
+            &opts.out,
+            trace,
+            format!("check-{cname}-{family}-{}.jsonl", slug(name)),
+            log,
+        )?;
+    }
+    Ok(())
+}
+
+/// `opts.walks` random walks in one configuration, seeded from `opts.seed` on.
+fn export_walks(
+    opts: &ExportOptions,
+    cname: &str,
+    cfg: &Config,
+    log: &mut Vec<String>,
+) -> Result<(), String> {
+    for w in 0..opts.walks {
+        let seed = opts.seed.wrapping_add(w as u64);
+        let path = random_walk(cfg, seed, opts.walk_len);
+        let trace = Trace::record(cfg, "walk", &format!("seed {seed}"), &path)?;
+        write_trace(&opts.out, trace, format!("walk-{cname}-{seed}.jsonl"), log)?;
+    }
+    Ok(())
 }
 
 /// `raft-model traces`: the command-line arguments.

@@ -174,23 +174,17 @@ impl NodeLoop {
             }
             NodeInput::Client(req, tx) => {
                 self.metrics.inc(&self.metrics.proposals);
-                self.writes
-                    .entry((req.client_id, req.seq))
-                    .or_default()
-                    .push(tx);
+                wait(&mut self.writes, (req.client_id, req.seq), tx);
                 self.step_input(Input::client(req), msgs, replies)?;
             }
             NodeInput::Register(nonce, tx) => {
                 self.metrics.inc(&self.metrics.registrations);
-                self.writes.entry((NO_SESSION, nonce)).or_default().push(tx);
+                wait(&mut self.writes, (NO_SESSION, nonce), tx);
                 self.step_input(Input::register(nonce), msgs, replies)?;
             }
             NodeInput::Read(req, tx) => {
                 self.metrics.inc(&self.metrics.reads);
-                self.reads
-                    .entry((req.client_id, req.read_id))
-                    .or_default()
-                    .push(tx);
+                wait(&mut self.reads, (req.client_id, req.read_id), tx);
                 self.step_input(Input::Read(req), msgs, replies)?;
             }
             NodeInput::StaleRead(key, tx) => {
@@ -568,6 +562,11 @@ impl NodeLoop {
         };
         *self.status.write().unwrap() = status;
     }
+}
+
+/// `tx` waits for the reply to the request `key`; `route` answers every waiter of a key.
+fn wait(waiters: &mut Waiters, key: (ClientId, u64), tx: oneshot::Sender<ClientReply>) {
+    waiters.entry(key).or_default().push(tx);
 }
 
 /// Everything queued, up to [`MAX_BATCH`], waiting for the first; `None` once every sender is
