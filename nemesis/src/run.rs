@@ -509,6 +509,11 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
     Ok(report)
 }
 
+/// The faults a run of `cfg` will inject, in order (drawn from its seed as the run draws them).
+pub fn planned_faults(cfg: &RunConfig) -> Vec<Fault> {
+    Schedule::draw(cfg).faults
+}
+
 /// The fault schedule and the generator it was drawn from, which then resolves the faults'
 /// random targets: a seed replays both only as long as nothing else draws from it.
 struct Schedule {

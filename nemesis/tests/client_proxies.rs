@@ -16,6 +16,7 @@ fn client_links_cut_and_delayed_have_no_anomaly() {
     cfg.max_time = Duration::from_secs(30);
     cfg.client_proxies = true;
     cfg.faults = vec![Kind::ClientCut, Kind::ClientCut, Kind::Delay, Kind::Kill];
+    common::seed_drawing("client_proxies", &mut cfg, &[(Kind::ClientCut, 3)]);
     let seed = cfg.seed;
     let report = common::run_clean(&cfg);
     let cuts = report.faults.get("client-cut").copied().unwrap_or(0);

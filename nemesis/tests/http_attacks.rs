@@ -18,6 +18,11 @@ fn descriptor_exhaustion_and_slowloris_leave_the_cluster_correct() {
     let mut cfg = common::base_run("http_attacks", dir.path());
     cfg.max_time = Duration::from_secs(30);
     cfg.faults = vec![Kind::FdExhaust, Kind::Slowloris];
+    common::seed_drawing(
+        "http_attacks",
+        &mut cfg,
+        &[(Kind::FdExhaust, 1), (Kind::Slowloris, 1)],
+    );
     let seed = cfg.seed;
     let report = common::run_clean(&cfg);
     assert!(
