@@ -220,6 +220,7 @@ fn wait_ready(
     rt: &tokio::runtime::Runtime,
     system: System,
     nodes: &[String],
+    args: &Args,
 ) -> Result<(), String> {
     let until = Instant::now() + Duration::from_secs(60);
     loop {
@@ -227,7 +228,7 @@ fn wait_ready(
             duration: None,
             ops: Some(1),
             op_timeout: Duration::from_secs(2),
-            ..load(nodes, 1, 0.0, &Args::parse_from(["vs_etcd"]), 0)
+            ..load(nodes, 1, 0.0, args, 0)
         };
         cfg.keys = 1;
         if let Ok(s) = run(rt, system, cfg) {
@@ -325,10 +326,10 @@ fn real_main(args: &Args) -> Result<(), String> {
             (None, Vec::new())
         }
     };
-    wait_ready(&rt, System::Etcd, &etcd_nodes)?;
-    wait_ready(&rt, System::Raftright, &rr_nodes)?;
+    wait_ready(&rt, System::Etcd, &etcd_nodes, args)?;
+    wait_ready(&rt, System::Raftright, &rr_nodes, args)?;
     if !floor_nodes.is_empty() {
-        wait_ready(&rt, System::Floor, &floor_nodes)?;
+        wait_ready(&rt, System::Floor, &floor_nodes, args)?;
     }
     let nodes = |s: System| match s {
         System::Raftright => &rr_nodes,

@@ -88,7 +88,6 @@ pub const REJOIN_HINT: &str = "it has forgotten its votes and the log entries it
 /// Create the data directory `dir` for node `node_id` of cluster `cluster_id`, with a fresh
 /// incarnation. Refuses a directory that is already initialized or holds state.
 pub fn init(dir: &Path, cluster_id: &str, node_id: NodeId) -> Result<Meta, StorageError> {
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
     if let Some(have) = read(dir)? {
         return Err(StorageError::Invalid(format!(
             "{} is already initialized (node {} of cluster {:?}, incarnation {:016x})",
@@ -98,14 +97,7 @@ pub fn init(dir: &Path, cluster_id: &str, node_id: NodeId) -> Result<Meta, Stora
             have.incarnation
         )));
     }
-    refuse_orphan_state(dir)?;
-    let meta = Meta {
-        cluster_id: cluster_id.to_string(),
-        node_id,
-        incarnation: fresh_incarnation(),
-    };
-    write_meta(dir, &meta, None)?;
-    Ok(meta)
+    ensure(dir, cluster_id, node_id, None)
 }
 
 /// The identity of `dir`, `None` when it was never initialized.

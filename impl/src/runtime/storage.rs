@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::disk::{sync_file, write_file};
 use super::framing;
-use super::identity;
+use super::identity::{self, Meta};
 use super::wal::{
     io_err, sync_dir, write_atomic, DiskFaults, PendingSync, StorageError, TornTail, Wal,
     WalOptions,
@@ -44,7 +44,6 @@ pub const SNAPSHOT: &str = "snapshot";
 const SNAPSHOT_MAGIC: &[u8; 4] = b"RSNP";
 const SNAPSHOT_VERSION: u32 = 1;
 const SNAPSHOT_HEADER: usize = 12;
-pub use super::identity::Meta;
 
 /// Encode a hard state as `[crc32c: u32 LE][bincode(HardState)]`.
 fn encode_hard_state(hs: &HardState) -> Vec<u8> {
