@@ -85,6 +85,11 @@ impl Cluster {
     /// Fresh cores for the model's initial state. `core_bug` overrides the configuration's bug
     /// on the core side only (the mutation score).
     pub fn new(cfg: &Config, core_bug: Option<Option<c::Bug>>) -> Cluster {
+        assert!(
+            cfg.is_symmetric(),
+            "conformance cannot replay membership changes or spare servers: the node core has \
+             no membership changes yet (conformance/README.md, \"Conformance gaps\")"
+        );
         let mut params = map::params(cfg);
         if let Some(b) = core_bug {
             params.bug = b;
@@ -135,6 +140,7 @@ impl Cluster {
             }
             // Network- and client-side steps: no core sees them.
             Action::Drop(_) | Action::DeliverResponse(_) | Action::DropResponse(_) => None,
+            Action::Admin { .. } => unreachable!("refused by Cluster::new"),
         };
         match ready {
             Some(r) => Emitted {

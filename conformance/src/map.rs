@@ -13,7 +13,10 @@
 //! | its `Value` answer | `ClientReply::Read { client_id, read_id, value }` |
 //! | a read dropped when its leader steps down | `ClientReply::ReadNotLeader { hint: None }` (the model's clients need no answer) |
 //!
-//! Model-to-core is total; core-to-model fails on anything the model has no word for (a key
+//! Model-to-core is total on what conformance replays. The model's membership vocabulary
+//! (configuration entries, `TimeoutNow`, spare servers, the operator's steps) has no core
+//! counterpart yet: `Cluster::new` refuses such configurations, and the mapping functions
+//! panic with that reason if reached. Core-to-model fails on anything the model has no word for (a key
 //! or value out of range, a number above 255), and that failure is itself a divergence.
 
 use raft_core as c;
@@ -185,8 +188,11 @@ pub fn command(cmd: &m::Command) -> c::Command {
         m::Command::Register { nonce } => c::Command::Register {
             nonce: *nonce as u64,
         },
+        m::Command::Membership(_) => panic!("{NO_MEMBERSHIP}"),
     }
 }
+
+const NO_MEMBERSHIP: &str = "the node core has no membership changes yet";
 
 pub fn model_command(cmd: &c::Command) -> Result<m::Command, String> {
     Ok(match cmd {
@@ -221,6 +227,7 @@ pub fn model_entry(e: &c::Entry) -> Result<m::Entry, String> {
 }
 
 pub fn snapshot(s: &m::Snapshot) -> c::Snapshot {
+    assert!(s.membership.is_none(), "{NO_MEMBERSHIP}");
     let kv = (s.kv.iter().enumerate())
         .filter_map(|(k, v)| v.map(|v| (key(k as m::Key), value(v))))
         .collect();
@@ -263,6 +270,7 @@ pub fn model_snapshot(s: &c::Snapshot) -> Result<m::Snapshot, String> {
         last_included_term: model_u8(s.last_included_term, "term")?,
         kv,
         sessions,
+        membership: None,
     })
 }
 
@@ -337,6 +345,7 @@ pub fn msg(x: &m::Msg) -> c::Message {
             round: *round as u64,
             ok: *ok,
         },
+        m::Msg::TimeoutNow { .. } => panic!("{NO_MEMBERSHIP}"),
     }
 }
 
@@ -460,7 +469,8 @@ pub fn bug(b: MBug) -> Option<c::Bug> {
         | MBug::NoStepDownOnHigherTermResponse
         | MBug::ForgetLogOnRestart
         | MBug::VoteTwiceInTerm
-        | MBug::MajorityOfEvenCluster => return None,
+        | MBug::MajorityOfEvenCluster
+        | MBug::ChangeBeforeTermCommit => return None,
     })
 }
 
@@ -560,6 +570,7 @@ mod tests {
                             last_index: 1,
                         },
                     ],
+                    membership: None,
                 },
             },
         };

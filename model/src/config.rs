@@ -1,7 +1,7 @@
 //! What the model is checked with: the protocol's parameters (the same `Params` the node core
 //! takes), the bounds that keep the state space finite, and an optional known bug.
 
-use crate::types::{Key, Op, Value};
+use crate::types::{AdminOp, Id, Key, Membership, Op, Value};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -89,10 +89,14 @@ pub enum Bug {
     /// With pipelining, a success sets `match_index` from the optimistic `next_index` (all
     /// that was sent) instead of the index the follower acknowledged.
     MatchFromOptimisticNextIndex,
+    /// A new leader proposes a membership change before it has committed an entry of its
+    /// term: the single-server-change bug (two leaders' changes from one configuration, with
+    /// majorities that do not overlap; needs the membership configuration).
+    ChangeBeforeTermCommit,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::VoteWithoutUpToDateCheck,
         Bug::Figure8Commit,
         Bug::ForgetVoteOnRestart,
@@ -110,9 +114,11 @@ impl Bug {
         Bug::ReadWithoutQuorum,
         Bug::ReadBeforeTermCommit,
         Bug::MatchFromOptimisticNextIndex,
+        Bug::ChangeBeforeTermCommit,
     ];
 
-    /// The feature a bug lives in, switched on so the default check reaches it: a snapshot bug
+    /// The feature a bug lives in, switched on so the default check reaches it: a membership
+    /// bug needs changes by two leaders ([`Config::concurrent_changes`]), a snapshot bug
     /// needs snapshots, an eviction bug a table of one session and a client that registers, an
     /// even-cluster bug an even cluster (four servers, the in-flight bound scaled to let a
     /// broadcast and its answers fit as three servers' 2 does).
@@ -129,6 +135,14 @@ impl Bug {
             Bug::ReadWithoutQuorum | Bug::ReadBeforeTermCommit => cfg.params.read_index = true,
             Bug::MatchFromOptimisticNextIndex if cfg.params.max_inflight_appends == 0 => {
                 cfg.params.max_inflight_appends = 2;
+            }
+            Bug::ChangeBeforeTermCommit
+                if cfg.admin_ops != Config::concurrent_changes().admin_ops =>
+            {
+                *cfg = Config {
+                    bug: cfg.bug,
+                    ..Config::concurrent_changes()
+                };
             }
             Bug::MajorityOfEvenCluster if cfg.servers % 2 == 1 => {
                 cfg.servers += 1;
@@ -181,7 +195,21 @@ pub struct Config {
     /// Collect client answers that can no longer be taken (`RaftModel::collect_dead_answers`).
     /// On by default; off only to test that the reduction changes no verdict.
     pub collect_dead_answers: bool,
+    /// The highest-numbered `spares` servers start outside the cluster (neither voters nor
+    /// learners), to be added by `admin_ops`. (Absent from a serialized configuration when 0,
+    /// as `admin_ops` when empty: the conformance corpus, written before membership, stays
+    /// byte-identical.)
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spares: u8,
+    /// An operator's membership changes and transfers, in order: each is sent to any server
+    /// until a leader takes it (PROTOCOL.md, "Membership").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_ops: Vec<AdminOp>,
     pub bug: Option<Bug>,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 pub const KEY: Key = 0;
@@ -240,6 +268,8 @@ impl Default for Config {
             drops: true,
             snapshots: false,
             collect_dead_answers: true,
+            spares: 0,
+            admin_ops: Vec::new(),
             bug: None,
         }
     }
@@ -320,6 +350,49 @@ impl Config {
         cfg
     }
 
+    /// The configuration `raft-model check --membership` explores exhaustively in CI: four
+    /// voters, two terms, four entries, no client; the operator removes s0, adds it back as a
+    /// voter (it keeps its log and vote, which Raft allows; the node requires a wiped server to
+    /// rejoin as a new member), then hands leadership to s1. Every change of a leader is
+    /// reachable: removing itself, the re-added voter, a transfer. 9.8 M states at these
+    /// bounds; three terms do not fit the CI budget (two removals at three terms and three
+    /// entries, [`Config::concurrent_changes`], are 96.4 M states).
+    pub fn membership() -> Self {
+        Config {
+            servers: 4,
+            max_term: 2,
+            max_log_len: 4,
+            max_restarts: 0,
+            client_ops: Vec::new(),
+            max_retries: 0,
+            // A broadcast to three peers must fit.
+            max_in_flight: 3,
+            drops: false,
+            admin_ops: vec![
+                AdminOp::Remove(0),
+                AdminOp::AddVoter(0),
+                AdminOp::Transfer(1),
+            ],
+            ..Config::default()
+        }
+    }
+
+    /// The smallest configuration in which two leaders' single-server changes from one
+    /// configuration have majorities that do not overlap (`Bug::ChangeBeforeTermCommit`):
+    /// four voters, and two removals, s0's and s3's, each possibly by another leader; three
+    /// terms (two leaders make the changes, a third election uses the first change), three
+    /// entries (each leader's no-op and change, and room for the third leader's no-op).
+    /// Without the bug it is exhaustive in the deep tier (`--deep --only "concurrent
+    /// changes"`).
+    pub fn concurrent_changes() -> Self {
+        Config {
+            max_term: 3,
+            max_log_len: 3,
+            admin_ops: vec![AdminOp::Remove(0), AdminOp::Remove(3)],
+            ..Config::membership()
+        }
+    }
+
     /// The configurations `raft-model check --deep` explores exhaustively one after another,
     /// each deeper than the default in the dimensions its name gives and, to stay within an
     /// hour on two cores, shallower in others. Each entry: its name, then the bounds.
@@ -395,6 +468,9 @@ impl Config {
                     ..Config::default()
                 },
             ),
+            // The bounds at which two leaders' changes could split the cluster: 96.4 M states in
+            // 513 s (a CI budget allows the two-term `membership` check only).
+            ("concurrent changes", Config::concurrent_changes()),
             (
                 "node parameters",
                 Config {
@@ -407,14 +483,61 @@ impl Config {
         ]
     }
 
-    pub fn majority(&self) -> usize {
+    /// A majority of `voters` voters (the known majority bugs apply here).
+    pub fn majority_of(&self, voters: usize) -> usize {
         if self.has_bug(Bug::MajorityOffByOne) {
-            return self.servers as usize / 2;
+            return voters / 2;
         }
         if self.has_bug(Bug::MajorityOfEvenCluster) {
-            return (self.servers as usize).div_ceil(2);
+            return voters.div_ceil(2);
         }
-        self.servers as usize / 2 + 1
+        voters / 2 + 1
+    }
+
+    /// The membership every server starts with: all servers but the spares are voters.
+    pub fn initial_membership(&self) -> Membership {
+        let voters = self.servers - self.spares;
+        Membership {
+            voters: ((1u16 << voters) - 1) as u8,
+            learners: 0,
+        }
+    }
+
+    /// The membership bounds make sense: at least one voter to start with, and every server an
+    /// operation names exists.
+    pub fn check_membership(&self) -> Result<(), String> {
+        if self.spares >= self.servers {
+            return Err(format!(
+                "--spares {} leaves no voter among {} servers",
+                self.spares, self.servers
+            ));
+        }
+        for op in &self.admin_ops {
+            let (AdminOp::AddVoter(id)
+            | AdminOp::AddLearner(id)
+            | AdminOp::Promote(id)
+            | AdminOp::Remove(id)
+            | AdminOp::Transfer(id)) = *op;
+            if id >= self.servers {
+                return Err(format!(
+                    "--admin names server {id}, but there are {} (0 to {})",
+                    self.servers,
+                    self.servers - 1
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when every server starts alike and no rule names one: then a renaming of server
+    /// ids maps behaviours to behaviours (`symmetry.rs`).
+    pub fn is_symmetric(&self) -> bool {
+        self.spares == 0 && self.admin_ops.is_empty()
+    }
+
+    /// True when membership can change (or leadership be handed over) in a run.
+    pub fn membership_changes(&self) -> bool {
+        !self.admin_ops.is_empty()
     }
 
     pub fn has_bug(&self, bug: Bug) -> bool {
@@ -438,6 +561,42 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Administrative operations as `--admin` spells them: `a2` add server 2 as a voter, `l2` as
+/// a learner, `p2` promote it, `r2` remove it, `t2` transfer leadership to it.
+pub fn admin_spec(ops: &[AdminOp]) -> String {
+    let items: Vec<String> = (ops.iter())
+        .map(|op| match op {
+            AdminOp::AddVoter(i) => format!("a{i}"),
+            AdminOp::AddLearner(i) => format!("l{i}"),
+            AdminOp::Promote(i) => format!("p{i}"),
+            AdminOp::Remove(i) => format!("r{i}"),
+            AdminOp::Transfer(i) => format!("t{i}"),
+        })
+        .collect();
+    items.join(",")
+}
+
+/// One `--admin` item (see [`admin_spec`]).
+pub fn parse_admin_op(s: &str) -> Result<AdminOp, String> {
+    let mut chars = s.chars();
+    let kind = chars.next().ok_or("an empty --admin item")?;
+    let id: Id = chars.as_str().parse().map_err(|_| {
+        format!("--admin item '{s}': a letter (a, l, p, r, t) then a server number, e.g. r0")
+    })?;
+    Ok(match kind {
+        'a' => AdminOp::AddVoter(id),
+        'l' => AdminOp::AddLearner(id),
+        'p' => AdminOp::Promote(id),
+        'r' => AdminOp::Remove(id),
+        't' => AdminOp::Transfer(id),
+        other => {
+            return Err(format!(
+                "--admin item '{s}': unknown operation '{other}': use a (add voter), l (add learner), p (promote), r (remove) or t (transfer leadership)"
+            ))
+        }
+    })
 }
 
 impl Config {
@@ -504,6 +663,12 @@ impl Config {
             // `=` keeps an empty spec (no clients) one shell word.
             out.push(format!("--clients={}", self.clients_spec()));
         }
+        if self.spares != d.spares {
+            out.push(format!("--spares {}", self.spares));
+        }
+        if !self.admin_ops.is_empty() {
+            out.push(format!("--admin {}", admin_spec(&self.admin_ops)));
+        }
         if self.network != d.network {
             out.push(format!("--network {}", name(self.network)));
         }
@@ -560,6 +725,14 @@ impl fmt::Display for Config {
             self.snapshots,
             self.clients_spec()
         )?;
+        if self.membership_changes() || self.spares > 0 {
+            writeln!(
+                f,
+                "initial {:?} admin={}",
+                self.initial_membership(),
+                admin_spec(&self.admin_ops)
+            )?;
+        }
         write!(
             f,
             "pre_vote={} check_quorum={} read_index={} max_entries_per_append={} max_inflight_appends={} backoff={:?} noop_on_election={} max_sessions={} bug={}",

@@ -2,7 +2,7 @@
 
 use crate::config::{Config, Network};
 use crate::properties;
-use crate::server::{bit, event, Effects, ReadRequest, Server};
+use crate::server::{bit, event, AdminOutcome, Effects, ReadRequest, Server};
 use crate::state::{insert_in_flight, State};
 use crate::types::*;
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,11 @@ pub enum Action {
     DeliverResponse(ClientResponse),
     /// The network loses a leader's answer (only with `Config::drops`).
     DropResponse(ClientResponse),
+    /// The operator sends its administrative operation in hand (`Config::admin_ops`) to a
+    /// server.
+    Admin {
+        server: Id,
+    },
 }
 
 impl fmt::Debug for Action {
@@ -48,6 +53,7 @@ impl fmt::Debug for Action {
             }
             Action::DeliverResponse(r) => write!(f, "DeliverResponse {r:?}"),
             Action::DropResponse(r) => write!(f, "DropResponse {r:?}"),
+            Action::Admin { server } => write!(f, "Admin→s{server}"),
         }
     }
 }
@@ -206,7 +212,11 @@ impl RaftModel {
         // Every step, not only the one that elects: a server that is leader of a term it was
         // never elected in is as much a violation as a second election.
         if after.role == Role::Leader {
-            state.elected[after.current_term as usize] |= bit(id);
+            // (A term past `max_term`, reached by a `TimeoutNow`, leaves the bounds: the
+            // state is dropped, and there is no slot for it.)
+            if let Some(elected) = state.elected.get_mut(after.current_term as usize) {
+                *elected |= bit(id);
+            }
         }
         if after.commit_index < before.commit_index {
             state.broken |= properties::broken::COMMIT_MONOTONIC;
@@ -264,9 +274,13 @@ impl RaftModel {
         }
         // An index committed through an installed snapshot was committed (and recorded here)
         // by the leader that made the snapshot.
+        let voters = after.membership(&self.cfg).voters;
         for i in state.committed.len()..after.commit_index as usize {
             match after.entry(i as Index + 1) {
-                Some(&e) => state.committed.push((e, after.current_term)),
+                Some(&e) => {
+                    state.committed.push((e, after.current_term));
+                    state.committed_by.push(voters);
+                }
                 None => break,
             }
         }
@@ -433,6 +447,18 @@ impl RaftModel {
                 let at = state.responses.binary_search(&r).ok()?;
                 state.responses.remove(at);
             }
+            Action::Admin { server } => {
+                let op = *cfg.admin_ops.get(state.admin_done as usize)?;
+                let mut outcome = AdminOutcome::NotLeader;
+                self.step_server(&mut state, &mut record, server, |s, fx| {
+                    outcome = s.admin_request(cfg, server, op, fx);
+                });
+                match outcome {
+                    AdminOutcome::Accepted | AdminOutcome::Invalid => state.admin_done += 1,
+                    // Nothing changed: the operator tries again (another step).
+                    AdminOutcome::NotLeader | AdminOutcome::Busy => return None,
+                }
+            }
         }
         if cfg.collect_dead_answers {
             Self::collect_dead_answers(&mut state);
@@ -555,7 +581,7 @@ impl Model for RaftModel {
                     actions.push(Action::HeartbeatTimeout(id));
                 }
                 _ => {
-                    if s.current_term < cfg.max_term {
+                    if s.current_term < cfg.max_term && s.membership(cfg).is_voter(id) {
                         actions.push(Action::ElectionTimeout(id));
                     }
                 }
@@ -585,6 +611,15 @@ impl Model for RaftModel {
             actions.push(Action::DeliverResponse(*r));
             if cfg.drops {
                 actions.push(Action::DropResponse(*r));
+            }
+        }
+        // Only a leader takes an operation, and a refusal changes nothing: the operator's
+        // step is offered to leaders alone.
+        if (state.admin_done as usize) < cfg.admin_ops.len() {
+            for server in 0..cfg.servers {
+                if state.servers[server as usize].role == Role::Leader {
+                    actions.push(Action::Admin { server });
+                }
             }
         }
     }

@@ -59,6 +59,10 @@ impl<'h, H: Hasher> Packer<'h, H> {
         self.opt(snap.kv[0]);
         self.opt(snap.kv[1]);
         self.sessions(&snap.sessions);
+        match snap.membership {
+            None => self.bytes(&[0]),
+            Some(m) => self.bytes(&[1, m.voters, m.learners]),
+        }
     }
 
     fn finish(self) {
@@ -104,6 +108,7 @@ impl Entry {
                 [self.term, 1, client_id, seq, t, k, a, b]
             }
             Command::Register { nonce } => [self.term, 2, nonce, 0, 0, 0, 0, 0],
+            Command::Membership(m) => [self.term, 3, m.voters, m.learners, 0, 0, 0, 0],
         }
     }
 }
@@ -222,6 +227,7 @@ impl Hash for Envelope {
                 round,
             } => p.bytes(&[5, *term, *leader, *round]),
             Msg::ReadIndexResponse { term, round, ok } => p.bytes(&[6, *term, *round, *ok as u8]),
+            Msg::TimeoutNow { term, leader } => p.bytes(&[7, *term, *leader]),
         }
         p.finish();
     }

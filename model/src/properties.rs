@@ -41,6 +41,9 @@ pub const EXPIRED_RETRY_REFUSED: &str = "retry refused after its session was evi
 pub const READ_INDEX_SERVED: &str = "read served by ReadIndex";
 pub const PIPELINED: &str = "two appends in flight to one follower";
 pub const PIPELINE_FALLBACK: &str = "pipeline stalled, resent from match_index";
+pub const VOTER_ADDED: &str = "a configuration adding a voter is committed";
+pub const LEADER_REMOVED_ITSELF: &str = "a leader commits its own removal and steps down";
+pub const TRANSFER: &str = "leadership transfer: TimeoutNow starts the target's election";
 pub const F1: &str = "F1 client retries after missing the leader";
 pub const F2: &str = "F2 lost uncommitted entry overwritten by the retried command";
 pub const F3: &str = "F3 entry outlives its leader, successor commits it during retry";
@@ -54,6 +57,13 @@ pub const F_WITNESSES: [&str; 6] = [F1, F2, F3, F4, F5, F6];
 /// that cannot happen would be reported as missing).
 pub fn all(cfg: &Config) -> Vec<Property<RaftModel>> {
     let mut all = always_and_witnesses();
+    // Without clients there are no client entries, answers or retries to witness.
+    if cfg.client_ops.is_empty() {
+        all.retain(|p| !CLIENT_WITNESSES.contains(&p.name));
+    }
+    if cfg.membership_changes() {
+        all.extend(membership_witnesses(cfg));
+    }
     // Eviction needs a bound and a registration through the log.
     if cfg.params.max_sessions > 0 && cfg.registering != 0 {
         all.push(Property::sometimes(
@@ -114,9 +124,7 @@ fn always_and_witnesses() -> Vec<Property<RaftModel>> {
         Property::always(APPLIED_STATE, |m: &RaftModel, s: &State| {
             applied_state(&m.cfg, s)
         }),
-        Property::always(COMMIT_SOUNDNESS, |m: &RaftModel, s: &State| {
-            commit_soundness(&m.cfg, s)
-        }),
+        Property::always(COMMIT_SOUNDNESS, |_, s: &State| commit_soundness(s)),
         Property::always(INDEX_INVARIANTS, |m: &RaftModel, s: &State| {
             index_invariants(&m.cfg, s)
         }),
@@ -125,9 +133,9 @@ fn always_and_witnesses() -> Vec<Property<RaftModel>> {
             s.servers.iter().any(|v| v.role == Role::Leader)
         }),
         Property::sometimes("client entry committed", |_, s: &State| {
-            s.committed
-                .iter()
-                .any(|(e, _)| !matches!(e.command, crate::types::Command::Noop))
+            s.committed.iter().any(|(e, _)| {
+                matches!(e.command, Command::Client { .. } | Command::Register { .. })
+            })
         }),
         Property::sometimes("two leaders at once", |_, s: &State| two_leaders(s)),
         Property::sometimes("uncommitted entry overwritten", |_, s: &State| {
@@ -149,6 +157,42 @@ fn always_and_witnesses() -> Vec<Property<RaftModel>> {
         Property::sometimes(F5, |_, s: &State| s.events & event::F5 != 0),
         Property::sometimes(F6, |_, s: &State| s.events & event::F6 != 0),
     ]
+}
+
+/// The witnesses that need a client.
+const CLIENT_WITNESSES: [&str; 8] = [
+    "client entry committed",
+    "duplicate answered from session table",
+    F1,
+    F2,
+    F3,
+    F4,
+    F5,
+    F6,
+];
+
+/// A witness per kind of operation the operator's list holds.
+fn membership_witnesses(cfg: &Config) -> Vec<Property<RaftModel>> {
+    use crate::types::AdminOp;
+    let has = |f: fn(&AdminOp) -> bool| cfg.admin_ops.iter().any(f);
+    let mut out = Vec::new();
+    if has(|op| matches!(op, AdminOp::AddVoter(_) | AdminOp::Promote(_))) {
+        out.push(Property::sometimes(VOTER_ADDED, |_, s: &State| {
+            s.events & event::VOTER_ADDED != 0
+        }));
+    }
+    if has(|op| matches!(op, AdminOp::Remove(_))) {
+        out.push(Property::sometimes(
+            LEADER_REMOVED_ITSELF,
+            |_, s: &State| s.events & event::LEADER_REMOVED_ITSELF != 0,
+        ));
+    }
+    if has(|op| matches!(op, AdminOp::Transfer(_))) {
+        out.push(Property::sometimes(TRANSFER, |_, s: &State| {
+            s.events & event::TRANSFER != 0
+        }));
+    }
+    out
 }
 
 /// The sometimes-properties (witnesses), in `all()` order.
@@ -213,7 +257,7 @@ fn replay_committed(cfg: &Config, s: &State, upto: Index) -> ([Option<Value>; 2]
     for (i, (e, _)) in s.committed[..upto as usize].iter().enumerate() {
         let index = i as Index + 1;
         match e.command {
-            Command::Noop => {}
+            Command::Noop | Command::Membership(_) => {}
             Command::Register { .. } => register(&mut sessions, cfg, index),
             Command::Client { client_id, seq, op } => {
                 let Some(session) = sessions.iter_mut().find(|s| s.client_id == client_id) else {
@@ -258,21 +302,24 @@ fn applied_state(cfg: &Config, s: &State) -> bool {
 }
 
 /// Every committed entry is held by a majority of servers whose last log term is at least the
-/// term in which it was committed. That majority's votes are what stops a leader without the
-/// entry from being elected; a commit that does not have it (the paper's Figure 8) is unsound
-/// at the moment it happens, before any leader loses the entry.
-fn commit_soundness(cfg: &Config, s: &State) -> bool {
-    let majority = cfg.servers as usize / 2 + 1;
-    s.committed.iter().enumerate().all(|(i, &(e, t))| {
-        let index = i as Index + 1;
-        let holders = (s.servers.iter())
-            .filter(|v| {
-                let holds = index <= v.snapshot_index() || v.entry(index) == Some(&e);
-                holds && v.last_log_term() >= t
-            })
-            .count();
-        holders >= majority
-    })
+/// term in which it was committed: a majority of the voters it was committed under. That
+/// majority's votes are what stops a leader without the entry from being elected; a commit
+/// that does not have it (the paper's Figure 8) is unsound at the moment it happens, before
+/// any leader loses the entry. (The majority is the true one, whatever majority bug the
+/// configuration runs.)
+fn commit_soundness(s: &State) -> bool {
+    (s.committed.iter().zip(&s.committed_by))
+        .enumerate()
+        .all(|(i, (&(e, t), &voters))| {
+            let index = i as Index + 1;
+            let holders = (s.servers.iter().enumerate())
+                .filter(|&(id, v)| {
+                    let holds = index <= v.snapshot_index() || v.entry(index) == Some(&e);
+                    voters & (1 << id) != 0 && holds && v.last_log_term() >= t
+                })
+                .count();
+            holders > voters.count_ones() as usize / 2
+        })
 }
 
 /// The indexes only move forward (checked on each step: a server's `commit_index`, except

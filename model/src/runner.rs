@@ -152,6 +152,12 @@ impl Summary {
 }
 
 pub fn run(cfg: Config, opts: &RunOptions) -> Summary {
+    // Membership names servers (the operator's operations, the spares), so renaming ids would
+    // change behaviour: symmetry reduction is off for those configurations.
+    let opts = &RunOptions {
+        symmetry: opts.symmetry && cfg.is_symmetric(),
+        ..opts.clone()
+    };
     match opts.strategy {
         Strategy::Dfs | Strategy::Simulation => run_engine(cfg, opts),
         Strategy::StaterightDfs | Strategy::Bfs => run_stateright(cfg, opts),

@@ -83,7 +83,7 @@ pub struct Effects {
     pub responses: Vec<ClientResponse>,
     /// Entries a truncation removed from this server's log.
     pub removed: Vec<Entry>,
-    pub events: u16,
+    pub events: u32,
 }
 
 /// Which AppendEntries-like message a leader builds for a peer (see `Server::send_append`).
@@ -94,24 +94,44 @@ pub enum Outgoing {
 
 /// Transient witness events (see `properties.rs`).
 pub mod event {
-    pub const OVERWRITE: u16 = 1 << 0;
-    pub const DEDUP_ANSWER: u16 = 1 << 1;
-    pub const F1: u16 = 1 << 3;
-    pub const F2: u16 = 1 << 4;
-    pub const F3: u16 = 1 << 5;
-    pub const F4: u16 = 1 << 6;
-    pub const F5: u16 = 1 << 7;
-    pub const F6: u16 = 1 << 8;
-    pub const SNAPSHOT_INSTALLED: u16 = 1 << 9;
-    pub const RESTORED_FROM_SNAPSHOT: u16 = 1 << 10;
+    pub const OVERWRITE: u32 = 1 << 0;
+    pub const DEDUP_ANSWER: u32 = 1 << 1;
+    pub const F1: u32 = 1 << 3;
+    pub const F2: u32 = 1 << 4;
+    pub const F3: u32 = 1 << 5;
+    pub const F4: u32 = 1 << 6;
+    pub const F5: u32 = 1 << 7;
+    pub const F6: u32 = 1 << 8;
+    pub const SNAPSHOT_INSTALLED: u32 = 1 << 9;
+    pub const RESTORED_FROM_SNAPSHOT: u32 = 1 << 10;
     /// A retry is refused because its session was evicted after the command was applied.
-    pub const EXPIRED_RETRY_REFUSED: u16 = 1 << 11;
+    pub const EXPIRED_RETRY_REFUSED: u32 = 1 << 11;
     /// A leader or candidate steps down on a response that carries a higher term.
-    pub const STEP_DOWN_ON_RESPONSE: u16 = 1 << 12;
+    pub const STEP_DOWN_ON_RESPONSE: u32 = 1 << 12;
     /// A leader answers a read by ReadIndex.
-    pub const READ_INDEX_SERVED: u16 = 1 << 13;
+    pub const READ_INDEX_SERVED: u32 = 1 << 13;
     /// A pipelining leader gives up on appends lost in flight and resends from `match_index`.
-    pub const PIPELINE_FALLBACK: u16 = 1 << 14;
+    pub const PIPELINE_FALLBACK: u32 = 1 << 14;
+    /// A configuration entry that adds a voter is committed.
+    pub const VOTER_ADDED: u32 = 1 << 15;
+    /// A leader commits the configuration that removes it, and steps down.
+    pub const LEADER_REMOVED_ITSELF: u32 = 1 << 2;
+    /// A voter starts an election on the leader's `TimeoutNow`.
+    pub const TRANSFER: u32 = 1 << 16;
+}
+
+/// What a leader did with an administrative operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminOutcome {
+    /// Not the leader: the operator tries another server.
+    NotLeader,
+    /// Not now: this leader has not committed an entry of its term, a change of its is still
+    /// uncommitted, or a transfer's target has not caught up. The operator retries.
+    Busy,
+    /// The operation does not apply to the leader's membership (answered as an error).
+    Invalid,
+    /// Appended (a change) or sent (a transfer's `TimeoutNow`).
+    Accepted,
 }
 
 pub fn bit(id: Id) -> u8 {
@@ -138,6 +158,7 @@ impl Server {
                 last_included_term: 0,
                 kv: [None; 2],
                 sessions: sessions.clone(),
+                membership: None,
             },
             log: Vec::new(),
             role: Role::Follower,
@@ -216,8 +237,31 @@ impl Server {
         &self.log[(from - base) as usize..(to + 1 - base) as usize]
     }
 
-    fn is_majority(cfg: &Config, mask: u8) -> bool {
-        mask.count_ones() as usize >= cfg.majority()
+    /// The membership in effect: the last configuration entry in the log, committed or not,
+    /// else the last one the snapshot covers, else the initial one.
+    pub fn membership(&self, cfg: &Config) -> Membership {
+        self.membership_upto(cfg, self.last_log_index())
+    }
+
+    /// The membership as of `index` (at least `snapshot_index`).
+    fn membership_upto(&self, cfg: &Config, index: Index) -> Membership {
+        self.last_membership_entry(index)
+            .unwrap_or_else(|| cfg.initial_membership())
+    }
+
+    /// The index of the last configuration entry in the log (0: none there).
+    fn membership_index(&self) -> Index {
+        (self
+            .log
+            .iter()
+            .rposition(|e| matches!(e.command, Command::Membership(_))))
+        .map_or(0, |at| self.snapshot_index() + 1 + at as Index)
+    }
+
+    /// A majority of the voters of this server's membership among the servers in `mask`.
+    fn is_quorum(&self, cfg: &Config, mask: u8) -> bool {
+        let voters = self.membership(cfg).voters;
+        (mask & voters).count_ones() as usize >= cfg.majority_of(voters.count_ones() as usize)
     }
 
     /// The term rule: a higher term makes any server a follower of that term.
@@ -243,7 +287,7 @@ impl Server {
 
     pub fn election_timeout(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
         if self.role == Role::Leader {
-            if Self::is_majority(cfg, self.recent_active | bit(me)) {
+            if self.is_quorum(cfg, self.recent_active | bit(me)) {
                 self.recent_active = 0;
             } else {
                 self.leader_id = None;
@@ -251,12 +295,16 @@ impl Server {
             }
             return;
         }
+        // Learners and servers outside the cluster never stand for election.
+        if !self.membership(cfg).is_voter(me) {
+            return;
+        }
         if cfg.params.pre_vote {
             self.role = Role::PreCandidate;
             self.votes = bit(me);
             self.leader_id = None;
             self.broadcast_request_vote(cfg, me, self.current_term + 1, true, fx);
-            if Self::is_majority(cfg, self.votes) {
+            if self.is_quorum(cfg, self.votes) {
                 self.start_election(cfg, me, fx);
             }
         } else {
@@ -271,7 +319,7 @@ impl Server {
         self.votes = bit(me);
         self.leader_id = None;
         self.broadcast_request_vote(cfg, me, self.current_term, false, fx);
-        if Self::is_majority(cfg, self.votes) {
+        if self.is_quorum(cfg, self.votes) {
             self.become_leader(cfg, me, fx);
         }
     }
@@ -284,7 +332,8 @@ impl Server {
         pre_vote: bool,
         fx: &mut Effects,
     ) {
-        for dst in (0..cfg.servers).filter(|&p| p != me) {
+        let voters = self.membership(cfg).voters;
+        for dst in (0..cfg.servers).filter(|&p| p != me && voters & bit(p) != 0) {
             fx.out.push(Envelope {
                 src: me,
                 dst,
@@ -317,6 +366,8 @@ impl Server {
             });
         }
         self.broadcast_append(cfg, me, fx);
+        // (Commits the no-op at once only for a leader that is the only voter.)
+        self.advance_commit(cfg, me, fx);
     }
 
     pub fn heartbeat_timeout(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
@@ -347,7 +398,8 @@ impl Server {
     }
 
     fn broadcast_append(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
-        for p in (0..cfg.servers).filter(|&p| p != me) {
+        let members = self.membership(cfg).members();
+        for p in (0..cfg.servers).filter(|&p| p != me && members & bit(p) != 0) {
             self.send_append(cfg, me, p, true, fx);
         }
     }
@@ -491,6 +543,20 @@ impl Server {
             Msg::ReadIndexResponse { term, round, ok } => {
                 self.on_read_index_response(cfg, src, term, round, ok, fx)
             }
+            Msg::TimeoutNow { term, .. } => self.on_timeout_now(cfg, me, term, fx),
+        }
+    }
+
+    /// Leadership transfer: the current leader asks this server to stand now. It skips the
+    /// pre-vote round (which voters that heard from the leader would refuse) and stands only
+    /// as a voter that still follows that term.
+    fn on_timeout_now(&mut self, cfg: &Config, me: Id, term: Term, fx: &mut Effects) {
+        if term == self.current_term
+            && self.role == Role::Follower
+            && self.membership(cfg).is_voter(me)
+        {
+            fx.events |= event::TRANSFER;
+            self.start_election(cfg, me, fx);
         }
     }
 
@@ -604,7 +670,7 @@ impl Server {
             };
         if counts {
             self.votes |= bit(src);
-            if Self::is_majority(cfg, self.votes) {
+            if self.is_quorum(cfg, self.votes) {
                 if pre_vote {
                     self.start_election(cfg, me, fx);
                 } else {
@@ -755,7 +821,8 @@ impl Server {
                 inflight.retain(|&l| l > last_index);
             }
             self.advance_commit(cfg, me, fx);
-            if self.next_index[p] <= self.last_log_index() {
+            // (A leader whose removal this committed is a follower now.)
+            if self.role == Role::Leader && self.next_index[p] <= self.last_log_index() {
                 self.send_append(cfg, me, src, false, fx);
             }
         } else {
@@ -882,31 +949,58 @@ impl Server {
     pub fn compact(&mut self) {
         let index = self.commit_index;
         let term = self.term_at(index);
+        let membership = self.last_membership_entry(index);
         self.log.drain(..(index - self.snapshot_index()) as usize);
         self.snapshot = Snapshot {
             last_included_index: index,
             last_included_term: term,
             kv: self.kv,
             sessions: self.sessions.clone(),
+            membership,
         };
     }
 
-    /// The commit rule: the largest index held by a majority whose entry is of this term.
+    /// The last configuration entry up to `index`, or the snapshot's: what a snapshot taken
+    /// at `index` records.
+    fn last_membership_entry(&self, index: Index) -> Option<Membership> {
+        let upto = (index - self.snapshot_index()) as usize;
+        (self.log[..upto].iter().rev())
+            .find_map(|e| match e.command {
+                Command::Membership(m) => Some(m),
+                _ => None,
+            })
+            .or(self.snapshot.membership)
+    }
+
+    /// The commit rule: the largest index held by a majority of the voters whose entry is of
+    /// this term. The leader counts itself only while it is a voter: a leader removing itself
+    /// commits the change without its own copy, then steps down.
     fn advance_commit(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
         let figure8 = cfg.has_bug(Bug::Figure8Commit);
+        let voters = self.membership(cfg).voters;
         for n in (self.commit_index + 1..=self.last_log_index()).rev() {
             if !figure8 && self.term_at(n) != self.current_term {
                 continue;
             }
-            let holders = 1
-                + (0..cfg.servers)
-                    .filter(|&p| p != me && self.match_index[p as usize] >= n)
-                    .count();
-            if holders >= cfg.majority() {
+            let holders = (0..cfg.servers)
+                .filter(|&p| voters & bit(p) != 0)
+                .filter(|&p| p == me || self.match_index[p as usize] >= n)
+                .count();
+            if holders >= cfg.majority_of(voters.count_ones() as usize) {
                 self.commit_to(cfg, me, n, fx);
                 self.start_waiting_reads(cfg, me, fx);
+                self.leave_if_removed(cfg, me, fx);
                 return;
             }
+        }
+    }
+
+    /// A leader whose removal is committed steps down; as a non-voter it never stands again.
+    fn leave_if_removed(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
+        if !self.membership(cfg).is_voter(me) && self.membership_index() <= self.commit_index {
+            fx.events |= event::LEADER_REMOVED_ITSELF;
+            self.leader_id = None;
+            self.become_follower();
         }
     }
 
@@ -922,6 +1016,13 @@ impl Server {
         let entry = *self.entry(index).expect("apply within the log");
         let answer = match entry.command {
             Command::Noop => return,
+            Command::Membership(m) => {
+                let before = self.membership_upto(cfg, index - 1);
+                if m.voters & !before.voters != 0 {
+                    fx.events |= event::VOTER_ADDED;
+                }
+                return;
+            }
             Command::Register { nonce } => {
                 register(&mut self.sessions, cfg, index);
                 if self.role == Role::Leader {
@@ -1074,7 +1175,8 @@ impl Server {
                 acks: bit(me),
             });
         }
-        for dst in (0..cfg.servers).filter(|&p| p != me) {
+        let voters = self.membership(cfg).voters;
+        for dst in (0..cfg.servers).filter(|&p| p != me && voters & bit(p) != 0) {
             fx.out.push(Envelope {
                 src: me,
                 dst,
@@ -1091,10 +1193,13 @@ impl Server {
     /// Answers, oldest first, the reads a majority confirmed. The model applies as it commits,
     /// so `commit_index` is the applied index a read must wait for.
     fn serve_confirmed_reads(&mut self, cfg: &Config, fx: &mut Effects) {
+        let voters = self.membership(cfg).voters;
+        let majority = cfg.majority_of(voters.count_ones() as usize);
+        let quorum = |acks: u8| (acks & voters).count_ones() as usize >= majority;
         let applied = self.commit_index;
         let kv = self.kv;
         self.reads.pending.retain(|r| {
-            let confirmed = Self::is_majority(cfg, r.acks) || cfg.has_bug(Bug::ReadWithoutQuorum);
+            let confirmed = quorum(r.acks) || cfg.has_bug(Bug::ReadWithoutQuorum);
             let ready = confirmed && r.read_index <= applied;
             if ready {
                 fx.responses.push(ClientResponse {
@@ -1115,6 +1220,53 @@ impl Server {
         }
         self.append_and_replicate(cfg, me, Command::Register { nonce }, fx);
         true
+    }
+
+    /// An operator's membership change or transfer lands here. One change at a time, and only
+    /// once this leader has committed an entry of its term: a change proposed earlier could
+    /// be one of two changes, by two leaders, from one configuration, whose majorities need not
+    /// overlap (PROTOCOL.md, "Membership"). A transfer's `TimeoutNow` goes only to a voter
+    /// that holds the whole log, so that it can win.
+    pub fn admin_request(
+        &mut self,
+        cfg: &Config,
+        me: Id,
+        op: AdminOp,
+        fx: &mut Effects,
+    ) -> AdminOutcome {
+        if self.role != Role::Leader {
+            return AdminOutcome::NotLeader;
+        }
+        let membership = self.membership(cfg);
+        if let AdminOp::Transfer(to) = op {
+            if to == me || !membership.is_voter(to) {
+                return AdminOutcome::Invalid;
+            }
+            if self.match_index[to as usize] < self.last_log_index() {
+                return AdminOutcome::Busy;
+            }
+            fx.out.push(Envelope {
+                src: me,
+                dst: to,
+                msg: Msg::TimeoutNow {
+                    term: self.current_term,
+                    leader: me,
+                },
+            });
+            return AdminOutcome::Accepted;
+        }
+        let term_committed = self.term_at(self.commit_index) == self.current_term
+            || cfg.has_bug(Bug::ChangeBeforeTermCommit);
+        if !term_committed || self.membership_index() > self.commit_index {
+            return AdminOutcome::Busy;
+        }
+        let Some(changed) = membership.changed_by(op) else {
+            return AdminOutcome::Invalid;
+        };
+        // The new voters may make older entries of this term committed already (a removed
+        // voter was the one missing): `append_and_replicate` commits what they allow.
+        self.append_and_replicate(cfg, me, Command::Membership(changed), fx);
+        AdminOutcome::Accepted
     }
 
     /// The answer a leader gives without appending, from its session table (true: answered or
@@ -1165,11 +1317,15 @@ impl Server {
         // Only peers that held everything before this entry get it now; a peer further behind
         // has an append in flight (or lost), whose response (or the heartbeat) sends the rest.
         let last = self.last_log_index();
-        for p in (0..cfg.servers).filter(|&p| p != me) {
+        let members = self.membership(cfg).members();
+        for p in (0..cfg.servers).filter(|&p| p != me && members & bit(p) != 0) {
             if self.next_index[p as usize] == last {
                 self.send_append(cfg, me, p, true, fx);
             }
         }
+        // A leader that is its membership's only voter commits on its own copy; with more
+        // voters nothing new is held by a majority yet, and this commits nothing.
+        self.advance_commit(cfg, me, fx);
     }
 }
 

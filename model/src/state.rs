@@ -36,15 +36,20 @@ pub struct State {
     /// Shared between states until a client step changes it: most steps never touch it.
     pub history: std::sync::Arc<History>,
     pub restarts: u8,
+    /// The operator's administrative operations taken so far (`Config::admin_ops`).
+    pub admin_done: u8,
     /// Ghost: `elected[t]` has bit `i` set when server `i` became leader in term `t`.
     pub elected: Vec<u8>,
     /// Ghost: the committed log as first seen by any server, each entry with the term of the
     /// server that first committed it.
     pub committed: Vec<(Entry, Term)>,
+    /// Ghost: for each committed index, the voters (a mask) of the membership it was
+    /// committed under: the majority that must hold it is a majority of these.
+    pub committed_by: Vec<u8>,
     /// Ghost: properties checked on transitions that a step broke (`properties::broken`).
     pub broken: u8,
     /// Ghost: witness events of the step that led here (`server::event`), not carried on.
-    pub events: u16,
+    pub events: u32,
 }
 
 /// Puts a message in flight. A message identical to one already in flight is absorbed: the
@@ -76,8 +81,10 @@ impl State {
                 .collect(),
             history: std::sync::Arc::new(History::new(KvSpec::default())),
             restarts: 0,
+            admin_done: 0,
             elected: vec![0; cfg.max_term as usize + 1],
             committed: Vec::new(),
+            committed_by: Vec::new(),
             broken: 0,
             events: 0,
         }
@@ -179,6 +186,9 @@ impl fmt::Debug for State {
             writeln!(f, "c{c}: {cl:?}")?;
         }
         writeln!(f, "restarts: {}", self.restarts)?;
+        if self.admin_done > 0 {
+            writeln!(f, "admin: {} operations taken", self.admin_done)?;
+        }
         match self.history.serialized_history() {
             Some(order) => {
                 write!(

@@ -235,6 +235,13 @@ fn servers(
                             l.push(format!("c{client_id}#{seq}"));
                             l.push(format!("{op:?}"));
                         }
+                        Command::Membership(m) => {
+                            l.push("config".into());
+                            l.push(format!("v {}", ids(m.voters, None)));
+                            if m.learners != 0 {
+                                l.push(format!("l {}", ids(m.learners, None)));
+                            }
+                        }
                     }
                     l
                 }
@@ -258,6 +265,7 @@ fn servers(
                     Command::Noop => "noop".to_string(),
                     Command::Register { nonce } => format!("reg n{nonce}"),
                     Command::Client { client_id, seq, .. } => format!("c{client_id}#{seq}"),
+                    Command::Membership(m) => format!("config {}", ids(m.voters, None)),
                 };
                 text(out, cx + 3, grid_y + 35, "bad", &what);
             }
@@ -401,7 +409,7 @@ fn actor(action: &Action) -> Option<Id> {
         | Action::HeartbeatTimeout(i)
         | Action::Restart(i)
         | Action::Compact(i) => Some(*i),
-        Action::ClientRequest { server, .. } => Some(*server),
+        Action::ClientRequest { server, .. } | Action::Admin { server } => Some(*server),
         Action::Drop(_) | Action::DeliverResponse(_) | Action::DropResponse(_) => None,
     }
 }
@@ -482,6 +490,11 @@ fn sequence(out: &mut String, n: i32, path: &[(State, Option<Action>)], top: i32
                 } else {
                     text_anchored(out, mid + 6, y + 3, label_class, "start", &label);
                 }
+            }
+            Action::Admin { server } => {
+                let (x1, x2) = (x_of(n), x_of(*server as i32));
+                arrow(out, x1, x2, y, class, marker);
+                text_mid(out, (x1 + x2) / 2, y - 3, label_class, &label);
             }
             Action::ClientRequest { client_id, server } => {
                 let (x1, x2) = (x_of(client(*client_id as usize)), x_of(*server as i32));
@@ -655,6 +668,26 @@ mod tests {
         assert!(!svg.contains("class=\"committed"), "{svg}");
         assert!(!svg.contains(" changed\""), "{svg}");
         assert!(svg.contains("explorer flags: --max-term 1"), "{svg}");
+    }
+
+    /// A configuration entry is drawn as one, and the operator's step as an arrow from the
+    /// clients' lifeline to the leader that took it.
+    #[test]
+    fn a_membership_change_is_drawn() {
+        let model = RaftModel::for_explorer(Config {
+            max_term: 1,
+            max_log_len: 2,
+            max_restarts: 0,
+            client_ops: Vec::new(),
+            admin_ops: vec![crate::types::AdminOp::Remove(2)],
+            ..Config::small()
+        });
+        let path = path_to(&model, |s| s.admin_done == 1);
+        let svg = render(&model, &path);
+        well_formed(&svg).unwrap();
+        assert!(svg.contains(">config<"), "{svg}");
+        assert!(svg.contains(">v s0,s1<"), "{svg}");
+        assert!(svg.contains(". Admin→s"), "{svg}");
     }
 
     #[test]

@@ -132,6 +132,7 @@ fn message_profile(e: &Envelope) -> u64 {
             round,
         } => (5u8, term, *leader == e.src, round).hash(&mut h),
         Msg::ReadIndexResponse { term, round, ok } => (6u8, term, round, ok).hash(&mut h),
+        Msg::TimeoutNow { term, leader } => (7u8, term, *leader == e.src).hash(&mut h),
     }
     h.finish()
 }
@@ -306,7 +307,8 @@ pub fn renamed(state: &State, from: &[usize]) -> State {
                 Msg::RequestVote { candidate, .. } => *candidate = id(*candidate),
                 Msg::AppendEntries { leader, .. }
                 | Msg::InstallSnapshot { leader, .. }
-                | Msg::ReadIndex { leader, .. } => *leader = id(*leader),
+                | Msg::ReadIndex { leader, .. }
+                | Msg::TimeoutNow { leader, .. } => *leader = id(*leader),
                 _ => {}
             }
             Envelope {
@@ -325,8 +327,10 @@ pub fn renamed(state: &State, from: &[usize]) -> State {
         clients,
         history,
         restarts,
+        admin_done,
         elected,
         committed,
+        committed_by,
         broken,
         events,
     } = state;
@@ -337,8 +341,10 @@ pub fn renamed(state: &State, from: &[usize]) -> State {
         clients: clients.clone(),
         history: history.clone(),
         restarts: *restarts,
+        admin_done: *admin_done,
         elected: elected.iter().map(|&m| remap_mask(m, &to)).collect(),
         committed: committed.clone(),
+        committed_by: committed_by.iter().map(|&m| remap_mask(m, &to)).collect(),
         broken: *broken,
         events: *events,
     }

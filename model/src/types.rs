@@ -84,6 +84,70 @@ pub enum Command {
     Register {
         nonce: u8,
     },
+    /// A configuration entry: the cluster's membership from this entry on. It takes effect
+    /// on the servers that append it, committed or not (PROTOCOL.md, "Membership").
+    Membership(Membership),
+}
+
+/// Who takes part: voters elect and count toward a majority; learners only receive the log.
+/// Bit `i` of a mask is server `i`; the two masks never share a bit.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Membership {
+    pub voters: u8,
+    pub learners: u8,
+}
+
+impl Membership {
+    pub fn is_voter(&self, id: Id) -> bool {
+        self.voters & (1 << id) != 0
+    }
+
+    /// Voters and learners: the servers a leader replicates to.
+    pub fn members(&self) -> u8 {
+        self.voters | self.learners
+    }
+
+    /// The membership an administrative change makes of this one, or `None` when the change
+    /// does not apply to it (adding a voter that is one, promoting a server that is no
+    /// learner, removing a server that is not a member). A transfer changes no membership.
+    pub fn changed_by(&self, op: AdminOp) -> Option<Membership> {
+        let b = |id: Id| 1u8 << id;
+        match op {
+            AdminOp::AddVoter(id) if !self.is_voter(id) => Some(Membership {
+                voters: self.voters | b(id),
+                learners: self.learners & !b(id),
+            }),
+            AdminOp::AddLearner(id) if self.members() & b(id) == 0 => Some(Membership {
+                voters: self.voters,
+                learners: self.learners | b(id),
+            }),
+            AdminOp::Promote(id) if self.learners & b(id) != 0 => Some(Membership {
+                voters: self.voters | b(id),
+                learners: self.learners & !b(id),
+            }),
+            // The last voter stays: a cluster without voters elects no one, ever.
+            AdminOp::Remove(id) if self.members() & b(id) != 0 && self.voters != b(id) => {
+                Some(Membership {
+                    voters: self.voters & !b(id),
+                    learners: self.learners & !b(id),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What an operator asks of the cluster's leader (`raft-model check --membership`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AdminOp {
+    AddVoter(Id),
+    AddLearner(Id),
+    /// A learner becomes a voter.
+    Promote(Id),
+    /// A voter or learner leaves; the leader may remove itself.
+    Remove(Id),
+    /// The leader hands its leadership to a caught-up voter (`TimeoutNow`).
+    Transfer(Id),
 }
 
 /// (`Hash` is in `pack.rs`.)
@@ -113,6 +177,11 @@ pub struct Snapshot {
     pub last_included_term: Term,
     pub kv: [Option<Value>; 2],
     pub sessions: Vec<Session>,
+    /// The last configuration entry the snapshot covers; `None`: it covers none, and the
+    /// initial membership holds. (Not serialized when `None`: traces without membership are
+    /// written as before it existed.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<Membership>,
 }
 
 /// Server-to-server messages (PROTOCOL.md, "Elections" and "Replication").
@@ -155,6 +224,9 @@ pub enum Msg {
     ReadIndex { term: Term, leader: Id, round: u8 },
     /// `ok` iff the sender accepted `term`'s leader (false: it is in a later term).
     ReadIndexResponse { term: Term, round: u8, ok: bool },
+    /// Leadership transfer: the leader of `term` tells a caught-up voter to start an
+    /// election now, without a pre-vote round.
+    TimeoutNow { term: Term, leader: Id },
 }
 
 impl Msg {
@@ -166,7 +238,8 @@ impl Msg {
             | Msg::AppendEntriesResponse { term, .. }
             | Msg::InstallSnapshot { term, .. }
             | Msg::ReadIndex { term, .. }
-            | Msg::ReadIndexResponse { term, .. } => *term,
+            | Msg::ReadIndexResponse { term, .. }
+            | Msg::TimeoutNow { term, .. } => *term,
         }
     }
 }
@@ -228,6 +301,39 @@ impl fmt::Debug for Command {
             Command::Noop => write!(f, "noop"),
             Command::Client { client_id, seq, op } => write!(f, "c{client_id}#{seq}:{op:?}"),
             Command::Register { nonce } => write!(f, "register(n{nonce})"),
+            Command::Membership(m) => write!(f, "{m:?}"),
+        }
+    }
+}
+
+fn write_ids(f: &mut fmt::Formatter, mask: u8) -> fmt::Result {
+    let ids: Vec<String> = (0..8)
+        .filter(|i| mask & (1 << i) != 0)
+        .map(|i| format!("s{i}"))
+        .collect();
+    write!(f, "{}", ids.join(","))
+}
+
+impl fmt::Debug for Membership {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "config(voters=")?;
+        write_ids(f, self.voters)?;
+        if self.learners != 0 {
+            write!(f, " learners=")?;
+            write_ids(f, self.learners)?;
+        }
+        write!(f, ")")
+    }
+}
+
+impl fmt::Debug for AdminOp {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            AdminOp::AddVoter(i) => write!(f, "add-voter s{i}"),
+            AdminOp::AddLearner(i) => write!(f, "add-learner s{i}"),
+            AdminOp::Promote(i) => write!(f, "promote s{i}"),
+            AdminOp::Remove(i) => write!(f, "remove s{i}"),
+            AdminOp::Transfer(i) => write!(f, "transfer-leader s{i}"),
         }
     }
 }
@@ -297,6 +403,7 @@ impl fmt::Debug for Msg {
                 "ReadIndex{}(t{term} r{round})",
                 if *ok { "+" } else { "-" }
             ),
+            Msg::TimeoutNow { term, leader } => write!(f, "TimeoutNow(t{term} s{leader})"),
         }
     }
 }
@@ -317,7 +424,11 @@ impl fmt::Debug for Snapshot {
             f,
             "snap={}@t{} kv={:?} sessions={:?}",
             self.last_included_index, self.last_included_term, self.kv, self.sessions
-        )
+        )?;
+        match self.membership {
+            Some(m) => write!(f, " {m:?}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -330,5 +441,50 @@ impl fmt::Debug for Envelope {
 impl fmt::Debug for ClientResponse {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "→c{} #{} {:?}", self.client_id, self.seq, self.answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THREE: Membership = Membership {
+        voters: 0b111,
+        learners: 0,
+    };
+
+    #[test]
+    fn a_change_applies_only_where_it_means_something() {
+        let with_learner = THREE.changed_by(AdminOp::AddLearner(3)).unwrap();
+        assert_eq!(with_learner.learners, 0b1000);
+        assert_eq!(with_learner.members(), 0b1111);
+        assert!(!with_learner.is_voter(3));
+        let promoted = with_learner.changed_by(AdminOp::Promote(3)).unwrap();
+        assert_eq!((promoted.voters, promoted.learners), (0b1111, 0));
+        // Adding a voter that is one, promoting a non-learner, removing a stranger: errors.
+        assert_eq!(THREE.changed_by(AdminOp::AddVoter(1)), None);
+        assert_eq!(THREE.changed_by(AdminOp::Promote(1)), None);
+        assert_eq!(THREE.changed_by(AdminOp::Remove(5)), None);
+        assert_eq!(THREE.changed_by(AdminOp::AddLearner(2)), None);
+        // A transfer is no change of membership.
+        assert_eq!(THREE.changed_by(AdminOp::Transfer(1)), None);
+        let removed = THREE.changed_by(AdminOp::Remove(0)).unwrap();
+        assert_eq!(removed.voters, 0b110);
+        // A learner removed; a voter added directly drops it from the learners.
+        assert_eq!(with_learner.changed_by(AdminOp::Remove(3)), Some(THREE));
+        assert_eq!(
+            with_learner.changed_by(AdminOp::AddVoter(3)),
+            Some(promoted)
+        );
+    }
+
+    #[test]
+    fn the_last_voter_cannot_be_removed() {
+        let one = Membership {
+            voters: 0b10,
+            learners: 0b1,
+        };
+        assert_eq!(one.changed_by(AdminOp::Remove(1)), None);
+        assert!(one.changed_by(AdminOp::Remove(0)).is_some());
     }
 }

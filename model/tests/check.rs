@@ -530,3 +530,65 @@ fn deep_tier_configurations_run() {
         }
     }
 }
+
+/// Membership at bounds the test profile checks in seconds, one operation kind each: every
+/// always-property holds across configurations and the operation's witness is found.
+fn membership(servers: u8, spares: u8, admin: &str) -> Config {
+    Config {
+        servers,
+        spares,
+        admin_ops: admin
+            .split(',')
+            .map(|op| raft_model::config::parse_admin_op(op).unwrap())
+            .collect(),
+        max_term: 2,
+        max_log_len: 3,
+        max_restarts: 0,
+        client_ops: Vec::new(),
+        max_retries: 0,
+        max_in_flight: 3,
+        drops: false,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn a_learner_is_added_and_promoted() {
+    assert_safe_and_exhaustive(
+        "learner",
+        membership(3, 1, "l2,p2"),
+        &["leader elected", raft_model::properties::VOTER_ADDED],
+    );
+}
+
+#[test]
+fn a_leader_removes_itself_and_steps_down() {
+    assert_safe_and_exhaustive(
+        "remove",
+        membership(3, 0, "r0"),
+        &[
+            "leader elected",
+            raft_model::properties::LEADER_REMOVED_ITSELF,
+        ],
+    );
+}
+
+#[test]
+fn leadership_is_transferred() {
+    assert_safe_and_exhaustive(
+        "transfer",
+        membership(3, 0, "t1"),
+        &["leader elected", raft_model::properties::TRANSFER],
+    );
+}
+
+/// A leader that is its membership's only voter commits on its own copy: s0, left alone by
+/// removing s1, commits that change by itself and can then add s1 back.
+#[test]
+fn a_sole_voter_commits_alone() {
+    assert_safe_and_exhaustive(
+        "sole voter",
+        membership(2, 0, "r1,a1"),
+        &[raft_model::properties::VOTER_ADDED],
+    );
+}

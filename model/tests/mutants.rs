@@ -195,6 +195,20 @@ mutant!(
     STATE_MACHINE_SAFETY
 );
 
+// The single-server-change bug, at `Config::concurrent_changes`: one leader removes s0 and
+// another, elected by three of the original four, removes s3 before committing anything of its
+// term, and commits that; a server whose configuration is the first change's wins a later term
+// with a majority of that configuration and leads without the committed entries. (Which
+// servers play which part depends on the parallel search's order; README.md has one run's.)
+mutant!(
+    release a_change_before_the_terms_first_commit_breaks_leader_completeness,
+    Bug::ChangeBeforeTermCommit,
+    LEADER_COMPLETENESS,
+    STATE_MACHINE_SAFETY,
+    COMMIT_SOUNDNESS,
+    ELECTION_SAFETY
+);
+
 #[test]
 fn every_bug_has_a_test() {
     let source = include_str!("mutants.rs");

@@ -106,6 +106,15 @@ struct Bounds {
     /// to peers that need compacted entries.
     #[arg(long)]
     snapshots: bool,
+    /// The highest-numbered N servers start outside the cluster, for --admin to add.
+    #[arg(long, default_value_t = Config::default().spares)]
+    spares: u8,
+    /// The operator's membership changes and transfers, in order, each sent to any server
+    /// until a leader takes it: `a2` add server 2 as a voter, `l2` as a learner, `p2`
+    /// promote learner 2, `r2` remove server 2, `t2` transfer leadership to server 2; e.g.
+    /// `r0,a0,t1`.
+    #[arg(long, value_delimiter = ',', value_parser = raft_model::config::parse_admin_op)]
+    admin: Vec<raft_model::types::AdminOp>,
     /// Switch on a known Raft bug (the check must catch it).
     #[arg(long, value_enum)]
     bug: Option<Bug>,
@@ -181,6 +190,8 @@ impl Bounds {
                 max_inflight_appends: self.max_inflight_appends,
             },
             collect_dead_answers: true,
+            spares: self.spares,
+            admin_ops: self.admin.clone(),
             bug: self.bug,
         };
         if let Some(bug) = self.bug {
@@ -199,6 +210,9 @@ enum Preset {
     /// `runtime` with pipelining on, 8 appends in flight per follower
     /// (`Config::runtime_pipelined`): a node with `max_inflight_appends = 8`.
     RuntimePipelined,
+    /// Membership changes and leadership transfer (`Config::membership`); `--membership`
+    /// is the same.
+    Membership,
 }
 
 #[derive(Args)]
@@ -208,6 +222,10 @@ struct CheckArgs {
     /// Check a named configuration instead of the bound flags (only --bug combines with it).
     #[arg(long, value_enum, conflicts_with_all = DEEP_FIXES, conflicts_with = "deep")]
     config: Option<Preset>,
+    /// Check the membership configuration: single-server changes, learners, leadership
+    /// transfer (the same as `--config membership`).
+    #[arg(long, conflicts_with_all = DEEP_FIXES, conflicts_with_all = ["deep", "config"])]
+    membership: bool,
     /// Search strategy.
     #[arg(long, value_enum, default_value_t = Strategy::Dfs)]
     strategy: Strategy,
@@ -233,9 +251,10 @@ struct CheckArgs {
     /// Print a machine-readable JSON summary on stdout instead of the report.
     #[arg(long)]
     json: bool,
-    /// Run the deep tier instead: nine configurations, each deeper than the default in one or
+    /// Run the deep tier instead: ten configurations, each deeper than the default in one or
     /// two dimensions (four terms, five and six messages in flight, two restarts, four and five
-    /// servers, two clients, the duplicating network, the node's parameters), each exhaustive.
+    /// servers, two clients, the duplicating network, concurrent membership changes, the
+    /// node's parameters), each exhaustive.
     /// Only --bug, --only, --threads and --json combine with it.
     #[arg(long, conflicts_with_all = DEEP_FIXES)]
     deep: bool,
@@ -248,7 +267,9 @@ struct CheckArgs {
 }
 
 /// The flags whose values the deep tier fixes itself.
-const DEEP_FIXES: [&str; 24] = [
+const DEEP_FIXES: [&str; 26] = [
+    "spares",
+    "admin",
     "servers",
     "max_term",
     "max_log_len",
@@ -301,6 +322,10 @@ fn main() -> ExitCode {
         },
         Command::Explore(args) => {
             let cfg = args.bounds.config();
+            if let Err(e) = cfg.check_membership() {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
             let addr = format!("{}:{}", args.host, args.port);
             println!("Bounds:\n{cfg}\n");
             println!("Explorer: http://{addr}/  (Ctrl-C to stop)");
@@ -378,11 +403,15 @@ fn check(args: CheckArgs) -> ExitCode {
     if args.deep {
         return deep(args);
     }
-    let cfg = match args.config {
+    let preset = args
+        .config
+        .or(args.membership.then_some(Preset::Membership));
+    let cfg = match preset {
         Some(preset) => {
             let mut cfg = match preset {
                 Preset::Runtime => Config::runtime(),
                 Preset::RuntimePipelined => Config::runtime_pipelined(),
+                Preset::Membership => Config::membership(),
             };
             cfg.bug = args.bounds.bug;
             if let Some(bug) = cfg.bug {
@@ -392,6 +421,10 @@ fn check(args: CheckArgs) -> ExitCode {
         }
         None => args.bounds.config(),
     };
+    if let Err(e) = cfg.check_membership() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     if cfg.network == Network::Duplicating && !cfg.drops && cfg.max_in_flight > 0 {
         eprintln!(
             "error: --network duplicating with --no-drops: a delivered message never leaves, so \
@@ -407,7 +440,7 @@ fn check(args: CheckArgs) -> ExitCode {
             "Strategy: {:?}, threads: {}, symmetry: {}{}\n",
             opts.strategy,
             opts.threads,
-            opts.symmetry && opts.strategy != Strategy::Bfs,
+            opts.symmetry && opts.strategy != Strategy::Bfs && cfg.is_symmetric(),
             if opts.strategy == Strategy::Bfs && opts.symmetry {
                 " (BFS cannot use symmetry reduction)"
             } else {
@@ -549,6 +582,8 @@ mod tests {
     use clap::ValueEnum;
 
     /// The configuration `raft-model explore <flags>` builds.
+    use raft_model::types::AdminOp;
+
     fn explore_config(flags: &[String]) -> Config {
         let words = flags.iter().flat_map(|f| f.split_whitespace());
         let cli = Cli::try_parse_from(["raft-model", "explore"].into_iter().chain(words))
@@ -566,6 +601,12 @@ mod tests {
         let mut configs: Vec<Config> = Config::deep().into_iter().map(|(_, c)| c).collect();
         configs.push(Config::default());
         configs.push(Config::sessions());
+        configs.push(Config::membership());
+        configs.push(Config {
+            spares: 1,
+            admin_ops: vec![AdminOp::AddLearner(2), AdminOp::Promote(2)],
+            ..Config::default()
+        });
         for bug in Bug::value_variants() {
             let mut cfg = Config {
                 max_term: 2,
@@ -580,5 +621,16 @@ mod tests {
             assert_eq!(explore_config(&flags), cfg, "{flags:?}");
         }
         assert!(Config::default().flags().is_empty());
+    }
+
+    #[test]
+    fn a_bad_admin_item_is_refused_with_what_is_expected() {
+        let err = |flag: &str| match Cli::try_parse_from(["raft-model", "check", "--admin", flag]) {
+            Ok(_) => panic!("{flag} accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err("x1").contains("unknown operation 'x'"), "{}", err("x1"));
+        assert!(err("r").contains("a server number"), "{}", err("r"));
+        assert!(err("a300").contains("a server number"), "{}", err("a300"));
     }
 }
