@@ -23,6 +23,8 @@ pub struct Node {
 pub struct Cluster {
     pub params: c::Params,
     pub ids: Vec<c::NodeId>,
+    /// The configuration the model's cluster starts with (its spares outside it).
+    pub initial: m::Membership,
     pub nodes: Vec<Rc<Node>>,
 }
 
@@ -31,6 +33,8 @@ pub struct Cluster {
 pub struct Emitted {
     pub messages: Vec<c::Envelope>,
     pub replies: Vec<c::ClientReply>,
+    /// The outcome of an operator's step.
+    pub admin: Option<c::AdminOutcome>,
 }
 
 /// A step at which the cores and the model disagree.
@@ -85,11 +89,6 @@ impl Cluster {
     /// Fresh cores for the model's initial state. `core_bug` overrides the configuration's bug
     /// on the core side only (the mutation score).
     pub fn new(cfg: &Config, core_bug: Option<Option<c::Bug>>) -> Cluster {
-        assert!(
-            cfg.is_symmetric(),
-            "conformance cannot replay membership changes or spare servers: the node core has \
-             no membership changes yet (conformance/README.md, \"Conformance gaps\")"
-        );
         let mut params = map::params(cfg);
         if let Some(b) = core_bug {
             params.bug = b;
@@ -101,16 +100,23 @@ impl Cluster {
             snapshot: map::snapshot(&raft_model::server::Server::new(cfg).snapshot),
             ..Storage::default()
         };
+        let initial = cfg.initial_membership();
+        let membership = map::membership(&initial);
         let nodes = ids
             .iter()
             .map(|&id| {
                 Rc::new(Node {
-                    core: storage.restore(id, &ids, params.clone()),
+                    core: storage.restore(id, &membership, params.clone()),
                     storage: storage.clone(),
                 })
             })
             .collect();
-        Cluster { params, ids, nodes }
+        Cluster {
+            params,
+            ids,
+            initial,
+            nodes,
+        }
     }
 
     fn step(&mut self, i: m::Id, input: c::Input) -> c::Ready {
@@ -134,18 +140,23 @@ impl Cluster {
             Action::Restart(i) => {
                 let id = self.ids[*i as usize];
                 let storage = self.nodes[*i as usize].storage.clone();
-                let core = storage.restore(id, &self.ids, self.params.clone());
+                let initial = map::membership(&self.initial);
+                let core = storage.restore(id, &initial, self.params.clone());
                 self.nodes[*i as usize] = Rc::new(Node { core, storage });
                 None
             }
             // Network- and client-side steps: no core sees them.
             Action::Drop(_) | Action::DeliverResponse(_) | Action::DropResponse(_) => None,
-            Action::Admin { .. } => unreachable!("refused by Cluster::new"),
+            Action::Admin { server } => {
+                let op = model.cfg.admin_ops[before.admin_done as usize];
+                Some(self.step(*server, c::Input::Admin(map::admin_op(op))))
+            }
         };
         match ready {
             Some(r) => Emitted {
                 messages: r.messages,
                 replies: r.replies,
+                admin: r.admin,
             },
             None => Emitted::default(),
         }
@@ -162,7 +173,7 @@ impl Cluster {
         for (i, s) in servers.iter().enumerate() {
             out += &side_by_side(
                 map::node_id(i as m::Id),
-                &View::of_model(s, i as m::Id),
+                &View::of_model(s, i as m::Id, self.initial),
                 &self.view(i as m::Id),
             );
         }
@@ -282,6 +293,16 @@ pub fn compare_step(
         }
         Ok(_) => {}
     }
+    // An operator's step the model took was accepted (a configuration entry appended, or a
+    // `TimeoutNow` sent) or refused as invalid; the core's outcome must say the same.
+    if let (Action::Admin { .. }, Some(expected)) = (action, record.admin) {
+        let core = emitted.admin.as_ref();
+        if !core.is_some_and(|o| map::admin_outcome_matches(expected, o)) {
+            return Err(fail(format!(
+                "operator's step: model {expected:?}, core {core:?}"
+            )));
+        }
+    }
     // Client replies.
     let expected = expected_replies(model, before, after_servers, action, record);
     if expected != emitted.replies {
@@ -297,7 +318,7 @@ pub fn compare_step(
         record.server.into_iter().collect()
     };
     for i in ids {
-        let mv = View::of_model(&after_servers[i as usize], i);
+        let mv = View::of_model(&after_servers[i as usize], i, cluster.initial);
         let cv = cluster.view(i);
         if mv != cv {
             let fields: Vec<&str> = mv
@@ -317,10 +338,48 @@ pub fn compare_step(
     Ok(())
 }
 
+/// An operator's step the model refuses without a transition (its leader is busy, or the
+/// server is no leader): the core must answer `Busy` or `NotLeader`, emit nothing, and stay as
+/// the model's server is.
+pub fn compare_refused_admin(
+    step: usize,
+    before: &State,
+    server: m::Id,
+    cluster: &Cluster,
+    emitted: &Emitted,
+) -> Result<(), Box<Divergence>> {
+    let refused = matches!(
+        emitted.admin,
+        Some(c::AdminOutcome::Busy(_) | c::AdminOutcome::NotLeader { .. })
+    );
+    let unchanged = emitted.messages.is_empty()
+        && emitted.replies.is_empty()
+        && View::of_model(&before.servers[server as usize], server, cluster.initial)
+            == cluster.view(server);
+    if refused && unchanged {
+        return Ok(());
+    }
+    Err(Box::new(Divergence {
+        step,
+        action: format!("{:?}", Action::Admin { server }),
+        what: format!(
+            "the model refuses the operator's step (busy or no leader); the core answered \
+             {:?}{}",
+            emitted.admin,
+            if unchanged {
+                ""
+            } else {
+                " and changed or sent something"
+            }
+        ),
+        detail: cluster.render(&before.servers),
+    }))
+}
+
 /// Compares every server of the initial state.
 pub fn compare_initial(state: &State, cluster: &Cluster) -> Result<(), Box<Divergence>> {
     for (i, s) in state.servers.iter().enumerate() {
-        if View::of_model(s, i as m::Id) != cluster.view(i as m::Id) {
+        if View::of_model(s, i as m::Id, cluster.initial) != cluster.view(i as m::Id) {
             return Err(Box::new(Divergence {
                 step: 0,
                 action: "(initial state)".into(),

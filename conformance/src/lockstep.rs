@@ -7,7 +7,7 @@
 //! parent). Edges into states outside the model's bounds are checked too, but not expanded
 //! (stateright drops such states the same way).
 
-use crate::cluster::{compare_initial, compare_step, Cluster, Divergence};
+use crate::cluster::{compare_initial, compare_refused_admin, compare_step, Cluster, Divergence};
 use raft_core as c;
 use raft_model::model::{Action, RaftModel};
 use raft_model::state::State;
@@ -132,6 +132,29 @@ pub fn run(opts: &LockstepOptions) -> LockstepReport {
         model.actions(&item.state, &mut actions);
         for (idx, action) in actions.iter().enumerate() {
             let Some((next, record)) = model.step(&item.state, action) else {
+                // The model takes no step for an operation its leader refuses (busy) or for
+                // one sent to a server that is no leader: the core must refuse it too, and
+                // change nothing.
+                if let Action::Admin { server } = action {
+                    report.edges += 1;
+                    let mut cluster = item.cluster.clone();
+                    let emitted = cluster.apply(&model, &item.state, action);
+                    let step = item.depth as usize + 1;
+                    let refused =
+                        compare_refused_admin(step, &item.state, *server, &cluster, &emitted);
+                    if let Err(d) = refused {
+                        report.divergences += 1;
+                        if report.first.is_none() {
+                            let mut path = path_to(&model, &arena, item.at);
+                            path.push(action.clone());
+                            report.first = Some((d, path));
+                        }
+                        if opts.stop_at_first {
+                            stopped = true;
+                            break 'bfs;
+                        }
+                    }
+                }
                 continue;
             };
             report.edges += 1;
@@ -271,6 +294,28 @@ pub fn pipelined_config() -> Config {
     };
     cfg.params.max_inflight_appends = 2;
     cfg
+}
+
+/// Membership changes: `servers` of which the last `spares` start outside the cluster, the
+/// operator's `admin` operations (`raft-model check --admin` syntax, e.g. `l2,p2`), two terms,
+/// no clients, two messages in flight: an add, a promotion, a removal of the leader or a
+/// transfer walked in seconds.
+pub fn membership_config(servers: u8, spares: u8, admin: &str) -> Config {
+    Config {
+        servers,
+        spares,
+        admin_ops: (admin.split(','))
+            .map(|op| raft_model::config::parse_admin_op(op).expect("an operation"))
+            .collect(),
+        max_term: 2,
+        max_log_len: 3,
+        max_restarts: 0,
+        client_ops: Vec::new(),
+        max_retries: 0,
+        max_in_flight: 2,
+        drops: false,
+        ..Config::default()
+    }
 }
 
 /// The lockstep configuration `cargo test` runs: `Config::small()` with two messages in

@@ -13,10 +13,12 @@
 //! | its `Value` answer | `ClientReply::Read { client_id, read_id, value }` |
 //! | a read dropped when its leader steps down | `ClientReply::ReadNotLeader { hint: None }` (the model's clients need no answer) |
 //!
-//! Model-to-core is total on what conformance replays. The model's membership vocabulary
-//! (configuration entries, `TimeoutNow`, spare servers, the operator's steps) has no core
-//! counterpart yet: `Cluster::new` refuses such configurations, and the mapping functions
-//! panic with that reason if reached. Core-to-model fails on anything the model has no word for (a key
+//! | `Membership { voters, learners }` (bit masks) | `Membership { voters, learners }` (sets of `NodeId`) |
+//! | `Snapshot::membership` | `Snapshot::membership` (`None` on both sides until a configuration entry is compacted) |
+//! | the operator's `AdminOp` (`Transfer`) | `Input::Admin(AdminOp)` (`TransferLeader`) |
+//! | `AdminOutcome::Accepted` / `Invalid` | `AdminOutcome::Accepted { .. }` / `Refused(_)` |
+//!
+//! Model-to-core is total. Core-to-model fails on anything the model has no word for (a key
 //! or value out of range, a number above 255), and that failure is itself a divergence.
 
 use raft_core as c;
@@ -188,11 +190,77 @@ pub fn command(cmd: &m::Command) -> c::Command {
         m::Command::Register { nonce } => c::Command::Register {
             nonce: *nonce as u64,
         },
-        m::Command::Membership(_) => panic!("{NO_MEMBERSHIP}"),
+        m::Command::Membership(ms) => c::Command::Membership(membership(ms)),
     }
 }
 
-const NO_MEMBERSHIP: &str = "the node core has no membership changes yet";
+fn ids(mask: u8) -> std::collections::BTreeSet<c::NodeId> {
+    (0..8)
+        .filter(|i| mask & (1 << i) != 0)
+        .map(node_id)
+        .collect()
+}
+
+fn model_mask(ids: &std::collections::BTreeSet<c::NodeId>) -> Result<u8, String> {
+    let mut mask = 0u8;
+    for &n in ids {
+        let id = model_id(n)?;
+        if id >= 8 {
+            return Err(format!("node id {n} has no model id"));
+        }
+        mask |= 1 << id;
+    }
+    Ok(mask)
+}
+
+pub fn membership(ms: &m::Membership) -> c::Membership {
+    c::Membership {
+        voters: ids(ms.voters),
+        learners: ids(ms.learners),
+    }
+}
+
+pub fn model_membership(ms: &c::Membership) -> Result<m::Membership, String> {
+    Ok(m::Membership {
+        voters: model_mask(&ms.voters)?,
+        learners: model_mask(&ms.learners)?,
+    })
+}
+
+pub fn admin_op(op: m::AdminOp) -> c::AdminOp {
+    match op {
+        m::AdminOp::AddVoter(i) => c::AdminOp::AddVoter(node_id(i)),
+        m::AdminOp::AddLearner(i) => c::AdminOp::AddLearner(node_id(i)),
+        m::AdminOp::Promote(i) => c::AdminOp::Promote(node_id(i)),
+        m::AdminOp::Remove(i) => c::AdminOp::Remove(node_id(i)),
+        m::AdminOp::Transfer(i) => c::AdminOp::TransferLeader(node_id(i)),
+    }
+}
+
+pub fn model_admin_op(op: c::AdminOp) -> Result<m::AdminOp, String> {
+    Ok(match op {
+        c::AdminOp::AddVoter(n) => m::AdminOp::AddVoter(model_id(n)?),
+        c::AdminOp::AddLearner(n) => m::AdminOp::AddLearner(model_id(n)?),
+        c::AdminOp::Promote(n) => m::AdminOp::Promote(model_id(n)?),
+        c::AdminOp::Remove(n) => m::AdminOp::Remove(model_id(n)?),
+        c::AdminOp::TransferLeader(n) => m::AdminOp::Transfer(model_id(n)?),
+    })
+}
+
+/// The core outcome an operation the model took (accepted or refused as invalid) must have.
+pub fn admin_outcome_matches(
+    model: raft_model::server::AdminOutcome,
+    core: &c::AdminOutcome,
+) -> bool {
+    use raft_model::server::AdminOutcome as M;
+    matches!(
+        (model, core),
+        (M::Accepted, c::AdminOutcome::Accepted { .. })
+            | (M::Invalid, c::AdminOutcome::Refused(_))
+            | (M::NotLeader, c::AdminOutcome::NotLeader { .. })
+            | (M::Busy, c::AdminOutcome::Busy(_))
+    )
+}
 
 pub fn model_command(cmd: &c::Command) -> Result<m::Command, String> {
     Ok(match cmd {
@@ -209,6 +277,7 @@ pub fn model_command(cmd: &c::Command) -> Result<m::Command, String> {
         c::Command::Register { nonce } => m::Command::Register {
             nonce: model_nonce(*nonce),
         },
+        c::Command::Membership(ms) => m::Command::Membership(model_membership(ms)?),
     })
 }
 
@@ -227,7 +296,6 @@ pub fn model_entry(e: &c::Entry) -> Result<m::Entry, String> {
 }
 
 pub fn snapshot(s: &m::Snapshot) -> c::Snapshot {
-    assert!(s.membership.is_none(), "{NO_MEMBERSHIP}");
     let kv = (s.kv.iter().enumerate())
         .filter_map(|(k, v)| v.map(|v| (key(k as m::Key), value(v))))
         .collect();
@@ -247,6 +315,7 @@ pub fn snapshot(s: &m::Snapshot) -> c::Snapshot {
         last_included_index: s.last_included_index as u64,
         last_included_term: term(s.last_included_term),
         state: c::KvStateMachine::from_parts(kv, sessions),
+        membership: s.membership.as_ref().map(membership),
     }
 }
 
@@ -270,7 +339,7 @@ pub fn model_snapshot(s: &c::Snapshot) -> Result<m::Snapshot, String> {
         last_included_term: model_u8(s.last_included_term, "term")?,
         kv,
         sessions,
-        membership: None,
+        membership: s.membership.as_ref().map(model_membership).transpose()?,
     })
 }
 
@@ -345,7 +414,10 @@ pub fn msg(x: &m::Msg) -> c::Message {
             round: *round as u64,
             ok: *ok,
         },
-        m::Msg::TimeoutNow { .. } => panic!("{NO_MEMBERSHIP}"),
+        m::Msg::TimeoutNow { term: t, leader } => c::Message::TimeoutNow {
+            term: term(*t),
+            leader: node_id(*leader),
+        },
     }
 }
 
@@ -421,6 +493,10 @@ pub fn model_msg(x: &c::Message) -> Result<m::Msg, String> {
             round: model_u8(*round, "read round")?,
             ok: *ok,
         },
+        c::Message::TimeoutNow { term: t, leader } => m::Msg::TimeoutNow {
+            term: model_u8(*t, "term")?,
+            leader: model_id(*leader)?,
+        },
     })
 }
 
@@ -464,13 +540,13 @@ pub fn bug(b: MBug) -> Option<c::Bug> {
         MBug::ReadWithoutQuorum => c::Bug::ReadWithoutQuorum,
         MBug::ReadBeforeTermCommit => c::Bug::ReadBeforeTermCommit,
         MBug::MatchFromOptimisticNextIndex => c::Bug::MatchFromOptimisticNextIndex,
+        MBug::ChangeBeforeTermCommit => c::Bug::ChangeBeforeTermCommit,
         MBug::ApplyBeforeCommit
         | MBug::MajorityOffByOne
         | MBug::NoStepDownOnHigherTermResponse
         | MBug::ForgetLogOnRestart
         | MBug::VoteTwiceInTerm
-        | MBug::MajorityOfEvenCluster
-        | MBug::ChangeBeforeTermCommit => return None,
+        | MBug::MajorityOfEvenCluster => return None,
     })
 }
 
@@ -498,7 +574,7 @@ pub fn params(cfg: &Config) -> c::Params {
 }
 
 /// Every core bug, for the mutation score.
-pub const CORE_BUGS: [c::Bug; 11] = [
+pub const CORE_BUGS: [c::Bug; 12] = [
     c::Bug::VoteWithoutUpToDateCheck,
     c::Bug::Figure8Commit,
     c::Bug::ForgetVoteOnRestart,
@@ -510,6 +586,7 @@ pub const CORE_BUGS: [c::Bug; 11] = [
     c::Bug::ReadWithoutQuorum,
     c::Bug::ReadBeforeTermCommit,
     c::Bug::MatchFromOptimisticNextIndex,
+    c::Bug::ChangeBeforeTermCommit,
 ];
 
 #[cfg(test)]

@@ -35,9 +35,15 @@ pub fn score(traces: &[(String, Trace)], lockstep_cfg: &Config) -> Vec<MutantRes
                 }
             }
             // A mutant in a feature the walk leaves off (pipelining) is walked with that
-            // feature on, as `raft-model check --bug` runs the model's.
+            // feature on, as `raft-model check --bug` runs the model's. A membership mutant is
+            // walked where the operator acts: a leader's change refused while its term has
+            // committed nothing is a step the model never takes, and the walk asks the core
+            // about it (the model's own mutant needs two changes by two leaders to break a
+            // property, far beyond a lockstep walk).
             let mut cfg = lockstep_cfg.clone();
-            if let Some(m) = (raft_model::config::Bug::ALL.into_iter())
+            if bug == c::Bug::ChangeBeforeTermCommit {
+                cfg = lockstep::membership_config(3, 0, "r0");
+            } else if let Some(m) = (raft_model::config::Bug::ALL.into_iter())
                 .find(|&m| crate::map::bug(m) == Some(bug))
             {
                 m.enable_feature(&mut cfg);

@@ -155,7 +155,8 @@ fn difference(recorded: &RaftCore, rebuilt: &RaftCore) -> String {
         };
     }
     scalar!("id", id);
-    scalar!("peers", peers);
+    scalar!("initial_membership", initial_membership);
+    scalar!("membership", membership);
     scalar!("params", params);
     scalar!("current_term", current_term);
     scalar!("voted_for", voted_for);

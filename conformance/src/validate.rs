@@ -180,7 +180,9 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
         );
         let (prev, after): (&c::RaftCore, &c::RaftCore) = (&step.before, &step.after);
         let fail = |what: String| format!("line {line} (node {node}, input {input:?}): {what}");
-        let servers = map::model_u8(prev.peers().len() as u64 + 1, "servers").map_err(fail)?;
+        // Recordings come from clusters that started as voters 1..=n (`raft-node` starts so).
+        let initial = &prev.initial_membership().voters;
+        let servers = map::model_u8(initial.len() as u64, "servers").map_err(fail)?;
         let cfg = model_params(prev.params(), servers).map_err(fail)?;
         let me = map::model_id(node).map_err(fail)?;
         let mut s = model_server(prev, &cfg).map_err(|e| fail(format!("state before: {e}")))?;
@@ -220,9 +222,13 @@ pub fn validate_records(records: &[Record]) -> Result<Report, String> {
                 };
                 not_leader = !s.read_request(&cfg, me, req, &mut fx);
             }
+            c::Input::Admin(op) => {
+                let op = map::model_admin_op(*op).map_err(fail)?;
+                s.admin_request(&cfg, me, op, &mut fx);
+            }
         }
         let dropped = crate::cluster::dropped_reads(&before_model, &s);
-        let want = View::of_model(&s, me);
+        let want = View::of_model(&s, me, cfg.initial_membership());
         let got = View::of_core(after, &storage_of(after));
         if want != got {
             return Err(fail(format!(

@@ -19,8 +19,9 @@ use std::fmt::Write;
 /// restored the way the runtime does it.
 pub use raft_core::MemoryStorage as Storage;
 
-/// A snapshot as compared: `(last_included_index, last_included_term, kv, sessions)`.
-pub type SnapView = (c::Index, c::Term, Kv, Sessions);
+/// A snapshot as compared: `(last_included_index, last_included_term, kv, sessions,
+/// membership)`.
+pub type SnapView = (c::Index, c::Term, Kv, Sessions, Option<c::Membership>);
 pub type Kv = BTreeMap<c::Text, c::Text>;
 /// Per session id `(last_seq, answer, last_index)`: `last_index` orders eviction.
 pub type Sessions = BTreeMap<c::ClientId, (u64, c::Answer, c::Index)>;
@@ -52,6 +53,7 @@ fn model_snap(s: &m::Snapshot) -> SnapView {
         map::term(s.last_included_term),
         model_kv(&s.kv),
         model_sessions(&s.sessions),
+        s.membership.as_ref().map(map::membership),
     )
 }
 
@@ -86,6 +88,7 @@ fn core_snap(s: &c::Snapshot) -> SnapView {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         core_sessions(&s.state),
+        s.membership.clone(),
     )
 }
 
@@ -98,8 +101,11 @@ pub struct View {
     pub commit_index: c::Index,
     pub last_applied: c::Index,
     pub leader_id: Option<c::NodeId>,
+    /// The configuration in effect (the core keeps it cached beside its log).
+    pub membership: c::Membership,
     pub votes: Option<BTreeSet<c::NodeId>>,
-    /// Per peer: `next_index`, `match_index`, and the pipeline.
+    /// Per member but the leader: `next_index`, `match_index`, and the pipeline (the model
+    /// keeps them for every server; only a member's mean anything).
     pub progress: Option<BTreeMap<c::NodeId, ProgressView>>,
     pub recent_active: Option<BTreeSet<c::NodeId>>,
     pub kv: Kv,
@@ -133,10 +139,12 @@ fn mask(bits: u8) -> BTreeSet<c::NodeId> {
 }
 
 impl View {
-    pub fn of_model(s: &Server, me: m::Id) -> View {
+    /// `initial`: the configuration the model's cluster started with.
+    pub fn of_model(s: &Server, me: m::Id, initial: m::Membership) -> View {
         let log: Vec<c::Entry> = s.log.iter().map(map::entry).collect();
         let candidate = matches!(s.role, m::Role::PreCandidate | m::Role::Candidate);
         let leader = s.role == m::Role::Leader;
+        let membership = s.membership_or(initial);
         View {
             role: map::role(s.role),
             current_term: map::term(s.current_term),
@@ -145,10 +153,11 @@ impl View {
             commit_index: s.commit_index as u64,
             last_applied: s.commit_index as u64,
             leader_id: s.leader_id.map(map::node_id),
+            membership: map::membership(&membership),
             votes: candidate.then(|| mask(s.votes)),
             progress: leader.then(|| {
                 (0..s.next_index.len() as m::Id)
-                    .filter(|&p| p != me)
+                    .filter(|&p| p != me && membership.members() & (1 << p) != 0)
                     .map(|p| {
                         let i = p as usize;
                         let inflight = s.inflight.get(i).map_or(&[][..], Vec::as_slice);
@@ -197,6 +206,7 @@ impl View {
             commit_index: core.commit_index(),
             last_applied: core.last_applied(),
             leader_id: core.leader_id(),
+            membership: core.membership().clone(),
             votes: candidate.then(|| core.votes().clone()),
             progress: leader.then(|| {
                 core.progress()
@@ -245,6 +255,7 @@ impl View {
             ("commit_index", self.commit_index.to_string()),
             ("last_applied", self.last_applied.to_string()),
             ("leader_id", format!("{:?}", self.leader_id)),
+            ("membership", self.membership.to_string()),
             ("votes", format!("{:?}", self.votes)),
             (
                 "next/match/in flight/stalled",
@@ -276,6 +287,7 @@ pub fn entry_str(e: &c::Entry) -> String {
             format!("{}:c{client_id}#{seq}:{op:?}", e.term)
         }
         c::Command::Register { nonce } => format!("{}:register(n{nonce})", e.term),
+        c::Command::Membership(ms) => format!("{}:config({ms})", e.term),
     }
 }
 

@@ -147,6 +147,18 @@ fn lockstep_runtime_configuration_is_exhaustive_without_divergence() {
     assert_conforms_exhaustively("runtime", lockstep::runtime_config());
 }
 
+/// Membership, one operation kind a walk: a learner added and promoted (a spare joins), the
+/// leader removing itself, a leadership transfer, and a voter removed then added again.
+#[test]
+fn lockstep_membership_changes_are_exhaustive_without_divergence() {
+    for (servers, spares, admin) in [(3, 1, "l2,p2"), (3, 0, "r0"), (3, 0, "t1"), (2, 0, "r1,a1")] {
+        assert_conforms_exhaustively(
+            &format!("membership {admin}"),
+            lockstep::membership_config(servers, spares, admin),
+        );
+    }
+}
+
 #[test]
 fn lockstep_pipelined_configuration_is_exhaustive_without_divergence() {
     assert_conforms_exhaustively("pipelined", lockstep::pipelined_config());

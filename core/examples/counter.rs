@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 
 use raft_core::{
-    Envelope, Index, Input, MemoryStorage, NodeId, Params, RaftCore, Role, StateMachine,
+    Envelope, Index, Input, Membership, MemoryStorage, NodeId, Params, RaftCore, Role, StateMachine,
 };
 use serde::{Deserialize, Serialize};
 
@@ -182,7 +182,11 @@ impl Cluster {
     /// Crash `id` and restart it from what it persisted, forgetting everything else.
     fn restart(&mut self, id: NodeId) {
         let i = self.slot(id);
-        self.cores[i] = self.storage[i].restore(id, &self.ids, self.params.clone());
+        self.cores[i] = self.storage[i].restore(
+            id,
+            &Membership::voters(self.ids.iter().copied()),
+            self.params.clone(),
+        );
         self.applied[i].clear();
     }
 }

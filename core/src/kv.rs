@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{Index, NodeId};
 use super::log::Log;
+use super::membership::Membership;
 use super::params::{Bug, Params};
 use super::ready::{HardState, Input};
 use super::snapshot::Snapshot;
@@ -83,6 +84,10 @@ pub enum Command {
     /// never reused and a command of an evicted session can be told from a new client's.
     /// `nonce`, chosen by the requester, only routes the answer back to it.
     Register { nonce: u64 },
+    /// A configuration entry: the cluster's membership from this index on (the core tracks
+    /// it; the store applies it as a no-op). Last among the variants, so the encodings of the
+    /// others stay as they were.
+    Membership(Membership),
 }
 
 /// A client id: the index of the client's `Register` entry (so never 0).
@@ -270,7 +275,7 @@ impl KvStateMachine {
         reopen_expired: bool,
     ) -> Applied {
         let (client_id, seq, op) = match command {
-            Command::Noop => return Applied::Noop,
+            Command::Noop | Command::Membership(_) => return Applied::Noop,
             Command::Register { nonce } => {
                 self.register(index, max_sessions);
                 return Applied::Registered {
@@ -440,6 +445,17 @@ impl StateMachine for KvStateMachine {
         }
     }
 
+    fn membership_command(membership: Membership) -> Option<Command> {
+        Some(Command::Membership(membership))
+    }
+
+    fn as_membership(command: &Command) -> Option<&Membership> {
+        match command {
+            Command::Membership(m) => Some(m),
+            _ => None,
+        }
+    }
+
     fn query_not_leader(query: ReadRequest, hint: Option<NodeId>) -> ClientReply {
         ClientReply::ReadNotLeader {
             client_id: query.client_id,
@@ -451,6 +467,7 @@ impl StateMachine for KvStateMachine {
     fn command_size(command: &Command) -> usize {
         match command {
             Command::Noop | Command::Register { .. } => 0,
+            Command::Membership(m) => 8 * (m.voters.len() + m.learners.len()),
             Command::Client { op, .. } => {
                 16 + match op {
                     Op::Put { key, value } => key.len() + value.len(),
@@ -551,7 +568,8 @@ impl RaftCore<KvStateMachine> {
         hard_state: HardState,
         log: Log<Command>,
     ) -> Self {
-        Self::restore(id, peers, params, hard_state, Snapshot::default(), log)
+        let initial = Membership::voters(peers.iter().copied().chain([id]));
+        Self::restore(id, initial, params, hard_state, Snapshot::default(), log)
     }
 
     /// The key-value map.

@@ -89,6 +89,7 @@ pub mod driver;
 mod ids;
 mod kv;
 mod log;
+mod membership;
 mod memory_storage;
 mod message;
 mod params;
@@ -101,6 +102,8 @@ mod state_machine;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use self::membership::Configs;
+
 use serde::{Deserialize, Serialize};
 
 pub use self::kv::{
@@ -112,6 +115,7 @@ pub type Entry<C = Command> = log::Entry<C>;
 /// The log; of key-value commands by default.
 pub type Log<C = Command> = log::Log<C>;
 pub use self::ids::{Index, NodeId, Term};
+pub use self::membership::{AdminOp, AdminOutcome, Busy, Membership, Refusal};
 pub use self::memory_storage::MemoryStorage;
 /// A message between servers; of the key-value store by default.
 pub type Message<S = KvStateMachine> = message::Message<S>;
@@ -147,8 +151,9 @@ pub enum Role {
 #[serde(bound = "")]
 pub struct RaftCore<S: StateMachine = KvStateMachine> {
     id: NodeId,
-    /// The other servers, sorted by id.
-    peers: Vec<NodeId>,
+    /// The configuration the cluster started with: in effect until a configuration entry or a
+    /// snapshot that records one says otherwise.
+    initial_membership: Membership,
     params: Params,
     // durable
     current_term: Term,
@@ -156,6 +161,9 @@ pub struct RaftCore<S: StateMachine = KvStateMachine> {
     /// The state machine as of `log.snapshot_index()`.
     snapshot: Snapshot<S>,
     log: Log<S::Command>,
+    /// Derived from `log`, `snapshot` and `initial_membership`, kept beside them so that the
+    /// configuration in effect is known without scanning the log.
+    configs: Configs,
     // volatile
     role: Role,
     commit_index: Index,
@@ -185,6 +193,7 @@ struct Out<S: StateMachine> {
     /// after the snapshot even though nothing is appended.
     log_discarded: bool,
     reset_election_timer: bool,
+    admin: Option<AdminOutcome>,
 }
 
 // Derived, it would ask for `S::Reply: Default`.
@@ -197,6 +206,7 @@ impl<S: StateMachine> Default for Out<S> {
             snapshot: None,
             log_discarded: false,
             reset_election_timer: false,
+            admin: None,
         }
     }
 }
@@ -204,15 +214,28 @@ impl<S: StateMachine> Default for Out<S> {
 impl<S: StateMachine> RaftCore<S> {
     /// A brand-new server (empty log, term 0) whose state machine starts as `machine` (usually
     /// `S::default()`; every server of a cluster must start from the same one).
+    ///
+    /// The cluster starts with `peers` and this server as its voters; a server that starts
+    /// outside that configuration (to be added later) is built with
+    /// [`RaftCore::with_membership`].
     pub fn with_state_machine(id: NodeId, peers: &[NodeId], params: Params, machine: S) -> Self {
+        let initial = Membership::voters(peers.iter().copied().chain([id]));
+        Self::with_membership(id, initial, params, machine)
+    }
+
+    /// A brand-new server of a cluster whose configuration starts as `initial`, which need not
+    /// include it: a server outside it stays a follower that never stands for election until
+    /// a configuration entry makes it a voter.
+    pub fn with_membership(id: NodeId, initial: Membership, params: Params, machine: S) -> Self {
         let snapshot = Snapshot {
             last_included_index: 0,
             last_included_term: 0,
             state: machine,
+            membership: None,
         };
         Self::restore(
             id,
-            peers,
+            initial,
             params,
             HardState::default(),
             snapshot,
@@ -223,10 +246,11 @@ impl<S: StateMachine> RaftCore<S> {
     /// A server restarted from its durable state: a `Follower` whose state machine is the
     /// snapshot's, with `commit_index = last_applied = snapshot.last_included_index` (a
     /// snapshot holds only committed entries) and `leader_id = None`. `log` must start right
-    /// after the snapshot.
+    /// after the snapshot. `initial` is the configuration the cluster started with (the
+    /// snapshot's and the log's configuration entries override it).
     pub fn restore(
         id: NodeId,
-        peers: &[NodeId],
+        initial: Membership,
         params: Params,
         hard_state: HardState,
         snapshot: Snapshot<S>,
@@ -237,9 +261,21 @@ impl<S: StateMachine> RaftCore<S> {
             (snapshot.last_included_index, snapshot.last_included_term),
             "the log must start right after the snapshot"
         );
-        let mut peers: Vec<NodeId> = peers.iter().copied().filter(|&p| p != id).collect();
-        peers.sort_unstable();
-        peers.dedup();
+        let configs = Configs {
+            base: snapshot
+                .membership
+                .clone()
+                .unwrap_or_else(|| initial.clone()),
+            entries: log
+                .entries()
+                .iter()
+                .enumerate()
+                .filter_map(|(k, e)| {
+                    let m = S::as_membership(&e.command)?;
+                    Some((log.snapshot_index() + 1 + k as Index, m.clone()))
+                })
+                .collect(),
+        };
         let mut hard_state = hard_state;
         if params.has_bug(Bug::ForgetVoteOnRestart) {
             hard_state.voted_for = None;
@@ -247,7 +283,7 @@ impl<S: StateMachine> RaftCore<S> {
         let unstable_from = log.last_index() + 1;
         RaftCore {
             id,
-            peers,
+            initial_membership: initial,
             params,
             current_term: hard_state.current_term,
             voted_for: hard_state.voted_for,
@@ -256,6 +292,7 @@ impl<S: StateMachine> RaftCore<S> {
             sm: snapshot.state.clone(),
             snapshot,
             log,
+            configs,
             role: Role::Follower,
             leader_id: None,
             votes: BTreeSet::new(),
@@ -274,9 +311,23 @@ impl<S: StateMachine> RaftCore<S> {
     pub fn id(&self) -> NodeId {
         self.id
     }
-    /// The other servers, by id.
-    pub fn peers(&self) -> &[NodeId] {
-        &self.peers
+    /// The configuration in effect: the last configuration entry in the log, committed or
+    /// not, else the snapshot's, else the initial one.
+    pub fn membership(&self) -> &Membership {
+        self.configs.latest()
+    }
+    /// The configuration as of the commit index: the one every server will agree on.
+    pub fn committed_membership(&self) -> &Membership {
+        self.configs.upto(self.commit_index)
+    }
+    /// The configuration the cluster started with.
+    pub fn initial_membership(&self) -> &Membership {
+        &self.initial_membership
+    }
+    /// The members other than this server: those a leader replicates to.
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let id = self.id;
+        self.membership().members().filter(move |&p| p != id)
     }
     /// The parameters.
     pub fn params(&self) -> &Params {
@@ -354,9 +405,9 @@ impl<S: StateMachine> RaftCore<S> {
         &self.reads
     }
 
-    fn majority(&self) -> usize {
-        let servers = self.peers.len() + 1;
-        servers / 2 + 1
+    /// Whether `ids` hold a majority of the voters in effect.
+    fn is_quorum<'a>(&self, ids: impl IntoIterator<Item = &'a NodeId>) -> bool {
+        self.configs.latest().is_quorum(ids)
     }
 
     // ----- the one entry point -----------------------------------------------------------
@@ -377,6 +428,10 @@ impl<S: StateMachine> RaftCore<S> {
             Input::Client(req) => self.on_client_request(req),
             Input::Read(req) => self.on_read_request(req),
             Input::Compact => self.compact(),
+            Input::Admin(op) => {
+                let outcome = self.on_admin(op);
+                self.out.admin = Some(outcome);
+            }
         }
         self.debug_check_invariants();
         self.take_ready()
@@ -453,6 +508,7 @@ impl<S: StateMachine> RaftCore<S> {
             replies: out.replies,
             applied: out.applied_from.map(|from| from..=self.last_applied),
             reset_election_timer: out.reset_election_timer,
+            admin: out.admin,
         }
     }
 
@@ -605,6 +661,7 @@ impl<S: StateMachine> RaftCore<S> {
                     self.on_read_ack(from, round);
                 }
             }
+            Message::TimeoutNow { term, leader: _ } => self.on_timeout_now(term),
         }
     }
 
@@ -622,13 +679,17 @@ impl<S: StateMachine> RaftCore<S> {
     fn on_election_timeout(&mut self) {
         if self.role == Role::Leader {
             if self.params.check_quorum {
-                let active = self.recent_active.iter().filter(|&&p| p != self.id).count() + 1;
-                if active < self.majority() {
+                let active = self.recent_active.iter().chain([&self.id]);
+                if !self.is_quorum(active) {
                     self.leader_id = None;
                     self.become_follower_role();
                 }
                 self.recent_active.clear();
             }
+            return;
+        }
+        // Learners and servers outside the cluster never stand for election.
+        if !self.membership().is_voter(self.id) {
             return;
         }
         if self.params.pre_vote {
@@ -650,7 +711,7 @@ impl<S: StateMachine> RaftCore<S> {
             pre_vote: true,
         };
         self.broadcast(msg);
-        if self.votes.len() >= self.majority() {
+        if self.is_quorum(&self.votes) {
             self.start_election();
         }
     }
@@ -669,14 +730,17 @@ impl<S: StateMachine> RaftCore<S> {
             pre_vote: false,
         };
         self.broadcast(msg);
-        if self.votes.len() >= self.majority() {
+        if self.is_quorum(&self.votes) {
             self.become_leader();
         }
     }
 
+    /// To the other voters: a vote or a ReadIndex confirmation is theirs to give.
     fn broadcast(&mut self, msg: Message<S>) {
-        for i in 0..self.peers.len() {
-            let to = self.peers[i];
+        let voters: Vec<NodeId> = (self.membership().voters.iter().copied())
+            .filter(|&p| p != self.id)
+            .collect();
+        for to in voters {
             self.send(to, msg.clone());
         }
     }
@@ -732,13 +796,13 @@ impl<S: StateMachine> RaftCore<S> {
         if pre_vote {
             if self.role == Role::PreCandidate && term == self.current_term + 1 {
                 self.votes.insert(from);
-                if self.votes.len() >= self.majority() {
+                if self.is_quorum(&self.votes) {
                     self.start_election();
                 }
             }
         } else if self.role == Role::Candidate && term == self.current_term {
             self.votes.insert(from);
-            if self.votes.len() >= self.majority() {
+            if self.is_quorum(&self.votes) {
                 self.become_leader();
             }
         }
@@ -748,11 +812,7 @@ impl<S: StateMachine> RaftCore<S> {
         self.role = Role::Leader;
         self.leader_id = Some(self.id);
         let last = self.log.last_index();
-        self.progress = self
-            .peers
-            .iter()
-            .map(|&p| (p, Progress::new(last)))
-            .collect();
+        self.progress = self.peers().map(|p| (p, Progress::new(last))).collect();
         self.recent_active.clear();
         if self.params.noop_on_election {
             self.log.push(Entry {
@@ -766,9 +826,10 @@ impl<S: StateMachine> RaftCore<S> {
 
     // ----- replication -------------------------------------------------------------------
 
+    /// To every member but this leader (the peers it keeps progress for).
     fn broadcast_append(&mut self) {
-        for i in 0..self.peers.len() {
-            let p = self.peers[i];
+        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+        for p in peers {
             self.send_append(p, true);
         }
     }
@@ -883,11 +944,12 @@ impl<S: StateMachine> RaftCore<S> {
                 Some(t) if t == entry.term => {}
                 Some(_) => {
                     self.log.truncate_from(index);
+                    self.configs.truncate_from(index);
                     self.unstable_from = self.unstable_from.min(index);
-                    self.log.push(entry);
+                    self.push_entry(entry);
                 }
                 None => {
-                    self.log.push(entry);
+                    self.push_entry(entry);
                 }
             }
         }
@@ -931,6 +993,12 @@ impl<S: StateMachine> RaftCore<S> {
             if !self.params.has_bug(Bug::InstallSnapshotKeepsStateMachine) {
                 self.sm = snapshot.state.clone();
             }
+            if dropped {
+                self.configs.entries.clear();
+            }
+            self.configs.compact_to(index);
+            self.configs.base =
+                (snapshot.membership.clone()).unwrap_or_else(|| self.initial_membership.clone());
             self.snapshot = snapshot;
             self.out.snapshot = Some(index);
         }
@@ -951,16 +1019,28 @@ impl<S: StateMachine> RaftCore<S> {
             return;
         }
         self.log.compact_to(index);
+        // The snapshot records a configuration only once one was in the log: a cluster that
+        // never changed keeps its initial one implicit, as the model does.
+        let recorded = (self.configs.entries.iter().rev())
+            .find(|(i, _)| *i <= index)
+            .map(|(_, m)| m.clone());
+        let membership = recorded.or_else(|| self.snapshot.membership.clone());
+        self.configs.compact_to(index);
         self.snapshot = Snapshot {
             last_included_index: index,
             last_included_term: self.log.snapshot_term(),
             state: self.sm.clone(),
+            membership,
         };
         self.out.snapshot = Some(index);
     }
 
     fn on_append_response(&mut self, from: NodeId, success: bool, last_index: Index) {
         if self.role != Role::Leader {
+            return;
+        }
+        // A server this leader removed answers an append sent before: it is no follower now.
+        if !self.progress.contains_key(&from) {
             return;
         }
         self.recent_active.insert(from);
@@ -977,7 +1057,8 @@ impl<S: StateMachine> RaftCore<S> {
             }
             let more = pr.next_index <= last;
             self.maybe_commit();
-            if more {
+            // (A leader whose removal this committed is a follower now.)
+            if more && self.role == Role::Leader {
                 self.send_append(from, false);
             }
         } else {
@@ -986,27 +1067,32 @@ impl<S: StateMachine> RaftCore<S> {
         }
     }
 
-    /// The commit rule: the largest `N > commit_index` held by a majority (the leader counting
-    /// itself at `last_log_index`) with `term_at(N) == current_term`.
+    /// The commit rule: the largest `N > commit_index` held by a majority of the voters (the
+    /// leader counting itself at `last_log_index` while it is one) with `term_at(N) ==
+    /// current_term`. A leader removing itself thus commits the change without its own copy,
+    /// then steps down.
     fn maybe_commit(&mut self) {
         if self.role != Role::Leader {
             return;
         }
-        // The majority-th largest of the match indexes (the leader's own is its last index):
-        // the largest of them that a majority of servers hold. Quadratic in the cluster size,
-        // and free of allocation, which matters more on this per-proposal path.
+        // The majority-th largest of the voters' match indexes (the leader's own is its last
+        // index): the largest of them that a majority of voters hold. Quadratic in the cluster
+        // size, and free of allocation, which matters more on this per-proposal path.
+        let membership = self.configs.latest();
         let own = self.log.last_index();
-        let held_by = |n: Index| {
-            1 + self
-                .progress
-                .values()
-                .filter(|p| p.match_index >= n)
-                .count()
-                - usize::from(own < n)
+        let own_counts = membership.is_voter(self.id);
+        let voter_matches = || {
+            (self.progress.iter())
+                .filter(|(p, _)| membership.is_voter(**p))
+                .map(|(_, pr)| pr.match_index)
         };
-        let majority = self.majority();
+        let held_by = |n: Index| {
+            usize::from(own_counts && own >= n) + voter_matches().filter(|&m| m >= n).count()
+        };
+        let majority = membership.majority();
         let n = std::iter::once(own)
-            .chain(self.progress.values().map(|p| p.match_index))
+            .filter(|_| own_counts)
+            .chain(voter_matches())
             .filter(|&n| n > self.commit_index && held_by(n) >= majority)
             .max()
             .unwrap_or(0);
@@ -1018,6 +1104,16 @@ impl<S: StateMachine> RaftCore<S> {
             self.commit_index = n;
             self.apply();
             self.start_waiting_reads();
+            self.leave_if_removed();
+        }
+    }
+
+    /// A leader whose removal is committed steps down; as a non-voter it never stands again.
+    fn leave_if_removed(&mut self) {
+        if !self.membership().is_voter(self.id) && self.configs.latest_index() <= self.commit_index
+        {
+            self.leader_id = None;
+            self.become_follower_role();
         }
     }
 
@@ -1050,31 +1146,115 @@ impl<S: StateMachine> RaftCore<S> {
             return;
         }
         match self.sm.propose(req, self.last_applied, &self.params) {
-            Ok(command) => self.append_and_replicate(command),
+            Ok(command) => {
+                self.append_and_replicate(command);
+            }
             Err(reply) => self.out.replies.push(reply),
         }
     }
 
     /// A leader appends a client's entry and sends it to the peers that are caught up.
-    fn append_and_replicate(&mut self, command: S::Command) {
-        let last = self.log.push(Entry {
+    fn append_and_replicate(&mut self, command: S::Command) -> Index {
+        let last = self.push_entry(Entry {
             term: self.current_term,
             command,
         });
         // Only peers that held everything before this entry get it now; a peer further behind
         // has an append in flight (or lost), whose response (or the heartbeat) sends the rest.
         // A burst of proposals thus costs one append per peer per round trip, not one each.
-        for i in 0..self.peers.len() {
-            let p = self.peers[i];
-            if self
-                .progress
-                .get(&p)
-                .is_some_and(|pr| pr.next_index == last)
-            {
-                self.send_append(p, true);
-            }
+        let caught_up: Vec<NodeId> = (self.progress.iter())
+            .filter(|(_, pr)| pr.next_index == last)
+            .map(|(&p, _)| p)
+            .collect();
+        for p in caught_up {
+            self.send_append(p, true);
         }
+        // A leader that is its membership's only voter commits on its own copy; with more
+        // voters nothing new is held by a majority yet, and this commits nothing.
         self.maybe_commit();
+        last
+    }
+
+    /// Append to the log, noting a configuration entry: it is in effect from now on.
+    fn push_entry(&mut self, entry: Entry<S::Command>) -> Index {
+        let membership = S::as_membership(&entry.command).cloned();
+        let index = self.log.push(entry);
+        if let Some(m) = membership {
+            self.configs.entries.push((index, m));
+        }
+        index
+    }
+
+    // ----- membership ----------------------------------------------------------------------
+
+    /// An operator's change or transfer. One change at a time, and only once this leader has
+    /// committed an entry of its term: a change proposed earlier could be one of two changes,
+    /// by two leaders, from one configuration, whose majorities need not overlap (PROTOCOL.md,
+    /// "Membership"). A transfer's `TimeoutNow` goes only to a voter that holds the whole log,
+    /// so that it can win.
+    fn on_admin(&mut self, op: AdminOp) -> AdminOutcome {
+        if self.role != Role::Leader {
+            return AdminOutcome::NotLeader {
+                hint: self.leader_id,
+            };
+        }
+        let last = self.log.last_index();
+        if let AdminOp::TransferLeader(to) = op {
+            if to == self.id || !self.membership().is_voter(to) {
+                return AdminOutcome::Refused(Refusal::NotATransferTarget(to));
+            }
+            if self.match_index(to).unwrap_or(0) < last {
+                return AdminOutcome::Busy(Busy::TargetBehind);
+            }
+            let term = self.current_term;
+            self.send(
+                to,
+                Message::TimeoutNow {
+                    term,
+                    leader: self.id,
+                },
+            );
+            return AdminOutcome::Accepted { index: None };
+        }
+        if self.log.term_at(self.commit_index) != Some(self.current_term)
+            && !self.params.has_bug(Bug::ChangeBeforeTermCommit)
+        {
+            return AdminOutcome::Busy(Busy::TermNotCommitted);
+        }
+        if self.configs.latest_index() > self.commit_index {
+            return AdminOutcome::Busy(Busy::ChangePending);
+        }
+        let changed = match self.membership().changed_by(op) {
+            Ok(m) => m,
+            Err(refusal) => return AdminOutcome::Refused(refusal),
+        };
+        let Some(command) = S::membership_command(changed.clone()) else {
+            return AdminOutcome::Refused(Refusal::Unsupported);
+        };
+        // A new member's progress starts at the configuration entry (nothing is known of its
+        // log); a removed one's is dropped with it.
+        let id = self.id;
+        self.progress
+            .retain(|p, _| changed.is_member(*p) && *p != id);
+        for p in changed.members().filter(|&p| p != id) {
+            self.progress
+                .entry(p)
+                .or_insert_with(|| Progress::new(last));
+        }
+        let index = self.append_and_replicate(command);
+        AdminOutcome::Accepted { index: Some(index) }
+    }
+
+    /// Leadership transfer: the leader of this term asks this server to stand now. It skips
+    /// the pre-vote round (which voters that heard from the leader would refuse) and stands
+    /// only as a voter that still follows that term.
+    fn on_timeout_now(&mut self, term: Term) {
+        if term == self.current_term
+            && self.role == Role::Follower
+            && self.membership().is_voter(self.id)
+        {
+            self.start_election();
+        }
     }
 }
 

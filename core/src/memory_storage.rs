@@ -1,7 +1,8 @@
 //! Storage in memory: the reference implementation of the `Ready` persistence contract.
 
 use crate::{
-    Entry, HardState, KvStateMachine, Log, NodeId, Params, RaftCore, Ready, Snapshot, StateMachine,
+    Entry, HardState, KvStateMachine, Log, Membership, NodeId, Params, RaftCore, Ready, Snapshot,
+    StateMachine,
 };
 
 /// What a server has made durable, kept in memory: the [`Ready`] contract applied exactly as
@@ -47,14 +48,14 @@ impl<S: StateMachine> MemoryStorage<S> {
         }
     }
 
-    /// The core a restart rebuilds from this storage.
-    pub fn restore(&self, id: NodeId, ids: &[NodeId], params: Params) -> RaftCore<S> {
+    /// The core a restart rebuilds from this storage, in a cluster that started as `initial`.
+    pub fn restore(&self, id: NodeId, initial: &Membership, params: Params) -> RaftCore<S> {
         let snap = self.snapshot.clone();
         let log = Log::after_snapshot(
             snap.last_included_index,
             snap.last_included_term,
             self.log.clone(),
         );
-        RaftCore::restore(id, ids, params, self.hard_state, snap, log)
+        RaftCore::restore(id, initial.clone(), params, self.hard_state, snap, log)
     }
 }

@@ -54,6 +54,9 @@ pub enum Message<S: StateMachine> {
     },
     /// Node-only: answer to `ReadIndex`; `ok` iff the follower accepted `term`'s leader.
     ReadIndexResponse { term: Term, round: u64, ok: bool },
+    /// Leadership transfer: the leader of `term` asks a voter that holds its whole log to
+    /// stand for election now, skipping the pre-vote round.
+    TimeoutNow { term: Term, leader: NodeId },
 }
 
 impl<S: StateMachine> Message<S> {
@@ -66,7 +69,8 @@ impl<S: StateMachine> Message<S> {
             | Message::AppendEntriesResponse { term, .. }
             | Message::InstallSnapshot { term, .. }
             | Message::ReadIndex { term, .. }
-            | Message::ReadIndexResponse { term, .. } => *term,
+            | Message::ReadIndexResponse { term, .. }
+            | Message::TimeoutNow { term, .. } => *term,
         }
     }
 }

@@ -40,6 +40,9 @@ pub enum Bug {
     /// With pipelining, a success sets `match_index` from the optimistic `next_index` (all
     /// that was sent) instead of the index the follower acknowledged.
     MatchFromOptimisticNextIndex,
+    /// A leader proposes a membership change before it has committed an entry of its term
+    /// (the single-server change bug: two changes from one configuration by two leaders).
+    ChangeBeforeTermCommit,
 }
 
 /// The node's default session bound. A session costs its last answer plus about 100 bytes;

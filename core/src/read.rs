@@ -106,13 +106,13 @@ impl<S: StateMachine> RaftCore<S> {
     }
 
     fn serve_confirmed_reads(&mut self) {
-        let majority = self.majority();
+        let membership = self.configs.latest();
         let applied = self.last_applied;
         let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads.pending)
             .into_iter()
             .partition(|r| {
                 let confirmed =
-                    r.acks.len() >= majority || self.params.has_bug(Bug::ReadWithoutQuorum);
+                    membership.is_quorum(&r.acks) || self.params.has_bug(Bug::ReadWithoutQuorum);
                 confirmed && r.read_index <= applied
             });
         self.reads.pending = rest;

@@ -5,6 +5,7 @@ use std::ops::RangeInclusive;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{Index, NodeId, Term};
+use super::membership::{AdminOp, AdminOutcome};
 use super::message::Envelope;
 use super::state_machine::StateMachine;
 
@@ -28,6 +29,9 @@ pub enum Input<S: StateMachine> {
     /// entries it covers leave the log. The runtime decides when (a size policy); the core
     /// decides nothing about it, so that every policy is the model's `Compact` step.
     Compact,
+    /// An operator's membership change or leadership transfer, for the leader; its outcome is
+    /// `Ready::admin`.
+    Admin(AdminOp),
 }
 
 /// The durable part of the server state besides the log.
@@ -68,6 +72,8 @@ pub struct Ready<S: StateMachine> {
     pub replies: Vec<S::Reply>,
     pub applied: Option<RangeInclusive<Index>>,
     pub reset_election_timer: bool,
+    /// What became of an `Input::Admin` (`None` for any other input).
+    pub admin: Option<AdminOutcome>,
 }
 
 // Derived, it would ask for `S::Reply: Default`.
@@ -81,6 +87,7 @@ impl<S: StateMachine> Default for Ready<S> {
             replies: Vec::new(),
             applied: None,
             reset_election_timer: false,
+            admin: None,
         }
     }
 }

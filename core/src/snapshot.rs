@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::{Index, Term};
+use super::membership::Membership;
 use super::state_machine::StateMachine;
 
 /// The state machine after applying `1..=last_included_index`.
@@ -15,4 +16,8 @@ pub struct Snapshot<S: StateMachine> {
     pub last_included_index: Index,
     pub last_included_term: Term,
     pub state: S,
+    /// The configuration in effect at `last_included_index` when a configuration entry is
+    /// among the entries the snapshot replaced (`None`: the cluster's initial one).
+    #[serde(default)]
+    pub membership: Option<Membership>,
 }

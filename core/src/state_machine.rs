@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::ids::{Index, NodeId};
+use super::membership::Membership;
 use super::params::Params;
 
 /// A replicated state machine: what a [`RaftCore`](crate::RaftCore) applies its committed log
@@ -160,6 +161,20 @@ pub trait StateMachine:
     /// The answer to a read that reached a server which is not the leader, or whose leader
     /// stepped down before serving it.
     fn query_not_leader(query: Self::Query, hint: Option<NodeId>) -> Self::Reply;
+
+    /// The configuration entry that makes `membership` the cluster's, or `None` when this
+    /// machine's commands cannot carry one (the default): its cluster's membership is then
+    /// fixed at start, and the core refuses membership changes. A machine that supports them
+    /// applies such a command as a no-op (the core tracks the configuration itself) and
+    /// recognizes it in [`StateMachine::as_membership`].
+    fn membership_command(_membership: Membership) -> Option<Self::Command> {
+        None
+    }
+
+    /// The configuration a command carries, if it is a configuration entry.
+    fn as_membership(_command: &Self::Command) -> Option<&Membership> {
+        None
+    }
 
     /// Approximate encoded size of a command in bytes, for `Params::max_bytes_per_append`
     /// (each entry counts 16 bytes more for its term and framing). The default, 0, caps

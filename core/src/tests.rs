@@ -501,7 +501,7 @@ impl HistoryCluster {
 
     fn restart(&mut self, id: NodeId) {
         let i = id as usize - 1;
-        self.cores[i] = self.storage[i].restore(id, &Self::IDS, off());
+        self.cores[i] = self.storage[i].restore(id, &Membership::voters(Self::IDS), off());
     }
 }
 

@@ -75,6 +75,7 @@ fn snapshot() -> Snapshot {
         last_included_index: 6,
         last_included_term: 3,
         state: KvStateMachine::from_parts(kv, sessions),
+        membership: None,
     }
 }
 

@@ -11,7 +11,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use raft_core::{
-    ClientRequest, Command, Entry, HardState, Input, Op, Params, RaftCore, Role, NO_SESSION,
+    ClientRequest, Command, Entry, HardState, Input, Membership, Op, Params, RaftCore, Role,
+    NO_SESSION,
 };
 use raft_node::runtime::storage::Storage;
 use raft_node::runtime::wal::{DiskFaults, StorageError, Wal, WalOptions};
@@ -692,7 +693,7 @@ fn compacting_node(dir: &Path, opts: WalOptions, n: u64) -> (Storage, RaftCore) 
     let (mut st, rec) = Storage::open_with(dir, "faults", 1, opts).unwrap();
     let mut core = RaftCore::restore(
         1,
-        &[1],
+        Membership::voters([1]),
         Params::default(),
         rec.hard_state,
         rec.snapshot,
@@ -763,7 +764,7 @@ fn a_full_disk_or_a_failed_fsync_during_a_compaction_loses_nothing() {
         assert_eq!(compacted, !should_fail, "fault {fault:?}");
         let mut restarted = RaftCore::restore(
             1,
-            &[1],
+            Membership::voters([1]),
             Params::default(),
             rec.hard_state,
             rec.snapshot,

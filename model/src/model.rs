@@ -70,6 +70,9 @@ pub struct StepRecord {
     pub not_leader: bool,
     /// The step was a client read taken by a leader for ReadIndex.
     pub read: bool,
+    /// The step was the operator's, and its leader took it so (`Accepted` or `Invalid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminOutcome>,
 }
 
 /// What the transition checks need of a server as it was before its step. Only a leader's log
@@ -83,12 +86,15 @@ struct Before {
     leader_log: Vec<Entry>,
     /// A leader's `match_index`.
     match_index: Vec<Index>,
+    /// The members then (voters and learners).
+    members: u8,
     snapshot_index: Index,
 }
 
 impl Before {
-    fn of(s: &Server) -> Self {
+    fn of(s: &Server, cfg: &Config) -> Self {
         Before {
+            members: s.membership(cfg).members(),
             role: s.role,
             current_term: s.current_term,
             commit_index: s.commit_index,
@@ -175,7 +181,7 @@ impl RaftModel {
         id: Id,
         f: impl FnOnce(&mut Server, &mut Effects),
     ) -> Effects {
-        let before = Before::of(&state.servers[id as usize]);
+        let before = Before::of(&state.servers[id as usize], &self.cfg);
         let mut fx = Effects::default();
         f(&mut state.servers[id as usize], &mut fx);
         record.server = Some(id);
@@ -221,10 +227,17 @@ impl RaftModel {
         if after.commit_index < before.commit_index {
             state.broken |= properties::broken::COMMIT_MONOTONIC;
         }
+        // (A server removed and added again is a new member: nothing is known of its log.)
+        let stayed = before.members & after.membership(&self.cfg).members();
         if before.role == Role::Leader
             && after.role == Role::Leader
             && after.current_term == before.current_term
-            && (after.match_index.iter().zip(&before.match_index)).any(|(a, b)| a < b)
+            && (after
+                .match_index
+                .iter()
+                .zip(&before.match_index)
+                .enumerate())
+            .any(|(p, (a, b))| stayed & bit(p as Id) != 0 && a < b)
         {
             state.broken |= properties::broken::MATCH_MONOTONIC;
         }
@@ -453,6 +466,7 @@ impl RaftModel {
                 self.step_server(&mut state, &mut record, server, |s, fx| {
                     outcome = s.admin_request(cfg, server, op, fx);
                 });
+                record.admin = Some(outcome);
                 match outcome {
                     AdminOutcome::Accepted | AdminOutcome::Invalid => state.admin_done += 1,
                     // Nothing changed: the operator tries again (another step).

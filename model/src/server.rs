@@ -121,7 +121,7 @@ pub mod event {
 }
 
 /// What a leader did with an administrative operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AdminOutcome {
     /// Not the leader: the operator tries another server.
     NotLeader,
@@ -240,7 +240,13 @@ impl Server {
     /// The membership in effect: the last configuration entry in the log, committed or not,
     /// else the last one the snapshot covers, else the initial one.
     pub fn membership(&self, cfg: &Config) -> Membership {
-        self.membership_upto(cfg, self.last_log_index())
+        self.membership_or(cfg.initial_membership())
+    }
+
+    /// `membership` in a cluster that started as `initial`.
+    pub fn membership_or(&self, initial: Membership) -> Membership {
+        self.last_membership_entry(self.last_log_index())
+            .unwrap_or(initial)
     }
 
     /// The membership as of `index` (at least `snapshot_index`).
@@ -372,7 +378,8 @@ impl Server {
 
     pub fn heartbeat_timeout(&mut self, cfg: &Config, me: Id, fx: &mut Effects) {
         if cfg.params.max_inflight_appends > 0 {
-            for p in (0..cfg.servers).filter(|&p| p != me) {
+            let members = self.membership(cfg).members();
+            for p in (0..cfg.servers).filter(|&p| p != me && members & bit(p) != 0) {
                 self.check_stalled(p, fx);
             }
         }
@@ -803,6 +810,10 @@ impl Server {
         fx: &mut Effects,
     ) {
         if term != self.current_term || self.role != Role::Leader {
+            return;
+        }
+        // A server this leader removed answers an append sent before: it is no follower now.
+        if self.membership(cfg).members() & bit(src) == 0 {
             return;
         }
         let p = src as usize;
@@ -1263,6 +1274,19 @@ impl Server {
         let Some(changed) = membership.changed_by(op) else {
             return AdminOutcome::Invalid;
         };
+        // A new member's progress starts at the configuration entry: nothing known of its log.
+        let first = self.last_log_index() + 1;
+        for p in
+            (0..cfg.servers).filter(|&p| changed.members() & !membership.members() & bit(p) != 0)
+        {
+            let i = p as usize;
+            self.next_index[i] = first;
+            self.match_index[i] = 0;
+            if let Some(inflight) = self.inflight.get_mut(i) {
+                inflight.clear();
+            }
+            self.stalled &= !bit(p);
+        }
         // The new voters may make older entries of this term committed already (a removed
         // voter was the one missing): `append_and_replicate` commits what they allow.
         self.append_and_replicate(cfg, me, Command::Membership(changed), fx);

@@ -16,7 +16,7 @@
 
 use crate::config::{Backoff, Config};
 use crate::model::{Action, RaftModel, StepRecord};
-use crate::server::Server;
+use crate::server::{AdminOutcome, Server};
 use crate::state::State;
 use crate::types::{Answer, Id, Msg, Role};
 use serde::{Deserialize, Serialize};
@@ -327,7 +327,13 @@ pub fn action_kind(before: &State, action: &Action, record: &StepRecord) -> &'st
             Msg::ReadIndexResponse { ok: false, .. } => "deliver ReadIndexResponse refusing",
             Msg::TimeoutNow { .. } => "deliver TimeoutNow",
         },
-        Action::Admin { .. } => "administrative operation taken",
+        Action::Admin { .. } => match record.admin {
+            Some(AdminOutcome::Invalid) => "operator's operation refused as invalid",
+            _ if (record.sent.iter()).any(|e| matches!(e.msg, Msg::TimeoutNow { .. })) => {
+                "operator's transfer sends TimeoutNow"
+            }
+            _ => "operator's change appended",
+        },
         Action::Drop(_) => "drop message",
         Action::ElectionTimeout(id) => match before.servers[*id as usize].role {
             Role::Leader => "election timeout at leader (check quorum)",
@@ -379,7 +385,7 @@ pub fn action_variant(action: &Action) -> &'static str {
 /// The action variants conformance must cover. `Admin` (membership changes and leadership
 /// transfer) is not among them: the node has no membership changes yet, so no trace with one
 /// can be replayed (conformance/README.md, "Conformance gaps").
-pub const ACTION_VARIANTS: [&str; 9] = [
+pub const ACTION_VARIANTS: [&str; 10] = [
     "Deliver",
     "Drop",
     "ElectionTimeout",
@@ -389,10 +395,11 @@ pub const ACTION_VARIANTS: [&str; 9] = [
     "ClientRequest",
     "DeliverResponse",
     "DropResponse",
+    "Admin",
 ];
 
 /// Every fine-grained action kind [`action_kind`] can name.
-pub const ACTION_KINDS: [&str; 32] = [
+pub const ACTION_KINDS: [&str; 36] = [
     "deliver RequestVote",
     "deliver PreVote",
     "deliver RequestVoteResponse granted",
@@ -425,6 +432,10 @@ pub const ACTION_KINDS: [&str; 32] = [
     "command refused: session expired",
     "deliver client response",
     "drop client response",
+    "deliver TimeoutNow",
+    "operator's change appended",
+    "operator's transfer sends TimeoutNow",
+    "operator's operation refused as invalid",
 ];
 
 /// The names of the properties whose condition holds in `state` (a sometimes-property's
@@ -719,7 +730,30 @@ pub fn cover_configs() -> Vec<(&'static str, Config)> {
         ("decrement-batch2-log3", decrement),
         // Registration, eviction and the refusal of a retry whose session is gone.
         ("sessions-evict", Config::sessions()),
+        // A spare joins as a learner, is promoted, and takes the leadership by transfer.
+        ("membership-learner-transfer", membership(3, 1, "l2,p2,t2", 4)),
+        // The leader removes itself, then an operation that no longer applies is refused.
+        ("membership-remove-leader", membership(3, 0, "r0,r0", 3)),
     ]
+}
+
+/// Membership changes at cover bounds: two terms, no clients, two messages in flight.
+fn membership(servers: u8, spares: u8, admin: &str, max_log_len: u8) -> Config {
+    Config {
+        servers,
+        spares,
+        admin_ops: (admin.split(','))
+            .map(|op| crate::config::parse_admin_op(op).expect("an operation"))
+            .collect(),
+        max_term: 2,
+        max_log_len,
+        max_restarts: 0,
+        client_ops: Vec::new(),
+        max_retries: 0,
+        max_in_flight: 2,
+        drops: false,
+        ..Config::default()
+    }
 }
 
 /// What [`export`] writes.

@@ -248,7 +248,8 @@ impl Replay {
     ) {
         let r = self;
         let (client_id, seq, op) = match &e.command {
-            Command::Noop => {
+            // A configuration entry changes no key and no session.
+            Command::Noop | Command::Membership(_) => {
                 r.noops += 1;
                 return;
             }

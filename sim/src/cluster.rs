@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use raft_core::driver::{Driver, SimRng, Timing};
-use raft_core::{ClientReply, Input, MemoryStorage, NodeId, Params, RaftCore, Ready, Role};
+use raft_core::{
+    ClientReply, Input, Membership, MemoryStorage, NodeId, Params, RaftCore, Ready, Role,
+};
 
 use super::network::{NetConfig, Network, Payload};
 use super::safety::SafetyChecker;
@@ -260,7 +262,11 @@ impl Cluster {
             return;
         }
         self.restarts += 1;
-        let core = self.durable[&id].restore(id, &self.ids, self.params.clone());
+        let core = self.durable[&id].restore(
+            id,
+            &Membership::voters(self.ids.iter().copied()),
+            self.params.clone(),
+        );
         let seed = self
             .seed
             .wrapping_mul(7919)

@@ -21,8 +21,9 @@ use raft_core::{Envelope, Index, NodeId, Term};
 /// challenge-response handshake (nonces and HMAC proofs); version 3 the snapshot transfer
 /// frames, so that a node of version 2 is refused with the reason instead of closing a
 /// transfer connection as malformed; version 4 the incarnations in `Hello` and `Challenge`
-/// and the `Replaced` refusal.
-pub const WIRE_VERSION: u8 = 4;
+/// and the `Replaced` refusal; version 5 the configuration a snapshot records
+/// (`Snapshot::membership`) and the `TimeoutNow` message.
+pub const WIRE_VERSION: u8 = 5;
 /// Largest frame accepted or sent (appends are capped at 1 MiB of entries by default).
 pub const MAX_FRAME: usize = 16 << 20;
 /// Largest frame accepted before the handshake completes: a peer that has not proven

@@ -50,8 +50,8 @@ use super::transport::{self, PeerTiming, Transport};
 use super::wal::{StorageError, WalOptions};
 use raft_core::driver::{Driver, Timing};
 use raft_core::{
-    ClientId, ClientReply, Envelope, Index, Input, Message, NodeId, Params, RaftCore, Ready, Role,
-    NO_SESSION,
+    ClientId, ClientReply, Envelope, Index, Input, Membership, Message, NodeId, Params, RaftCore,
+    Ready, Role, NO_SESSION,
 };
 
 /// Most inputs handled (and made durable with one fsync) per batch.
@@ -790,7 +790,7 @@ fn recover(cfg: &Config) -> Result<(Storage, RaftCore), String> {
     );
     let core = RaftCore::restore(
         cfg.id,
-        &cfg.members(),
+        Membership::voters(cfg.members()),
         params_of(cfg),
         rec.hard_state,
         rec.snapshot,

@@ -42,7 +42,10 @@ const HARD_STATE: &str = "hard_state";
 /// The snapshot file's name in the data directory.
 pub const SNAPSHOT: &str = "snapshot";
 const SNAPSHOT_MAGIC: &[u8; 4] = b"RSNP";
-const SNAPSHOT_VERSION: u32 = 1;
+/// Version 2 added the configuration a snapshot records (`Snapshot::membership`); version 1
+/// files still read, as snapshots of a cluster whose configuration never changed.
+const SNAPSHOT_VERSION: u32 = 2;
+const SNAPSHOT_VERSION_1: u32 = 1;
 const SNAPSHOT_HEADER: usize = 12;
 
 /// Encode a hard state as `[crc32c: u32 LE][bincode(HardState)]`.
@@ -111,7 +114,7 @@ pub fn read_snapshot_file(path: &Path) -> Result<Snapshot, StorageError> {
         return Err(corrupt(0, "not a snapshot file (bad magic)".into()));
     }
     let version = u32::from_le_bytes(header[4..8].try_into().unwrap());
-    if version != SNAPSHOT_VERSION {
+    if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_1 {
         return Err(corrupt(
             4,
             format!("unsupported snapshot version {version} (this node reads {SNAPSHOT_VERSION})"),
@@ -129,9 +132,20 @@ pub fn read_snapshot_file(path: &Path) -> Result<Snapshot, StorageError> {
     let mut r = body.inner;
     r.seek(std::io::SeekFrom::Start(SNAPSHOT_HEADER as u64))
         .map_err(io_err(path))?;
-    let snap: Snapshot =
-        bincode::Options::deserialize_from(framing::options(body_len as usize), &mut r)
-            .map_err(|e| corrupt(SNAPSHOT_HEADER as u64, format!("undecodable snapshot: {e}")))?;
+    let options = framing::options(body_len as usize);
+    let undecodable = |e| corrupt(SNAPSHOT_HEADER as u64, format!("undecodable snapshot: {e}"));
+    let snap: Snapshot = if version == SNAPSHOT_VERSION_1 {
+        let v1: SnapshotV1 =
+            bincode::Options::deserialize_from(options, &mut r).map_err(undecodable)?;
+        Snapshot {
+            last_included_index: v1.last_included_index,
+            last_included_term: v1.last_included_term,
+            state: v1.state,
+            membership: None,
+        }
+    } else {
+        bincode::Options::deserialize_from(options, &mut r).map_err(undecodable)?
+    };
     let mut rest = Vec::new();
     let trailing = r.read_to_end(&mut rest).map_err(io_err(path))?;
     if trailing > 0 {
@@ -141,6 +155,14 @@ pub fn read_snapshot_file(path: &Path) -> Result<Snapshot, StorageError> {
         ));
     }
     Ok(snap)
+}
+
+/// A snapshot as version 1 files hold it: before snapshots recorded a configuration.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotV1 {
+    last_included_index: Index,
+    last_included_term: raft_core::Term,
+    state: raft_core::KvStateMachine,
 }
 
 /// A reader that keeps the CRC32C of everything read through it.
@@ -742,7 +764,8 @@ impl Storage {
 mod tests {
     use super::*;
     use raft_core::{
-        ClientRequest, Command, Entry, Envelope, Input, Message, Op, Params, Role, NO_SESSION,
+        ClientRequest, Command, Entry, Envelope, Input, Membership, Message, Op, Params, Role,
+        NO_SESSION,
     };
 
     /// A write without a session (the seq is only a nonce): each one is appended and applied.
@@ -771,7 +794,7 @@ mod tests {
     fn restore(rec: Recovered, peers: &[NodeId]) -> RaftCore {
         RaftCore::restore(
             1,
-            peers,
+            Membership::voters(peers.iter().copied().chain([1])),
             Params::default(),
             rec.hard_state,
             rec.snapshot,
@@ -1173,6 +1196,44 @@ mod tests {
             core.snapshot()
         );
         assert!(!dir.path().join("snapshot.tmp").exists());
+    }
+
+    /// A data directory written before snapshots recorded a configuration still starts: its
+    /// version 1 snapshot reads as one of a cluster whose configuration never changed.
+    #[test]
+    fn a_version_1_snapshot_file_still_reads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, mut core) = leader_with_writes(tmp.path(), 10);
+        core.step(Input::Compact);
+        let snap = core.snapshot().clone();
+        assert_eq!(snap.membership, None);
+        let body = bincode::serialize(&SnapshotV1 {
+            last_included_index: snap.last_included_index,
+            last_included_term: snap.last_included_term,
+            state: snap.state.clone(),
+        })
+        .unwrap();
+        let mut file = Vec::new();
+        file.extend_from_slice(SNAPSHOT_MAGIC);
+        file.extend_from_slice(&SNAPSHOT_VERSION_1.to_le_bytes());
+        file.extend_from_slice(&framing::checksum(&body).to_le_bytes());
+        file.extend_from_slice(&body);
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(SNAPSHOT), &file).unwrap();
+        assert_eq!(
+            read_snapshot_file(&dir.path().join(SNAPSHOT)).unwrap(),
+            snap
+        );
+        // The current version records the configuration, and differs from version 1.
+        let mut with = snap.clone();
+        with.membership = Some(Membership::voters([1, 2, 3]));
+        let current = encode_snapshot(&with);
+        assert_ne!(current[4..8], file[4..8]);
+        fs::write(dir.path().join(SNAPSHOT), &current).unwrap();
+        assert_eq!(
+            read_snapshot_file(&dir.path().join(SNAPSHOT)).unwrap(),
+            with
+        );
     }
 
     #[test]
