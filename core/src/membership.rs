@@ -17,7 +17,6 @@ use super::ids::{Index, NodeId};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Membership {
     pub voters: BTreeSet<NodeId>,
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub learners: BTreeSet<NodeId>,
 }
 

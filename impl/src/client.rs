@@ -179,11 +179,28 @@ impl Client {
 
     /// `/status` of every node (an error string for a node that does not answer).
     pub fn status(&self) -> Vec<(String, Result<Value, String>)> {
+        self.get_each("/status")
+    }
+
+    /// An operator's membership operation (`add-voter`, `add-learner`, `promote`, `remove`,
+    /// `transfer-leader`) on node `id`, sent to the leader (found as for writes) and retried
+    /// while the leader is busy. A change is answered once committed, with the new voters and
+    /// learners.
+    pub fn change_membership(&mut self, op: &str, id: u64) -> Result<Value, ClientError> {
+        self.call("POST", &format!("/membership/{op}/{id}"), "", None, false)
+    }
+
+    /// `GET /membership` at every node: each one's view of the configuration.
+    pub fn membership(&self) -> Vec<(String, Result<Value, String>)> {
+        self.get_each("/membership")
+    }
+
+    fn get_each(&self, path: &str) -> Vec<(String, Result<Value, String>)> {
         self.nodes
             .iter()
             .map(|n| {
                 let r = self
-                    .authorize(self.agent.get(&format!("http://{n}/status")))
+                    .authorize(self.agent.get(&format!("http://{n}{path}")))
                     .call()
                     .map_err(|e| match e {
                         ureq::Error::Status(code, r) => {

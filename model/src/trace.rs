@@ -731,7 +731,10 @@ pub fn cover_configs() -> Vec<(&'static str, Config)> {
         // Registration, eviction and the refusal of a retry whose session is gone.
         ("sessions-evict", Config::sessions()),
         // A spare joins as a learner, is promoted, and takes the leadership by transfer.
-        ("membership-learner-transfer", membership(3, 1, "l2,p2,t2", 4)),
+        (
+            "membership-learner-transfer",
+            membership(3, 1, "l2,p2,t2", 4),
+        ),
         // The leader removes itself, then an operation that no longer applies is refused.
         ("membership-remove-leader", membership(3, 0, "r0,r0", 3)),
     ]

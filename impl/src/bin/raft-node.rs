@@ -42,6 +42,11 @@ enum Cmd {
     Serve {
         #[arg(long)]
         config: PathBuf,
+        /// A new node joining a running cluster: initialize its empty data directory as no
+        /// member (it never stands for election) and wait for an operator to add it
+        /// (`raft-node member add-learner ID`, then `promote ID`). Harmless on later starts.
+        #[arg(long)]
+        join: bool,
     },
     /// Start a local cluster on loopback (one process per node) and wait for Ctrl-C / SIGTERM.
     Cluster {
@@ -100,8 +105,44 @@ enum Cmd {
         #[command(subcommand)]
         op: KvOp,
     },
+    /// Membership: list the configuration, add or remove members, promote learners, hand the
+    /// leadership to another voter (at the leader, found as for writes).
+    Member {
+        /// HTTP addresses of some nodes, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"
+        )]
+        nodes: Vec<String>,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+        /// Bearer token of the cluster's API (also read from RAFT_TOKEN).
+        #[arg(long, env = "RAFT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        op: MemberOp,
+    },
     /// Load generator: concurrent clients against a running cluster; throughput and latency.
     Bench(BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum MemberOp {
+    /// Every node's view of the configuration: voters, learners, whether it is committed.
+    List,
+    /// Add node ID as a voter (a learner is promoted). Prefer add-learner, then promote once
+    /// it has caught up: a new voter that lags can stall commits.
+    Add { id: u64 },
+    /// Add node ID as a learner: it receives the log but neither votes nor counts for commit.
+    AddLearner { id: u64 },
+    /// Make learner ID a voter.
+    Promote { id: u64 },
+    /// Remove voter or learner ID (the leader too: it steps down once the change commits).
+    Remove { id: u64 },
+    /// Make voter ID the leader (it must hold the leader's whole log; retried until it does).
+    TransferLeader { id: u64 },
 }
 
 #[derive(Subcommand)]
@@ -128,6 +169,78 @@ enum KvOp {
     Register,
     /// Status of every node.
     Status,
+}
+
+fn member(nodes: Vec<String>, timeout_ms: u64, token: Option<String>, op: MemberOp) -> ExitCode {
+    let mut c = Client::new(nodes);
+    let deadline = Duration::from_millis(timeout_ms);
+    c.set_deadline(deadline);
+    c.set_token(token);
+    let ids = |v: &serde_json::Value| {
+        let list: Vec<String> = (v.as_array().into_iter().flatten())
+            .map(|x| x.to_string())
+            .collect();
+        format!("[{}]", list.join(", "))
+    };
+    let (name, id) = match op {
+        MemberOp::List => {
+            for (node, r) in c.membership() {
+                match r {
+                    Ok(v) => println!(
+                        "{node}: node {} leader {} voters {} learners {}{}",
+                        v["id"],
+                        v["leader"],
+                        ids(&v["voters"]),
+                        ids(&v["learners"]),
+                        if v["committed"] == true {
+                            ""
+                        } else {
+                            " (uncommitted)"
+                        }
+                    ),
+                    Err(e) => println!("{node}: unreachable ({e})"),
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
+        MemberOp::Add { id } => ("add-voter", id),
+        MemberOp::AddLearner { id } => ("add-learner", id),
+        MemberOp::Promote { id } => ("promote", id),
+        MemberOp::Remove { id } => ("remove", id),
+        MemberOp::TransferLeader { id } => ("transfer-leader", id),
+    };
+    let v = match c.change_membership(name, id) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if name != "transfer-leader" {
+        println!(
+            "committed at index {}: voters {} learners {}",
+            v["index"],
+            ids(&v["voters"]),
+            ids(&v["learners"])
+        );
+        return ExitCode::SUCCESS;
+    }
+    // The target stands at once; wait until a node names it leader.
+    let until = Instant::now() + deadline;
+    while Instant::now() < until {
+        let leads = (c.status().into_iter()).find_map(|(_, r)| {
+            r.ok()
+                .filter(|s| s["leader"] == id)
+                .map(|s| s["term"].clone())
+        });
+        if let Some(term) = leads {
+            println!("node {id} leads (term {term})");
+            return ExitCode::SUCCESS;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("error: TimeoutNow was sent to node {id}, but no node reports it leading within {timeout_ms} ms");
+    ExitCode::from(1)
 }
 
 /// `raft-node bench`: the load generator.
@@ -191,7 +304,7 @@ fn init_tracing() {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Cmd::Init { config } => init(config),
-        Cmd::Serve { config } => serve(config),
+        Cmd::Serve { config, join } => serve(config, join),
         Cmd::Cluster {
             nodes,
             data,
@@ -223,6 +336,12 @@ fn main() -> ExitCode {
             token,
             op,
         } => kv(nodes, timeout_ms, client_id.zip(seq), token, op),
+        Cmd::Member {
+            nodes,
+            timeout_ms,
+            token,
+            op,
+        } => member(nodes, timeout_ms, token, op),
         Cmd::Bench(args) => bench(args),
     }
 }
@@ -290,7 +409,7 @@ fn init_local_cluster(cfgs: &[Config]) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(path: PathBuf) -> ExitCode {
+fn serve(path: PathBuf, join: bool) -> ExitCode {
     init_tracing();
     let cfg = match Config::load(&path) {
         Ok(c) => c,
@@ -299,6 +418,29 @@ fn serve(path: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if join {
+        let fresh = match identity::read(&cfg.data_dir) {
+            Ok(meta) => meta.is_none(),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        if fresh {
+            match cfg.init_joining_data_dir() {
+                Ok(meta) => tracing::info!(
+                    incarnation = format!("{:016x}", meta.incarnation),
+                    "joining: initialized an empty data directory as no member; waiting to \
+                     be added (raft-node member add-learner {})",
+                    cfg.id
+                ),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

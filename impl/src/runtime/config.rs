@@ -33,8 +33,15 @@ pub struct Config {
     pub peer_addr: SocketAddr,
     /// Listen address of the HTTP API.
     pub http_addr: SocketAddr,
-    /// Every other member.
+    /// Every other node this one may exchange messages with: the members, and the nodes an
+    /// operator may add later (their addresses must be known to every node that will lead).
     pub peers: Vec<PeerConfig>,
+    /// The cluster's voters at its first start, recorded in the data directory by `raft-node
+    /// init` (default: this node and every peer). Every node of a new cluster must give the
+    /// same list; peers outside it are spares an operator may add later. Read only at `init`:
+    /// listing more peers later never changes a running cluster's configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_voters: Option<Vec<NodeId>>,
     /// Clock tick.
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
@@ -214,7 +221,23 @@ impl Config {
     /// Initialize this node's data directory (see [`super::identity::init`]): once, before the
     /// node's first start.
     pub fn init_data_dir(&self) -> Result<super::identity::Meta, String> {
-        super::identity::init(&self.data_dir, &self.cluster_id, self.id).map_err(|e| e.to_string())
+        super::identity::init(
+            &self.data_dir,
+            &self.cluster_id,
+            self.id,
+            self.initial_voters
+                .clone()
+                .unwrap_or_else(|| self.members()),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Initialize this node's data directory as a node joining a running cluster: it is no
+    /// member until an operator adds it (`raft-node member add-learner` or `add`), and never
+    /// stands for election before.
+    pub fn init_joining_data_dir(&self) -> Result<super::identity::Meta, String> {
+        super::identity::init(&self.data_dir, &self.cluster_id, self.id, Vec::new())
+            .map_err(|e| e.to_string())
     }
 
     /// Check the configuration before anything starts.
@@ -239,6 +262,16 @@ impl Config {
             }
             if !addrs.insert(p.peer_addr) || !addrs.insert(p.http_addr) {
                 return Err(format!("peer {} reuses an address", p.id));
+            }
+        }
+        if let Some(voters) = &self.initial_voters {
+            if voters.is_empty() {
+                return Err("initial_voters must name at least one node".into());
+            }
+            if let Some(v) = voters.iter().find(|v| !ids.contains(v)) {
+                return Err(format!(
+                    "initial_voters names node {v}, which is neither this node nor a peer"
+                ));
             }
         }
         if self.tick_ms == 0 || self.heartbeat_ticks == 0 {
@@ -362,6 +395,7 @@ impl Config {
                 peer_addr: me.peer_addr,
                 http_addr: me.http_addr,
                 peers: all.iter().filter(|p| p.id != me.id).cloned().collect(),
+                initial_voters: None,
                 tick_ms: default_tick_ms(),
                 election_ticks: default_election_ticks(),
                 heartbeat_ticks: default_heartbeat_ticks(),

@@ -27,9 +27,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::config::Config;
 use super::metrics::Metrics;
-use super::node_input::NodeInput;
+use super::node_input::{AdminAnswer, NodeInput};
 use super::status::Status;
-use raft_core::{Answer, ClientReply, ClientRequest, NodeId, Op, ReadRequest, NO_SESSION};
+use raft_core::{
+    AdminOp, AdminOutcome, Answer, ClientReply, ClientRequest, NodeId, Op, ReadRequest, NO_SESSION,
+};
 
 /// Shared by the HTTP handlers.
 pub(crate) struct Api {
@@ -79,6 +81,8 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
         .route("/cas/", any(empty_key))
         .route("/register", post(register))
         .route("/status", get(status))
+        .route("/membership", get(membership))
+        .route("/membership/:op/:id", post(change_membership))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api.cfg.max_body_bytes))
@@ -179,7 +183,10 @@ async fn forward(State(api): State<Arc<Api>>, req: Request, next: Next) -> Respo
         .query()
         .is_some_and(|q| q.split('&').any(|kv| kv == "forward=true"));
     let path = req.uri().path();
-    let data = path.starts_with("/kv/") || path.starts_with("/cas/") || path == "/register";
+    let data = path.starts_with("/kv/")
+        || path.starts_with("/cas/")
+        || path == "/register"
+        || path.starts_with("/membership/");
     if !(wants && data) {
         return next.run(req).await;
     }
@@ -649,4 +656,117 @@ async fn metrics(State(api): State<Arc<Api>>) -> Response {
         api.metrics.render(api.id),
     )
         .into_response()
+}
+
+/// `GET /membership`: the configuration as this node knows it (ask the leader for the
+/// cluster's latest).
+async fn membership(State(api): State<Arc<Api>>) -> Response {
+    let s = api.status.read().unwrap().clone();
+    Json(json!({
+        "id": s.id,
+        "leader": s.leader,
+        "voters": s.voters,
+        "learners": s.learners,
+        "committed": s.membership_committed,
+    }))
+    .into_response()
+}
+
+/// `POST /membership/{add-voter|add-learner|promote|remove|transfer-leader}/{id}`, at the
+/// leader (a follower redirects, or relays with `?forward=true`). A change is answered once it
+/// is committed, with the cluster's new configuration; a transfer once the leader sent its
+/// `TimeoutNow` (the target then stands at once; `GET /status` shows the new leader).
+async fn change_membership(
+    State(api): State<Arc<Api>>,
+    Path((op, id)): Path<(String, String)>,
+    uri: Uri,
+) -> Response {
+    let Ok(id) = id.parse::<NodeId>() else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            &format!("node id {id:?} is not a number"),
+        );
+    };
+    let op = match op.as_str() {
+        "add-voter" => AdminOp::AddVoter(id),
+        "add-learner" => AdminOp::AddLearner(id),
+        "promote" => AdminOp::Promote(id),
+        "remove" => AdminOp::Remove(id),
+        "transfer-leader" => AdminOp::TransferLeader(id),
+        other => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "unknown operation {other:?}: add-voter, add-learner, promote, remove or \
+                     transfer-leader"
+                ),
+            )
+        }
+    };
+    // A member the leader cannot reach would be added in vain: its address comes from the
+    // configuration file (`peers`), which the operator extends first.
+    let adds = matches!(op, AdminOp::AddVoter(_) | AdminOp::AddLearner(_));
+    if adds && api.cfg.http_of(id).is_none() {
+        return err(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "node {id} is not among this node's peers: list it (id, peer_addr, http_addr) \
+                 in the peers of every node's configuration file and restart them one at a \
+                 time (RUNTIME.md, \"Membership runbook\") before adding it"
+            ),
+        );
+    }
+    let (tx, rx) = oneshot::channel();
+    if api.input.try_send(NodeInput::Admin(op, tx)).is_err() {
+        return err(StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry");
+    }
+    let answer = match tokio::time::timeout(api.timeout, rx).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(_)) => return err(StatusCode::SERVICE_UNAVAILABLE, "node stopping; retry"),
+        Err(_) => {
+            return err(
+                StatusCode::GATEWAY_TIMEOUT,
+                &format!(
+                    "the change was not committed within {} ms; GET /membership at the \
+                     leader shows whether it took effect",
+                    api.timeout.as_millis()
+                ),
+            )
+        }
+    };
+    match answer {
+        AdminAnswer::Committed { index, membership } => Json(json!({
+            "ok": true,
+            "index": index,
+            "voters": membership.voters,
+            "learners": membership.learners,
+        }))
+        .into_response(),
+        AdminAnswer::Unknown { index } => err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "leadership changed before the change appended at index {index} committed: \
+                 it may or may not take effect; GET /membership at the new leader, then retry \
+                 if it did not"
+            ),
+        ),
+        AdminAnswer::Outcome(AdminOutcome::Accepted { .. }) => {
+            Json(json!({ "ok": true, "transfer_to": id })).into_response()
+        }
+        AdminAnswer::Outcome(AdminOutcome::NotLeader { hint }) => answer_json(
+            ClientReply::NotLeader {
+                client_id: NO_SESSION,
+                seq: 0,
+                hint,
+            },
+            &api,
+            &uri,
+        ),
+        AdminAnswer::Outcome(AdminOutcome::Busy(why)) => {
+            err(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}; retry"))
+        }
+        AdminAnswer::Outcome(AdminOutcome::Refused(why)) => {
+            err(StatusCode::CONFLICT, &why.to_string())
+        }
+    }
 }

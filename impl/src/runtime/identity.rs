@@ -44,6 +44,15 @@ pub struct Meta {
     /// one at their next start.
     #[serde(default, with = "hex")]
     pub incarnation: u64,
+    /// The cluster's voters at its first start, recorded when the directory was initialized
+    /// (empty: this node joined an existing cluster and is a member only once a configuration
+    /// entry says so). Every node of a cluster must start from the same one, and it must not
+    /// change when an operator later lists more peers in the configuration file: it is what
+    /// the node believes the configuration is until its log or snapshot says otherwise.
+    /// Directories initialized before membership changes existed have none: their voters are
+    /// the nodes their configuration lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_voters: Option<Vec<NodeId>>,
 }
 
 /// Incarnations as 16 hex digits in the files, so that an operator can match them against the
@@ -82,12 +91,20 @@ fn fresh_incarnation() -> u64 {
 /// node refuses to start for that reason.
 pub const REJOIN_HINT: &str = "it has forgotten its votes and the log entries it \
      acknowledged, so it must not rejoin as the voter it was: restore its own data directory if \
-     a copy exists; otherwise keep it stopped (the cluster runs on its other members; replacing \
-     a member needs a membership change)";
+     a copy exists; otherwise replace it: `raft-node member remove ID` at the cluster, then \
+     start a new node under a new id with an empty data directory (`raft-node serve --join`), \
+     listed in every node's peers, and add it (`raft-node member add-learner`, then `promote`; \
+     RUNTIME.md, \"Membership runbook\")";
 
 /// Create the data directory `dir` for node `node_id` of cluster `cluster_id`, with a fresh
-/// incarnation. Refuses a directory that is already initialized or holds state.
-pub fn init(dir: &Path, cluster_id: &str, node_id: NodeId) -> Result<Meta, StorageError> {
+/// incarnation and the cluster's `initial_voters` (empty for a node joining a running
+/// cluster). Refuses a directory that is already initialized or holds state.
+pub fn init(
+    dir: &Path,
+    cluster_id: &str,
+    node_id: NodeId,
+    initial_voters: Vec<NodeId>,
+) -> Result<Meta, StorageError> {
     if let Some(have) = read(dir)? {
         return Err(StorageError::Invalid(format!(
             "{} is already initialized (node {} of cluster {:?}, incarnation {:016x})",
@@ -97,7 +114,8 @@ pub fn init(dir: &Path, cluster_id: &str, node_id: NodeId) -> Result<Meta, Stora
             have.incarnation
         )));
     }
-    ensure(dir, cluster_id, node_id, None)
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    create(dir, cluster_id, node_id, Some(initial_voters), None)
 }
 
 /// The identity of `dir`, `None` when it was never initialized.
@@ -138,17 +156,27 @@ pub(crate) fn ensure(
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     match read(dir)? {
         Some(have) => check(dir, have, cluster_id, node_id, faults),
-        None => {
-            refuse_orphan_state(dir)?;
-            let meta = Meta {
-                cluster_id: cluster_id.to_string(),
-                node_id,
-                incarnation: fresh_incarnation(),
-            };
-            write_meta(dir, &meta, faults)?;
-            Ok(meta)
-        }
+        None => create(dir, cluster_id, node_id, None, faults),
     }
+}
+
+/// A new identity for `dir`, which holds no state.
+fn create(
+    dir: &Path,
+    cluster_id: &str,
+    node_id: NodeId,
+    initial_voters: Option<Vec<NodeId>>,
+    faults: Option<&super::wal::DiskFaults>,
+) -> Result<Meta, StorageError> {
+    refuse_orphan_state(dir)?;
+    let meta = Meta {
+        cluster_id: cluster_id.to_string(),
+        node_id,
+        incarnation: fresh_incarnation(),
+        initial_voters,
+    };
+    write_meta(dir, &meta, faults)?;
+    Ok(meta)
 }
 
 fn check(
@@ -320,7 +348,7 @@ mod tests {
         let dir = tmp.path().join("n1");
         let e = require(&dir, "c", 1).unwrap_err().to_string();
         assert!(e.contains("not an initialized data directory"), "{e}");
-        let m = init(&dir, "c", 1).unwrap();
+        let m = init(&dir, "c", 1, vec![1]).unwrap();
         assert_ne!(m.incarnation, 0);
         let text = fs::read_to_string(dir.join(META)).unwrap();
         assert!(
@@ -328,14 +356,14 @@ mod tests {
             "{text}"
         );
         assert_eq!(require(&dir, "c", 1).unwrap(), m);
-        assert!(init(&dir, "c", 1)
+        assert!(init(&dir, "c", 1, vec![1])
             .unwrap_err()
             .to_string()
             .contains("already initialized"));
         assert!(require(&dir, "c", 2).is_err());
         assert!(require(&dir, "other", 1).is_err());
         // Two initializations draw two incarnations.
-        let other = init(&tmp.path().join("n1b"), "c", 1).unwrap();
+        let other = init(&tmp.path().join("n1b"), "c", 1, vec![1]).unwrap();
         assert_ne!(other.incarnation, m.incarnation);
     }
 

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use tokio::sync::oneshot;
 
-use raft_core::{ClientReply, ClientRequest, Envelope, ReadRequest, Text};
+use raft_core::{
+    AdminOp, AdminOutcome, ClientReply, ClientRequest, Envelope, Index, Membership, ReadRequest,
+    Text,
+};
 
 /// Everything the node loop handles.
 #[derive(Debug)]
@@ -25,5 +28,23 @@ pub enum NodeInput {
     Register(u64, oneshot::Sender<ClientReply>),
     Read(ReadRequest, oneshot::Sender<ClientReply>),
     StaleRead(String, oneshot::Sender<Option<Text>>),
+    /// An operator's membership change or leadership transfer (`POST /membership/...`).
+    Admin(AdminOp, oneshot::Sender<AdminAnswer>),
     Shutdown,
+}
+
+/// What became of an operator's operation.
+#[derive(Debug)]
+pub enum AdminAnswer {
+    /// The leader's outcome, final: not the leader, busy, refused, or a transfer's
+    /// `TimeoutNow` sent.
+    Outcome(AdminOutcome),
+    /// The change appended at `index` is committed: `membership` is the cluster's.
+    Committed {
+        index: Index,
+        membership: Membership,
+    },
+    /// This node stopped leading, or the entry at `index` was replaced, before it committed:
+    /// whether it takes effect is unknown here.
+    Unknown { index: Index },
 }

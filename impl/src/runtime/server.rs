@@ -40,7 +40,7 @@ use super::identity::{self, PeerBook};
 use super::limits;
 use super::lost_log::LostLogPacer;
 use super::metrics::Metrics;
-use super::node_input::NodeInput;
+use super::node_input::{AdminAnswer, NodeInput};
 use super::outbound::{coalesce, Outbound};
 use super::record::Recorder;
 use super::snapshot_transfer::{self, prepare_incoming, SnapshotOptions, Transfers};
@@ -50,8 +50,8 @@ use super::transport::{self, PeerTiming, Transport};
 use super::wal::{StorageError, WalOptions};
 use raft_core::driver::{Driver, Timing};
 use raft_core::{
-    ClientId, ClientReply, Envelope, Index, Input, Membership, Message, NodeId, Params, RaftCore,
-    Ready, Role, NO_SESSION,
+    AdminOutcome, ClientId, ClientReply, Envelope, Index, Input, Membership, Message, NodeId,
+    Params, RaftCore, Ready, Role, Term, NO_SESSION,
 };
 
 /// Most inputs handled (and made durable with one fsync) per batch.
@@ -93,6 +93,11 @@ struct NodeLoop {
     followers: FollowerTracker,
     /// On the leader, the pace of appends to followers that lost entries they acknowledged.
     lost_log: LostLogPacer,
+    /// Operators waiting for the change appended at an index, of a term, to commit.
+    admin_waiters: Vec<(Index, Term, oneshot::Sender<AdminAnswer>)>,
+    /// A configuration of this batch had this node as its only voter: the leader's own copy
+    /// was a majority, so nothing is answered before the batch's fsync.
+    alone_in_batch: bool,
 }
 
 impl Drop for NodeLoop {
@@ -158,7 +163,7 @@ impl NodeLoop {
             }
             NodeInput::Peer(env) => {
                 self.check_lost_log(&env);
-                self.step_input(Input::Message(env), msgs, replies)?
+                self.step_input(Input::Message(env), msgs, replies)?;
             }
             NodeInput::InstallSnapshot { env, file } => {
                 let index = match &env.msg {
@@ -190,6 +195,21 @@ impl NodeLoop {
             NodeInput::StaleRead(key, tx) => {
                 self.metrics.inc(&self.metrics.reads);
                 let _ = tx.send(self.driver.core().kv().get(key.as_str()).cloned());
+            }
+            NodeInput::Admin(op, tx) => {
+                let outcome = self.step_input(Input::Admin(op), msgs, replies)?;
+                match outcome {
+                    Some(AdminOutcome::Accepted { index: Some(index) }) => {
+                        info!(?op, index, "membership change appended");
+                        let term = self.driver.core().current_term();
+                        self.admin_waiters.push((index, term, tx));
+                    }
+                    Some(outcome) => {
+                        info!(?op, ?outcome, "operator's operation");
+                        let _ = tx.send(AdminAnswer::Outcome(outcome));
+                    }
+                    None => {}
+                }
             }
             NodeInput::Shutdown => return Ok(true),
         }
@@ -273,7 +293,7 @@ impl NodeLoop {
         // message this leader sent after fsyncing N (messages leave after the fsync below).
         // So answers need not wait for this batch's fsync; with no peers the leader's own,
         // possibly unsynced, copy is the majority, and they must.
-        let early = !self.cfg.peers.is_empty();
+        let early = !self.cfg.peers.is_empty() && !self.alone_in_batch;
         if early {
             for r in std::mem::take(&mut replies) {
                 self.route(r);
@@ -288,6 +308,14 @@ impl NodeLoop {
         // Group commit: one fsync for everything staged by this batch, before any of its
         // messages (votes, acknowledgements, appends) leaves the node.
         match &self.outgoing {
+            // A batch in which this node was its configuration's only voter waits for its
+            // fsync before anything is answered (below).
+            Outgoing::Staged(out) if self.alone_in_batch => {
+                if let Some(d) = self.storage.commit()?.fsync {
+                    self.metrics.observe_fsync(d);
+                }
+                out.send_after(None, msgs)
+            }
             Outgoing::Staged(out) => out.send_after(self.storage.commit_async()?, msgs),
             Outgoing::AfterCommit(transport) => {
                 if let Some(d) = self.storage.commit()?.fsync {
@@ -301,6 +329,9 @@ impl NodeLoop {
         for r in replies {
             self.route(r);
         }
+        self.answer_admin_waiters();
+        let core = self.driver.core();
+        self.alone_in_batch = core.membership().voters.iter().eq([&core.id()]);
         Ok(())
     }
 
@@ -345,12 +376,13 @@ impl NodeLoop {
         Ok(())
     }
 
+    /// Steps one input and stages its `Ready`; the outcome of an operator's operation.
     fn step_input(
         &mut self,
         input: Input,
         msgs: &mut Vec<Envelope>,
         replies: &mut Vec<ClientReply>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<AdminOutcome>, StorageError> {
         let installed = matches!(
             &input,
             Input::Message(Envelope {
@@ -374,8 +406,9 @@ impl NodeLoop {
             self.compacted = self.storage.stage_deferring(&r, self.driver.core())?;
             msgs.extend(r.messages);
             replies.extend(r.replies);
-            return Ok(());
+            return Ok(None);
         }
+        let admin = r.admin.clone();
         let snapshot = r.snapshot;
         let start = snapshot.map(|_| Instant::now());
         self.stage(r, msgs, replies)?;
@@ -397,7 +430,7 @@ impl NodeLoop {
                 info!(index, bytes, write_ms = ms, "log compacted into a snapshot");
             }
         }
-        Ok(())
+        Ok(admin)
     }
 
     /// Wait for the compaction snapshot being written, then let the log forget what it covers.
@@ -443,9 +476,34 @@ impl NodeLoop {
             }
             None => self.storage.stage(&ready, self.driver.core())?,
         }
+        let core = self.driver.core();
+        if core.membership().voters.iter().eq([&core.id()]) {
+            self.alone_in_batch = true;
+        }
         msgs.extend(ready.messages);
         replies.extend(ready.replies);
         Ok(())
+    }
+
+    /// Answers the operators whose change committed, or whose change this node can no longer
+    /// see through (it stopped leading, or the entry was replaced).
+    fn answer_admin_waiters(&mut self) {
+        let core = self.driver.core();
+        let (leading, commit) = (core.is_leader(), core.commit_index());
+        let mut waiting = Vec::new();
+        for (index, term, tx) in std::mem::take(&mut self.admin_waiters) {
+            let ours = core.log().term_at(index) == Some(term);
+            if ours && index <= commit {
+                let membership = core.committed_membership().clone();
+                info!(index, %membership, "membership change committed");
+                let _ = tx.send(AdminAnswer::Committed { index, membership });
+            } else if !ours || !leading || core.current_term() != term {
+                let _ = tx.send(AdminAnswer::Unknown { index });
+            } else {
+                waiting.push((index, term, tx));
+            }
+        }
+        self.admin_waiters = waiting;
     }
 
     fn route(&mut self, reply: ClientReply) {
@@ -549,6 +607,9 @@ impl NodeLoop {
             last_applied: core.last_applied(),
             last_log_index: core.log().last_index(),
             members: self.cfg.members(),
+            voters: core.membership().voters.iter().copied().collect(),
+            learners: core.membership().learners.iter().copied().collect(),
+            membership_committed: core.membership() == core.committed_membership(),
             snapshot_index: self.storage.snapshot_index(),
             sessions: core.sessions().len() as u64,
             open_files_limit: m
@@ -720,7 +781,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     } else {
         Outgoing::Staged(Outbound::start(transport, metrics.clone()))
     };
+    let alone_in_batch = {
+        let core = driver.core();
+        core.membership().voters.iter().eq([&core.id()])
+    };
     let node = NodeLoop {
+        alone_in_batch,
+        admin_waiters: Vec::new(),
         driver,
         storage,
         outgoing,
@@ -788,9 +855,15 @@ fn recover(cfg: &Config) -> Result<(Storage, RaftCore), String> {
         last_index = rec.log.last_index(),
         "recovered"
     );
+    // The configuration the cluster started with, as recorded at `init` (see
+    // `identity::Meta::initial_voters`), not as the configuration file lists peers now.
+    let initial = match &rec.meta.initial_voters {
+        Some(voters) => Membership::voters(voters.iter().copied()),
+        None => Membership::voters(cfg.members()),
+    };
     let core = RaftCore::restore(
         cfg.id,
-        Membership::voters(cfg.members()),
+        initial,
         params_of(cfg),
         rec.hard_state,
         rec.snapshot,

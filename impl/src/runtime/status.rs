@@ -18,7 +18,17 @@ pub struct Status {
     pub commit_index: u64,
     pub last_applied: u64,
     pub last_log_index: u64,
+    /// The nodes this one knows the addresses of (itself and its configuration's peers).
     pub members: Vec<NodeId>,
+    /// The configuration in effect here: its voters and learners (the last configuration
+    /// entry in this node's log, committed or not).
+    #[serde(default)]
+    pub voters: Vec<NodeId>,
+    #[serde(default)]
+    pub learners: Vec<NodeId>,
+    /// Whether that configuration is committed (as far as this node knows).
+    #[serde(default)]
+    pub membership_committed: bool,
     /// Index of the latest durable snapshot (0: none).
     #[serde(default)]
     pub snapshot_index: u64,

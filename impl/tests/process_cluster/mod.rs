@@ -67,6 +67,17 @@ pub fn spawn_limited(cfg: &Config, dir: &Path, ulimit: Option<&str>) -> Child {
 
 /// [`spawn_limited`], the node run through `prefix` (say `ip netns exec NS`) when not empty.
 pub fn spawn_in(cfg: &Config, dir: &Path, ulimit: Option<&str>, prefix: &[String]) -> Child {
+    spawn_with(cfg, dir, ulimit, prefix, &[])
+}
+
+/// [`spawn_in`] with more arguments to `serve` (say `--join`).
+pub fn spawn_with(
+    cfg: &Config,
+    dir: &Path,
+    ulimit: Option<&str>,
+    prefix: &[String],
+    serve_args: &[&str],
+) -> Child {
     let path = dir.join(format!("node{}.toml", cfg.id));
     fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
     let log = OpenOptions::new()
@@ -91,6 +102,7 @@ pub fn spawn_in(cfg: &Config, dir: &Path, ulimit: Option<&str>, prefix: &[String
     };
     cmd.args(["serve", "--config"])
         .arg(&path)
+        .args(serve_args)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
@@ -107,6 +119,8 @@ pub struct Cluster {
     pub ulimits: Vec<Option<String>>,
     /// What node `i + 1` is started through (say `ip netns exec NS`; empty: directly).
     pub prefixes: Vec<Vec<String>>,
+    /// Nodes started with `serve --join` (not initialized as members of the new cluster).
+    pub joining: Vec<u64>,
     _tmp: tempfile::TempDir,
 }
 
@@ -128,6 +142,35 @@ impl Cluster {
         let mut cfgs = configs(n, &dir, cluster_id);
         cfgs.iter_mut().for_each(tweak);
         Cluster::start_all(tmp, cfgs, ulimits, vec![])
+    }
+
+    /// `n` nodes of cluster `cluster_id` whose first configuration is `voters`; every other
+    /// node starts with `serve --join`, no member until an operator adds it. All started.
+    pub fn with_joiners(n: u64, cluster_id: &str, voters: &[u64]) -> Cluster {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut cfgs = configs(n, &dir, cluster_id);
+        for c in &mut cfgs {
+            c.initial_voters = Some(voters.to_vec());
+        }
+        let first: Vec<Config> = (cfgs.iter())
+            .filter(|c| voters.contains(&c.id))
+            .cloned()
+            .collect();
+        init_all(&first);
+        let mut c = Cluster {
+            dir,
+            cfgs,
+            procs: (0..n).map(|_| None).collect(),
+            ulimits: vec![],
+            prefixes: vec![],
+            joining: (1..=n).filter(|i| !voters.contains(i)).collect(),
+            _tmp: tmp,
+        };
+        for id in 1..=n {
+            c.start(id);
+        }
+        c
     }
 
     /// `cfgs` (data directories under `tmp`), node `i + 1` started through `prefixes[i]`.
@@ -153,6 +196,7 @@ impl Cluster {
             procs: (0..n).map(|_| None).collect(),
             ulimits,
             prefixes,
+            joining: vec![],
             _tmp: tmp,
         };
         for id in 1..=n {
@@ -176,11 +220,17 @@ impl Cluster {
             .get(id as usize - 1)
             .cloned()
             .unwrap_or_default();
-        spawn_in(
+        let join: &[&str] = if self.joining.contains(&id) {
+            &["--join"]
+        } else {
+            &[]
+        };
+        spawn_with(
             &self.cfgs[id as usize - 1],
             &self.dir,
             u.as_deref(),
             &prefix,
+            join,
         )
     }
 
