@@ -13,6 +13,7 @@
 //! - [`schedule`]: the fault schedule drawn from the seed;
 //! - [`workload`]: the clients;
 //! - [`monitor`]: leaders and leader-loss times from `/status`;
+//! - [`membership`]: membership changes and leadership transfers, as an operator makes them;
 //! - [`checks`]: the checks on the nodes' logs;
 //! - [`run`]: one run and its report.
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod checks;
 pub mod cluster;
 pub mod history;
 pub mod lin;
+pub mod membership;
 pub mod monitor;
 pub mod proxy;
 pub mod run;

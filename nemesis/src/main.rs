@@ -41,8 +41,8 @@ struct Args {
     #[arg(long, default_value_t = 5000)]
     op_timeout_ms: u64,
     /// Comma-separated fault kinds (default: all): kill,pause,partition,asymmetric,bridge,
-    /// loss,delay,isolate-leader,fd-exhaust,slowloris,long-partition,composed, and with
-    /// --client-proxies client-cut.
+    /// loss,delay,isolate-leader,fd-exhaust,slowloris,long-partition,composed,
+    /// transfer-leader,membership-churn, and with --client-proxies client-cut.
     #[arg(long)]
     faults: Option<String>,
     /// Record every node's core steps and validate them against the model. Uses the model's
@@ -172,7 +172,7 @@ fn go(a: Args) -> Result<bool, String> {
             a.time * 1000,
             lengths,
         ) {
-            if a.target_leader {
+            if a.target_leader && !f.kind.is_membership() {
                 f.target = schedule::Target::Leader;
                 if let Some(parts) = f.composed.as_deref_mut() {
                     parts[1].target = schedule::Target::Leader;

@@ -20,6 +20,7 @@ use crate::checks;
 use crate::cluster::{Cluster, Knobs};
 use crate::history::{Cmd, Op, Outcome, Ret};
 use crate::lin;
+use crate::membership::{self, Done, Operator};
 use crate::monitor::{self, Monitor};
 use crate::proxy::Policy;
 use crate::schedule::{self, Fault, Kind, Lengths, Target};
@@ -161,6 +162,18 @@ pub struct Report {
     /// heal, time until every node has applied that index, and faults after which neither
     /// was seen within [`HEAL_GRACE`] of the next fault's time (or before the end of the load).
     pub heal: BTreeMap<&'static str, HealTimes>,
+    /// Membership changes and transfers (`transfer-leader`, `membership-churn`): what was
+    /// done, found done, answered busy and failed (a failure is logged, not an anomaly).
+    pub membership: membership::Counts,
+    /// Transfers answered `200`: the time until the monitor saw the target lead (the first
+    /// leader of a later term), and those after which another node (or none) led first.
+    pub transfer_took_over: Vec<Duration>,
+    pub transfer_not_taken: usize,
+    /// Operations made after the run to bring every node back as a voter (`None`: not
+    /// attempted, the run has no membership kinds).
+    pub restored_at_end: Option<u64>,
+    /// The configuration at the end (voters, learners), as the leader saw it after the restore.
+    pub final_config: Option<(Vec<u64>, Vec<u64>)>,
     pub anomalies: Vec<String>,
 }
 
@@ -204,7 +217,14 @@ struct Applied {
     /// `fd-exhaust`, `slowloris`: the connections.
     exhaust: Option<Exhaust>,
     slowloris: Option<Slowloris>,
+    /// `transfer-leader` answered `200`: (the target, the term it was asked in, when).
+    transfer: Option<(u64, u64, Instant)>,
 }
+
+/// How long one membership operation (or a transfer) may take, retries included.
+pub const MEMBERSHIP_DEADLINE: Duration = Duration::from_secs(10);
+/// How long bringing every node back as a voter may take (at a churn's heal and at the end).
+pub const RESTORE_DEADLINE: Duration = Duration::from_secs(30);
 
 fn apply(
     cfg: &RunConfig,
@@ -229,8 +249,52 @@ fn apply(
     let mut node = None;
     let mut exhaust = None;
     let mut slowloris = None;
+    let mut transfer = None;
     let what;
     match f.kind {
+        Kind::TransferLeader | Kind::MembershipChurn => {
+            let Target::Node(n) = f.target else {
+                unreachable!("membership faults name a node")
+            };
+            let op = Operator::new(cluster.http_addrs());
+            let until = Instant::now() + Duration::from_secs(2);
+            let mut c = op.config().filter(|c| c.committed);
+            while c.is_none() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+                c = op.config().filter(|c| c.committed);
+            }
+            let counts = &mut report.membership;
+            match c.as_ref().map(|c| (c, membership::pick(c, n))) {
+                None => {
+                    counts
+                        .failures
+                        .push(format!("{}: skipped, no leader with a committed configuration", f.kind.name()));
+                    what = "skipped: no leader".into();
+                }
+                Some((c, None)) => {
+                    counts.failures.push(format!(
+                        "{}: skipped, no voter besides leader {} (voters {:?})",
+                        f.kind.name(),
+                        c.leader,
+                        c.voters
+                    ));
+                    what = format!("skipped: voters {:?}", c.voters);
+                }
+                Some((c, Some(m))) if f.kind == Kind::TransferLeader => {
+                    let r = op.run(membership::Op::TransferLeader, m, MEMBERSHIP_DEADLINE, counts);
+                    if let Ok(Done::Answered { term }) = r {
+                        transfer = Some((m, term, Instant::now()));
+                    }
+                    what = format!("leader {} -> node {m}: {r:?}", c.leader);
+                }
+                Some((c, Some(m))) => {
+                    let r = op.run(membership::Op::Remove, m, MEMBERSHIP_DEADLINE, counts);
+                    // Healed by bringing every node back as a voter, whatever the answer was.
+                    node = Some(m);
+                    what = format!("node {m} removed (leader {}): {r:?}", c.leader);
+                }
+            }
+        }
         Kind::FdExhaust | Kind::Slowloris => {
             let n = resolve(f.target, rng);
             node = Some(n);
@@ -345,7 +409,9 @@ fn apply(
         }
     }
     let leader_lost = match (leader, node) {
-        (Some((l, term)), Some(n)) if l == n => Some((term, Instant::now())),
+        (Some((l, term)), Some(n)) if l == n && !f.kind.is_membership() => {
+            Some((term, Instant::now()))
+        }
         _ => None,
     };
     Ok((
@@ -355,6 +421,7 @@ fn apply(
             leader_lost,
             exhaust,
             slowloris,
+            transfer,
         },
         what,
     ))
@@ -367,6 +434,16 @@ fn heal(
     report: &mut Report,
 ) -> Result<(), String> {
     match a.kind {
+        Kind::TransferLeader => Ok(()),
+        Kind::MembershipChurn => {
+            if a.node.is_some() {
+                // The removed node (and any other not a voter) back as a learner, then
+                // promoted; a failure here is retried at the end of the run.
+                let op = Operator::new(cluster.http_addrs());
+                let _ = op.restore(&cluster.ids(), RESTORE_DEADLINE, &mut report.membership);
+            }
+            Ok(())
+        }
         Kind::Kill => cluster.start(a.node.unwrap()),
         Kind::Pause => cluster.resume(a.node.unwrap()),
         Kind::FdExhaust => {
@@ -434,6 +511,8 @@ fn converge(https: &[String], within: Duration) -> Result<u64, String> {
                 v["commit_index"].as_u64(),
                 v["last_applied"].as_u64(),
                 v["last_log_index"].as_u64(),
+                v["voters"].clone(),
+                v["learners"].clone(),
             )
         };
         let keys: Vec<_> = st.iter().map(|s| s.as_ref().map(key)).collect();
@@ -489,6 +568,9 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
     inject_faults(cfg, schedule, &mut cluster, &mon, &load, &mut report)?;
     let shared = load.finish(&mut report);
     heal_everything(&mut cluster)?;
+    if cfg.faults.iter().any(|k| k.is_membership()) {
+        restore_membership(&cluster, &mut report);
+    }
     collect_fault_figures(mon, &cluster, &mut report);
 
     let mut history = std::mem::take(&mut *shared.history.lock().unwrap());
@@ -533,7 +615,7 @@ impl Schedule {
             lengths(cfg.long_ms, header_timeout_ms(cfg)),
         );
         if cfg.target_leader {
-            for f in &mut faults {
+            for f in faults.iter_mut().filter(|f| !f.kind.is_membership()) {
                 f.target = Target::Leader;
                 if let Some(parts) = f.composed.as_deref_mut() {
                     parts[1].target = Target::Leader;
@@ -765,6 +847,15 @@ fn hold(
     nap_until(end, &done);
     // Looked up before healing, so that a leader elected only after the heal does not
     // count as recovery from the loss.
+    if let Some((to, term, at)) = applied.transfer {
+        match mon.leader_after(term) {
+            // (Zero when the monitor saw the target lead before the answer came back.)
+            Some((_, l, seen)) if l == to => report
+                .transfer_took_over
+                .push(seen.saturating_duration_since(at)),
+            _ => report.transfer_not_taken += 1,
+        }
+    }
     if let Some((term, t0)) = applied.leader_lost {
         match mon.leader_after(term) {
             Some((_, _, at)) if at >= t0 => report.leader_loss.push(at - t0),
@@ -850,6 +941,20 @@ fn heal_everything(cluster: &mut Cluster) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Every node a voter again before the end-of-run checks (a node removed by a churn whose
+/// heal did not finish added back as a learner and promoted), and the configuration then.
+fn restore_membership(cluster: &Cluster, report: &mut Report) {
+    let op = Operator::new(cluster.http_addrs());
+    match op.restore(&cluster.ids(), RESTORE_DEADLINE, &mut report.membership) {
+        Ok(n) => report.restored_at_end = Some(n),
+        Err(e) => report
+            .membership
+            .failures
+            .push(format!("restoring the configuration at the end: {e}")),
+    }
+    report.final_config = op.config().map(|c| (c.voters, c.learners));
 }
 
 /// Stops the monitor.
@@ -1263,6 +1368,47 @@ impl Report {
                 self.slowloris.iter().map(|e| e.open_for.len()).sum::<usize>(),
                 probes(&self.slowloris_probes)
             );
+        }
+        if !self.membership.done.is_empty()
+            || !self.membership.failures.is_empty()
+            || self.restored_at_end.is_some()
+        {
+            let m = &self.membership;
+            let per = |x: &BTreeMap<&'static str, u64>| -> String {
+                let v: Vec<String> = x.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                if v.is_empty() {
+                    "none".into()
+                } else {
+                    v.join(", ")
+                }
+            };
+            let _ = writeln!(
+                s,
+                "membership: done {}; found already done {}; answered busy (503, retried) {} ({}); outcome unknown, looked again {}; failed {}",
+                per(&m.done),
+                per(&m.found_done),
+                m.busy_total(),
+                per(&m.busy),
+                per(&m.unknown),
+                m.failures.len()
+            );
+            let _ = writeln!(
+                s,
+                "transfers: target seen leading after {}; {} where another node (or none) led first",
+                spread_of(&self.transfer_took_over),
+                self.transfer_not_taken
+            );
+            if let Some(n) = self.restored_at_end {
+                let _ = writeln!(
+                    s,
+                    "configuration restored at the end with {n} operations; then voters {:?}, learners {:?}",
+                    self.final_config.as_ref().map(|c| &c.0),
+                    self.final_config.as_ref().map(|c| &c.1)
+                );
+            }
+            for f in &m.failures {
+                let _ = writeln!(s, "  membership operation failed (not an anomaly): {f}");
+            }
         }
         let _ = writeln!(
             s,

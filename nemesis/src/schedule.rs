@@ -44,9 +44,15 @@ pub enum Kind {
     /// The clients' link to one node (through its client proxy) refused or stalled; the
     /// node's peers still reach it. Needs client proxies.
     ClientCut,
+    /// The leader hands its leadership to another voter (`POST
+    /// /membership/transfer-leader/{id}`); nothing to heal.
+    TransferLeader,
+    /// A voter other than the leader removed from the configuration, then, after the
+    /// duration, added back as a learner and promoted (`remove`, `add-learner`, `promote`).
+    MembershipChurn,
 }
 
-pub const ALL: [Kind; 13] = [
+pub const ALL: [Kind; 15] = [
     Kind::Kill,
     Kind::Pause,
     Kind::Partition,
@@ -60,7 +66,12 @@ pub const ALL: [Kind; 13] = [
     Kind::LongPartition,
     Kind::Composed,
     Kind::ClientCut,
+    Kind::TransferLeader,
+    Kind::MembershipChurn,
 ];
+
+/// The membership kinds: changes made through the nodes' HTTP API as an operator would.
+pub const MEMBERSHIP: [Kind; 2] = [Kind::TransferLeader, Kind::MembershipChurn];
 
 /// The kinds of the harness before `fd-exhaust`, `slowloris`, `long-partition` and
 /// `composed`: a run with exactly these draws the same schedule from a seed as it did then.
@@ -102,7 +113,15 @@ impl Kind {
             Kind::LongPartition => "long-partition",
             Kind::Composed => "composed",
             Kind::ClientCut => "client-cut",
+            Kind::TransferLeader => "transfer-leader",
+            Kind::MembershipChurn => "membership-churn",
         }
+    }
+
+    /// A membership change or transfer (aimed at a voter other than the leader, whatever
+    /// `--target-leader` says).
+    pub fn is_membership(self) -> bool {
+        MEMBERSHIP.contains(&self)
     }
 
     pub fn parse(s: &str) -> Result<Kind, String> {
@@ -200,6 +219,17 @@ impl fmt::Display for Fault {
             Kind::Loss => write!(f, " {:.0}% of frames", self.loss * 100.0),
             Kind::Delay => write!(f, " {}..{} ms per frame", self.delay_ms.0, self.delay_ms.1),
             Kind::IsolateLeader => write!(f, " the leader"),
+            Kind::TransferLeader => match self.target {
+                Target::Node(n) => write!(f, " the leader -> node {n} (or the next voter)"),
+                Target::Leader => write!(f, " the leader -> another voter"),
+            },
+            Kind::MembershipChurn => match self.target {
+                Target::Node(n) => write!(
+                    f,
+                    " node {n} (or the next voter not leading) removed, re-added as learner, promoted"
+                ),
+                Target::Leader => write!(f, " a voter removed, re-added as learner, promoted"),
+            },
             Kind::Composed => match self.composed.as_deref() {
                 Some([outer, inner]) => write!(f, " [{outer}] with [{inner}]"),
                 None => write!(f, " (nothing)"),
@@ -312,6 +342,10 @@ fn one(rng: &mut StdRng, nodes: u64, kind: Kind, start_ms: u64, duration_ms: u64
             f.side_a.sort_unstable();
         }
         Kind::IsolateLeader => f.target = Target::Leader,
+        // A voter other than the leader, resolved when the fault starts: the drawn node, or
+        // the next voter by id if it leads (no extra draw, so that the other kinds' figures
+        // stay as they are).
+        Kind::TransferLeader | Kind::MembershipChurn => f.target = Target::Node(shuffled[0]),
         _ => {}
     }
     f
@@ -410,6 +444,34 @@ mod tests {
             "{labels:?}"
         );
         assert!(labels.contains("kill+partition") && labels.contains("pause+loss"));
+    }
+
+    /// Transfers and membership churn name a node (the one to aim at, or the next voter), drawn
+    /// from the seed like the others.
+    #[test]
+    fn membership_kinds_name_a_node() {
+        let s = draw(
+            &mut StdRng::seed_from_u64(5),
+            5,
+            &MEMBERSHIP,
+            1000,
+            200_000,
+            Lengths::default(),
+        );
+        assert!(s.len() > 50);
+        let mut nodes = std::collections::BTreeSet::new();
+        for f in &s {
+            assert!(f.kind.is_membership(), "{f}");
+            assert!((300..=3000).contains(&f.duration_ms), "{f}");
+            match f.target {
+                Target::Node(n) => nodes.insert(n),
+                Target::Leader => panic!("{f}"),
+            };
+        }
+        assert_eq!(nodes.len(), 5);
+        for k in MEMBERSHIP {
+            assert!(s.iter().any(|f| f.kind == k), "{k:?} missing");
+        }
     }
 
     /// The schedule drawing as it was before the new kinds (commit 6d59c7a), kept to check

@@ -704,9 +704,11 @@ async fn change_membership(
         }
     };
     // A member the leader cannot reach would be added in vain: its address comes from the
-    // configuration file (`peers`), which the operator extends first.
+    // configuration file (`peers`), which the operator extends first. The leader's own file is
+    // the one that counts; another node lets the request through to be redirected.
     let adds = matches!(op, AdminOp::AddVoter(_) | AdminOp::AddLearner(_));
-    if adds && api.cfg.http_of(id).is_none() {
+    let leads = api.status.read().unwrap().leader == Some(api.id);
+    if adds && leads && api.cfg.http_of(id).is_none() {
         return err(
             StatusCode::BAD_REQUEST,
             &format!(
