@@ -165,9 +165,11 @@ pub struct Report {
     /// Membership changes and transfers (`transfer-leader`, `membership-churn`): what was
     /// done, found done, answered busy and failed (a failure is logged, not an anomaly).
     pub membership: membership::Counts,
-    /// Transfers answered `200`: the time until the monitor saw the target lead (the first
-    /// leader of a later term), and those after which another node (or none) led first.
+    /// Transfers answered `200`: the time from the answer until the monitor saw the first
+    /// leader of a later term, when that was the target, when it was another node; and those
+    /// after which no new leader was seen within 3 s.
     pub transfer_took_over: Vec<Duration>,
+    pub transfer_other_leader: Vec<Duration>,
     pub transfer_not_taken: usize,
     /// Operations made after the run to bring every node back as a voter (`None`: not
     /// attempted, the run has no membership kinds).
@@ -266,9 +268,10 @@ fn apply(
             let counts = &mut report.membership;
             match c.as_ref().map(|c| (c, membership::pick(c, n))) {
                 None => {
-                    counts
-                        .failures
-                        .push(format!("{}: skipped, no leader with a committed configuration", f.kind.name()));
+                    counts.failures.push(format!(
+                        "{}: skipped, no leader with a committed configuration",
+                        f.kind.name()
+                    ));
                     what = "skipped: no leader".into();
                 }
                 Some((c, None)) => {
@@ -281,7 +284,12 @@ fn apply(
                     what = format!("skipped: voters {:?}", c.voters);
                 }
                 Some((c, Some(m))) if f.kind == Kind::TransferLeader => {
-                    let r = op.run(membership::Op::TransferLeader, m, MEMBERSHIP_DEADLINE, counts);
+                    let r = op.run(
+                        membership::Op::TransferLeader,
+                        m,
+                        MEMBERSHIP_DEADLINE,
+                        counts,
+                    );
                     if let Ok(Done::Answered { term }) = r {
                         transfer = Some((m, term, Instant::now()));
                     }
@@ -517,12 +525,14 @@ fn converge(https: &[String], within: Duration) -> Result<u64, String> {
         };
         let keys: Vec<_> = st.iter().map(|s| s.as_ref().map(key)).collect();
         let last = format!("{keys:?}");
-        let ok = keys
-            .iter()
-            .all(|k| k.is_some_and(|k| k.1.is_some() && k.2 == k.3 && k.3 == k.4) && *k == keys[0]);
+        let ok = keys.iter().all(|k| {
+            k.as_ref()
+                .is_some_and(|k| k.1.is_some() && k.2 == k.3 && k.3 == k.4)
+                && *k == keys[0]
+        });
         stable = if ok { stable + 1 } else { 0 };
         if stable >= 3 {
-            return Ok(keys[0].unwrap().2.unwrap());
+            return Ok(keys[0].as_ref().unwrap().2.unwrap());
         }
         if Instant::now() > until {
             return Err(format!(
@@ -848,12 +858,21 @@ fn hold(
     // Looked up before healing, so that a leader elected only after the heal does not
     // count as recovery from the loss.
     if let Some((to, term, at)) = applied.transfer {
+        // The target stands at once; when the run ends (or the fault is shorter) right after
+        // the answer, give the monitor up to 3 s to see a new leader.
+        let until = at + Duration::from_secs(3);
+        while mon.leader_after(term).is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         match mon.leader_after(term) {
             // (Zero when the monitor saw the target lead before the answer came back.)
             Some((_, l, seen)) if l == to => report
                 .transfer_took_over
                 .push(seen.saturating_duration_since(at)),
-            _ => report.transfer_not_taken += 1,
+            Some((_, _, seen)) => report
+                .transfer_other_leader
+                .push(seen.saturating_duration_since(at)),
+            None => report.transfer_not_taken += 1,
         }
     }
     if let Some((term, t0)) = applied.leader_lost {
@@ -1394,8 +1413,9 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "transfers: target seen leading after {}; {} where another node (or none) led first",
+                "transfers answered: the target was the next leader, seen after {}; another node was, seen after {}; no new leader within 3 s: {}",
                 spread_of(&self.transfer_took_over),
+                spread_of(&self.transfer_other_leader),
                 self.transfer_not_taken
             );
             if let Some(n) = self.restored_at_end {
