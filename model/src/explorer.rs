@@ -107,17 +107,7 @@ pub fn patch_app_js(original: &str) -> String {
     format!("{PAGE_ADDITIONS}\n{wrapped}")
 }
 
-/// The flags as a link carries them: `?flags=` percent-encoded.
-pub fn encode_flags(cfg: &Config) -> String {
-    let flags = cfg.flags().join(" ");
-    flags
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub use crate::runner::encode_flags;
 
 /// Serves the explorer for `cfg` on `addr`; returns only if the front cannot bind.
 pub fn serve(cfg: Config, addr: &str, threads: usize) -> Result<(), String> {

@@ -2,7 +2,8 @@
 //!
 //! The model is the first place to learn the protocol: `server.rs` holds the rules of
 //! PROTOCOL.md for one server, `model.rs` the steps the system can take, `properties.rs` what
-//! must hold. `runner.rs` drives the checker for the `raft-model` command and the tests.
+//! must hold, `stateright_model.rs` ties them together as stateright's `Model`. `runner.rs`
+//! drives the checker for the `raft-model` command and the tests.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -15,6 +16,7 @@ pub mod properties;
 pub mod runner;
 pub mod server;
 pub mod state;
+mod stateright_model;
 pub mod svg;
 pub mod symmetry;
 pub mod trace;

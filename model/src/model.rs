@@ -1,13 +1,11 @@
 //! The stateright `Model`: which steps are possible in a state, and what each step does.
 
 use crate::config::{Config, Network};
-use crate::properties;
 use crate::server::{bit, event, AdminOutcome, Effects, ReadRequest, Server};
-use crate::state::{insert_in_flight, State};
+use crate::state::{broken, insert_in_flight, State};
 use crate::types::*;
 use serde::{Deserialize, Serialize};
 use stateright::semantics::ConsistencyTester;
-use stateright::{Model, Property};
 use std::fmt;
 
 /// One step of the system. Every step is taken by one server or one client.
@@ -134,22 +132,6 @@ impl RaftModel {
         }
     }
 
-    /// The header the explorer shows above a state: what the state violates and witnesses
-    /// on its own, and the flags the explorer runs with (a link from a `check` with other
-    /// flags names other steps).
-    pub fn explorer_header(&self, state: &State) -> String {
-        let flags = self.cfg.flags();
-        format!(
-            "{}\nexplorer flags: {}",
-            properties::verdicts(self, state),
-            if flags.is_empty() {
-                "(none: the default bounds)".to_string()
-            } else {
-                flags.join(" ")
-            }
-        )
-    }
-
     /// The operation client `c` has in hand, if any (its session must be open).
     pub fn op_in_hand(&self, state: &State, c: ClientId) -> Option<Op> {
         let client = state.clients[c as usize];
@@ -203,7 +185,7 @@ impl RaftModel {
     fn record_ghosts(&self, state: &mut State, id: Id, before: &Before, fx: &mut Effects) {
         let after = &state.servers[id as usize];
         if after.current_term < before.current_term {
-            state.broken |= properties::broken::TERM_MONOTONIC;
+            state.broken |= broken::TERM_MONOTONIC;
         }
         if before.role == Role::Leader
             && after.role == Role::Leader
@@ -213,7 +195,7 @@ impl RaftModel {
                 .zip(&before.leader_log)
                 .all(|(i, e)| i <= after.snapshot_index() || after.entry(i) == Some(e))
         {
-            state.broken |= properties::broken::LEADER_APPEND_ONLY;
+            state.broken |= broken::LEADER_APPEND_ONLY;
         }
         // Every step, not only the one that elects: a server that is leader of a term it was
         // never elected in is as much a violation as a second election.
@@ -225,7 +207,7 @@ impl RaftModel {
             }
         }
         if after.commit_index < before.commit_index {
-            state.broken |= properties::broken::COMMIT_MONOTONIC;
+            state.broken |= broken::COMMIT_MONOTONIC;
         }
         // (A server removed and added again is a new member: nothing is known of its log.)
         let stayed = before.members & after.membership(&self.cfg).members();
@@ -239,7 +221,7 @@ impl RaftModel {
                 .enumerate())
             .any(|(p, (a, b))| stayed & bit(p as Id) != 0 && a < b)
         {
-            state.broken |= properties::broken::MATCH_MONOTONIC;
+            state.broken |= broken::MATCH_MONOTONIC;
         }
         // F3: a leader commits an entry of an earlier term that no server had committed (its
         // leader crashed or was cut off mid-replication) while the client is already retrying.
@@ -335,7 +317,7 @@ impl RaftModel {
         );
         let after = &state.servers[env.dst as usize];
         if !future && after.current_term < env.msg.term() {
-            state.broken |= properties::broken::TERM_RULE;
+            state.broken |= broken::TERM_RULE;
         }
         let response = matches!(
             env.msg,
@@ -569,15 +551,10 @@ fn client_of(clients: &[crate::state::Client], client_id: ClientId) -> Option<us
         .position(|c| c.session == client_id && client_id != 0)
 }
 
-impl Model for RaftModel {
-    type State = State;
-    type Action = Action;
-
-    fn init_states(&self) -> Vec<State> {
-        vec![State::new(&self.cfg)]
-    }
-
-    fn actions(&self, state: &State, actions: &mut Vec<Action>) {
+/// What stateright's `Model` asks of the steps (`stateright_model.rs` is the `impl`).
+impl RaftModel {
+    /// The actions enabled in `state`.
+    pub fn enabled_actions(&self, state: &State, actions: &mut Vec<Action>) {
         let cfg = &self.cfg;
         for env in &state.network {
             actions.push(Action::Deliver(env.clone()));
@@ -638,46 +615,20 @@ impl Model for RaftModel {
         }
     }
 
-    fn next_state(&self, last: &State, action: Action) -> Option<State> {
-        let next = self.step(last, &action).map(|(state, _)| state)?;
-        if self.explorer && !self.within_boundary(&next) {
-            return None;
-        }
-        Some(next)
-    }
-
-    fn within_boundary(&self, state: &State) -> bool {
+    /// Whether `state` is within the configuration's bounds (term and log length).
+    pub fn in_bounds(&self, state: &State) -> bool {
         let cfg = &self.cfg;
         state
             .servers
             .iter()
             .all(|s| s.current_term <= cfg.max_term && s.last_log_index() <= cfg.max_log_len)
     }
-
-    fn properties(&self) -> Vec<Property<Self>> {
-        properties::all(&self.cfg)
-    }
-
-    fn format_action(&self, action: &Action) -> String {
-        format!("{action:?}")
-    }
-
-    /// The text the explorer shows for a step's state; only the explorer calls it, so the
-    /// verdicts cost nothing during a check.
-    fn format_step(&self, last: &State, action: Action) -> Option<String> {
-        let next = self.next_state(last, action)?;
-        Some(format!("{}\n\n{next:?}", self.explorer_header(&next)))
-    }
-
-    /// The picture above the state text; only the explorer calls it (`svg.rs`).
-    fn as_svg(&self, path: stateright::Path<State, Action>) -> Option<String> {
-        Some(crate::svg::render(self, &path.into_vec()))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stateright::Model;
     use std::collections::{HashSet, VecDeque};
 
     /// The first step, breadth-first, whose state leaves the bounds.

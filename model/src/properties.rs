@@ -7,18 +7,9 @@ use crate::config::Config;
 use crate::model::RaftModel;
 use crate::server::event;
 use crate::server::{register, run};
-use crate::state::State;
+use crate::state::{broken, State};
 use crate::types::{Command, Index, Role, Session, Value};
 use stateright::Property;
-
-/// Bits of `State::broken`: properties of transitions, checked as the step is taken.
-pub mod broken {
-    pub const TERM_MONOTONIC: u8 = 1 << 0;
-    pub const LEADER_APPEND_ONLY: u8 = 1 << 1;
-    pub const COMMIT_MONOTONIC: u8 = 1 << 2;
-    pub const MATCH_MONOTONIC: u8 = 1 << 3;
-    pub const TERM_RULE: u8 = 1 << 4;
-}
 
 pub const ELECTION_SAFETY: &str = "election safety";
 pub const LEADER_APPEND_ONLY: &str = "leader append-only";
@@ -414,6 +405,22 @@ impl std::fmt::Display for Verdicts {
             write!(f, "witnesses here: {}", self.satisfied.join(", "))
         }
     }
+}
+
+/// The header the explorer shows above a state: what the state violates and witnesses on its
+/// own, and the flags the explorer runs with (a link from a `check` with other flags names
+/// other steps).
+pub fn explorer_header(model: &RaftModel, state: &State) -> String {
+    let flags = model.cfg.flags();
+    format!(
+        "{}\nexplorer flags: {}",
+        verdicts(model, state),
+        if flags.is_empty() {
+            "(none: the default bounds)".to_string()
+        } else {
+            flags.join(" ")
+        }
+    )
 }
 
 #[cfg(test)]

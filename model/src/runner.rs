@@ -404,7 +404,7 @@ impl ExplorerLinks {
         format!(
             "http://localhost:{}/#/steps/{explorer_path}?flags={}",
             self.port,
-            crate::explorer::encode_flags(cfg)
+            encode_flags(cfg)
         )
     }
 }
@@ -468,6 +468,18 @@ pub fn render(summary: &Summary, links: &ExplorerLinks) -> String {
         Some(why) => out += &format!("\nFAILED: {why}\n"),
     }
     out
+}
+
+/// The flags as a link carries them: `?flags=` percent-encoded.
+pub fn encode_flags(cfg: &Config) -> String {
+    let flags = cfg.flags().join(" ");
+    flags
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]

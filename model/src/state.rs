@@ -205,3 +205,12 @@ impl fmt::Debug for State {
         }
     }
 }
+
+/// Bits of `State::broken`: properties of transitions, checked as the step is taken.
+pub mod broken {
+    pub const TERM_MONOTONIC: u8 = 1 << 0;
+    pub const LEADER_APPEND_ONLY: u8 = 1 << 1;
+    pub const COMMIT_MONOTONIC: u8 = 1 << 2;
+    pub const MATCH_MONOTONIC: u8 = 1 << 3;
+    pub const TERM_RULE: u8 = 1 << 4;
+}

@@ -41,7 +41,10 @@ pub fn render(model: &RaftModel, path: &[(State, Option<Action>)]) -> String {
     let mut body = String::new();
     let mut y = MARGIN;
 
-    for (i, line) in model.explorer_header(state).lines().enumerate() {
+    for (i, line) in crate::properties::explorer_header(model, state)
+        .lines()
+        .enumerate()
+    {
         let class = match i {
             0 if line.contains("VIOLATES") => "bad",
             0 => "good",
