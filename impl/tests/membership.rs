@@ -173,3 +173,52 @@ fn a_cluster_grows_transfers_its_leadership_and_shrinks_without_losing_a_write()
     assert_eq!(reader.get("k5").unwrap().as_deref(), Some("after transfer"));
     assert_eq!(reader.get("k6").unwrap().as_deref(), Some("after shrink"));
 }
+
+/// Under a steady write load a transfer still hands the leadership to its target: the leader
+/// holds new writes while the target catches up and stands, and no write is lost or failed.
+#[test]
+fn a_transfer_under_write_load_makes_its_target_the_leader() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let c = Cluster::new(3, "transfer-load", |_| {});
+    let all = c.all_http();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (all, stop, done) = (all.clone(), stop.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut client = Client::new(all);
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    client.put(&format!("w{w}-{n}"), "x").unwrap();
+                    n += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                n
+            })
+        })
+        .collect();
+    let mut leader = wait_leader_among(&c, &[1, 2, 3]);
+    for _ in 0..3 {
+        let target = leader % 3 + 1;
+        let before = done.load(Ordering::Relaxed);
+        let (ok, out) = member(&all, &["transfer-leader", &target.to_string()]);
+        assert!(ok && out.contains(&format!("node {target} leads")), "{out}");
+        leader = wait_leader_among(&c, &[1, 2, 3]);
+        assert_eq!(leader, target);
+        // The held writes go on under the new leader.
+        c.wait_for(
+            || done.load(Ordering::Relaxed) > before + 20,
+            || format!("writes stalled after the transfer to {target}"),
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let written: Vec<u64> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let mut reader = Client::new(all);
+    for (w, n) in written.iter().enumerate() {
+        assert!(*n > 0);
+        assert_eq!(reader.get(&format!("w{w}-{}", n - 1)).unwrap().as_deref(), Some("x"));
+    }
+    println!("writes per writer: {written:?}");
+}

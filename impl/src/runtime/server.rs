@@ -50,8 +50,8 @@ use super::transport::{self, PeerTiming, Transport};
 use super::wal::{StorageError, WalOptions};
 use raft_core::driver::{Driver, Timing};
 use raft_core::{
-    AdminOutcome, ClientId, ClientReply, Envelope, Index, Input, Membership, Message, NodeId,
-    Params, RaftCore, Ready, Role, Term, NO_SESSION,
+    AdminOp, AdminOutcome, Busy, ClientId, ClientReply, Envelope, Index, Input, Membership,
+    Message, NodeId, Params, RaftCore, Ready, Role, Term, NO_SESSION,
 };
 
 /// Most inputs handled (and made durable with one fsync) per batch.
@@ -98,6 +98,23 @@ struct NodeLoop {
     /// A configuration of this batch had this node as its only voter: the leader's own copy
     /// was a majority, so nothing is answered before the batch's fsync.
     alone_in_batch: bool,
+    /// A leadership transfer under way at this leader.
+    transfer: Option<Transfer>,
+}
+
+/// A leadership transfer under way. New writes wait (they reach the core once it ends, as from
+/// clients that were slow to send them, which the protocol allows): under a steady load the
+/// target would otherwise never hold the leader's whole log, which `TimeoutNow` needs, and
+/// once sent, a longer log at another follower would cost the target its election (etcd
+/// holds proposals during a transfer for the same reasons).
+struct Transfer {
+    to: NodeId,
+    /// Gives up then: one maximal election timeout.
+    until: Instant,
+    /// The operator, until `TimeoutNow` is sent.
+    tx: Option<oneshot::Sender<AdminAnswer>>,
+    /// Writes and registrations that arrived meanwhile.
+    held: Vec<NodeInput>,
 }
 
 impl Drop for NodeLoop {
@@ -123,6 +140,7 @@ impl NodeLoop {
             for input in batch {
                 shutdown |= self.handle(input, &mut msgs, &mut replies)?;
             }
+            self.drive_transfer(&mut msgs, &mut replies)?;
             self.compact_if_due(&mut msgs, &mut replies)?;
             self.commit_and_send(msgs, replies)?;
             self.start_snapshot_write()?;
@@ -176,6 +194,16 @@ impl NodeLoop {
                 // Renamed into place if the core installed it; otherwise not needed.
                 let _ = std::fs::remove_file(&file);
                 r?;
+            }
+            input @ (NodeInput::Client(..) | NodeInput::Register(..))
+                if self.transfer.is_some() =>
+            {
+                if let Some(t) = self.transfer.as_mut() {
+                    t.held.push(input);
+                }
+            }
+            NodeInput::Admin(AdminOp::TransferLeader(to), tx) => {
+                self.start_transfer(to, tx, msgs, replies)?
             }
             NodeInput::Client(req, tx) => {
                 self.metrics.inc(&self.metrics.proposals);
@@ -485,6 +513,88 @@ impl NodeLoop {
         Ok(())
     }
 
+    /// An operator's transfer: sent at once if the target holds the whole log, else new writes
+    /// wait while it catches up (see [`Transfer`]).
+    fn start_transfer(
+        &mut self,
+        to: NodeId,
+        tx: oneshot::Sender<AdminAnswer>,
+        msgs: &mut Vec<Envelope>,
+        replies: &mut Vec<ClientReply>,
+    ) -> Result<(), StorageError> {
+        if self.transfer.is_some() {
+            let _ = tx.send(AdminAnswer::Outcome(AdminOutcome::Busy(Busy::TargetBehind)));
+            return Ok(());
+        }
+        let max_election = 2 * self.cfg.election_ticks * self.cfg.tick_ms;
+        self.transfer = Some(Transfer {
+            to,
+            until: Instant::now() + Duration::from_millis(max_election),
+            tx: Some(tx),
+            held: Vec::new(),
+        });
+        info!(to, "leadership transfer: new writes wait until it is done");
+        self.drive_transfer(msgs, replies)
+    }
+
+    /// Asks the core to send `TimeoutNow` until it does, then holds writes until this node no
+    /// longer leads; either way for one election timeout at most, after which the held writes
+    /// are stepped (answered `NotLeader` by a node that stepped down).
+    fn drive_transfer(
+        &mut self,
+        msgs: &mut Vec<Envelope>,
+        replies: &mut Vec<ClientReply>,
+    ) -> Result<(), StorageError> {
+        let Some(t) = self.transfer.as_mut() else {
+            return Ok(());
+        };
+        let (to, pending) = (t.to, t.tx.is_some());
+        let mut outcome = None;
+        if pending && self.driver.core().is_leader() && Instant::now() < t.until {
+            outcome = self.step_input(Input::Admin(AdminOp::TransferLeader(to)), msgs, replies)?;
+            if outcome == Some(AdminOutcome::Busy(Busy::TargetBehind)) {
+                return Ok(());
+            }
+        }
+        let Some(t) = self.transfer.as_mut() else {
+            return Ok(());
+        };
+        let mut refused = false;
+        if let Some(o) = outcome {
+            refused = !matches!(o, AdminOutcome::Accepted { .. });
+            if let Some(tx) = t.tx.take() {
+                info!(to, ?o, "leadership transfer");
+                let _ = tx.send(AdminAnswer::Outcome(o));
+            }
+        }
+        let leading = self.driver.core().is_leader();
+        if leading && !refused && t.tx.is_none() && Instant::now() < t.until {
+            return Ok(());
+        }
+        // Done: this node stepped down, the operation was refused, or the time is up.
+        let t = self.transfer.take().expect("checked above");
+        if let Some(tx) = t.tx {
+            let o = if leading {
+                AdminOutcome::Busy(Busy::TargetBehind)
+            } else {
+                AdminOutcome::NotLeader {
+                    hint: self.driver.core().leader_id(),
+                }
+            };
+            let _ = tx.send(AdminAnswer::Outcome(o));
+        }
+        info!(
+            to,
+            held = t.held.len(),
+            leading,
+            "leadership transfer over; held writes resume"
+        );
+        for input in t.held {
+            self.handle(input, msgs, replies)?;
+        }
+        Ok(())
+    }
+
     /// Answers the operators whose change committed, or whose change this node can no longer
     /// see through (it stopped leading, or the entry was replaced).
     fn answer_admin_waiters(&mut self) {
@@ -787,6 +897,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     };
     let node = NodeLoop {
         alone_in_batch,
+        transfer: None,
         admin_waiters: Vec::new(),
         driver,
         storage,
