@@ -592,3 +592,174 @@ fn a_sole_voter_commits_alone() {
         &[raft_model::properties::VOTER_ADDED],
     );
 }
+
+/// Every witness the configuration can produce (`properties::witnesses` leaves out those it
+/// cannot, e.g. the client witnesses without a client).
+fn every_witness(cfg: &Config) -> Vec<&'static str> {
+    (raft_model::properties::witnesses(cfg).iter())
+        .map(|p| p.name)
+        .collect()
+}
+
+/// A membership change across a client's put and its retry: linearizability, exactly-once and
+/// State Machine Safety hold while the configuration changes under the client's operation.
+/// Removing s0 (the first leader in the runs where s0 wins term 1): every witness of the
+/// configuration is found, the failure cases F1 to F6 and the leader's own removal among
+/// them. Two voters adding a spare, s2, as a voter while the put is in flight (76,679
+/// states): every witness but F2 and F6, which two voters cannot reach (the one holding an
+/// entry the other lacks refuses it its vote; a leader without the other has no majority of
+/// its own).
+#[test]
+fn membership_with_a_client_is_safe_and_exhaustive() {
+    let cfg = Config::membership_with_client();
+    assert_safe_and_exhaustive(
+        "membership with a client",
+        cfg.clone(),
+        &every_witness(&cfg),
+    );
+    let add = Config {
+        spares: 1,
+        admin_ops: vec![raft_model::types::AdminOp::AddVoter(2)],
+        ..cfg
+    };
+    assert_safe_and_exhaustive(
+        "membership with a client, a spare added",
+        add,
+        &[
+            "client entry committed",
+            "duplicate answered from session table",
+            raft_model::properties::F4,
+            raft_model::properties::VOTER_ADDED,
+        ],
+    );
+}
+
+/// Membership with compaction: every always-property holds (snapshot safety among them), a
+/// follower catches up by InstallSnapshot, a restart restores from a snapshot and the
+/// configuration adding s2 is committed; and, searched apart (`SpareSnapshot`), the spare s2
+/// installs a snapshot that carries the configuration naming it a member, which it can have
+/// from nowhere else once the entry is compacted.
+#[test]
+fn membership_with_snapshots_is_safe_and_hands_the_configuration_over() {
+    let cfg = Config::membership_with_snapshots();
+    assert_safe_and_exhaustive(
+        "membership with snapshots",
+        cfg.clone(),
+        &[
+            "leader elected",
+            raft_model::properties::VOTER_ADDED,
+            raft_model::properties::SNAPSHOT_INSTALLED,
+            raft_model::properties::RESTORED_FROM_SNAPSHOT,
+        ],
+    );
+    let model = SpareSnapshot(raft_model::RaftModel::new(cfg));
+    let report = raft_model::engine::check(
+        &model,
+        &raft_model::engine::Options {
+            threads: 2,
+            symmetry: None,
+            timeout: None,
+            max_states: None,
+            stop_on_violation: false,
+            progress: false,
+        },
+    )
+    .unwrap();
+    assert!(report.complete(), "{:?}", report.incomplete_reason);
+    let found = &report.discoveries[0];
+    let trail = found.trail.as_ref().expect(found.name);
+    println!(
+        "{}: {} steps ({} unique states)",
+        found.name,
+        trail.steps.len(),
+        report.unique_states
+    );
+}
+
+/// `RaftModel` with one more witness, which a state alone cannot tell: a spare (a server that
+/// started outside the cluster) installs an InstallSnapshot whose configuration names it a
+/// member. The flag beside the state records that it happened on the way.
+struct SpareSnapshot(raft_model::RaftModel);
+
+impl stateright::Model for SpareSnapshot {
+    type State = (raft_model::State, bool);
+    type Action = raft_model::Action;
+
+    fn init_states(&self) -> Vec<Self::State> {
+        (self.0.init_states().into_iter())
+            .map(|s| (s, false))
+            .collect()
+    }
+
+    fn actions(&self, state: &Self::State, actions: &mut Vec<Self::Action>) {
+        self.0.actions(&state.0, actions);
+    }
+
+    fn next_state(&self, last: &Self::State, action: Self::Action) -> Option<Self::State> {
+        use raft_model::types::Msg;
+        let cfg = &self.0.cfg;
+        let carried = match &action {
+            raft_model::Action::Deliver(env) => match &env.msg {
+                Msg::InstallSnapshot { snapshot, .. }
+                    if env.dst >= cfg.servers - cfg.spares
+                        && (snapshot.membership).is_some_and(|m| {
+                            m.members() & raft_model::server::bit(env.dst) != 0
+                        }) =>
+                {
+                    Some((env.dst, snapshot.clone()))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let next = self.0.next_state(&last.0, action)?;
+        let installed = carried.is_some_and(|(dst, snapshot)| {
+            let i = dst as usize;
+            last.0.servers[i].snapshot != snapshot && next.servers[i].snapshot == snapshot
+        });
+        Some((next, last.1 || installed))
+    }
+
+    fn within_boundary(&self, state: &Self::State) -> bool {
+        self.0.within_boundary(&state.0)
+    }
+
+    fn properties(&self) -> Vec<stateright::Property<Self>> {
+        vec![stateright::Property::sometimes(
+            "a spare installs a snapshot carrying the configuration that adds it",
+            |_, s: &Self::State| s.1,
+        )]
+    }
+}
+
+/// The client configuration catches a bug that only a change of membership exposes: a
+/// majority taken as `(voters + 1) / 2` is right for the three voters it starts with and one
+/// short once removing s0 leaves two, so a leader of the two commits alone. (Run on these
+/// bounds, not through `Bug::enable_feature`, which would make the cluster even from the
+/// start.) The path goes through the operator's removal.
+#[test]
+fn membership_with_a_client_catches_a_majority_wrong_after_the_change() {
+    let summary = run(
+        Config {
+            bug: Some(raft_model::Bug::MajorityOfEvenCluster),
+            ..Config::membership_with_client()
+        },
+        &RunOptions::default(),
+    );
+    let broken = (summary.properties.iter())
+        .find(|p| p.status == Status::Violated)
+        .expect("the bug is caught");
+    assert_eq!(broken.name, raft_model::properties::COMMIT_SOUNDNESS);
+    let path = broken.path.as_ref().unwrap();
+    println!(
+        "{}: {} steps, {} unique states\n{}",
+        broken.name,
+        path.len(),
+        summary.unique_states,
+        path.join("\n")
+    );
+    assert!(
+        path.iter().any(|step| step.starts_with("Admin")),
+        "{path:?}"
+    );
+}
