@@ -218,7 +218,10 @@ fn a_transfer_under_write_load_makes_its_target_the_leader() {
     let mut reader = Client::new(all);
     for (w, n) in written.iter().enumerate() {
         assert!(*n > 0);
-        assert_eq!(reader.get(&format!("w{w}-{}", n - 1)).unwrap().as_deref(), Some("x"));
+        assert_eq!(
+            reader.get(&format!("w{w}-{}", n - 1)).unwrap().as_deref(),
+            Some("x")
+        );
     }
     println!("writes per writer: {written:?}");
 }
