@@ -143,13 +143,8 @@ pub fn run(opts: &LockstepOptions) -> LockstepReport {
                     let refused =
                         compare_refused_admin(step, &item.state, *server, &cluster, &emitted);
                     if let Err(d) = refused {
-                        report.divergences += 1;
-                        if report.first.is_none() {
-                            let mut path = path_to(&model, &arena, item.at);
-                            path.push(action.clone());
-                            report.first = Some((d, path));
-                        }
-                        if opts.stop_at_first {
+                        let path = || path_with(&model, &arena, item.at, action);
+                        if diverged(&mut report, d, path, opts.stop_at_first) {
                             stopped = true;
                             break 'bfs;
                         }
@@ -174,13 +169,8 @@ pub fn run(opts: &LockstepOptions) -> LockstepReport {
                 &emitted,
                 false,
             ) {
-                report.divergences += 1;
-                if report.first.is_none() {
-                    let mut path = path_to(&model, &arena, item.at);
-                    path.push(action.clone());
-                    report.first = Some((d, path));
-                }
-                if opts.stop_at_first {
+                let path = || path_with(&model, &arena, item.at, action);
+                if diverged(&mut report, d, path, opts.stop_at_first) {
                     stopped = true;
                     break 'bfs;
                 }
@@ -227,6 +217,27 @@ pub fn run(opts: &LockstepOptions) -> LockstepReport {
     report.complete = !stopped && queue.is_empty();
     report.seconds = start.elapsed().as_secs_f64();
     report
+}
+
+/// Counts a divergence and keeps the first with the path to it; true when the walk stops.
+fn diverged(
+    report: &mut LockstepReport,
+    d: Box<Divergence>,
+    path: impl FnOnce() -> Vec<Action>,
+    stop_at_first: bool,
+) -> bool {
+    report.divergences += 1;
+    if report.first.is_none() {
+        report.first = Some((d, path()));
+    }
+    stop_at_first
+}
+
+/// The actions from the initial state to arena entry `at`, then `last`.
+fn path_with(model: &RaftModel, arena: &[(u32, u16)], at: u32, last: &Action) -> Vec<Action> {
+    let mut path = path_to(model, arena, at);
+    path.push(last.clone());
+    path
 }
 
 /// The actions from the initial state to arena entry `at`.
@@ -294,28 +305,6 @@ pub fn pipelined_config() -> Config {
     };
     cfg.params.max_inflight_appends = 2;
     cfg
-}
-
-/// Membership changes: `servers` of which the last `spares` start outside the cluster, the
-/// operator's `admin` operations (`raft-model check --admin` syntax, e.g. `l2,p2`), two terms,
-/// no clients, two messages in flight: an add, a promotion, a removal of the leader or a
-/// transfer walked in seconds.
-pub fn membership_config(servers: u8, spares: u8, admin: &str) -> Config {
-    Config {
-        servers,
-        spares,
-        admin_ops: (admin.split(','))
-            .map(|op| raft_model::config::parse_admin_op(op).expect("an operation"))
-            .collect(),
-        max_term: 2,
-        max_log_len: 3,
-        max_restarts: 0,
-        client_ops: Vec::new(),
-        max_retries: 0,
-        max_in_flight: 2,
-        drops: false,
-        ..Config::default()
-    }
 }
 
 /// The lockstep configuration `cargo test` runs: `Config::small()` with two messages in

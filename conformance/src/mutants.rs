@@ -42,7 +42,7 @@ pub fn score(traces: &[(String, Trace)], lockstep_cfg: &Config) -> Vec<MutantRes
             // property, far beyond a lockstep walk).
             let mut cfg = lockstep_cfg.clone();
             if bug == c::Bug::ChangeBeforeTermCommit {
-                cfg = lockstep::membership_config(3, 0, "r0");
+                cfg = Config::operator_only(3, 0, "r0");
             } else if let Some(m) = (raft_model::config::Bug::ALL.into_iter())
                 .find(|&m| crate::map::bug(m) == Some(bug))
             {

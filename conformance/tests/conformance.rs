@@ -154,7 +154,7 @@ fn lockstep_membership_changes_are_exhaustive_without_divergence() {
     for (servers, spares, admin) in [(3, 1, "l2,p2"), (3, 0, "r0"), (3, 0, "t1"), (2, 0, "r1,a1")] {
         assert_conforms_exhaustively(
             &format!("membership {admin}"),
-            lockstep::membership_config(servers, spares, admin),
+            raft_model::Config::operator_only(servers, spares, admin),
         );
     }
 }

@@ -377,6 +377,29 @@ impl Config {
         }
     }
 
+    /// Membership at small bounds, the operator's steps alone: `servers` of which the last
+    /// `spares` start outside the cluster, the operations `admin` (`--admin` syntax, e.g.
+    /// `l2,p2`), two terms, three entries, no client, no restart, two messages in flight, no
+    /// drops. The scenarios of `cargo test`, the membership cover traces and the lockstep
+    /// walks start from it.
+    pub fn operator_only(servers: u8, spares: u8, admin: &str) -> Self {
+        Config {
+            servers,
+            spares,
+            admin_ops: (admin.split(','))
+                .map(|op| parse_admin_op(op).expect("an operation in --admin syntax"))
+                .collect(),
+            max_term: 2,
+            max_log_len: 3,
+            max_restarts: 0,
+            client_ops: Vec::new(),
+            max_retries: 0,
+            max_in_flight: 2,
+            drops: false,
+            ..Config::default()
+        }
+    }
+
     /// The smallest configuration in which two leaders' single-server changes from one
     /// configuration have majorities that do not overlap (`Bug::ChangeBeforeTermCommit`):
     /// four voters, and two removals, s0's and s3's, each possibly by another leader; three

@@ -84,7 +84,8 @@ struct Before {
     leader_log: Vec<Entry>,
     /// A leader's `match_index`.
     match_index: Vec<Index>,
-    /// The members then (voters and learners).
+    /// A leader's members then (voters and learners); read only for a leader's
+    /// `match_index` check, and scanning the log for it at every step would cost the checker.
     members: u8,
     snapshot_index: Index,
 }
@@ -92,7 +93,11 @@ struct Before {
 impl Before {
     fn of(s: &Server, cfg: &Config) -> Self {
         Before {
-            members: s.membership(cfg).members(),
+            members: if s.role == Role::Leader {
+                s.membership(cfg).members()
+            } else {
+                0
+            },
             role: s.role,
             current_term: s.current_term,
             commit_index: s.commit_index,

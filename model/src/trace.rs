@@ -740,22 +740,11 @@ pub fn cover_configs() -> Vec<(&'static str, Config)> {
     ]
 }
 
-/// Membership changes at cover bounds: two terms, no clients, two messages in flight.
+/// Membership changes at cover bounds.
 fn membership(servers: u8, spares: u8, admin: &str, max_log_len: u8) -> Config {
     Config {
-        servers,
-        spares,
-        admin_ops: (admin.split(','))
-            .map(|op| crate::config::parse_admin_op(op).expect("an operation"))
-            .collect(),
-        max_term: 2,
         max_log_len,
-        max_restarts: 0,
-        client_ops: Vec::new(),
-        max_retries: 0,
-        max_in_flight: 2,
-        drops: false,
-        ..Config::default()
+        ..Config::operator_only(servers, spares, admin)
     }
 }
 

@@ -535,20 +535,8 @@ fn deep_tier_configurations_run() {
 /// always-property holds across configurations and the operation's witness is found.
 fn membership(servers: u8, spares: u8, admin: &str) -> Config {
     Config {
-        servers,
-        spares,
-        admin_ops: admin
-            .split(',')
-            .map(|op| raft_model::config::parse_admin_op(op).unwrap())
-            .collect(),
-        max_term: 2,
-        max_log_len: 3,
-        max_restarts: 0,
-        client_ops: Vec::new(),
-        max_retries: 0,
         max_in_flight: 3,
-        drops: false,
-        ..Config::default()
+        ..Config::operator_only(servers, spares, admin)
     }
 }
 
